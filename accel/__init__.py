@@ -1,0 +1,1 @@
+"""accel: virtualization accelerators behind one plugin interface."""

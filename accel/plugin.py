@@ -1,0 +1,184 @@
+"""What plugins hand to accel: small frozen dataclasses, normalised in ``__post_init__``.
+
+A plugin is a module (or object) with functions marked ``@accel.hookimpl`` whose names
+are the hooks of :mod:`accel.hookspecs`. Each hook returns instances of the classes here.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pluggy
+
+from .errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    from .accelerator import VM, Accelerator, CpuSpec
+
+__all__ = [
+    "AcceleratorInfo",
+    "ClockDeviceChoice",
+    "DeviceType",
+    "MachineView",
+    "PropertySpec",
+    "hookimpl",
+]
+
+#: Marker for hook implementations: ``@accel.hookimpl def accel_accelerators(): ...``
+hookimpl = pluggy.HookimplMarker("accel")
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+
+
+def _check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidArgumentError(
+            f"{kind} name {name!r} must be lower-case letters, digits, '-' or '_' "
+            "and start with a letter",
+            argument="name",
+            value=name,
+        )
+    return name
+
+
+def _freeze_mapping(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+    items = value.items() if isinstance(value, Mapping) else value
+    return tuple(sorted((str(k), str(v)) for k, v in items))
+
+
+@dataclass(frozen=True)
+class AcceleratorInfo:
+    """Describes one accelerator a plugin provides (returned by ``accel_accelerators``).
+
+    ``factory`` makes a new :class:`~accel.Accelerator` (no I/O until ``probe()``);
+    ``priority`` orders automatic selection (higher first; hardware accelerators use
+    100, software emulation 10); ``unsupported`` maps conformance features the
+    accelerator does not support to the reason, and those checks skip with it.
+    """
+
+    name: str
+    summary: str
+    factory: Callable[[], Accelerator]
+    priority: int = 0
+    unsupported: Mapping[str, str] | tuple[tuple[str, str], ...] = ()
+    plugin: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", _check_name("accelerator", self.name))
+        if not callable(self.factory):
+            raise InvalidArgumentError(
+                f"accelerator {self.name!r}: factory must be callable",
+                argument="factory",
+                value=self.factory,
+            )
+        if not isinstance(self.priority, int):
+            raise InvalidArgumentError(
+                f"accelerator {self.name!r}: priority must be an int",
+                argument="priority",
+                value=self.priority,
+            )
+        object.__setattr__(self, "unsupported", _freeze_mapping(self.unsupported))
+
+    @property
+    def unsupported_features(self) -> dict[str, str]:
+        """The declared-unsupported conformance features, feature -> reason."""
+        return dict(self.unsupported)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class PropertySpec:
+    """A typed device property (``iobase``, ``iosize`` ...) with its default."""
+
+    name: str
+    type: type[int] | type[bool] | type[str]
+    default: int | bool | str | None = None
+    doc: str = ""
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+
+@dataclass(frozen=True)
+class DeviceType:
+    """A device type a plugin contributes (returned by ``accel_device_types``).
+
+    ``factory(**properties)`` makes the device; ``user_creatable`` False means a user's
+    device spec may not create it (only machine initialisation can), with
+    ``not_creatable_reason`` saying why.
+    """
+
+    name: str
+    summary: str
+    factory: Callable[..., Any]
+    properties: tuple[PropertySpec, ...] = ()
+    user_creatable: bool = True
+    not_creatable_reason: str = ""
+    plugin: str | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "name", _check_name("device type", self.name))
+        object.__setattr__(self, "properties", tuple(self.properties))
+        if not self.user_creatable and not self.not_creatable_reason:
+            raise InvalidArgumentError(
+                f"device type {self.name!r} is not user-creatable but gives no reason",
+                argument="not_creatable_reason",
+                value="",
+            )
+
+
+@dataclass(frozen=True)
+class ClockDeviceChoice:
+    """One decision about a clock device, returned by ``accel_clock_devices``.
+
+    ``present`` True adds ``device`` (replacing the device named by ``replaces``, as
+    ``kvm-pit`` replaces ``isa-pit``); False removes it. ``reason`` is shown by
+    ``accel machine show``.
+    """
+
+    device: str
+    present: bool
+    reason: str
+    replaces: str | None = None
+    properties: tuple[tuple[str, Any], ...] = ()
+
+
+class MachineView(Protocol):
+    """What a clock-device hook may read of the machine being initialised."""
+
+    @property
+    def machine_type(self) -> str:
+        """Resolved machine type name (``"pc-i440fx-7.2"``, ``"microvm"``)."""
+        ...
+
+    @property
+    def family(self) -> str:
+        """Machine family: ``"pc"``, ``"q35"``, ``"microvm"``, ``"isapc"``."""
+        ...
+
+    @property
+    def version(self) -> tuple[int, int] | None:
+        """Machine type version, None for unversioned types."""
+        ...
+
+    @property
+    def compat(self) -> Mapping[str, str]:
+        """Compat properties in force (``"kvmclock.x-mach-use-reliable-get-clock"``)."""
+        ...
+
+    @property
+    def cpu(self) -> CpuSpec:
+        """The CPU model after per-accelerator defaults were applied."""
+        ...
+
+    @property
+    def vm(self) -> VM | None:
+        """The VM (vCPUs already created), or None when only describing the machine."""
+        ...
+
+    @property
+    def accelerator(self) -> Accelerator:
+        ...

@@ -1,0 +1,1 @@
+"""The kvm accelerator plugin (registered through the accel.plugins entry point)."""

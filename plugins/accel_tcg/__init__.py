@@ -1,0 +1,1 @@
+"""The tcg accelerator plugin (registered through the accel.plugins entry point)."""

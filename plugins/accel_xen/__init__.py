@@ -1,0 +1,1 @@
+"""The xen accelerator plugin (registered through the accel.plugins entry point)."""
