@@ -91,9 +91,7 @@ class Availability:
         return cls(True, reason, None, details)
 
     @classmethod
-    def unavailable(
-        cls, reason: str, hint: str | None = None, **details: object
-    ) -> Availability:
+    def unavailable(cls, reason: str, hint: str | None = None, **details: object) -> Availability:
         return cls(False, reason, hint, details)
 
     def __bool__(self) -> bool:
@@ -261,7 +259,7 @@ class PortIoExit(_DataExit):
     For OUT, ``data`` holds what the guest wrote; for IN, write the answer into it.
     """
 
-    __slots__ = ("port", "size", "direction", "count", "data")
+    __slots__ = ("count", "data", "direction", "port", "size")
 
     def __init__(
         self,
@@ -291,7 +289,7 @@ class PortIoExit(_DataExit):
 class MmioExit(_DataExit):
     """The guest accessed guest-physical ``address`` that no RAM region backs."""
 
-    __slots__ = ("address", "size", "is_write", "data")
+    __slots__ = ("address", "data", "is_write", "size")
 
     def __init__(
         self, address: int, size: int, is_write: bool, data: memoryview | bytearray
@@ -337,7 +335,7 @@ class InternalErrorExit(_Exit):
     suberror), ``detail`` the backend's words, ``data`` any extra words.
     """
 
-    __slots__ = ("kind", "code", "detail", "data")
+    __slots__ = ("code", "data", "detail", "kind")
 
     def __init__(
         self, kind: str, code: int = 0, detail: str = "", data: tuple[int, ...] = ()
@@ -348,10 +346,7 @@ class InternalErrorExit(_Exit):
         self.data = data
 
     def __repr__(self) -> str:
-        return (
-            f"InternalErrorExit(kind={self.kind!r}, code={self.code:#x}, "
-            f"detail={self.detail!r})"
-        )
+        return f"InternalErrorExit(kind={self.kind!r}, code={self.code:#x}, detail={self.detail!r})"
 
 
 class InterruptedExit(_Exit):
@@ -524,7 +519,7 @@ class MemoryRegion:
     :meth:`read`/:meth:`write` take guest-physical addresses and are bounds-checked.
     """
 
-    __slots__ = ("guest_phys", "size", "readonly", "view", "slot")
+    __slots__ = ("guest_phys", "readonly", "size", "slot", "view")
 
     def __init__(
         self, guest_phys: int, size: int, view: memoryview, *, readonly: bool = False, slot: int = 0

@@ -190,9 +190,7 @@ class CapabilityAnswer:
         return cls(Support.UNKNOWN, None, source)
 
     @classmethod
-    def from_bool(
-        cls, flag: bool, value: int | None = None, source: str = ""
-    ) -> CapabilityAnswer:
+    def from_bool(cls, flag: bool, value: int | None = None, source: str = "") -> CapabilityAnswer:
         return cls(Support.YES if flag else Support.NO, value if flag else None, source)
 
     @property

@@ -97,17 +97,14 @@ class PluginError(AccelError):
         hint: str | None = None,
         **fields: Any,
     ) -> None:
-        super().__init__(
-            message, hint=hint, plugin=plugin, distribution=distribution, **fields
-        )
+        super().__init__(message, hint=hint, plugin=plugin, distribution=distribution, **fields)
 
 
 class PluginLoadError(PluginError):
     """Importing or registering a plugin failed. Field ``error``: the original exception text."""
 
     default_hint = (
-        "fix or uninstall the plugin's distribution, or skip it with "
-        "ACCEL_DISABLE_PLUGINS=<name>"
+        "fix or uninstall the plugin's distribution, or skip it with ACCEL_DISABLE_PLUGINS=<name>"
     )
 
 
@@ -131,7 +128,10 @@ class SelectionError(AccelError):
 
 
 class UnknownAcceleratorError(SelectionError):
-    """No registered accelerator has this name. Fields: ``accelerator``, ``known``, ``suggestion``."""
+    """No registered accelerator has this name.
+
+    Fields: ``accelerator``, ``known``, ``suggestion``.
+    """
 
 
 class NoAcceleratorError(SelectionError):
@@ -139,9 +139,7 @@ class NoAcceleratorError(SelectionError):
 
     candidates: tuple[tuple[str, str], ...]
 
-    def __init__(
-        self, candidates: Iterable[tuple[str, str]], *, hint: str | None = None
-    ) -> None:
+    def __init__(self, candidates: Iterable[tuple[str, str]], *, hint: str | None = None) -> None:
         cands = tuple(candidates)
         if cands:
             lines = "; ".join(f"{name}: {reason}" for name, reason in cands)

@@ -44,7 +44,9 @@ def _check_name(kind: str, name: str) -> str:
     return name
 
 
-def _freeze_mapping(value: Mapping[str, str] | Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:
+def _freeze_mapping(
+    value: Mapping[str, str] | Iterable[tuple[str, str]],
+) -> tuple[tuple[str, str], ...]:
     items = value.items() if isinstance(value, Mapping) else value
     return tuple(sorted((str(k), str(v)) for k, v in items))
 
@@ -85,7 +87,7 @@ class AcceleratorInfo:
     @property
     def unsupported_features(self) -> dict[str, str]:
         """The declared-unsupported conformance features, feature -> reason."""
-        return dict(self.unsupported)  # type: ignore[arg-type]
+        return dict(self.unsupported)
 
 
 @dataclass(frozen=True)
@@ -180,5 +182,4 @@ class MachineView(Protocol):
         ...
 
     @property
-    def accelerator(self) -> Accelerator:
-        ...
+    def accelerator(self) -> Accelerator: ...

@@ -1,0 +1,449 @@
+"""The plugin registry: pluggy, entry points, allow/deny lists, accelerator selection.
+
+A :class:`Registry` owns one pluggy plugin manager. Entry points in the
+``accel.plugins`` group are discovered once, lazily, on first use; a plugin whose import
+or registration fails is recorded (name, distribution, error) and the others still load.
+``ACCEL_PLUGINS=a,b`` loads only those entry points, ``ACCEL_DISABLE_PLUGINS=a,b``
+blocks those; both apply to entry points, not to plugins registered from code.
+
+Nothing here is global: a program may make as many registries as it likes. The module
+functions in :mod:`accel` use one default registry created on first use.
+
+Example::
+
+    reg = Registry()
+    reg.register(my_plugin_module)        # from code, for tests and embedding
+    acc = reg.open("kvm:tcg")             # first available, in order
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import os
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, cast
+
+import pluggy
+
+from . import hookspecs
+from .accelerator import Accelerator, Availability
+from .errors import (
+    AccelError,
+    DuplicateAcceleratorError,
+    NoAcceleratorError,
+    PluginLoadError,
+    PluginValidationError,
+    UnknownAcceleratorError,
+    did_you_mean,
+)
+from .plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, MachineView
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginRecord", "Registry", "default_registry"]
+
+ENTRY_POINT_GROUP = "accel.plugins"
+PROJECT = "accel"
+
+
+@dataclass(frozen=True)
+class PluginRecord:
+    """One plugin as ``accel plugins`` shows it."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+    source: str  # "entry-point" or "code"
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "hooks": list(self.hooks),
+            "source": self.source,
+            "error": self.error,
+        }
+
+
+def _split_env(value: str | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return frozenset(p.strip() for p in value.split(",") if p.strip())
+
+
+@dataclass
+class _State:
+    records: dict[str, PluginRecord] = field(default_factory=dict)
+    errors: list[PluginLoadError] = field(default_factory=list)
+
+
+class Registry:
+    """Plugins, accelerators and device types known to one program.
+
+    ``entry_points`` False skips discovery (only :meth:`register` adds plugins); ``env``
+    replaces ``os.environ`` for the allow/deny variables.
+    """
+
+    def __init__(self, *, entry_points: bool = True, env: Mapping[str, str] | None = None) -> None:
+        self._pm = pluggy.PluginManager(PROJECT)
+        self._pm.add_hookspecs(hookspecs)
+        self._use_entry_points = entry_points
+        self._env = env
+        self._discovered = False
+        self._lock = threading.RLock()
+        self._state = _State()
+        self._accelerators: dict[str, AcceleratorInfo] | None = None
+        self._device_types: dict[str, DeviceType] | None = None
+
+    # ------------------------------------------------------------------ plugins
+
+    @property
+    def plugin_manager(self) -> pluggy.PluginManager:
+        self._discover()
+        return self._pm
+
+    def register(self, plugin: object, name: str | None = None) -> str:
+        """Register ``plugin`` (a module or object with ``@hookimpl`` functions) from code.
+
+        Raises :class:`PluginValidationError` naming the plugin when a hook implementation
+        is unknown or has wrong argument names, and :class:`DuplicateAcceleratorError`
+        when it provides an accelerator name another plugin already provides; in both
+        cases nothing is registered.
+        """
+        with self._lock:
+            self._discover()
+            pname = name or _plugin_name(plugin)
+            self._register_checked(plugin, pname, distribution=None, version=None, source="code")
+            return pname
+
+    def unregister(self, name: str) -> None:
+        """Remove a plugin registered under ``name``."""
+        with self._lock:
+            self._discover()
+            self._pm.unregister(name=name)
+            self._state.records.pop(name, None)
+            self._invalidate()
+
+    def plugins(self) -> list[PluginRecord]:
+        """Every plugin: registered ones and those that failed to load."""
+        self._discover()
+        return sorted(self._state.records.values(), key=lambda r: r.name)
+
+    @property
+    def load_errors(self) -> tuple[PluginLoadError, ...]:
+        """Plugins that failed to import or register, with the reason for each."""
+        self._discover()
+        return tuple(self._state.errors)
+
+    def _discover(self) -> None:
+        if self._discovered:
+            return
+        with self._lock:
+            if self._discovered:
+                return
+            self._discovered = True
+            if self._use_entry_points:
+                self._load_entry_points()
+
+    def _load_entry_points(self) -> None:
+        env = self._env if self._env is not None else os.environ
+        allow = _split_env(env.get("ACCEL_PLUGINS"))
+        deny = _split_env(env.get("ACCEL_DISABLE_PLUGINS")) or frozenset()
+        seen: set[str] = set()
+        for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+            if ep.name in seen:  # the same distribution found twice on sys.path
+                continue
+            seen.add(ep.name)
+            if allow is not None and ep.name not in allow:
+                continue
+            if ep.name in deny:
+                continue
+            dist = ep.dist.name if ep.dist is not None else None
+            version = ep.dist.version if ep.dist is not None else None
+            try:
+                plugin = ep.load()
+            except Exception as exc:  # any import failure is reported, not raised
+                self._record_error(
+                    ep.name, dist, version, f"import of {ep.value!r} failed: {exc!r}"
+                )
+                continue
+            try:
+                self._register_checked(
+                    plugin, ep.name, distribution=dist, version=version, source="entry-point"
+                )
+            except AccelError as exc:
+                self._record_error(ep.name, dist, version, exc.message)
+
+    def _record_error(self, name: str, dist: str | None, version: str | None, error: str) -> None:
+        err = PluginLoadError(
+            f"plugin {name!r} (from {dist or 'unknown distribution'}) could not be loaded: {error}",
+            plugin=name,
+            distribution=dist,
+            error=error,
+        )
+        self._state.errors.append(err)
+        self._state.records[name] = PluginRecord(name, dist, version, (), "entry-point", error)
+
+    def _register_checked(
+        self,
+        plugin: object,
+        name: str,
+        *,
+        distribution: str | None,
+        version: str | None,
+        source: str,
+    ) -> None:
+        where = f"plugin {name!r}" + (f" (from {distribution})" if distribution else "")
+        if self._pm.get_plugin(name) is not None or self._pm.is_registered(plugin):
+            raise PluginValidationError(
+                f"{where} is already registered",
+                hint="register each plugin once, under a unique name",
+                plugin=name,
+                distribution=distribution,
+            )
+        try:
+            self._pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginValidationError(
+                f"{where}: {exc}", plugin=name, distribution=distribution
+            ) from exc
+        try:
+            self._check_hook_names(plugin, name, where, distribution)
+            # Provided accelerators must be well formed and unique.
+            self._collect_accelerators(extra_check=name)
+        except AccelError:
+            self._pm.unregister(name=name)
+            self._invalidate()
+            raise
+        hooks = tuple(sorted(h.name for h in self._pm.get_hookcallers(plugin) or ()))
+        self._state.records[name] = PluginRecord(name, distribution, version, hooks, source)
+        self._invalidate()
+
+    def _check_hook_names(
+        self, plugin: object, name: str, where: str, distribution: str | None
+    ) -> None:
+        """Unknown hook names (typos such as ``accel_accelerator``) are errors."""
+        for caller in self._pm.get_hookcallers(plugin) or ():
+            if caller.spec is None:
+                known = sorted(n for n in dir(hookspecs) if n.startswith("accel_"))
+                guess = did_you_mean(caller.name, known)
+                raise PluginValidationError(
+                    f"{where}: unknown hook {caller.name!r}"
+                    + (f" (did you mean {guess!r}?)" if guess else ""),
+                    hint="hooks are: " + ", ".join(known),
+                    plugin=name,
+                    distribution=distribution,
+                    hook=caller.name,
+                )
+        # Names that look like hooks but are not marked: most often a forgotten decorator.
+        for attr in dir(plugin):
+            if attr.startswith("accel_") and not hasattr(hookspecs, attr):
+                obj = getattr(plugin, attr, None)
+                if callable(obj):
+                    known = sorted(n for n in dir(hookspecs) if n.startswith("accel_"))
+                    guess = did_you_mean(attr, known)
+                    raise PluginValidationError(
+                        f"{where}: {attr!r} looks like a hook but is not one"
+                        + (f" (did you mean {guess!r}?)" if guess else ""),
+                        hint="hooks are: " + ", ".join(known),
+                        plugin=name,
+                        distribution=distribution,
+                        hook=attr,
+                    )
+
+    def _invalidate(self) -> None:
+        self._accelerators = None
+        self._device_types = None
+
+    # ------------------------------------------------------------------ accelerators
+
+    def _collect_accelerators(self, extra_check: str | None = None) -> dict[str, AcceleratorInfo]:
+        found: dict[str, AcceleratorInfo] = {}
+        for impl in self._pm.hook.accel_accelerators.get_hookimpls():
+            pname = self._pm.get_name(impl.plugin) or "?"
+            try:
+                result = impl.function()
+            except Exception as exc:  # reported with the plugin name
+                raise PluginValidationError(
+                    f"plugin {pname!r}: accel_accelerators() raised {exc!r}", plugin=pname
+                ) from exc
+            infos = cast(Iterable[object], result or ())
+            for info in infos:
+                if not isinstance(info, AcceleratorInfo):
+                    raise PluginValidationError(
+                        f"plugin {pname!r}: accel_accelerators() must return AcceleratorInfo "
+                        f"objects, not {type(info).__name__}",
+                        plugin=pname,
+                    )
+                if info.name in found:
+                    other = found[info.name].plugin
+                    raise DuplicateAcceleratorError(
+                        f"accelerator {info.name!r} is provided by two plugins: "
+                        f"{other!r} and {pname!r}",
+                        plugin=pname,
+                        plugins=(other, pname),
+                        accelerator=info.name,
+                    )
+                found[info.name] = _with_plugin(info, pname)
+        return found
+
+    def accelerators(self) -> dict[str, AcceleratorInfo]:
+        """Every registered accelerator by name, highest priority first."""
+        with self._lock:
+            self._discover()
+            if self._accelerators is None:
+                found = self._collect_accelerators()
+                self._accelerators = dict(
+                    sorted(found.items(), key=lambda kv: (-kv[1].priority, kv[0]))
+                )
+            return dict(self._accelerators)
+
+    def info(self, name: str) -> AcceleratorInfo:
+        """The registered accelerator ``name``; unknown names get a did-you-mean."""
+        accs = self.accelerators()
+        try:
+            return accs[name]
+        except KeyError:
+            known = list(accs)
+            guess = did_you_mean(name, known)
+            hint = f"did you mean {guess!r}?" if guess else None
+            if hint is None:
+                hint = "registered: " + (", ".join(known) if known else "none")
+            raise UnknownAcceleratorError(
+                f"unknown accelerator {name!r}",
+                hint=hint,
+                accelerator=name,
+                known=tuple(known),
+                suggestion=guess,
+            ) from None
+
+    def create(self, name: str) -> Accelerator:
+        """A new, unprobed :class:`Accelerator` of the named type."""
+        return self.info(name).factory()
+
+    def open(self, spec: str | Iterable[str] | None = None) -> Accelerator:
+        """The first usable accelerator of ``spec``.
+
+        ``spec`` is ``"kvm:tcg"`` (or a list of names) tried in order like QEMU's
+        ``-accel kvm -accel tcg``; None tries every registered accelerator by priority.
+        Raises :class:`UnknownAcceleratorError` for a name nobody registered (before
+        probing anything) and :class:`NoAcceleratorError` listing every candidate's
+        reason when none is usable.
+        """
+        names = self._parse_spec(spec)
+        tried: list[tuple[str, str]] = []
+        for name in names:
+            acc, availability = self._try(name)
+            if acc is not None:
+                return acc
+            tried.append((name, availability.reason))
+        raise NoAcceleratorError(tried)
+
+    def probe_all(self) -> dict[str, Availability]:
+        """Every accelerator's availability (each probed and closed again)."""
+        out: dict[str, Availability] = {}
+        for name, info in self.accelerators().items():
+            acc = info.factory()
+            try:
+                out[name] = acc.probe()
+            finally:
+                acc.close()
+        return out
+
+    def _parse_spec(self, spec: str | Iterable[str] | None) -> list[str]:
+        if spec is None:
+            names = list(self.accelerators())
+        elif isinstance(spec, str):
+            names = [n.strip() for n in spec.replace(",", ":").split(":") if n.strip()]
+            if not names:
+                from .errors import InvalidArgumentError
+
+                raise InvalidArgumentError(
+                    f"empty accelerator list {spec!r}",
+                    hint="name one or more accelerators, e.g. 'kvm:tcg'",
+                    argument="accel",
+                    value=spec,
+                )
+        else:
+            names = list(spec)
+        for name in names:
+            self.info(name)  # unknown names fail before anything is probed
+        return names
+
+    def _try(self, name: str) -> tuple[Accelerator | None, Availability]:
+        acc = self.info(name).factory()
+        try:
+            availability = acc.probe()
+        except AccelError as exc:
+            acc.close()
+            return None, Availability.unavailable(str(exc))
+        if availability.available:
+            return acc, availability
+        acc.close()
+        reason = availability.reason
+        if availability.hint:
+            reason = f"{reason} (hint: {availability.hint})"
+        return None, Availability.unavailable(reason, availability.hint)
+
+    # ------------------------------------------------------------------ devices
+
+    def device_types(self) -> dict[str, DeviceType]:
+        """Every device type plugins contribute, by name (duplicates are an error)."""
+        with self._lock:
+            self._discover()
+            if self._device_types is None:
+                found: dict[str, DeviceType] = {}
+                for impl in self._pm.hook.accel_device_types.get_hookimpls():
+                    pname = self._pm.get_name(impl.plugin) or "?"
+                    dtypes = cast(Iterable[DeviceType], impl.function() or ())
+                    for dtype in dtypes:
+                        if dtype.name in found:
+                            raise PluginValidationError(
+                                f"device type {dtype.name!r} is provided by two plugins: "
+                                f"{found[dtype.name].plugin!r} and {pname!r}",
+                                plugin=pname,
+                            )
+                        found[dtype.name] = _with_plugin(dtype, pname)
+                self._device_types = found
+            return dict(self._device_types)
+
+    def clock_devices(
+        self, accelerator: Accelerator, machine: MachineView
+    ) -> list[ClockDeviceChoice]:
+        """Every plugin's clock-device decisions for ``accelerator`` on ``machine``."""
+        self._discover()
+        out: list[ClockDeviceChoice] = []
+        for result in self._pm.hook.accel_clock_devices(accelerator=accelerator, machine=machine):
+            out.extend(result or ())
+        return out
+
+
+def _with_plugin(obj: Any, plugin: str) -> Any:
+    import dataclasses
+
+    return dataclasses.replace(obj, plugin=plugin)
+
+
+def _plugin_name(plugin: object) -> str:
+    if isinstance(plugin, ModuleType):
+        return plugin.__name__
+    name = getattr(plugin, "__name__", None)
+    return str(name) if name else f"{type(plugin).__name__}-{id(plugin):x}"
+
+
+_default: Registry | None = None
+_default_lock = threading.Lock()
+
+
+def default_registry() -> Registry:
+    """The registry the module-level functions of :mod:`accel` use (made on first use)."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Registry()
+    return _default
