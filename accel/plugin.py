@@ -58,7 +58,9 @@ class AcceleratorInfo:
     ``factory`` makes a new :class:`~accel.Accelerator` (no I/O until ``probe()``);
     ``priority`` orders automatic selection (higher first; hardware accelerators use
     100, software emulation 10); ``unsupported`` maps conformance features the
-    accelerator does not support to the reason, and those checks skip with it.
+    accelerator does not support to the reason, and those checks skip with it;
+    ``hardware`` is True for accelerators that use hardware virtualization (``accel
+    check`` passes only when one of those is usable).
     """
 
     name: str
@@ -66,6 +68,7 @@ class AcceleratorInfo:
     factory: Callable[[], Accelerator]
     priority: int = 0
     unsupported: Mapping[str, str] | tuple[tuple[str, str], ...] = ()
+    hardware: bool = False
     plugin: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
