@@ -1,0 +1,544 @@
+"""The ``accel`` command: what this host can accelerate, which plugins are loaded, and why.
+
+``accel info`` lists every registered accelerator with its availability and key
+capabilities, ``accel plugins`` the plugins behind them, ``accel check`` gives
+PASS/WARN/FAIL lines like ``virt-host-validate``. Every command prints aligned plain text
+for people and, with ``--json``, everything for programs.
+
+Errors never show a traceback: an :class:`~accel.errors.AccelError` becomes one line
+``accel: error: <message> (hint: <what to do>)`` on stderr and exit status 1; usage errors
+exit with status 2 (argparse's convention).
+
+Commands are contributed by *command modules* (:data:`COMMAND_MODULES`): each exposes
+``add_commands(subparsers)`` and registers its sub-parsers with
+``set_defaults(handler=...)``, where a handler is ``handler(args, ctx) -> int`` and
+:class:`Context` gives it the registry and the output streams.
+
+Example::
+
+    $ accel info
+    $ accel check && echo "hardware acceleration works"
+    $ python -m accel plugins --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, NoReturn, Protocol, TextIO
+
+from . import __version__
+from .accelerator import Accelerator, Availability
+from .capabilities import Capability, CapabilityAnswer, CapabilitySet, ClockFlags, Support
+from .errors import AccelError
+from .plugin import AcceleratorInfo
+from .registry import Registry, default_registry
+
+__all__ = [
+    "COMMAND_MODULES",
+    "Check",
+    "CommandModule",
+    "Context",
+    "Handler",
+    "Survey",
+    "build_parser",
+    "main",
+    "survey",
+]
+
+#: Modules that contribute subcommands, imported in this order when the parser is built.
+#: Each exposes ``add_commands(subparsers)``. A new area of the command (``accel machine
+#: ...``) adds its module here; list only modules that exist.
+COMMAND_MODULES: tuple[str, ...] = ("accel.cli",)
+
+#: Capabilities ``accel info`` shows in its plain-text view (``--json`` shows all).
+KEY_CAPABILITIES: tuple[Capability, ...] = (
+    Capability.USER_MEMORY,
+    Capability.MAX_VCPUS,
+    Capability.NR_VCPUS,
+    Capability.IRQCHIP,
+    Capability.PIT,
+    Capability.PV_CLOCKSOURCE,
+    Capability.ADJUST_CLOCK,
+    Capability.CLOCK_CTRL,
+    Capability.TSC_CONTROL,
+)
+
+
+@dataclass
+class Context:
+    """What a command handler gets besides its arguments.
+
+    ``registry`` is the injected one or, on first use, the default registry; ``out`` and
+    ``err`` are the streams to print to (``sys.stdout``/``sys.stderr`` when not given).
+    """
+
+    injected: Registry | None = None
+    out_stream: TextIO | None = None
+    err_stream: TextIO | None = None
+    _registry: Registry | None = field(default=None, init=False, repr=False)
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = self.injected if self.injected is not None else default_registry()
+        return self._registry
+
+    @property
+    def out(self) -> TextIO:
+        return self.out_stream if self.out_stream is not None else sys.stdout
+
+    @property
+    def err(self) -> TextIO:
+        return self.err_stream if self.err_stream is not None else sys.stderr
+
+    def print(self, text: str = "") -> None:
+        print(text, file=self.out)
+
+    def print_json(self, data: object) -> None:
+        json.dump(data, self.out, indent=2, sort_keys=False, default=str)
+        self.out.write("\n")
+
+
+Handler = Callable[[argparse.Namespace, Context], int]
+"""A subcommand: gets the parsed arguments and the :class:`Context`, returns the exit status."""
+
+
+class CommandModule(Protocol):
+    """What a module listed in :data:`COMMAND_MODULES` provides."""
+
+    def add_commands(self, subparsers: argparse._SubParsersAction[Any]) -> None: ...
+
+
+# --------------------------------------------------------------------------- survey
+
+
+@dataclass
+class Survey:
+    """One accelerator as the commands see it: its info, availability and capabilities.
+
+    ``capabilities`` is None when the accelerator is unavailable or could not answer
+    (``capabilities_error`` then says why).
+    """
+
+    info: AcceleratorInfo
+    availability: Availability
+    capabilities: CapabilitySet | None = None
+    capabilities_error: str | None = None
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def to_json(self) -> dict[str, Any]:
+        av = self.availability
+        return {
+            "name": self.info.name,
+            "summary": self.info.summary,
+            "plugin": self.info.plugin,
+            "priority": self.info.priority,
+            "hardware": self.info.hardware,
+            "available": av.available,
+            "reason": av.reason,
+            "hint": av.hint,
+            "details": dict(av.details),
+            "unsupported": self.info.unsupported_features,
+            "capabilities": self.capabilities.to_json() if self.capabilities else None,
+            "capabilities_error": self.capabilities_error,
+        }
+
+
+def survey(registry: Registry, names: Iterable[str] | None = None) -> list[Survey]:
+    """Probe each registered accelerator (or those ``names``) once and read its capabilities.
+
+    Never raises for a misbehaving accelerator: a probe or capability query that raises
+    is reported as the reason. Each accelerator is closed again before returning.
+    """
+    infos = [registry.info(n) for n in names] if names else list(registry.accelerators().values())
+    return [_survey_one(info) for info in infos]
+
+
+def _survey_one(info: AcceleratorInfo) -> Survey:
+    try:
+        acc: Accelerator = info.factory()
+    except Exception as exc:  # a plugin bug must not hide the other accelerators
+        return Survey(info, Availability.unavailable(f"could not be created: {_describe(exc)}"))
+    try:
+        try:
+            availability = acc.probe()
+        except Exception as exc:  # probe() should never raise; report it if it does
+            return Survey(info, Availability.unavailable(f"probe failed: {_describe(exc)}"))
+        result = Survey(info, availability)
+        if availability.available:
+            try:
+                result.capabilities = acc.capabilities()
+            except Exception as exc:
+                result.capabilities_error = _describe(exc)
+        return result
+    finally:
+        with contextlib.suppress(Exception):  # closing must not hide the answer
+            acc.close()
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, AccelError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def _table(rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
+    """Rows padded into aligned columns (the last column is not padded)."""
+    if not rows:
+        return []
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for row in rows:
+        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
+        lines.append((indent + "  ".join([*cells, row[-1]])).rstrip())
+    return lines
+
+
+def _answer_text(cap: Capability, answer: CapabilityAnswer) -> str:
+    text = answer.support.value
+    if answer.support is Support.YES and answer.value is not None:
+        if cap is Capability.ADJUST_CLOCK:
+            flags = [(f.name or "").lower() for f in ClockFlags if f in answer.flags]
+            text += f" ({', '.join(flags) or 'no flags'})"
+        else:
+            text += f" ({answer.value})"
+    return text
+
+
+# --------------------------------------------------------------------------- info
+
+
+def _cmd_info(args: argparse.Namespace, ctx: Context) -> int:
+    reg = ctx.registry
+    results = survey(reg, args.names or None)
+    if args.json:
+        ctx.print_json(
+            {
+                "accelerators": [r.to_json() for r in results],
+                "load_errors": [e.fields() for e in reg.load_errors],
+            }
+        )
+        return 0
+    if not results:
+        ctx.print("no accelerators registered")
+        ctx.print("  hint: install a plugin that provides one; `accel plugins` lists what loaded")
+    rows = [["ACCELERATOR", "STATUS", "KIND", "PRIORITY", "SUMMARY"]]
+    for r in results:
+        rows.append(
+            [
+                r.name,
+                "available" if r.availability.available else "unavailable",
+                "hardware" if r.info.hardware else "software",
+                str(r.info.priority),
+                r.info.summary,
+            ]
+        )
+    if results:
+        for line in _table(rows):
+            ctx.print(line)
+    for r in results:
+        ctx.print()
+        av = r.availability
+        state = "available" if av.available else "unavailable"
+        ctx.print(f"{r.name}: {state}" + (f": {av.reason}" if av.reason else ""))
+        if av.hint:
+            ctx.print(f"  hint: {av.hint}")
+        if r.capabilities is not None:
+            caps = r.capabilities
+            for line in _table(
+                [[c.value, _answer_text(c, caps[c]), caps[c].source] for c in KEY_CAPABILITIES],
+                indent="  ",
+            ):
+                ctx.print(line)
+        elif r.capabilities_error:
+            ctx.print(f"  capabilities could not be read: {r.capabilities_error}")
+        for feature, reason in r.info.unsupported_features.items():
+            ctx.print(f"  unsupported: {feature}: {reason}")
+    for err in reg.load_errors:
+        ctx.print()
+        ctx.print(f"plugin load error: {err}")
+    return 0
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+def _cmd_plugins(args: argparse.Namespace, ctx: Context) -> int:
+    records = ctx.registry.plugins()
+    if args.json:
+        ctx.print_json([r.to_json() for r in records])
+        return 0
+    if not records:
+        ctx.print("no plugins registered")
+        ctx.print(
+            "  hint: plugins register under the 'accel.plugins' entry-point group; "
+            "check ACCEL_PLUGINS / ACCEL_DISABLE_PLUGINS"
+        )
+        return 0
+    rows = [["NAME", "VERSION", "DISTRIBUTION", "SOURCE", "HOOKS"]]
+    for r in records:
+        hooks = ", ".join(r.hooks) if r.error is None else "ERROR (see below)"
+        rows.append([r.name, r.version or "-", r.distribution or "-", r.source, hooks or "-"])
+    for line in _table(rows):
+        ctx.print(line)
+    failed = [r for r in records if r.error is not None]
+    for r in failed:
+        ctx.print()
+        ctx.print(f"{r.name}: failed to load: {r.error}")
+    if failed:
+        ctx.print(
+            "  hint: fix or uninstall the plugin's distribution, "
+            "or skip it with ACCEL_DISABLE_PLUGINS=<name>"
+        )
+    return 0
+
+
+# --------------------------------------------------------------------------- check
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of ``accel check``: ``subject: title : STATUS (detail; hint: ...)``."""
+
+    subject: str
+    title: str
+    status: str  # "PASS", "WARN" or "FAIL"
+    detail: str = ""
+    hint: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "check": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "hint": self.hint,
+        }
+
+
+#: The capability checks run on each available accelerator: (capability, title, hint).
+CAPABILITY_CHECKS: tuple[tuple[Capability, str, str], ...] = (
+    (
+        Capability.USER_MEMORY,
+        "guest RAM is host memory",
+        "guest memory access will be slower; a newer accelerator or host may provide it",
+    ),
+    (
+        Capability.IRQCHIP,
+        "in-accelerator interrupt controller",
+        "interrupt controllers will be emulated by the VMM, which is slower",
+    ),
+    (
+        Capability.PV_CLOCKSOURCE,
+        "paravirtual clocksource",
+        "guests fall back to emulated timers; their clock may drift and run slower",
+    ),
+    (
+        Capability.ADJUST_CLOCK,
+        "adjustable VM clock",
+        "guest time cannot be saved and restored exactly across pause, snapshot or migration",
+    ),
+)
+
+
+def run_checks(results: Sequence[Survey], load_errors: Iterable[AccelError]) -> list[Check]:
+    """The checks ``accel check`` prints, in order."""
+    checks: list[Check] = []
+    for err in load_errors:
+        subject = f"plugin {getattr(err, 'plugin', None) or '?'}"
+        checks.append(Check(subject, "plugin loads", "WARN", err.message, err.hint))
+    if not results:
+        checks.append(
+            Check(
+                "accel",
+                "an accelerator is registered",
+                "FAIL",
+                "no accelerator plugin is registered",
+                "install a plugin that provides one; check ACCEL_PLUGINS / ACCEL_DISABLE_PLUGINS",
+            )
+        )
+    for r in results:
+        av = r.availability
+        kind = "hardware" if r.info.hardware else "software"
+        if not av.available:
+            checks.append(
+                Check(
+                    r.name,
+                    f"{kind} accelerator usable",
+                    "FAIL",
+                    av.reason,
+                    av.hint or "see `accel info` for details",
+                )
+            )
+            continue
+        checks.append(Check(r.name, f"{kind} accelerator usable", "PASS", av.reason))
+        if r.capabilities is None:
+            checks.append(
+                Check(
+                    r.name,
+                    "capabilities readable",
+                    "WARN",
+                    r.capabilities_error or "no answer",
+                    "report this to the plugin's authors",
+                )
+            )
+            continue
+        for cap, title, hint in CAPABILITY_CHECKS:
+            answer = r.capabilities[cap]
+            label = f"{title} ({cap.value})"
+            if answer.support is Support.YES:
+                checks.append(Check(r.name, label, "PASS"))
+            else:
+                detail = "not supported" if answer.support is Support.NO else "unknown"
+                checks.append(Check(r.name, label, "WARN", detail, hint))
+    return checks
+
+
+def _cmd_check(args: argparse.Namespace, ctx: Context) -> int:
+    reg = ctx.registry
+    results = survey(reg)
+    checks = run_checks(results, reg.load_errors)
+    usable_hw = [r.name for r in results if r.info.hardware and r.availability.available]
+    usable_sw = [r.name for r in results if not r.info.hardware and r.availability.available]
+    status = 0 if usable_hw else 1
+    if usable_hw:
+        verdict = f"hardware acceleration is usable ({', '.join(usable_hw)})"
+    elif usable_sw:
+        verdict = (
+            "no hardware accelerator is usable; only software emulation "
+            f"({', '.join(usable_sw)}), which is much slower"
+        )
+    else:
+        verdict = "no accelerator is usable"
+    if args.json:
+        ctx.print_json(
+            {
+                "checks": [c.to_json() for c in checks],
+                "hardware_usable": bool(usable_hw),
+                "usable": usable_hw + usable_sw,
+                "result": verdict,
+            }
+        )
+        return status
+    rows = []
+    for c in checks:
+        extra = "; ".join(part for part in (c.detail, f"hint: {c.hint}" if c.hint else "") if part)
+        rows.append([f"{c.subject}: {c.title}", ":", c.status + (f" ({extra})" if extra else "")])
+    for line in _table(rows):
+        ctx.print(line)
+    ctx.print()
+    ctx.print(f"result: {verdict}")
+    return status
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``info``, ``plugins`` and ``check`` (this module is a command module too)."""
+    p = subparsers.add_parser(
+        "info",
+        help="registered accelerators: available or not and why, key capabilities",
+        description="Probe every registered accelerator and show whether it is usable here "
+        "(and if not, why and what to do) and its key capabilities. --json shows everything: "
+        "each capability as yes/no/unknown with its value and source.",
+    )
+    p.add_argument("names", nargs="*", metavar="NAME", help="only these accelerators")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_info)
+
+    p = subparsers.add_parser(
+        "plugins",
+        help="loaded plugins: version, distribution, hooks, load errors",
+        description="List every plugin: registered ones with their hooks, and those that "
+        "failed to load with the error.",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_plugins)
+
+    p = subparsers.add_parser(
+        "check",
+        help="validate the host: PASS/WARN/FAIL lines with hints",
+        description="Check each accelerator and its key capabilities. Exit status 0 when a "
+        "hardware accelerator is usable, 1 otherwise, 2 on usage errors.",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(handler=_cmd_check)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but ``exit``/``error`` raise instead of leaving the process."""
+
+    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
+        if message:
+            sys.stderr.write(message)
+        raise _ParserExit(status)
+
+
+class _ParserExit(Exception):
+    def __init__(self, status: int) -> None:
+        super().__init__(status)
+        self.status = status
+
+
+def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
+    """The ``accel`` argument parser with the commands of every module in ``modules``."""
+    parser = _Parser(
+        prog="accel",
+        description="Virtualization accelerators behind one plugin interface.",
+        epilog="Environment: ACCEL_PLUGINS=a,b loads only those plugins; "
+        "ACCEL_DISABLE_PLUGINS=a,b skips those.",
+    )
+    parser.add_argument("--version", action="version", version=f"accel {__version__}")
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    for module_name in modules:
+        module: CommandModule = importlib.import_module(module_name)
+        module.add_commands(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None, *, registry: Registry | None = None) -> int:
+    """Run the ``accel`` command; returns the exit status (0, 1, or 2 for usage errors)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except _ParserExit as exc:
+        return exc.status
+    handler: Handler | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_usage(sys.stderr)
+        sys.stderr.write("accel: error: a command is required (hint: try `accel --help`)\n")
+        return 2
+    ctx = Context(registry)
+    try:
+        return handler(args, ctx)
+    except AccelError as exc:
+        _error(ctx, str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _error(ctx, "interrupted")
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``accel info | head``); nothing more to say.
+        return 1
+
+
+def _error(ctx: Context, text: str) -> None:
+    line = " ".join(text.split())
+    try:
+        ctx.err.write(f"accel: error: {line}\n")
+        ctx.err.flush()
+    except (BrokenPipeError, ValueError):  # stderr closed: the exit status still tells
+        pass
