@@ -282,7 +282,11 @@ class CapabilitySet(Mapping[Capability, CapabilityAnswer]):
         """A copy with some answers replaced, keyed by member name (``PV_CLOCKSOURCE=...``)."""
         items = dict(self._answers)
         for name, answer in changes.items():
-            items[Capability[name]] = answer
+            try:
+                cap = Capability[name]
+            except KeyError:
+                cap = Capability.parse(name)  # raises InvalidArgumentError with a suggestion
+            items[cap] = answer
         return CapabilitySet(items)
 
     def to_json(self) -> dict[str, dict[str, Any]]:

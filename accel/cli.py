@@ -276,11 +276,18 @@ def _cmd_info(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _cmd_plugins(args: argparse.Namespace, ctx: Context) -> int:
-    records = ctx.registry.plugins()
+    reg = ctx.registry
+    records = reg.plugins()
+    errors = reg.load_errors
     if args.json:
-        ctx.print_json([r.to_json() for r in records])
+        ctx.print_json(
+            {
+                "plugins": [r.to_json() for r in records],
+                "load_errors": [e.fields() for e in errors],
+            }
+        )
         return 0
-    if not records:
+    if not records and not errors:
         ctx.print("no plugins registered")
         ctx.print(
             "  hint: plugins register under the 'accel.plugins' entry-point group; "
@@ -289,19 +296,16 @@ def _cmd_plugins(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     rows = [["NAME", "VERSION", "DISTRIBUTION", "SOURCE", "HOOKS"]]
     for r in records:
-        hooks = ", ".join(r.hooks) if r.error is None else "ERROR (see below)"
+        hooks = ", ".join(r.hooks) if r.error is None else "(failed to load)"
         rows.append([r.name, r.version or "-", r.distribution or "-", r.source, hooks or "-"])
     for line in _table(rows):
         ctx.print(line)
-    failed = [r for r in records if r.error is not None]
-    for r in failed:
+    if errors:
         ctx.print()
-        ctx.print(f"{r.name}: failed to load: {r.error}")
-    if failed:
-        ctx.print(
-            "  hint: fix or uninstall the plugin's distribution, "
-            "or skip it with ACCEL_DISABLE_PLUGINS=<name>"
-        )
+        ctx.print("load errors:")
+        for err in errors:
+            ctx.print(f"  {err.plugin}: {err.message}")
+        ctx.print(f"  hint: {errors[0].hint}")
     return 0
 
 

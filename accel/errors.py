@@ -103,6 +103,8 @@ class PluginError(AccelError):
 class PluginLoadError(PluginError):
     """Importing or registering a plugin failed. Field ``error``: the original exception text."""
 
+    error: str | None = None
+
     default_hint = (
         "fix or uninstall the plugin's distribution, or skip it with ACCEL_DISABLE_PLUGINS=<name>"
     )
@@ -111,11 +113,16 @@ class PluginLoadError(PluginError):
 class PluginValidationError(PluginError):
     """A plugin's hook implementation does not match the hook specification."""
 
+    hook: str | None = None
+
     default_hint = "compare the implementation with the hook reference (docs/hooks.md)"
 
 
 class DuplicateAcceleratorError(PluginError):
     """Two plugins provide an accelerator of the same name. Field ``plugins``: both names."""
+
+    plugins: tuple[str | None, ...] = ()
+    accelerator: str | None = None
 
     default_hint = "uninstall one of them, or disable one with ACCEL_DISABLE_PLUGINS=<name>"
 
@@ -132,6 +139,10 @@ class UnknownAcceleratorError(SelectionError):
 
     Fields: ``accelerator``, ``known``, ``suggestion``.
     """
+
+    accelerator: str | None = None
+    known: tuple[str, ...] = ()
+    suggestion: str | None = None
 
 
 class NoAcceleratorError(SelectionError):
@@ -156,6 +167,9 @@ class NoAcceleratorError(SelectionError):
 class AcceleratorUnavailableError(AccelError):
     """The accelerator cannot be used on this host. Fields: ``accelerator``, ``reason``."""
 
+    accelerator: str | None = None
+    reason: str | None = None
+
 
 # --------------------------------------------------------------------------- use
 
@@ -166,6 +180,8 @@ class HandleClosedError(AccelError):
     Field ``handle``: what was closed (``"vm"``, ``"vcpu 0"`` ...).
     """
 
+    handle: str
+
     default_hint = "open a new handle; a closed one cannot be reused"
 
     def __init__(self, handle: str, *, hint: str | None = None, **fields: Any) -> None:
@@ -175,6 +191,9 @@ class HandleClosedError(AccelError):
 class InvalidArgumentError(AccelError, ValueError):
     """A caller passed a value that is wrong. Fields: ``argument``, ``value``."""
 
+    argument: str | None = None
+    value: object = None
+
 
 class ConfigError(AccelError, ValueError):
     """A machine, CPU or device specification is wrong. Fields vary (``device``, ``property``)."""
@@ -183,9 +202,15 @@ class ConfigError(AccelError, ValueError):
 class CapabilityError(AccelError):
     """A capability is required but missing. Fields: ``accelerator``, ``capability``."""
 
+    accelerator: str | None = None
+    capability: object = None
+
 
 class UnsupportedError(AccelError):
     """The accelerator does not implement this operation. Fields: ``accelerator``, ``feature``."""
+
+    accelerator: str | None = None
+    feature: str | None = None
 
 
 class VcpuStateError(AccelError):
@@ -195,6 +220,9 @@ class VcpuStateError(AccelError):
 class GuestMemoryError(AccelError):
     """A guest memory access was outside every region. Fields: ``address``, ``size``."""
 
+    address: int | None = None
+    size: int | None = None
+
 
 class MemoryLayoutError(GuestMemoryError, ValueError):
     """A memory region is misaligned, empty or overlaps another. Fields: ``address``, ``size``."""
@@ -203,12 +231,17 @@ class MemoryLayoutError(GuestMemoryError, ValueError):
 class ClockError(AccelError):
     """The guest clock could not be read or written. Field ``accelerator``."""
 
+    accelerator: str | None = None
+
 
 class BackendCallError(AccelError, OSError):
     """A call into the accelerator's backend (an ioctl, a hypercall, an engine call) failed.
 
     Fields: ``accelerator``, ``call`` (e.g. ``"KVM_GET_CLOCK"``), ``errno`` (an int or None).
     """
+
+    accelerator: str | None
+    call: str
 
     def __init__(
         self,

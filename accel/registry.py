@@ -153,17 +153,29 @@ class Registry:
         env = self._env if self._env is not None else os.environ
         allow = _split_env(env.get("ACCEL_PLUGINS"))
         deny = _split_env(env.get("ACCEL_DISABLE_PLUGINS")) or frozenset()
-        seen: set[str] = set()
+        seen: dict[str, str | None] = {}
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-            if ep.name in seen:  # the same distribution found twice on sys.path
-                continue
-            seen.add(ep.name)
             if allow is not None and ep.name not in allow:
                 continue
             if ep.name in deny:
                 continue
             dist = ep.dist.name if ep.dist is not None else None
             version = ep.dist.version if ep.dist is not None else None
+            if ep.name in seen:
+                # importlib.metadata already drops a distribution found twice on sys.path,
+                # so this is a second distribution claiming the same plugin name.
+                if seen[ep.name] != dist:
+                    self._record_error(
+                        ep.name,
+                        dist,
+                        version,
+                        f"plugin name {ep.name!r} is also registered by "
+                        f"{seen[ep.name] or 'unknown distribution'}; "
+                        f"only the one from {seen[ep.name] or 'unknown distribution'} is loaded",
+                        keep_record=True,
+                    )
+                continue
+            seen[ep.name] = dist
             try:
                 plugin = ep.load()
             except Exception as exc:  # any import failure is reported, not raised
@@ -178,7 +190,15 @@ class Registry:
             except AccelError as exc:
                 self._record_error(ep.name, dist, version, exc.message)
 
-    def _record_error(self, name: str, dist: str | None, version: str | None, error: str) -> None:
+    def _record_error(
+        self,
+        name: str,
+        dist: str | None,
+        version: str | None,
+        error: str,
+        *,
+        keep_record: bool = False,
+    ) -> None:
         err = PluginLoadError(
             f"plugin {name!r} (from {dist or 'unknown distribution'}) could not be loaded: {error}",
             plugin=name,
@@ -186,7 +206,8 @@ class Registry:
             error=error,
         )
         self._state.errors.append(err)
-        self._state.records[name] = PluginRecord(name, dist, version, (), "entry-point", error)
+        if not keep_record:  # keep the record of a plugin of that name that did load
+            self._state.records[name] = PluginRecord(name, dist, version, (), "entry-point", error)
 
     def _register_checked(
         self,

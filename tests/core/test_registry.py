@@ -1,0 +1,293 @@
+"""Registering from code, validation, duplicate names, selection and fallback messages."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+import accel
+from accel import Availability, Registry
+from accel.errors import (
+    DuplicateAcceleratorError,
+    InvalidArgumentError,
+    NoAcceleratorError,
+    PluginValidationError,
+    UnknownAcceleratorError,
+)
+
+from .fakes import FakeAccelerator, accelerator_plugin, fake_info, registry_with
+
+DOWN = Availability.unavailable("device missing", "load the driver")
+
+
+def test_register_from_code_records_the_plugin() -> None:
+    reg = Registry(entry_points=False)
+    name = reg.register(accelerator_plugin(fake_info("one")), name="mine")
+    assert name == "mine"
+    (record,) = reg.plugins()
+    assert (record.name, record.source, record.distribution, record.hooks) == (
+        "mine",
+        "code",
+        None,
+        ("accel_accelerators",),
+    )
+    assert reg.accelerators()["one"].plugin == "mine"
+
+
+def test_register_module_uses_module_name() -> None:
+    reg = Registry(entry_points=False)
+    module = __import__("tests.core.fakes", fromlist=["x"])  # has no hooks: a valid plugin
+    assert reg.register(module) == "tests.core.fakes"
+
+
+def test_register_twice_is_an_error() -> None:
+    reg = Registry(entry_points=False)
+    plugin = accelerator_plugin(fake_info("one"))
+    reg.register(plugin, name="p")
+    with pytest.raises(PluginValidationError, match="'p' is already registered"):
+        reg.register(plugin, name="p")
+
+
+def test_unregister_removes_accelerators() -> None:
+    reg = registry_with(fake_info("one"), name="p")
+    reg.unregister("p")
+    assert reg.accelerators() == {} and reg.plugins() == []
+
+
+def test_duplicate_accelerator_names_both_plugins_and_registers_nothing() -> None:
+    reg = Registry(entry_points=False)
+    reg.register(accelerator_plugin(fake_info("dup")), name="first")
+    with pytest.raises(DuplicateAcceleratorError) as info:
+        reg.register(accelerator_plugin(fake_info("dup")), name="second")
+    err = info.value
+    assert "'first'" in err.message and "'second'" in err.message and "'dup'" in err.message
+    assert err.plugins == ("first", "second")
+    assert err.accelerator == "dup"
+    assert "ACCEL_DISABLE_PLUGINS" in str(err)
+    assert [r.name for r in reg.plugins()] == ["first"]
+    assert reg.accelerators()["dup"].plugin == "first"
+
+
+def test_wrong_argument_names_name_the_plugin() -> None:
+    @accel.hookimpl
+    def accel_clock_devices(accelerator: Any, machin: Any) -> None:
+        return None
+
+    reg = Registry(entry_points=False)
+    with pytest.raises(PluginValidationError) as info:
+        reg.register(SimpleNamespace(accel_clock_devices=accel_clock_devices), name="typo-args")
+    assert info.value.plugin == "typo-args"
+    assert "typo-args" in str(info.value) and "machin" in str(info.value)
+    assert reg.plugins() == []
+
+
+def test_fewer_arguments_than_the_spec_are_fine() -> None:
+    @accel.hookimpl
+    def accel_clock_devices(accelerator: Any) -> None:
+        return None
+
+    reg = Registry(entry_points=False)
+    reg.register(SimpleNamespace(accel_clock_devices=accel_clock_devices), name="fewer")
+
+
+def test_unknown_hook_name_names_the_plugin_and_suggests() -> None:
+    @accel.hookimpl
+    def accel_accelerator() -> list[Any]:
+        return []
+
+    reg = Registry(entry_points=False)
+    with pytest.raises(PluginValidationError) as info:
+        reg.register(SimpleNamespace(accel_accelerator=accel_accelerator), name="typo-hook")
+    err = info.value
+    assert err.plugin == "typo-hook"
+    assert "unknown hook 'accel_accelerator'" in err.message
+    assert "did you mean 'accel_accelerators'" in err.message
+    assert reg.plugins() == []
+
+
+def test_unmarked_hook_lookalike_is_reported() -> None:
+    def accel_acelerators() -> list[Any]:  # no @hookimpl and misspelt
+        return []
+
+    reg = Registry(entry_points=False)
+    with pytest.raises(PluginValidationError, match="looks like a hook"):
+        reg.register(SimpleNamespace(accel_acelerators=accel_acelerators), name="unmarked")
+
+
+def test_hook_returning_wrong_type_names_the_plugin() -> None:
+    @accel.hookimpl
+    def accel_accelerators() -> list[Any]:
+        return [{"name": "dict-not-info"}]
+
+    reg = Registry(entry_points=False)
+    with pytest.raises(PluginValidationError, match=r"'wrong-type'.*AcceleratorInfo"):
+        reg.register(SimpleNamespace(accel_accelerators=accel_accelerators), name="wrong-type")
+
+
+def test_hook_raising_names_the_plugin() -> None:
+    @accel.hookimpl
+    def accel_accelerators() -> list[Any]:
+        raise RuntimeError("kaput")
+
+    reg = Registry(entry_points=False)
+    with pytest.raises(PluginValidationError, match=r"'raiser'.*kaput"):
+        reg.register(SimpleNamespace(accel_accelerators=accel_accelerators), name="raiser")
+
+
+def test_accelerator_info_validates_itself() -> None:
+    with pytest.raises(InvalidArgumentError, match="name"):
+        fake_info("Bad Name")
+    with pytest.raises(InvalidArgumentError, match="factory"):
+        accel.AcceleratorInfo(name="x", summary="", factory=42)  # type: ignore[arg-type]
+    info = fake_info("x", unsupported={"b": "why b", "a": "why a"})
+    assert info.unsupported == (("a", "why a"), ("b", "why b"))
+    assert info.unsupported_features == {"a": "why a", "b": "why b"}
+    hash(info)
+
+
+# --------------------------------------------------------------------------- selection
+
+
+def test_open_without_spec_picks_highest_priority_available() -> None:
+    reg = registry_with(
+        fake_info("low", priority=1),
+        fake_info("high-down", priority=100, availability=DOWN),
+        fake_info("mid", priority=50),
+    )
+    assert list(reg.accelerators()) == ["high-down", "mid", "low"]
+    with reg.open() as acc:
+        assert acc.name == "mid"
+
+
+def test_open_tries_names_in_the_given_order() -> None:
+    reg = registry_with(fake_info("a", priority=1), fake_info("b", priority=99))
+    with reg.open("a:b") as acc:
+        assert acc.name == "a"
+    with reg.open(["b", "a"]) as acc:
+        assert acc.name == "b"
+    with reg.open("a,b") as acc:
+        assert acc.name == "a"
+
+
+def test_open_falls_back_and_closes_the_unavailable_ones() -> None:
+    made: list[FakeAccelerator] = []
+
+    def factory() -> FakeAccelerator:
+        acc = FakeAccelerator("down", DOWN)
+        made.append(acc)
+        return acc
+
+    reg = registry_with(fake_info("down", factory=factory), fake_info("up"))
+    with reg.open("down:up") as acc:
+        assert acc.name == "up"
+    assert made and made[0].closed
+
+
+def test_nothing_available_lists_every_candidate_reason() -> None:
+    reg = registry_with(
+        fake_info("a", availability=DOWN),
+        fake_info("b", availability=Availability.unavailable("no hardware support")),
+        fake_info("c"),
+    )
+    with pytest.raises(NoAcceleratorError) as info:
+        reg.open("a:b")
+    err = info.value
+    assert [name for name, _ in err.candidates] == ["a", "b"]
+    assert "device missing" in err.candidates[0][1] and "load the driver" in err.candidates[0][1]
+    assert err.candidates[1][1] == "no hardware support"
+    text = str(err)
+    assert text.index("a: device missing") < text.index("b: no hardware support")
+    assert "accel check" in text
+
+
+def test_probe_raising_accel_error_is_a_reason() -> None:
+    class Raising(FakeAccelerator):
+        def probe(self) -> Availability:
+            raise accel.errors.BackendCallError("OPEN", 13, accelerator="r")
+
+    reg = registry_with(fake_info("r", factory=lambda: Raising("r")))
+    with pytest.raises(NoAcceleratorError, match="r: r: OPEN failed: EACCES"):
+        reg.open("r")
+
+
+def test_no_plugins_at_all() -> None:
+    with pytest.raises(NoAcceleratorError, match="no accelerator plugin is registered"):
+        Registry(entry_points=False).open()
+
+
+def test_unknown_name_suggests_and_probes_nothing() -> None:
+    probed: list[str] = []
+
+    class Recording(FakeAccelerator):
+        def probe(self) -> Availability:
+            probed.append(self.name)
+            return super().probe()
+
+    reg = registry_with(fake_info("alpha", factory=lambda: Recording("alpha")), fake_info("beta"))
+    with pytest.raises(UnknownAcceleratorError) as info:
+        reg.open("alpha:btea")
+    err = info.value
+    assert err.accelerator == "btea"
+    assert err.suggestion == "beta"
+    assert "did you mean 'beta'?" in str(err)
+    assert set(err.known) == {"alpha", "beta"}
+    assert probed == []
+
+
+def test_unknown_name_without_a_close_match_lists_the_known_ones() -> None:
+    reg = registry_with(fake_info("alpha"))
+    with pytest.raises(UnknownAcceleratorError, match="registered: alpha"):
+        reg.open("zzzzzz")
+
+
+def test_empty_spec_is_invalid() -> None:
+    reg = registry_with(fake_info("alpha"))
+    with pytest.raises(InvalidArgumentError, match="empty accelerator list"):
+        reg.open(" : ")
+
+
+def test_probe_all_reports_every_accelerator() -> None:
+    reg = registry_with(fake_info("a", availability=DOWN), fake_info("b"))
+    result = reg.probe_all()
+    assert not result["a"].available and result["a"].hint == "load the driver"
+    assert result["b"].available
+
+
+# --------------------------------------------------------------------------- devices
+
+
+def test_device_types_and_clock_devices_go_through_the_hooks() -> None:
+    dtype = accel.DeviceType(
+        name="test-clock",
+        summary="a clock",
+        factory=dict,
+        user_creatable=False,
+        not_creatable_reason="machine only",
+    )
+
+    class Plugin:
+        @accel.hookimpl
+        def accel_device_types(self) -> list[accel.DeviceType]:
+            return [dtype]
+
+        @accel.hookimpl
+        def accel_clock_devices(self, accelerator: accel.Accelerator, machine: Any) -> Any:
+            if accelerator.name != "a":
+                return None
+            return [accel.ClockDeviceChoice("test-clock", True, "a has it")]
+
+    reg = registry_with(fake_info("a"))
+    reg.register(Plugin(), name="devices")
+    assert reg.device_types()["test-clock"].plugin == "devices"
+    machine: Any = SimpleNamespace()
+    assert [c.device for c in reg.clock_devices(FakeAccelerator("a"), machine)] == ["test-clock"]
+    assert reg.clock_devices(FakeAccelerator("other"), machine) == []
+    with pytest.raises(InvalidArgumentError, match="gives no reason"):
+        accel.DeviceType(name="x", summary="", factory=dict, user_creatable=False)
+
+
+def test_module_level_api_uses_the_default_registry() -> None:
+    assert accel.default_registry() is accel.default_registry()
+    assert isinstance(accel.accelerators(), dict)
