@@ -436,12 +436,11 @@ def _cmd_check(args: argparse.Namespace, ctx: Context) -> int:
             }
         )
         return status
-    rows = []
+    width = max((len(c.subject) + len(c.title) + 2 for c in checks), default=0)
     for c in checks:
-        extra = "; ".join(part for part in (c.detail, f"hint: {c.hint}" if c.hint else "") if part)
-        rows.append([f"{c.subject}: {c.title}", ":", c.status + (f" ({extra})" if extra else "")])
-    for line in _table(rows):
-        ctx.print(line)
+        extra = "; ".join(p for p in (c.detail, f"hint: {c.hint}" if c.hint else "") if p)
+        label = f"{c.subject}: {c.title}".ljust(width)
+        ctx.print(f"{label} : {c.status}" + (f" ({extra})" if extra else ""))
     ctx.print()
     ctx.print(f"result: {verdict}")
     return status
@@ -497,8 +496,8 @@ class _ParserExit(Exception):
         self.status = status
 
 
-def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentParser:
-    """The ``accel`` argument parser with the commands of every module in ``modules``."""
+def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``accel`` argument parser with the commands of ``modules`` (:data:`COMMAND_MODULES`)."""
     parser = _Parser(
         prog="accel",
         description="Virtualization accelerators behind one plugin interface.",
@@ -507,7 +506,7 @@ def build_parser(modules: Sequence[str] = COMMAND_MODULES) -> argparse.ArgumentP
     )
     parser.add_argument("--version", action="version", version=f"accel {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
-    for module_name in modules:
+    for module_name in COMMAND_MODULES if modules is None else modules:
         module: CommandModule = importlib.import_module(module_name)
         module.add_commands(sub)
     return parser

@@ -1,0 +1,340 @@
+"""The ``accel`` command: output and exit status of info, plugins and check."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+import accel
+from accel import Availability, CapabilityAnswer, Registry
+from accel.cli import COMMAND_MODULES, main
+
+from .conftest import MakeDist
+from .fakes import FakeAccelerator, all_answers, fake_info, registry_with
+
+DOWN = Availability.unavailable("device node missing", "load the driver module")
+
+
+def mixed_registry() -> Registry:
+    """One usable hardware, one usable software, one unavailable hardware accelerator."""
+    return registry_with(
+        fake_info(
+            "hw",
+            priority=100,
+            hardware=True,
+            caps=all_answers(IRQCHIP=CapabilityAnswer.unknown("cannot tell")),
+            unsupported={"snapshot": "not implemented yet"},
+        ),
+        fake_info(
+            "sw",
+            priority=10,
+            caps=all_answers(
+                IRQCHIP=CapabilityAnswer.no("emulated"),
+                PV_CLOCKSOURCE=CapabilityAnswer.no("emulated"),
+            ),
+        ),
+        fake_info("down", priority=90, hardware=True, availability=DOWN),
+    )
+
+
+def run(capsys: pytest.CaptureFixture[str], argv: list[str], reg: Registry) -> tuple[int, str, str]:
+    code = main(argv, registry=reg)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# --------------------------------------------------------------------------- info
+
+
+def test_info_text(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, ["info"], mixed_registry())
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    header = lines[0]
+    assert header.split() == ["ACCELERATOR", "STATUS", "KIND", "PRIORITY", "SUMMARY"]
+    table = lines[1:4]
+    assert [row.split()[0] for row in table] == ["hw", "down", "sw"]  # priority order
+    status_col = header.index("STATUS")
+    assert [row[status_col:].split()[0] for row in table] == [
+        "available",
+        "unavailable",
+        "available",
+    ]
+    assert "down: unavailable: device node missing" in lines
+    assert "  hint: load the driver module" in lines
+    assert "  unsupported: snapshot: not implemented yet" in lines
+    # capability lines are aligned: every answer starts in the same column
+    cap_lines = [ln for ln in lines if ln.startswith("  ") and ln.split()[0] in {"irqchip", "pit"}]
+    assert len(cap_lines) == 4
+    assert len({ln.index(ln.split()[1], len(ln.split()[0]) + 2) for ln in cap_lines}) == 1
+    assert any(ln.split()[:2] == ["irqchip", "unknown"] for ln in cap_lines)
+    assert any(ln.split()[:3] == ["max-vcpus", "yes", "(8)"] for ln in lines if ln.strip())
+    assert any(ln.split()[:3] == ["adjust-clock", "yes", "(tsc_stable)"] for ln in lines)
+
+
+def test_info_json_gives_everything(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, ["info", "--json"], mixed_registry())
+    assert code == 0
+    data = json.loads(out)
+    accs = {a["name"]: a for a in data["accelerators"]}
+    assert list(accs) == ["hw", "down", "sw"]
+    hw = accs["hw"]
+    assert hw["available"] is True and hw["hardware"] is True
+    assert hw["priority"] == 100 and hw["plugin"] == "fakes"
+    assert hw["unsupported"] == {"snapshot": "not implemented yet"}
+    assert set(hw["capabilities"]) == {c.value for c in accel.Capability}
+    assert hw["capabilities"]["irqchip"] == {
+        "support": "unknown",
+        "value": None,
+        "source": "cannot tell",
+    }
+    assert hw["capabilities"]["max-vcpus"]["value"] == 8
+    down = accs["down"]
+    assert down["available"] is False and down["capabilities"] is None
+    assert down["reason"] == "device node missing" and down["hint"] == "load the driver module"
+    assert data["load_errors"] == []
+
+
+def test_info_names_filter_and_unknown_name(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, ["info", "--json", "sw"], mixed_registry())
+    assert [a["name"] for a in json.loads(out)["accelerators"]] == ["sw"]
+    code, out, err = run(capsys, ["info", "ws"], mixed_registry())
+    assert code == 1 and out == ""
+    assert err == "accel: error: unknown accelerator 'ws' (hint: did you mean 'sw'?)\n"
+
+
+def test_info_survives_misbehaving_accelerators(capsys: pytest.CaptureFixture[str]) -> None:
+    class BadProbe(FakeAccelerator):
+        def probe(self) -> Availability:
+            raise RuntimeError("plugin bug")
+
+    class BadCaps(FakeAccelerator):
+        def capabilities(self) -> Any:
+            raise accel.errors.BackendCallError("CHECK_EXTENSION", 5, accelerator="badcaps")
+
+    def broken_factory() -> FakeAccelerator:
+        raise OSError("cannot even construct")
+
+    reg = registry_with(
+        fake_info("badprobe", factory=lambda: BadProbe("badprobe")),
+        fake_info("badcaps", factory=lambda: BadCaps("badcaps")),
+        fake_info("noctor", factory=broken_factory),
+        fake_info("good"),
+    )
+    code, out, err = run(capsys, ["info"], reg)
+    assert code == 0 and err == ""
+    assert "badprobe: unavailable: probe failed: RuntimeError: plugin bug" in out
+    assert "capabilities could not be read: badcaps: CHECK_EXTENSION failed: EIO" in out
+    assert "noctor: unavailable: could not be created: OSError: cannot even construct" in out
+    assert "good: available" in out
+
+
+def test_info_with_nothing_registered(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, ["info"], Registry(entry_points=False))
+    assert code == 0 and out.startswith("no accelerators registered")
+
+
+# --------------------------------------------------------------------------- plugins
+
+
+def plugin_source(name: str) -> str:
+    return f"""
+import accel
+from tests.core.fakes import FakeAccelerator
+
+@accel.hookimpl
+def accel_accelerators():
+    return [accel.AcceleratorInfo(name="{name}", summary="t", factory=FakeAccelerator)]
+"""
+
+
+def test_plugins_text_and_json_show_distribution_hooks_and_errors(
+    capsys: pytest.CaptureFixture[str], make_dist: MakeDist
+) -> None:
+    make_dist("accel-cli-test", {"good": plugin_source("good"), "bad": "import nonexistent_x\n"})
+    reg = Registry(env={"ACCEL_PLUGINS": "good,bad"})
+    code, out, err = run(capsys, ["plugins"], reg)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].split() == ["NAME", "VERSION", "DISTRIBUTION", "SOURCE", "HOOKS"]
+    rows = {ln.split()[0]: ln.split() for ln in lines[1:3]}
+    assert rows["good"] == ["good", "1.2.3", "accel-cli-test", "entry-point", "accel_accelerators"]
+    assert rows["bad"][:4] == ["bad", "1.2.3", "accel-cli-test", "entry-point"]
+    assert "load errors:" in lines
+    assert any("bad:" in ln and "nonexistent_x" in ln for ln in lines)
+    assert any("ACCEL_DISABLE_PLUGINS" in ln for ln in lines)
+
+    code, out, _ = run(capsys, ["plugins", "--json"], reg)
+    data = json.loads(out)
+    plugins = {p["name"]: p for p in data["plugins"]}
+    assert plugins["good"] == {
+        "name": "good",
+        "distribution": "accel-cli-test",
+        "version": "1.2.3",
+        "hooks": ["accel_accelerators"],
+        "source": "entry-point",
+        "error": None,
+    }
+    assert "nonexistent_x" in plugins["bad"]["error"]
+    (load_error,) = data["load_errors"]
+    assert load_error["plugin"] == "bad" and load_error["distribution"] == "accel-cli-test"
+    assert load_error["error"] == plugins["bad"]["error"]
+
+
+def test_plugins_with_nothing_registered(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, ["plugins"], Registry(entry_points=False))
+    assert code == 0 and "no plugins registered" in out
+    code, out, _ = run(capsys, ["plugins", "--json"], Registry(entry_points=False))
+    assert json.loads(out) == {"plugins": [], "load_errors": []}
+
+
+# --------------------------------------------------------------------------- check
+
+
+def check_lines(out: str) -> dict[str, str]:
+    """``subject: title`` -> the rest after `` : `` for each check line."""
+    result = {}
+    for line in out.splitlines():
+        if " : " in line:
+            label, _, rest = line.partition(" : ")
+            result[label.strip()] = rest
+    return result
+
+
+def test_check_passes_with_a_usable_hardware_accelerator(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, err = run(capsys, ["check"], mixed_registry())
+    assert code == 0 and err == ""
+    lines = check_lines(out)
+    assert lines["hw: hardware accelerator usable"] == "PASS (fake is always here)"
+    assert lines["hw: guest RAM is host memory (user-memory)"] == "PASS"
+    assert lines["hw: in-accelerator interrupt controller (irqchip)"].startswith(
+        "WARN (unknown; hint: "
+    )
+    assert lines["down: hardware accelerator usable"] == (
+        "FAIL (device node missing; hint: load the driver module)"
+    )
+    assert lines["sw: paravirtual clocksource (pv-clocksource)"].startswith(
+        "WARN (not supported; hint: "
+    )
+    # every WARN and FAIL line carries a hint
+    for rest in lines.values():
+        if not rest.startswith("PASS"):
+            assert "hint: " in rest
+    # the " : " separators line up, as in virt-host-validate
+    assert len({ln.index(" : ") for ln in out.splitlines() if " : " in ln}) == 1
+    assert out.rstrip().endswith("result: hardware acceleration is usable (hw)")
+
+
+def test_check_fails_with_only_software(capsys: pytest.CaptureFixture[str]) -> None:
+    reg = registry_with(
+        fake_info("sw", priority=10),
+        fake_info("down", priority=90, hardware=True, availability=DOWN),
+    )
+    code, out, _ = run(capsys, ["check"], reg)
+    assert code == 1
+    assert "FAIL (device node missing; hint: load the driver module)" in out
+    assert "only software emulation (sw)" in out
+
+
+def test_check_fails_with_nothing(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, ["check"], Registry(entry_points=False))
+    assert code == 1
+    assert "FAIL (no accelerator plugin is registered; hint: " in out
+
+
+def test_check_json(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, ["check", "--json"], mixed_registry())
+    assert code == 0
+    data = json.loads(out)
+    assert data["hardware_usable"] is True
+    assert data["usable"] == ["hw", "sw"]
+    statuses = {(c["subject"], c["check"]): c["status"] for c in data["checks"]}
+    assert statuses[("down", "hardware accelerator usable")] == "FAIL"
+    assert statuses[("hw", "adjustable VM clock (adjust-clock)")] == "PASS"
+    assert all(c["hint"] for c in data["checks"] if c["status"] != "PASS")
+    reg = registry_with(fake_info("sw"))
+    code, out, _ = run(capsys, ["check", "--json"], reg)
+    assert code == 1 and json.loads(out)["hardware_usable"] is False
+
+
+def test_check_warns_about_plugin_load_errors(
+    capsys: pytest.CaptureFixture[str], make_dist: MakeDist
+) -> None:
+    make_dist("accel-check-test", {"broken": "raise ImportError('nope')\n"})
+    reg = Registry(env={"ACCEL_PLUGINS": "broken"})
+    code, out, _ = run(capsys, ["check"], reg)
+    assert code == 1
+    assert "plugin broken: plugin loads" in out and "WARN" in out
+
+
+# --------------------------------------------------------------------------- usage
+
+
+@pytest.mark.parametrize(
+    "argv", [[], ["nope"], ["check", "--bogus"], ["info", "--json=3"], ["plugins", "extra"]]
+)
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, _, err = run(capsys, argv, Registry(entry_points=False))
+    assert code == 2
+    assert ": error: " in err and "Traceback" not in err
+
+
+def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, ["--help"], Registry(entry_points=False))
+    assert code == 0 and "info" in out and "plugins" in out and "check" in out
+    code, out, _ = run(capsys, ["--version"], Registry(entry_points=False))
+    assert code == 0 and out == f"accel {accel.__version__}\n"
+
+
+def test_command_modules_add_subcommands(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert COMMAND_MODULES[0] == "accel.cli"
+    monkeypatch.setattr("accel.cli.COMMAND_MODULES", (*COMMAND_MODULES, "tests.core.cmd_extra"))
+    reg = registry_with(fake_info("one"))
+    assert run(capsys, ["hello"], reg) == (0, "hello from 1 accelerators\n", "")
+    code, out, err = run(capsys, ["hello", "--fail"], reg)
+    assert code == 1 and out == ""
+    assert err == (
+        "accel: error: machine type 'pc-9.9' is unknown second line (hint: see the list)\n"
+    )
+    code, _, err = run(capsys, ["hello", "--crash"], reg)
+    assert code == 130 and err == "accel: error: interrupted\n"
+
+
+# --------------------------------------------------------------------------- as a process
+
+
+def run_module(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "accel", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
+        check=False,
+    )
+
+
+def test_python_m_accel_version() -> None:
+    proc = run_module("--version")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"accel {accel.__version__}\n"
+
+
+def test_python_m_accel_error_is_one_line_without_traceback() -> None:
+    proc = run_module("info", "no-such-accelerator", ACCEL_PLUGINS="")
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr == (
+        "accel: error: unknown accelerator 'no-such-accelerator' (hint: registered: none)\n"
+    )
+    proc = run_module("frobnicate")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
