@@ -1,0 +1,374 @@
+"""The /dev/kvm ABI for x86-64: ioctl numbers, constants and ctypes structures.
+
+Everything here mirrors ``<linux/kvm.h>`` and ``<asm/kvm.h>`` (Debian ``linux-libc-dev``);
+tests/kvm/test_abi.py compiles a C program against those headers and compares every
+size, offset and ioctl number with this module.
+
+:data:`IOCTLS` maps the name of every ioctl the plugin issues to its request number; the
+fault-injection tests are parametrised over it, so an ioctl added here is tested.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import Final
+
+# --------------------------------------------------------------------------- ioctl encoding
+# asm-generic/ioctl.h: nr 8 bits, type 8 bits, size 14 bits, dir 2 bits.
+_IOC_NRSHIFT: Final = 0
+_IOC_TYPESHIFT: Final = 8
+_IOC_SIZESHIFT: Final = 16
+_IOC_DIRSHIFT: Final = 30
+_IOC_NONE: Final = 0
+_IOC_WRITE: Final = 1
+_IOC_READ: Final = 2
+
+
+def _ioc(direction: int, type_: int, nr: int, size: int) -> int:
+    return (
+        (direction << _IOC_DIRSHIFT)
+        | (type_ << _IOC_TYPESHIFT)
+        | (nr << _IOC_NRSHIFT)
+        | (size << _IOC_SIZESHIFT)
+    )
+
+
+def _io(type_: int, nr: int) -> int:
+    return _ioc(_IOC_NONE, type_, nr, 0)
+
+
+def _ior(type_: int, nr: int, size: int) -> int:
+    return _ioc(_IOC_READ, type_, nr, size)
+
+
+def _iow(type_: int, nr: int, size: int) -> int:
+    return _ioc(_IOC_WRITE, type_, nr, size)
+
+
+def _iowr(type_: int, nr: int, size: int) -> int:
+    return _ioc(_IOC_READ | _IOC_WRITE, type_, nr, size)
+
+
+KVMIO: Final = 0xAE
+API_VERSION: Final = 12
+
+# --------------------------------------------------------------------------- structures
+
+
+class kvm_regs(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_uint64)
+        for name in (
+            "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
+            "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags",
+        )
+    ]  # fmt: skip
+
+
+class kvm_segment(ctypes.Structure):
+    _fields_ = [
+        ("base", ctypes.c_uint64),
+        ("limit", ctypes.c_uint32),
+        ("selector", ctypes.c_uint16),
+        ("type", ctypes.c_uint8),
+        ("present", ctypes.c_uint8),
+        ("dpl", ctypes.c_uint8),
+        ("db", ctypes.c_uint8),
+        ("s", ctypes.c_uint8),
+        ("l", ctypes.c_uint8),
+        ("g", ctypes.c_uint8),
+        ("avl", ctypes.c_uint8),
+        ("unusable", ctypes.c_uint8),
+        ("padding", ctypes.c_uint8),
+    ]
+
+
+class kvm_dtable(ctypes.Structure):
+    _fields_ = [
+        ("base", ctypes.c_uint64),
+        ("limit", ctypes.c_uint16),
+        ("padding", ctypes.c_uint16 * 3),
+    ]
+
+
+KVM_NR_INTERRUPTS: Final = 256
+
+
+class kvm_sregs(ctypes.Structure):
+    _fields_ = [
+        ("cs", kvm_segment),
+        ("ds", kvm_segment),
+        ("es", kvm_segment),
+        ("fs", kvm_segment),
+        ("gs", kvm_segment),
+        ("ss", kvm_segment),
+        ("tr", kvm_segment),
+        ("ldt", kvm_segment),
+        ("gdt", kvm_dtable),
+        ("idt", kvm_dtable),
+        ("cr0", ctypes.c_uint64),
+        ("cr2", ctypes.c_uint64),
+        ("cr3", ctypes.c_uint64),
+        ("cr4", ctypes.c_uint64),
+        ("cr8", ctypes.c_uint64),
+        ("efer", ctypes.c_uint64),
+        ("apic_base", ctypes.c_uint64),
+        ("interrupt_bitmap", ctypes.c_uint64 * ((KVM_NR_INTERRUPTS + 63) // 64)),
+    ]
+
+
+class kvm_userspace_memory_region(ctypes.Structure):
+    _fields_ = [
+        ("slot", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("guest_phys_addr", ctypes.c_uint64),
+        ("memory_size", ctypes.c_uint64),
+        ("userspace_addr", ctypes.c_uint64),
+    ]
+
+
+KVM_MEM_READONLY: Final = 1 << 1
+
+
+class kvm_clock_data(ctypes.Structure):
+    _fields_ = [
+        ("clock", ctypes.c_uint64),
+        ("flags", ctypes.c_uint32),
+        ("pad0", ctypes.c_uint32),
+        ("realtime", ctypes.c_uint64),
+        ("host_tsc", ctypes.c_uint64),
+        ("pad", ctypes.c_uint32 * 4),
+    ]
+
+
+KVM_CLOCK_TSC_STABLE: Final = 2
+KVM_CLOCK_REALTIME: Final = 1 << 2
+KVM_CLOCK_HOST_TSC: Final = 1 << 3
+
+
+class kvm_pit_config(ctypes.Structure):
+    _fields_ = [("flags", ctypes.c_uint32), ("pad", ctypes.c_uint32 * 15)]
+
+
+class kvm_cpuid_entry2(ctypes.Structure):
+    _fields_ = [
+        ("function", ctypes.c_uint32),
+        ("index", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("eax", ctypes.c_uint32),
+        ("ebx", ctypes.c_uint32),
+        ("ecx", ctypes.c_uint32),
+        ("edx", ctypes.c_uint32),
+        ("padding", ctypes.c_uint32 * 3),
+    ]
+
+
+class kvm_cpuid2(ctypes.Structure):
+    """The header of ``struct kvm_cpuid2``; ``nent`` entries follow it in the buffer."""
+
+    _fields_ = [("nent", ctypes.c_uint32), ("padding", ctypes.c_uint32)]
+
+
+# kvm_run: the fixed header, then a 256-byte union of per-exit structures.
+class kvm_run_io(ctypes.Structure):
+    _fields_ = [
+        ("direction", ctypes.c_uint8),
+        ("size", ctypes.c_uint8),
+        ("port", ctypes.c_uint16),
+        ("count", ctypes.c_uint32),
+        ("data_offset", ctypes.c_uint64),
+    ]
+
+
+class kvm_run_mmio(ctypes.Structure):
+    _fields_ = [
+        ("phys_addr", ctypes.c_uint64),
+        ("data", ctypes.c_uint8 * 8),
+        ("len", ctypes.c_uint32),
+        ("is_write", ctypes.c_uint8),
+    ]
+
+
+class kvm_run_fail_entry(ctypes.Structure):
+    _fields_ = [("hardware_entry_failure_reason", ctypes.c_uint64), ("cpu", ctypes.c_uint32)]
+
+
+class kvm_run_internal(ctypes.Structure):
+    _fields_ = [
+        ("suberror", ctypes.c_uint32),
+        ("ndata", ctypes.c_uint32),
+        ("data", ctypes.c_uint64 * 16),
+    ]
+
+
+class kvm_run_system_event(ctypes.Structure):
+    _fields_ = [
+        ("type", ctypes.c_uint32),
+        ("ndata", ctypes.c_uint32),
+        ("data", ctypes.c_uint64 * 16),
+    ]
+
+
+class kvm_run_exit_union(ctypes.Union):
+    _fields_ = [
+        ("io", kvm_run_io),
+        ("mmio", kvm_run_mmio),
+        ("fail_entry", kvm_run_fail_entry),
+        ("internal", kvm_run_internal),
+        ("system_event", kvm_run_system_event),
+        ("padding", ctypes.c_char * 256),
+    ]
+
+
+class kvm_run(ctypes.Structure):
+    """The leading part of ``struct kvm_run`` (the part the plugin reads)."""
+
+    _fields_ = [
+        ("request_interrupt_window", ctypes.c_uint8),
+        ("immediate_exit", ctypes.c_uint8),
+        ("padding1", ctypes.c_uint8 * 6),
+        ("exit_reason", ctypes.c_uint32),
+        ("ready_for_interrupt_injection", ctypes.c_uint8),
+        ("if_flag", ctypes.c_uint8),
+        ("flags", ctypes.c_uint16),
+        ("cr8", ctypes.c_uint64),
+        ("apic_base", ctypes.c_uint64),
+        ("u", kvm_run_exit_union),
+    ]
+
+
+# Offsets the run loop reads without building structures (checked against the header).
+RUN_IMMEDIATE_EXIT: Final = kvm_run.immediate_exit.offset
+RUN_EXIT_REASON: Final = kvm_run.exit_reason.offset
+_U: Final = kvm_run.u.offset
+RUN_IO_DIRECTION: Final = _U + kvm_run_io.direction.offset
+RUN_IO_SIZE: Final = _U + kvm_run_io.size.offset
+RUN_IO_PORT: Final = _U + kvm_run_io.port.offset
+RUN_IO_COUNT: Final = _U + kvm_run_io.count.offset
+RUN_IO_DATA_OFFSET: Final = _U + kvm_run_io.data_offset.offset
+RUN_MMIO_PHYS_ADDR: Final = _U + kvm_run_mmio.phys_addr.offset
+RUN_MMIO_DATA: Final = _U + kvm_run_mmio.data.offset
+RUN_MMIO_LEN: Final = _U + kvm_run_mmio.len.offset
+RUN_MMIO_IS_WRITE: Final = _U + kvm_run_mmio.is_write.offset
+RUN_FAIL_ENTRY_REASON: Final = _U + kvm_run_fail_entry.hardware_entry_failure_reason.offset
+RUN_FAIL_ENTRY_CPU: Final = _U + kvm_run_fail_entry.cpu.offset
+RUN_INTERNAL_SUBERROR: Final = _U + kvm_run_internal.suberror.offset
+RUN_INTERNAL_NDATA: Final = _U + kvm_run_internal.ndata.offset
+RUN_INTERNAL_DATA: Final = _U + kvm_run_internal.data.offset
+RUN_SYSTEM_EVENT_TYPE: Final = _U + kvm_run_system_event.type.offset
+
+# --------------------------------------------------------------------------- exit reasons
+KVM_EXIT_UNKNOWN: Final = 0
+KVM_EXIT_EXCEPTION: Final = 1
+KVM_EXIT_IO: Final = 2
+KVM_EXIT_HYPERCALL: Final = 3
+KVM_EXIT_DEBUG: Final = 4
+KVM_EXIT_HLT: Final = 5
+KVM_EXIT_MMIO: Final = 6
+KVM_EXIT_IRQ_WINDOW_OPEN: Final = 7
+KVM_EXIT_SHUTDOWN: Final = 8
+KVM_EXIT_FAIL_ENTRY: Final = 9
+KVM_EXIT_INTR: Final = 10
+KVM_EXIT_INTERNAL_ERROR: Final = 17
+KVM_EXIT_SYSTEM_EVENT: Final = 24
+KVM_EXIT_IO_IN: Final = 0
+KVM_EXIT_IO_OUT: Final = 1
+
+KVM_SYSTEM_EVENT_SHUTDOWN: Final = 1
+KVM_SYSTEM_EVENT_RESET: Final = 2
+KVM_SYSTEM_EVENT_CRASH: Final = 3
+
+# --------------------------------------------------------------------------- capabilities
+KVM_CAP_IRQCHIP: Final = 0
+KVM_CAP_USER_MEMORY: Final = 3
+KVM_CAP_NR_VCPUS: Final = 9
+KVM_CAP_IRQFD: Final = 32
+KVM_CAP_PIT2: Final = 33
+KVM_CAP_IOEVENTFD: Final = 36
+KVM_CAP_ADJUST_CLOCK: Final = 39
+KVM_CAP_XSAVE: Final = 55
+KVM_CAP_TSC_CONTROL: Final = 60
+KVM_CAP_GET_TSC_KHZ: Final = 61
+KVM_CAP_MAX_VCPUS: Final = 66
+KVM_CAP_KVMCLOCK_CTRL: Final = 76
+KVM_CAP_CHECK_EXTENSION_VM: Final = 105
+KVM_CAP_IMMEDIATE_EXIT: Final = 136
+
+# --------------------------------------------------------------------------- paravirt CPUID
+KVM_CPUID_SIGNATURE: Final = 0x40000000
+KVM_CPUID_FEATURES: Final = 0x40000001
+KVM_FEATURE_CLOCKSOURCE: Final = 0
+KVM_FEATURE_NOP_IO_DELAY: Final = 1
+KVM_FEATURE_CLOCKSOURCE2: Final = 3
+KVM_FEATURE_ASYNC_PF: Final = 4
+KVM_FEATURE_STEAL_TIME: Final = 5
+KVM_FEATURE_PV_EOI: Final = 6
+KVM_FEATURE_PV_UNHALT: Final = 7
+KVM_FEATURE_PV_TLB_FLUSH: Final = 9
+KVM_FEATURE_ASYNC_PF_VMEXIT: Final = 10
+KVM_FEATURE_PV_SEND_IPI: Final = 11
+KVM_FEATURE_POLL_CONTROL: Final = 12
+KVM_FEATURE_PV_SCHED_YIELD: Final = 13
+KVM_FEATURE_ASYNC_PF_INT: Final = 14
+KVM_FEATURE_MSI_EXT_DEST_ID: Final = 15
+KVM_FEATURE_CLOCKSOURCE_STABLE_BIT: Final = 24
+MSR_KVM_SYSTEM_TIME_NEW: Final = 0x4B564D01
+MSR_KVM_WALL_CLOCK_NEW: Final = 0x4B564D00
+
+# --------------------------------------------------------------------------- ioctls
+KVM_GET_API_VERSION: Final = _io(KVMIO, 0x00)
+KVM_CREATE_VM: Final = _io(KVMIO, 0x01)
+KVM_CHECK_EXTENSION: Final = _io(KVMIO, 0x03)
+KVM_GET_VCPU_MMAP_SIZE: Final = _io(KVMIO, 0x04)
+KVM_GET_SUPPORTED_CPUID: Final = _iowr(KVMIO, 0x05, ctypes.sizeof(kvm_cpuid2))
+KVM_CREATE_VCPU: Final = _io(KVMIO, 0x41)
+KVM_SET_USER_MEMORY_REGION: Final = _iow(KVMIO, 0x46, ctypes.sizeof(kvm_userspace_memory_region))
+KVM_CREATE_IRQCHIP: Final = _io(KVMIO, 0x60)
+KVM_CREATE_PIT2: Final = _iow(KVMIO, 0x77, ctypes.sizeof(kvm_pit_config))
+KVM_SET_CLOCK: Final = _iow(KVMIO, 0x7B, ctypes.sizeof(kvm_clock_data))
+KVM_GET_CLOCK: Final = _ior(KVMIO, 0x7C, ctypes.sizeof(kvm_clock_data))
+KVM_RUN: Final = _io(KVMIO, 0x80)
+KVM_GET_REGS: Final = _ior(KVMIO, 0x81, ctypes.sizeof(kvm_regs))
+KVM_SET_REGS: Final = _iow(KVMIO, 0x82, ctypes.sizeof(kvm_regs))
+KVM_GET_SREGS: Final = _ior(KVMIO, 0x83, ctypes.sizeof(kvm_sregs))
+KVM_SET_SREGS: Final = _iow(KVMIO, 0x84, ctypes.sizeof(kvm_sregs))
+KVM_SET_CPUID2: Final = _iow(KVMIO, 0x90, ctypes.sizeof(kvm_cpuid2))
+KVM_KVMCLOCK_CTRL: Final = _io(KVMIO, 0xAD)
+
+#: Every ioctl the plugin issues, by name (the fault-injection tests cover each one).
+IOCTLS: Final[dict[str, int]] = {
+    "KVM_GET_API_VERSION": KVM_GET_API_VERSION,
+    "KVM_CREATE_VM": KVM_CREATE_VM,
+    "KVM_CHECK_EXTENSION": KVM_CHECK_EXTENSION,
+    "KVM_GET_VCPU_MMAP_SIZE": KVM_GET_VCPU_MMAP_SIZE,
+    "KVM_GET_SUPPORTED_CPUID": KVM_GET_SUPPORTED_CPUID,
+    "KVM_CREATE_VCPU": KVM_CREATE_VCPU,
+    "KVM_SET_USER_MEMORY_REGION": KVM_SET_USER_MEMORY_REGION,
+    "KVM_CREATE_IRQCHIP": KVM_CREATE_IRQCHIP,
+    "KVM_CREATE_PIT2": KVM_CREATE_PIT2,
+    "KVM_SET_CLOCK": KVM_SET_CLOCK,
+    "KVM_GET_CLOCK": KVM_GET_CLOCK,
+    "KVM_RUN": KVM_RUN,
+    "KVM_GET_REGS": KVM_GET_REGS,
+    "KVM_SET_REGS": KVM_SET_REGS,
+    "KVM_GET_SREGS": KVM_GET_SREGS,
+    "KVM_SET_SREGS": KVM_SET_SREGS,
+    "KVM_SET_CPUID2": KVM_SET_CPUID2,
+    "KVM_KVMCLOCK_CTRL": KVM_KVMCLOCK_CTRL,
+}
+
+#: Request number -> name (for error messages and the fault-injection wrapper).
+IOCTL_NAMES: Final[dict[int, str]] = {number: name for name, number in IOCTLS.items()}
+
+#: Structures whose size and field offsets tests/kvm/test_abi.py checks against the headers.
+STRUCTS: Final[dict[str, type[ctypes.Structure]]] = {
+    "kvm_regs": kvm_regs,
+    "kvm_segment": kvm_segment,
+    "kvm_dtable": kvm_dtable,
+    "kvm_sregs": kvm_sregs,
+    "kvm_userspace_memory_region": kvm_userspace_memory_region,
+    "kvm_clock_data": kvm_clock_data,
+    "kvm_pit_config": kvm_pit_config,
+    "kvm_cpuid_entry2": kvm_cpuid_entry2,
+    "kvm_cpuid2": kvm_cpuid2,
+}

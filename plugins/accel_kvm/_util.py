@@ -1,0 +1,29 @@
+"""Helpers shared by the KVM accelerator, VM and vCPU handles (no state)."""
+
+from __future__ import annotations
+
+import contextlib
+import mmap as _mmap
+from typing import Any
+
+from accel.errors import BackendCallError
+
+from ._ioctl import Sys
+
+ACCEL_NAME = "kvm"
+
+
+def call(sys: Sys, name: str, fd: int, request: int, arg: Any = 0) -> Any:
+    """``sys.ioctl`` with an ``OSError`` turned into :class:`BackendCallError` naming ``name``."""
+    try:
+        return sys.ioctl(fd, request, arg)
+    except OSError as exc:
+        raise BackendCallError(name, exc.errno, accelerator=ACCEL_NAME) from exc
+
+
+def release_mapping(mm: _mmap.mmap) -> None:
+    """Unmap ``mm`` now, or (if a caller still holds a view of it) when that view dies."""
+    # If a memoryview handed to the caller (MemoryRegion.view, exit.data) is still alive,
+    # close() raises BufferError; the mmap object unmaps once the last view is gone.
+    with contextlib.suppress(BufferError):
+        mm.close()

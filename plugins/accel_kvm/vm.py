@@ -1,0 +1,325 @@
+"""A KVM VM handle: guest memory slots, MMIO ranges, vCPUs and the kvmclock clock."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import mmap as _mmap
+from typing import TYPE_CHECKING
+
+from accel.accelerator import PAGE_SIZE, VM, ClockData, CpuSpec, MemoryRegion, VmOptions
+from accel.capabilities import Capability, CapabilitySet, ClockFlags
+from accel.errors import BackendCallError, InvalidArgumentError, MemoryLayoutError
+
+from . import _abi
+from ._ioctl import Sys
+from ._util import ACCEL_NAME, call, release_mapping
+from .accelerator import KVM_CAPS, answers_from_raw
+
+if TYPE_CHECKING:
+    from .accelerator import KvmAccelerator
+    from .vcpu import KvmVcpu
+
+__all__ = ["KvmVM"]
+
+_RESUME_FLAGS_MASK = ~(_abi.KVM_CLOCK_REALTIME | _abi.KVM_CLOCK_HOST_TSC)
+
+
+class KvmVM(VM):
+    """One KVM VM (a KVM_CREATE_VM file descriptor).
+
+    Guest RAM regions are anonymous mappings registered with KVM_SET_USER_MEMORY_REGION;
+    MMIO ranges are only recorded (KVM exits on any guest-physical address no slot backs).
+    :meth:`pause`/:meth:`resume` follow QEMU's kvmclock rules: the clock read at pause is
+    what :meth:`get_clock` returns while paused and is written back with KVM_SET_CLOCK
+    before any vCPU runs again, followed by KVM_KVMCLOCK_CTRL on every vCPU.
+    """
+
+    accelerator: KvmAccelerator
+
+    def __init__(self, accelerator: KvmAccelerator, fd: int, options: VmOptions, sys: Sys) -> None:
+        self.accelerator = accelerator
+        self.options = options
+        self._fd = fd
+        self._sys = sys
+        self._regions: list[MemoryRegion] = []
+        self._maps: dict[int, _mmap.mmap] = {}
+        self._mmio: list[tuple[int, int]] = []
+        self._vcpus: list[KvmVcpu] = []
+        self._caps: CapabilitySet | None = None
+        self._raw: dict[int, int] = {}
+        self._paused = False
+        self._clock_cache: ClockData | None = None
+        self._clock_cache_set = False
+        self._clock_buf = _abi.kvm_clock_data()
+
+    @property
+    def fd(self) -> int:
+        """The VM file descriptor."""
+        return self._fd
+
+    # ------------------------------------------------------------------ capabilities
+    def check_extension(self, cap_number: int) -> int:
+        """Raw KVM_CHECK_EXTENSION on the VM fd, or the host's answer where the kernel has
+        no VM-level queries (no KVM_CAP_CHECK_EXTENSION_VM)."""
+        self._check_open()
+        if not isinstance(cap_number, int) or cap_number < 0:
+            raise InvalidArgumentError(
+                f"KVM capability number must be a non-negative int, not {cap_number!r}",
+                argument="cap_number",
+                value=cap_number,
+            )
+        cached = self._raw.get(cap_number)
+        if cached is not None:
+            return cached
+        if not self.accelerator.check_extension(_abi.KVM_CAP_CHECK_EXTENSION_VM):
+            value = self.accelerator.check_extension(cap_number)
+        else:
+            value = int(
+                call(
+                    self._sys, "KVM_CHECK_EXTENSION", self._fd, _abi.KVM_CHECK_EXTENSION, cap_number
+                )
+            )
+        self._raw[cap_number] = value
+        return value
+
+    def capabilities(self) -> CapabilitySet:
+        """VM-level answers (read once): KVM_CHECK_EXTENSION on the VM fd where supported."""
+        self._check_open()
+        if self._caps is None:
+            host = self.accelerator.capabilities()
+            if not host.supports(Capability.VM_CAPABILITY_QUERY):
+                self._caps = host
+            else:
+                raw = {n: self.check_extension(n) for _, n in KVM_CAPS.values()}
+                answers = answers_from_raw(raw, " (vm)")
+                answers[Capability.PV_CLOCKSOURCE] = host[Capability.PV_CLOCKSOURCE]
+                answers[Capability.PV_CLOCKSOURCE_STABLE] = host[Capability.PV_CLOCKSOURCE_STABLE]
+                self._caps = CapabilitySet(answers)
+        return self._caps
+
+    # ------------------------------------------------------------------ memory
+    def _check_layout(self, guest_phys: int, size: int) -> None:
+        for name, value in (("guest_phys", guest_phys), ("size", size)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidArgumentError(
+                    f"{name} must be an int, not {value!r}", argument=name, value=value
+                )
+        if size <= 0:
+            raise MemoryLayoutError(
+                f"memory region at {guest_phys:#x} is empty (size {size})",
+                hint="give a positive size, a multiple of 4 KiB",
+                address=guest_phys,
+                size=size,
+            )
+        if guest_phys < 0 or guest_phys % PAGE_SIZE or size % PAGE_SIZE:
+            raise MemoryLayoutError(
+                f"memory region {guest_phys:#x}+{size:#x} is not 4 KiB aligned",
+                hint="both the address and the size must be multiples of 4096",
+                address=guest_phys,
+                size=size,
+            )
+        end = guest_phys + size
+        if end > 1 << 52:
+            raise MemoryLayoutError(
+                f"memory region {guest_phys:#x}+{size:#x} is beyond the guest-physical space",
+                address=guest_phys,
+                size=size,
+            )
+        spans = [(r.guest_phys, r.end, "RAM") for r in self._regions]
+        spans += [(a, a + n, "MMIO") for a, n in self._mmio]
+        for start, stop, kind in spans:
+            if guest_phys < stop and start < end:
+                raise MemoryLayoutError(
+                    f"region {guest_phys:#x}..{end:#x} overlaps {kind} {start:#x}..{stop:#x}",
+                    hint="choose a free guest-physical range",
+                    address=guest_phys,
+                    size=size,
+                )
+
+    def add_memory(self, guest_phys: int, size: int, *, readonly: bool = False) -> MemoryRegion:
+        """Map zeroed anonymous memory at ``guest_phys`` (KVM_SET_USER_MEMORY_REGION)."""
+        self._check_open()
+        self._check_layout(guest_phys, size)
+        used = {r.slot for r in self._regions}
+        slot = next(i for i in range(len(used) + 1) if i not in used)
+        try:
+            mm = self._sys.mmap(-1, size)
+        except OSError as exc:
+            raise BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
+        try:
+            anchor = ctypes.c_char.from_buffer(mm)
+            address = ctypes.addressof(anchor)
+            del anchor
+            region = _abi.kvm_userspace_memory_region(
+                slot,
+                _abi.KVM_MEM_READONLY if readonly else 0,
+                guest_phys,
+                size,
+                address,
+            )
+            call(
+                self._sys,
+                "KVM_SET_USER_MEMORY_REGION",
+                self._fd,
+                _abi.KVM_SET_USER_MEMORY_REGION,
+                region,
+            )
+        except BaseException:
+            mm.close()
+            raise
+        result = MemoryRegion(guest_phys, size, memoryview(mm), readonly=readonly, slot=slot)
+        self._regions.append(result)
+        self._regions.sort(key=lambda r: r.guest_phys)
+        self._maps[slot] = mm
+        return result
+
+    def add_mmio(self, guest_phys: int, size: int) -> None:
+        """Record an MMIO range (KVM exits on unbacked addresses by itself)."""
+        self._check_open()
+        self._check_layout(guest_phys, size)
+        self._mmio.append((guest_phys, size))
+        self._mmio.sort()
+
+    @property
+    def memory_regions(self) -> tuple[MemoryRegion, ...]:
+        self._check_open()
+        return tuple(self._regions)
+
+    @property
+    def mmio_regions(self) -> tuple[tuple[int, int], ...]:
+        """The declared MMIO ranges as ``(guest_phys, size)``."""
+        self._check_open()
+        return tuple(self._mmio)
+
+    # ------------------------------------------------------------------ vCPUs
+    def create_vcpu(self, index: int | None = None, *, cpu: CpuSpec | None = None) -> KvmVcpu:
+        """KVM_CREATE_VCPU, its kvm_run mapping, and KVM_SET_CPUID2 filtered by ``cpu``."""
+        from .vcpu import KvmVcpu
+
+        self._check_open()
+        if index is None:
+            taken = {v.index for v in self._vcpus}
+            index = next(i for i in range(len(taken) + 1) if i not in taken)
+        if not isinstance(index, int) or index < 0:
+            raise InvalidArgumentError(
+                f"vCPU index must be a non-negative int, not {index!r}",
+                argument="index",
+                value=index,
+            )
+        if any(v.index == index for v in self._vcpus):
+            raise InvalidArgumentError(
+                f"vCPU {index} already exists", argument="index", value=index
+            )
+        vcpu = KvmVcpu(self, index, cpu if cpu is not None else CpuSpec(), self._sys)
+        self._vcpus.append(vcpu)
+        return vcpu
+
+    @property
+    def vcpus(self) -> tuple[KvmVcpu, ...]:
+        self._check_open()
+        return tuple(self._vcpus)
+
+    def _forget(self, vcpu: KvmVcpu) -> None:
+        with contextlib.suppress(ValueError):
+            self._vcpus.remove(vcpu)
+
+    # ------------------------------------------------------------------ clock
+    def _read_clock(self) -> ClockData:
+        buf = self._clock_buf
+        call(self._sys, "KVM_GET_CLOCK", self._fd, _abi.KVM_GET_CLOCK, buf)
+        return ClockData(
+            clock=buf.clock,
+            flags=ClockFlags(buf.flags),
+            realtime=buf.realtime,
+            host_tsc=buf.host_tsc,
+        )
+
+    def _write_clock(self, data: ClockData, flags: int) -> None:
+        buf = _abi.kvm_clock_data()
+        buf.clock = data.clock
+        buf.flags = flags
+        buf.realtime = data.realtime
+        buf.host_tsc = data.host_tsc
+        call(self._sys, "KVM_SET_CLOCK", self._fd, _abi.KVM_SET_CLOCK, buf)
+
+    def get_clock(self) -> ClockData:
+        """KVM_GET_CLOCK (all fields), or the value cached at :meth:`pause` while paused."""
+        self._check_open()
+        if self._paused and self._clock_cache is not None:
+            return self._clock_cache
+        return self._read_clock()
+
+    def set_clock(self, data: ClockData) -> None:
+        """KVM_SET_CLOCK with every field of ``data`` (while paused: replaces the cache)."""
+        self._check_open()
+        if not isinstance(data, ClockData):
+            raise InvalidArgumentError(
+                f"set_clock takes a ClockData, not {data!r}", argument="data", value=data
+            )
+        if not 0 <= data.clock < 1 << 64:
+            raise InvalidArgumentError(
+                f"clock {data.clock} is outside 0..2**64-1", argument="data", value=data
+            )
+        if self._paused:
+            self._clock_cache = data
+            self._clock_cache_set = True
+            return
+        self._write_clock(data, int(data.flags))
+
+    def pause(self) -> None:
+        """Read the clock (KVM_GET_CLOCK) and cache it; vCPUs refuse to run until resume."""
+        self._check_open()
+        if self._paused:
+            return
+        self._clock_cache = self._read_clock()
+        self._clock_cache_set = False
+        self._paused = True
+
+    def resume(self) -> None:
+        """KVM_SET_CLOCK of the cached value, then KVM_KVMCLOCK_CTRL per vCPU, then run.
+
+        If a call fails the VM stays paused with its cached clock, so ``resume()`` can be
+        retried. The value cached by :meth:`pause` is written without its REALTIME and
+        HOST_TSC flags (the guest clock must not jump by the time spent paused); a value
+        given to :meth:`set_clock` while paused is written as given.
+        """
+        self._check_open()
+        if not self._paused:
+            return
+        cache = self._clock_cache
+        if cache is not None:
+            flags = int(cache.flags)
+            if not self._clock_cache_set:
+                flags &= _RESUME_FLAGS_MASK
+            self._write_clock(cache, flags)
+        if self.accelerator.check_extension(_abi.KVM_CAP_KVMCLOCK_CTRL):
+            for vcpu in self._vcpus:
+                vcpu.kvmclock_ctrl()
+        self._paused = False
+        self._clock_cache = None
+        self._clock_cache_set = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    # ------------------------------------------------------------------ close
+    def _close(self) -> None:
+        for vcpu in list(self._vcpus):
+            vcpu.close()
+        self._vcpus.clear()
+        for region in self._regions:
+            # (BufferError: the caller exported the view further; the mapping outlives it)
+            with contextlib.suppress(BufferError):
+                region.view.release()
+        self._regions.clear()
+        for mm in self._maps.values():
+            release_mapping(mm)
+        self._maps.clear()
+        self._mmio.clear()
+        fd, self._fd = self._fd, -1
+        try:
+            self._sys.close(fd)
+        finally:
+            self.accelerator._forget(self)
