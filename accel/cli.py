@@ -264,8 +264,10 @@ def _cmd_info(args: argparse.Namespace, ctx: Context) -> int:
                 ctx.print(line)
         elif r.capabilities_error:
             ctx.print(f"  capabilities could not be read: {r.capabilities_error}")
-        for feature, reason in r.info.unsupported_features.items():
-            ctx.print(f"  unsupported: {feature}: {reason}")
+        if r.info.unsupported:
+            ctx.print("  declared unsupported:")
+            for line in _table([list(item) for item in r.info.unsupported], indent="    "):
+                ctx.print(line)
     for err in reg.load_errors:
         ctx.print()
         ctx.print(f"plugin load error: {err}")
@@ -357,6 +359,9 @@ CAPABILITY_CHECKS: tuple[tuple[Capability, str, str], ...] = (
 )
 
 
+HARDWARE_CHECK = "a hardware accelerator is usable"
+
+
 def run_checks(results: Sequence[Survey], load_errors: Iterable[AccelError]) -> list[Check]:
     """The checks ``accel check`` prints, in order."""
     checks: list[Check] = []
@@ -406,7 +411,25 @@ def run_checks(results: Sequence[Survey], load_errors: Iterable[AccelError]) -> 
                 checks.append(Check(r.name, label, "PASS"))
             else:
                 detail = "not supported" if answer.support is Support.NO else "unknown"
+                declared = r.info.unsupported_features.get(cap.value)
+                if declared:
+                    detail += f": {declared}"
                 checks.append(Check(r.name, label, "WARN", detail, hint))
+    usable_hw = [r.name for r in results if r.info.hardware and r.availability.available]
+    if usable_hw:
+        checks.append(Check("accel", HARDWARE_CHECK, "PASS", ", ".join(usable_hw)))
+    else:
+        hw = [r.name for r in results if r.info.hardware]
+        checks.append(
+            Check(
+                "accel",
+                HARDWARE_CHECK,
+                "FAIL",
+                f"none of {', '.join(hw)} is usable" if hw else "no hardware accelerator plugin",
+                "enable hardware virtualization (VT-x / AMD-V) in the firmware and give your user "
+                "access to it, or install a plugin for one; the lines above say what each lacks",
+            )
+        )
     return checks
 
 

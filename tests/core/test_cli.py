@@ -67,7 +67,8 @@ def test_info_text(capsys: pytest.CaptureFixture[str]) -> None:
     ]
     assert "down: unavailable: device node missing" in lines
     assert "  hint: load the driver module" in lines
-    assert "  unsupported: snapshot: not implemented yet" in lines
+    assert "  declared unsupported:" in lines
+    assert "    snapshot  not implemented yet" in lines
     # capability lines are aligned: every answer starts in the same column
     cap_lines = [ln for ln in lines if ln.startswith("  ") and ln.split()[0] in {"irqchip", "pit"}]
     assert len(cap_lines) == 4
@@ -229,6 +230,7 @@ def test_check_passes_with_a_usable_hardware_accelerator(
             assert "hint: " in rest
     # the " : " separators line up, as in virt-host-validate
     assert len({ln.index(" : ") for ln in out.splitlines() if " : " in ln}) == 1
+    assert lines["accel: a hardware accelerator is usable"] == "PASS (hw)"
     assert out.rstrip().endswith("result: hardware acceleration is usable (hw)")
 
 
@@ -241,12 +243,16 @@ def test_check_fails_with_only_software(capsys: pytest.CaptureFixture[str]) -> N
     assert code == 1
     assert "FAIL (device node missing; hint: load the driver module)" in out
     assert "only software emulation (sw)" in out
+    assert check_lines(out)["accel: a hardware accelerator is usable"].startswith(
+        "FAIL (none of down is usable; hint: enable hardware virtualization"
+    )
 
 
 def test_check_fails_with_nothing(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, ["check"], Registry(entry_points=False))
     assert code == 1
     assert "FAIL (no accelerator plugin is registered; hint: " in out
+    assert "FAIL (no hardware accelerator plugin; hint: " in out
 
 
 def test_check_json(capsys: pytest.CaptureFixture[str]) -> None:
@@ -256,6 +262,7 @@ def test_check_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["hardware_usable"] is True
     assert data["usable"] == ["hw", "sw"]
     statuses = {(c["subject"], c["check"]): c["status"] for c in data["checks"]}
+    assert statuses[("accel", "a hardware accelerator is usable")] == "PASS"
     assert statuses[("down", "hardware accelerator usable")] == "FAIL"
     assert statuses[("hw", "adjustable VM clock (adjust-clock)")] == "PASS"
     assert all(c["hint"] for c in data["checks"] if c["status"] != "PASS")
