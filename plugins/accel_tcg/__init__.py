@@ -1,1 +1,43 @@
-"""The tcg accelerator plugin (registered through the accel.plugins entry point)."""
+"""The tcg accelerator plugin: x86 software emulation on unicorn (QEMU's TCG as a library).
+
+Registered through the ``accel.plugins`` entry point (``tcg = "accel_tcg"``). Importing
+this package does not import unicorn; :meth:`TcgAccelerator.probe` does, and reports the
+accelerator unavailable with the import error when it fails.
+"""
+
+from __future__ import annotations
+
+from accel.plugin import AcceleratorInfo, hookimpl
+
+from .accelerator import MAX_VCPUS, TcgAccelerator, TcgVcpu, TcgVM
+
+__all__ = ["MAX_VCPUS", "UNSUPPORTED", "TcgAccelerator", "TcgVM", "TcgVcpu", "accel_accelerators"]
+
+#: Conformance features TCG does not have, and why (keys are capability names).
+UNSUPPORTED: dict[str, str] = {
+    "irqchip": "software emulation: no in-accelerator interrupt controller",
+    "pit": "software emulation: no in-accelerator i8254 PIT",
+    "pv-clocksource": "no paravirtual clock: TCG shows no KVM CPUID leaves (as in QEMU)",
+    "pv-clocksource-stable": "no paravirtual clock",
+    "clock-ctrl": "no paravirtual clock to tell about a pause",
+    "tsc-control": "unicorn cannot scale the guest TSC",
+    "tsc-khz": "unicorn does not report the guest TSC frequency",
+    "ioeventfd": "every port/MMIO access exits to the caller",
+    "irqfd": "no interrupt injection by eventfd",
+    "xsave": "no XSAVE-area state API",
+}
+
+
+@hookimpl
+def accel_accelerators() -> list[AcceleratorInfo]:
+    """The ``tcg`` accelerator (software emulation, priority 10)."""
+    return [
+        AcceleratorInfo(
+            name="tcg",
+            summary="x86 software emulation on unicorn (QEMU's TCG as a library)",
+            factory=TcgAccelerator,
+            priority=10,
+            unsupported=UNSUPPORTED,
+            hardware=False,
+        )
+    ]

@@ -1,0 +1,802 @@
+"""TCG: software emulation of x86 on unicorn (QEMU's TCG as a library).
+
+How an exit reaches the caller
+------------------------------
+Unicorn asks for the value of an IN or of an MMIO read *synchronously*, from inside the
+instruction, while the contract hands the exit to the caller and takes the answer on the
+next :meth:`~accel.Vcpu.run`. ``emu_stop()`` from a hook is not precise: unicorn
+finishes the rest of the translation block first (``in al,dx; mov bl,al; hlt`` leaves
+BL set and the HLT executed), so stopping and restarting cannot work.
+
+So each vCPU runs its unicorn engine on its own worker thread. ``run()`` hands the
+worker a "go" and waits for the next exit. A hook that needs the caller (IN, OUT, MMIO
+read or write) posts the exit and blocks until the next ``run()``; that ``run()``
+releases it, the hook returns the answer the caller wrote into ``exit.data``, and the
+instruction completes exactly where it stopped. The handoff is two
+``queue.SimpleQueue`` objects; the engine releases the GIL while it emulates (ctypes),
+so vCPUs of one VM run in parallel. HLT, faults and :meth:`kick` end ``emu_start``;
+the worker maps the reason onto the contract's exits.
+
+While an exit is pending the worker is parked inside the instruction: registers can be
+read, but :meth:`TcgVcpu.set_regs` / :meth:`TcgVcpu.set_sregs` raise
+:class:`~accel.errors.VcpuStateError` until ``run()`` completes the exit.
+
+Exceptions: unicorn does not deliver exceptions itself. In real mode this module
+delivers them through the IVT (pushing FLAGS, CS, IP); a vector beyond the IVT limit is
+a triple fault (:class:`~accel.ShutdownExit`). In protected mode a vector beyond the IDT
+limit is a triple fault too; delivery through a present protected-mode gate is not
+emulated and ends the run with an :class:`~accel.InternalErrorExit` saying so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import queue
+import struct
+import threading
+from typing import TYPE_CHECKING, Any, Final
+
+from accel.accelerator import (
+    PAGE_SIZE,
+    VM,
+    Accelerator,
+    Availability,
+    ClockData,
+    CpuSpec,
+    Exit,
+    HaltExit,
+    InternalErrorExit,
+    InterruptedExit,
+    IoDirection,
+    MemoryRegion,
+    MmioExit,
+    PortIoExit,
+    Registers,
+    ShutdownExit,
+    SpecialRegisters,
+    Vcpu,
+    VmOptions,
+)
+from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
+from accel.errors import (
+    AcceleratorUnavailableError,
+    BackendCallError,
+    CapabilityError,
+    InvalidArgumentError,
+    MemoryLayoutError,
+    VcpuStateError,
+)
+
+from ._clock import CLOCK_FLAGS, VirtualClock
+
+if TYPE_CHECKING:
+    from ._state import ContextLayout
+
+__all__ = ["MAX_VCPUS", "TcgAccelerator", "TcgVM", "TcgVcpu"]
+
+NAME: Final = "tcg"
+#: vCPUs per VM this plugin supports: one unicorn engine (about 3 MiB) and one worker
+#: thread each; the tests create this many.
+MAX_VCPUS: Final = 64
+#: Guest-physical address width (the CPUID 0x80000008 value unicorn reports is 40 bits).
+PHYS_BITS: Final = 40
+SOURCE: Final = "software emulation (unicorn)"
+
+_NEVER: Final = 0xFFFF_FFFF_FFFF_FFFF  # an emu_start "until" the guest never reaches
+_GO: Final = 1
+_STOP: Final = 2
+
+_FLAGS_IF = 1 << 9
+_FLAGS_TF = 1 << 8
+_FLAGS_AC = 1 << 18
+_CR0_PG = 1 << 31
+
+
+def _answers() -> CapabilitySet:
+    """Truthful host-level answers for software emulation."""
+    yes, no = CapabilityAnswer.yes, CapabilityAnswer.no
+    return CapabilitySet(
+        {
+            Capability.USER_MEMORY: yes(
+                source="guest RAM is anonymous host memory mapped into unicorn (mem_map_ptr)"
+            ),
+            Capability.NR_VCPUS: yes(
+                os.cpu_count() or 1, source="host CPUs (a worker thread per vCPU)"
+            ),
+            Capability.MAX_VCPUS: yes(
+                MAX_VCPUS, source="limit of this plugin (engine+thread per vCPU)"
+            ),
+            Capability.IRQCHIP: no(
+                source="software emulation: no interrupt controller in the engine"
+            ),
+            Capability.PIT: no(source="software emulation: no i8254 in the engine"),
+            Capability.PV_CLOCKSOURCE: no(
+                source="software emulation: no KVM paravirtual CPUID leaves or MSRs (QEMU TCG)"
+            ),
+            Capability.PV_CLOCKSOURCE_STABLE: no(source="software emulation: no paravirtual clock"),
+            Capability.ADJUST_CLOCK: yes(
+                int(CLOCK_FLAGS),
+                source="virtual clock: host CLOCK_MONOTONIC while running, stopped while paused",
+            ),
+            Capability.CLOCK_CTRL: no(source="software emulation: no paravirtual clock to notify"),
+            Capability.TSC_CONTROL: no(source="unicorn cannot scale the guest TSC"),
+            Capability.TSC_KHZ: no(source="unicorn does not report the guest TSC frequency"),
+            Capability.IOEVENTFD: no(source="software emulation: every port/MMIO access exits"),
+            Capability.IRQFD: no(source="software emulation: no interrupt injection by eventfd"),
+            Capability.XSAVE: no(source="this plugin exposes no XSAVE-area state"),
+            Capability.VM_CAPABILITY_QUERY: yes(source="each TCG VM answers for itself"),
+        }
+    )
+
+
+class TcgAccelerator(Accelerator):
+    """Software x86 emulation on unicorn: available wherever unicorn imports."""
+
+    name = NAME
+
+    def __init__(self) -> None:
+        self._availability: Availability | None = None
+        self._layout: ContextLayout | None = None
+        self._caps: CapabilitySet | None = None
+        self._vms: list[TcgVM] = []
+        self._lock = threading.Lock()
+
+    def probe(self) -> Availability:
+        if self._availability is None:
+            self._availability = self._probe()
+        return self._availability
+
+    def _probe(self) -> Availability:
+        try:
+            from . import _state
+        except ImportError as exc:  # pragma: no cover - exercised by a monkeypatched import
+            return Availability.unavailable(
+                f"unicorn does not import: {exc}",
+                hint="install it: pip install 'unicorn>=2.0.1'",
+                error=str(exc),
+            )
+        try:
+            self._layout = _state.find_layout()
+        except Exception as exc:  # a unicorn build this plugin does not understand
+            return Availability.unavailable(
+                f"unicorn {_state.U.__version__}: {exc}",
+                hint="install a unicorn 2.x release known to work (2.1.4 is tested)",
+                error=str(exc),
+            )
+        return Availability.ok(f"unicorn {_state.U.__version__}", unicorn=_state.U.__version__)
+
+    def _require(self) -> ContextLayout:
+        self._check_open()
+        avail = self.probe()
+        if not avail or self._layout is None:
+            raise AcceleratorUnavailableError(
+                f"tcg is unavailable: {avail.reason}",
+                hint=avail.hint,
+                accelerator=NAME,
+                reason=avail.reason,
+            )
+        return self._layout
+
+    def capabilities(self) -> CapabilitySet:
+        self._require()
+        if self._caps is None:
+            self._caps = _answers()
+        return self._caps
+
+    def create_vm(self, options: VmOptions | None = None) -> TcgVM:
+        layout = self._require()
+        opts = options or VmOptions()
+        for wanted, cap in ((opts.irqchip, Capability.IRQCHIP), (opts.pit, Capability.PIT)):
+            if wanted:
+                raise CapabilityError(
+                    f"tcg has no {cap.value}: {self.capabilities()[cap].source}",
+                    hint=f"create the VM without {cap.value}=True; machines add the device model",
+                    accelerator=NAME,
+                    capability=cap,
+                )
+        vm = TcgVM(self, layout, self.capabilities())
+        with self._lock:
+            self._vms.append(vm)
+        return vm
+
+    def _forget(self, vm: TcgVM) -> None:
+        with self._lock:
+            if vm in self._vms:
+                self._vms.remove(vm)
+
+    def _close(self) -> None:
+        with self._lock:
+            vms = list(self._vms)
+        for vm in vms:
+            vm.close()
+
+
+class _Ram:
+    """A RAM region: host memory (anonymous mmap) plus its address for unicorn."""
+
+    __slots__ = ("address", "buffer", "region")
+
+    def __init__(self, region: MemoryRegion, buffer: mmap.mmap, address: int) -> None:
+        self.region = region
+        self.buffer = buffer
+        self.address = address
+
+
+def _host_address(buffer: mmap.mmap) -> int:
+    import ctypes
+
+    anchor = ctypes.c_char.from_buffer(buffer)
+    try:
+        return ctypes.addressof(anchor)
+    finally:
+        del anchor
+
+
+class TcgVM(VM):
+    """A TCG VM: RAM and MMIO ranges shared by its vCPUs, and a virtual clock."""
+
+    def __init__(self, accelerator: TcgAccelerator, layout: ContextLayout, caps: CapabilitySet):
+        self.accelerator = accelerator
+        self._layout = layout
+        self._caps = caps
+        self._ram: list[_Ram] = []
+        self._mmio: list[tuple[int, int]] = []
+        self._vcpus: list[TcgVcpu] = []
+        self._next_slot = 0
+        self._clock = VirtualClock()
+        self._paused = False
+        self._lock = threading.RLock()
+
+    # -- capabilities
+    def capabilities(self) -> CapabilitySet:
+        self._check_open()
+        return self._caps
+
+    # -- memory
+    def _check_range(self, guest_phys: int, size: int, what: str) -> None:
+        if not isinstance(guest_phys, int) or not isinstance(size, int):
+            raise MemoryLayoutError(
+                f"{what}: address and size must be integers",
+                address=guest_phys,
+                size=size,
+            )
+        if size <= 0:
+            raise MemoryLayoutError(
+                f"{what}: size {size:#x} must be positive", address=guest_phys, size=size
+            )
+        if guest_phys < 0 or guest_phys % PAGE_SIZE or size % PAGE_SIZE:
+            raise MemoryLayoutError(
+                f"{what}: {guest_phys:#x} size {size:#x} is not 4 KiB aligned",
+                hint="use multiples of 4096 for both the address and the size",
+                address=guest_phys,
+                size=size,
+            )
+        end = guest_phys + size
+        if end > 1 << PHYS_BITS:
+            raise MemoryLayoutError(
+                f"{what}: {guest_phys:#x}..{end:#x} is beyond the "
+                f"{PHYS_BITS}-bit guest-physical address space",
+                address=guest_phys,
+                size=size,
+            )
+        spans = [(r.region.guest_phys, r.region.end, "RAM") for r in self._ram]
+        spans += [(start, start + n, "MMIO") for start, n in self._mmio]
+        for start, stop, kind in spans:
+            if guest_phys < stop and start < end:
+                raise MemoryLayoutError(
+                    f"{what}: {guest_phys:#x}..{end:#x} overlaps the {kind} region "
+                    f"{start:#x}..{stop:#x}",
+                    hint="choose a free guest-physical range",
+                    address=guest_phys,
+                    size=size,
+                )
+
+    def add_memory(self, guest_phys: int, size: int, *, readonly: bool = False) -> MemoryRegion:
+        self._check_open()
+        with self._lock:
+            self._check_range(guest_phys, size, "add_memory")
+            buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            region = MemoryRegion(
+                guest_phys, size, memoryview(buffer), readonly=readonly, slot=self._next_slot
+            )
+            ram = _Ram(region, buffer, _host_address(buffer))
+            mapped: list[TcgVcpu] = []
+            try:
+                for cpu in self._vcpus:
+                    cpu._map_ram(ram)
+                    mapped.append(cpu)
+            except BaseException:
+                for cpu in mapped:
+                    cpu._unmap(guest_phys, size)
+                region.view.release()
+                buffer.close()
+                raise
+            self._next_slot += 1
+            self._ram.append(ram)
+            self._ram.sort(key=lambda r: r.region.guest_phys)
+            return region
+
+    def add_mmio(self, guest_phys: int, size: int) -> None:
+        self._check_open()
+        with self._lock:
+            self._check_range(guest_phys, size, "add_mmio")
+            mapped: list[TcgVcpu] = []
+            try:
+                for cpu in self._vcpus:
+                    cpu._map_mmio(guest_phys, size)
+                    mapped.append(cpu)
+            except BaseException:
+                for cpu in mapped:
+                    cpu._unmap(guest_phys, size)
+                raise
+            self._mmio.append((guest_phys, size))
+
+    @property
+    def memory_regions(self) -> tuple[MemoryRegion, ...]:
+        self._check_open()
+        return tuple(r.region for r in self._ram)
+
+    @property
+    def mmio_ranges(self) -> tuple[tuple[int, int], ...]:
+        """Declared MMIO ranges as ``(guest_phys, size)``."""
+        self._check_open()
+        return tuple(self._mmio)
+
+    # -- vCPUs
+    def create_vcpu(self, index: int | None = None, *, cpu: CpuSpec | None = None) -> TcgVcpu:
+        self._check_open()
+        with self._lock:
+            used = {c.index for c in self._vcpus}
+            if index is None:
+                index = next(i for i in range(len(used) + 1) if i not in used)
+            if not isinstance(index, int) or index < 0:
+                raise InvalidArgumentError(
+                    f"vCPU index must be a non-negative int, not {index!r}",
+                    argument="index",
+                    value=index,
+                )
+            if index in used:
+                raise InvalidArgumentError(
+                    f"vCPU {index} already exists", argument="index", value=index
+                )
+            if len(self._vcpus) >= MAX_VCPUS or index >= MAX_VCPUS:
+                raise CapabilityError(
+                    f"tcg supports at most {MAX_VCPUS} vCPUs per VM (indexes 0..{MAX_VCPUS - 1})",
+                    hint="create another VM for more vCPUs",
+                    accelerator=NAME,
+                    capability=Capability.MAX_VCPUS,
+                )
+            vcpu = TcgVcpu(self, index, cpu or CpuSpec(), self._layout)
+            try:
+                for ram in self._ram:
+                    vcpu._map_ram(ram)
+                for start, size in self._mmio:
+                    vcpu._map_mmio(start, size)
+            except BaseException:
+                vcpu.close()
+                raise
+            self._vcpus.append(vcpu)
+            return vcpu
+
+    @property
+    def vcpus(self) -> tuple[TcgVcpu, ...]:
+        self._check_open()
+        return tuple(self._vcpus)
+
+    def _forget(self, vcpu: TcgVcpu) -> None:
+        with self._lock:
+            if vcpu in self._vcpus:
+                self._vcpus.remove(vcpu)
+
+    # -- clock
+    def get_clock(self) -> ClockData:
+        self._check_open()
+        return self._clock.read()
+
+    def set_clock(self, data: ClockData) -> None:
+        self._check_open()
+        if not isinstance(data, ClockData) or data.clock < 0:
+            raise InvalidArgumentError(
+                f"set_clock needs a ClockData with a non-negative clock, not {data!r}",
+                argument="data",
+                value=data,
+            )
+        self._clock.write(data)
+
+    def pause(self) -> None:
+        self._check_open()
+        with self._lock:
+            if self._paused:
+                return
+            self._paused = True
+            self._clock.stop()
+            for cpu in self._vcpus:
+                if cpu._running:
+                    cpu.kick()
+
+    def resume(self) -> None:
+        self._check_open()
+        with self._lock:
+            if not self._paused:
+                return
+            self._clock.start()
+            self._paused = False
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def _close(self) -> None:
+        for cpu in list(self._vcpus):
+            cpu.close()
+        for ram in self._ram:
+            ram.region.view.release()
+            with contextlib.suppress(BufferError):  # a caller holds a view: the GC frees it
+                ram.buffer.close()
+        self._ram.clear()
+        self._mmio.clear()
+        acc = self.accelerator
+        if isinstance(acc, TcgAccelerator):
+            acc._forget(self)
+
+
+class TcgVcpu(Vcpu):
+    """One emulated x86 CPU: a unicorn engine driven by a worker thread (see module doc)."""
+
+    def __init__(self, vm: TcgVM, index: int, cpu: CpuSpec, layout: ContextLayout) -> None:
+        from . import _state
+
+        U, x86 = _state.U, _state.x86
+
+        self.vm = vm
+        self.index = index
+        self.cpu = cpu
+        self._layout = layout
+        self._apic_base = 0xFEE00900 if index == 0 else 0xFEE00800
+        self._uc: Any = _state.new_engine()
+        self._to_worker: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._to_caller: queue.SimpleQueue[Exit | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._pending: Exit | None = None
+        self._running = False
+        self._kick = False
+        self._closing = False
+        self._event: Exit | None = None
+        self._resume_at: int | None = None
+        self._fault: tuple[int, int, int] | None = None
+        uc = self._uc
+        uc.hook_add(U.UC_HOOK_INSN, self._hook_in, None, 1, 0, x86.UC_X86_INS_IN)
+        uc.hook_add(U.UC_HOOK_INSN, self._hook_out, None, 1, 0, x86.UC_X86_INS_OUT)
+        uc.hook_add(U.UC_HOOK_INTR, self._hook_intr)
+        uc.hook_add(U.UC_HOOK_MEM_INVALID, self._hook_invalid)
+        self._reset()
+
+    def _reset(self) -> None:
+        """The x86 architectural reset state (as the contract and KVM define it)."""
+        from . import _state
+
+        _state.write_sregs(self._uc, self._layout, SpecialRegisters(apic_base=self._apic_base))
+        _state.write_regs(self._uc, Registers(rip=0xFFF0, rflags=0x2, rdx=0x600))
+
+    def _backend(self, call: str, exc: Exception) -> BackendCallError:
+        return BackendCallError(call, None, accelerator=NAME, detail=str(exc))
+
+    # -- memory mapping (called by the VM)
+    def _map_ram(self, ram: _Ram) -> None:
+        from ._state import U
+
+        perms = U.UC_PROT_READ | U.UC_PROT_EXEC if ram.region.readonly else U.UC_PROT_ALL
+        try:
+            self._uc.mem_map_ptr(ram.region.guest_phys, ram.region.size, perms, ram.address)
+        except U.UcError as exc:
+            raise self._backend("uc_mem_map_ptr", exc) from exc
+
+    def _map_mmio(self, start: int, size: int) -> None:
+        from ._state import U
+
+        try:
+            self._uc.mmio_map(start, size, self._mmio_read, start, self._mmio_write, start)
+        except U.UcError as exc:
+            raise self._backend("uc_mmio_map", exc) from exc
+
+    def _unmap(self, start: int, size: int) -> None:
+        from ._state import U
+
+        with contextlib.suppress(U.UcError):
+            self._uc.mem_unmap(start, size)
+
+    # -- registers
+    def _check_settable(self) -> None:
+        self._check_open()
+        if self._pending is not None or self._running:
+            raise VcpuStateError(
+                f"vcpu {self.index}: registers cannot be set while "
+                + ("it runs" if self._running else f"an exit is pending ({self._pending!r})"),
+                hint="call run() to complete the pending exit first (the engine is parked "
+                "inside the instruction)",
+                accelerator=NAME,
+            )
+
+    def get_regs(self) -> Registers:
+        self._check_open()
+        from . import _state
+
+        return _state.read_regs(self._uc)
+
+    def set_regs(self, regs: Registers) -> None:
+        self._check_settable()
+        from . import _state
+
+        _state.write_regs(self._uc, regs)
+
+    def get_sregs(self) -> SpecialRegisters:
+        self._check_open()
+        from . import _state
+
+        return _state.read_sregs(self._uc, self._layout, self._apic_base)
+
+    def set_sregs(self, sregs: SpecialRegisters) -> None:
+        self._check_settable()
+        from . import _state
+
+        _state.write_sregs(self._uc, self._layout, sregs)
+        self._apic_base = sregs.apic_base
+
+    # -- run
+    def run(self) -> Exit:
+        self._check_open()
+        if self.vm.paused:
+            raise VcpuStateError(
+                f"vcpu {self.index}: the VM is paused",
+                hint="call vm.resume() before running vCPUs",
+                accelerator=NAME,
+            )
+        if self._kick:
+            self._kick = False
+            return InterruptedExit()
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._worker, name=f"tcg-vcpu{self.index}", daemon=True
+            )
+            self._thread.start()
+        self._pending = None
+        self._running = True
+        try:
+            self._to_worker.put(_GO)
+            ex = self._to_caller.get()
+        finally:
+            self._running = False
+        if ex is None:  # closed from another thread while running
+            return InterruptedExit()
+        if isinstance(ex, InterruptedExit):
+            self._kick = False
+        elif isinstance(ex, (PortIoExit, MmioExit)):
+            self._pending = ex
+        return ex
+
+    def kick(self) -> None:
+        self._kick = True
+        if self._running:
+            self._stop_engine()
+
+    def _stop_engine(self) -> None:
+        with contextlib.suppress(Exception):  # between runs: the flag is seen before the next
+            self._uc.emu_stop()
+        if self._running and self._kick:
+            # emu_stop is lost if it lands just before emu_start begins: retry until seen.
+            timer = threading.Timer(0.002, self._retry_kick)
+            timer.daemon = True
+            timer.start()
+
+    def _retry_kick(self) -> None:
+        if self._running and self._kick and not self._closed:
+            self._stop_engine()
+
+    # -- worker thread
+    def _worker(self) -> None:
+        get, put = self._to_worker.get, self._to_caller.put
+        while True:
+            if get() == _STOP:
+                return
+            ex = self._emulate()
+            if ex is None:
+                put(None)
+                return
+            put(ex)
+
+    def _wait_for_caller(self, ex: Exit) -> bool:
+        """Post ``ex`` and park until the next run(); False when the vCPU is closing."""
+        self._to_caller.put(ex)
+        if self._to_worker.get() == _STOP:
+            self._closing = True
+            self._uc.emu_stop()
+            return False
+        return True
+
+    def _emulate(self) -> Exit | None:
+        from ._state import RIP, UcError
+
+        uc = self._uc
+        while True:
+            if self._closing:
+                return None
+            if self._kick:
+                return InterruptedExit()
+            self._event = None
+            self._resume_at = None
+            self._fault = None
+            try:
+                uc.emu_start(uc.reg_read(RIP), _NEVER)
+            except UcError as exc:
+                if self._closing:
+                    return None
+                mapped = self._map_error(exc)
+                if mapped is None:
+                    continue
+                return mapped
+            if self._closing:
+                return None
+            if self._event is not None:
+                return self._event
+            if self._kick:
+                return InterruptedExit()
+            if self._resume_at is not None and self._linear_pc() == self._resume_at:
+                continue  # an exception was delivered: the engine stopped to reload CS:IP
+            if self._after_hlt():
+                return HaltExit()
+            # a stale emu_stop (a kick that raced with an exit): carry on
+
+    def _linear_pc(self) -> int:
+        from . import _state
+
+        return _state.segment_base(self._uc, self._layout, "cs") + int(
+            self._uc.reg_read(_state.RIP)
+        )
+
+    def _after_hlt(self) -> bool:
+        from ._state import x86
+
+        if self._uc.reg_read(x86.UC_X86_REG_CR0) & _CR0_PG:
+            return True  # linear != physical; HLT is the only other way emu_start returns
+        try:
+            return bytes(self._uc.mem_read(self._linear_pc() - 1, 1)) == b"\xf4"
+        except Exception:
+            return True
+
+    # -- hooks (worker thread)
+    def _hook_in(self, uc: Any, port: int, size: int, _ud: object) -> int:
+        data = bytearray(size)
+        if not self._wait_for_caller(PortIoExit(port, size, IoDirection.IN, data)):
+            return 0
+        return int.from_bytes(data, "little")
+
+    def _hook_out(self, uc: Any, port: int, size: int, value: int, _ud: object) -> None:
+        data = bytearray((value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+        self._wait_for_caller(PortIoExit(port, size, IoDirection.OUT, data))
+
+    def _mmio_read(self, uc: Any, offset: int, size: int, base: int) -> int:
+        data = bytearray(size)
+        if not self._wait_for_caller(MmioExit(base + offset, size, False, data)):
+            return 0
+        return int.from_bytes(data, "little")
+
+    def _mmio_write(self, uc: Any, offset: int, size: int, value: int, base: int) -> None:
+        data = bytearray((value & ((1 << (8 * size)) - 1)).to_bytes(size, "little"))
+        self._wait_for_caller(MmioExit(base + offset, size, True, data))
+
+    def _hook_invalid(
+        self, uc: Any, access: int, address: int, size: int, value: int, _ud: object
+    ) -> bool:
+        self._fault = (access, address, size)
+        return False
+
+    def _hook_intr(self, uc: Any, vector: int, _ud: object) -> None:
+        event = self._deliver(vector)
+        if event is not None:
+            self._event = event
+            uc.emu_stop()
+
+    def _deliver(self, vector: int) -> Exit | None:
+        """Deliver exception/interrupt ``vector``; an exit when that is impossible."""
+        from . import _state
+
+        x86 = _state.x86
+        UC_X86_REG_CR0, UC_X86_REG_CS = x86.UC_X86_REG_CR0, x86.UC_X86_REG_CS
+        UC_X86_REG_EFLAGS, UC_X86_REG_IDTR = x86.UC_X86_REG_EFLAGS, x86.UC_X86_REG_IDTR
+        UC_X86_REG_RIP, UC_X86_REG_RSP = x86.UC_X86_REG_RIP, x86.UC_X86_REG_RSP
+
+        uc = self._uc
+        _, idt_base, idt_limit, _ = uc.reg_read(UC_X86_REG_IDTR)
+        if uc.reg_read(UC_X86_REG_CR0) & 1:
+            if vector * 8 + 7 > idt_limit:
+                return ShutdownExit(
+                    f"triple fault: vector {vector} is beyond the IDT limit {idt_limit:#x}"
+                )
+            return InternalErrorExit(
+                "emulation",
+                vector,
+                f"vector {vector}: delivery through a protected-mode IDT gate is not "
+                "emulated by the tcg plugin",
+            )
+        if vector * 4 + 3 > idt_limit:
+            return ShutdownExit(
+                f"triple fault: vector {vector} is beyond the real-mode IVT limit {idt_limit:#x}"
+            )
+        try:
+            ip, cs = struct.unpack("<HH", bytes(uc.mem_read(idt_base + vector * 4, 4)))
+            flags = int(uc.reg_read(UC_X86_REG_EFLAGS))
+            rip = int(uc.reg_read(UC_X86_REG_RIP))
+            old_cs = int(uc.reg_read(UC_X86_REG_CS))
+            sp = int(uc.reg_read(UC_X86_REG_RSP))
+            ss_base = _state.segment_base(uc, self._layout, "ss")
+            for word in (flags, old_cs, rip):
+                sp = (sp - 2) & 0xFFFF
+                uc.mem_write(ss_base + sp, (word & 0xFFFF).to_bytes(2, "little"))
+        except Exception as exc:
+            return InternalErrorExit(
+                "emulation", vector, f"vector {vector}: real-mode delivery failed: {exc}"
+            )
+        old_rsp = int(uc.reg_read(UC_X86_REG_RSP))
+        uc.reg_write(UC_X86_REG_RSP, (old_rsp & ~0xFFFF) | sp)
+        uc.reg_write(UC_X86_REG_EFLAGS, flags & ~(_FLAGS_IF | _FLAGS_TF | _FLAGS_AC))
+        _state.load_real_mode_segment(uc, self._layout, "cs", cs)
+        uc.reg_write(UC_X86_REG_RIP, ip)
+        self._resume_at = (cs << 4) + ip
+        return None
+
+    def _map_error(self, exc: Exception) -> Exit | None:
+        from ._state import U as unicorn
+
+        code = int(getattr(exc, "errno", 0))
+        if code == unicorn.UC_ERR_INSN_INVALID:
+            event = self._deliver(6)  # #UD at the instruction
+            return event
+        if self._fault is not None or code in (
+            unicorn.UC_ERR_READ_UNMAPPED,
+            unicorn.UC_ERR_WRITE_UNMAPPED,
+            unicorn.UC_ERR_FETCH_UNMAPPED,
+            unicorn.UC_ERR_WRITE_PROT,
+            unicorn.UC_ERR_READ_PROT,
+            unicorn.UC_ERR_FETCH_PROT,
+        ):
+            if self._fault is not None:
+                access, address, size = self._fault
+                kinds = {
+                    unicorn.UC_MEM_READ_UNMAPPED: "read of unmapped",
+                    unicorn.UC_MEM_WRITE_UNMAPPED: "write to unmapped",
+                    unicorn.UC_MEM_FETCH_UNMAPPED: "instruction fetch from unmapped",
+                    unicorn.UC_MEM_WRITE_PROT: "write to read-only",
+                    unicorn.UC_MEM_READ_PROT: "read of protected",
+                    unicorn.UC_MEM_FETCH_PROT: "instruction fetch from protected",
+                }
+                where = (
+                    f"{kinds.get(access, 'invalid access to')} address {address:#x} ({size} bytes)"
+                )
+            else:
+                where = str(exc)
+            return InternalErrorExit(
+                "emulation",
+                code,
+                f"{where}: declare guest memory with add_memory() or add_mmio() "
+                "(a software accelerator only sees declared ranges)",
+                (self._fault[1],) if self._fault else (),
+            )
+        return InternalErrorExit("internal-error", code, f"unicorn: {exc}")
+
+    # -- close
+    def _close(self) -> None:
+        self._closing = True
+        thread = self._thread
+        if thread is not None:
+            if self._running:
+                with contextlib.suppress(Exception):
+                    self._uc.emu_stop()
+            self._to_worker.put(_STOP)
+            if thread is not threading.current_thread():
+                thread.join(timeout=5)
+        self._pending = None
+        if isinstance(self.vm, TcgVM):
+            self.vm._forget(self)
+        self._uc = None
