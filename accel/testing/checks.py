@@ -1,0 +1,637 @@
+"""The conformance checks as plain functions, callable from any test runner.
+
+Each ``check_*`` function exercises one part of the accelerator contract and raises
+:class:`AssertionError` with a message naming what is wrong; it returns normally when
+the accelerator conforms (trio.testing's shape). The pytest plugin
+(:mod:`accel.testing.pytest_plugin`) runs each of them on every accelerator; a plugin's
+own tests may call them directly::
+
+    from accel.testing import checks
+
+    def test_my_accelerator_memory():
+        with MyAccelerator() as acc, acc.create_vm() as vm:
+            checks.check_memory_bounds(vm)
+
+Checks that need a VM take a fresh one and leave it open (the caller closes it); checks
+that close handles (the lifecycle checks) take the accelerator and create what they
+close. Nothing here names an accelerator.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..accelerator import (
+    VM,
+    Accelerator,
+    Availability,
+    ClockData,
+    HaltExit,
+    Registers,
+    Segment,
+    SpecialRegisters,
+    Vcpu,
+    real_mode_sregs,
+)
+from ..capabilities import Capability, CapabilityAnswer, CapabilitySet, Support
+from ..errors import (
+    AcceleratorUnavailableError,
+    GuestMemoryError,
+    HandleClosedError,
+    MemoryLayoutError,
+    VcpuStateError,
+)
+from ..plugin import AcceleratorInfo
+from .features import FEATURES, Feature, declared_capabilities
+
+__all__ = [
+    "check_availability",
+    "check_capabilities_answered",
+    "check_clock",
+    "check_closed_handles",
+    "check_declarations",
+    "check_memory_bounds",
+    "check_multiple_vms",
+    "check_pause",
+    "check_register_roundtrip",
+    "check_unavailable_contract",
+    "check_unknown_only_where_declared",
+    "check_vcpu_reset_state",
+    "check_vm_capabilities",
+    "check_vm_lifecycle",
+    "unneeded_capability_declarations",
+]
+
+PAGE = 0x1000
+
+
+def _fail(message: str) -> AssertionError:
+    return AssertionError(message)
+
+
+# --------------------------------------------------------------------------- declarations
+
+
+def check_declarations(info: AcceleratorInfo) -> None:
+    """Every declared-unsupported feature is a known conformance feature with a reason.
+
+    Raises:
+        AssertionError: a declared name is not in :data:`accel.testing.features.FEATURES`
+            (the message suggests the closest known name), or a reason is empty.
+    """
+    from ..errors import did_you_mean
+
+    for name, reason in info.unsupported_features.items():
+        if name not in FEATURES:
+            guess = did_you_mean(name, FEATURES)
+            raise _fail(
+                f"{info.name}: declares unknown conformance feature {name!r} unsupported"
+                + (f" (did you mean {guess!r}?)" if guess else "")
+                + "; known: "
+                + ", ".join(f.value for f in Feature)
+                + ", or a capability name (see `accel info --json`)"
+            )
+        if not reason.strip():
+            raise _fail(f"{info.name}: declares {name!r} unsupported without a reason")
+
+
+# --------------------------------------------------------------------------- availability
+
+
+def check_availability(accelerator: Accelerator) -> Availability:
+    """``probe()`` never raises, returns an :class:`~accel.Availability`, and is stable.
+
+    An unavailable accelerator must say why (a non-empty reason). Returns the answer.
+
+    Raises:
+        AssertionError: probe raised, returned something else, gave no reason when
+            unavailable, or changed its answer between two calls.
+    """
+    try:
+        first = accelerator.probe()
+        second = accelerator.probe()
+    except Exception as exc:
+        raise _fail(
+            f"probe() raised {type(exc).__name__}: {exc} (it must return a reason)"
+        ) from exc
+    if not isinstance(first, Availability):
+        raise _fail(f"probe() returned {first!r}, not an Availability")
+    if first.available != second.available:
+        raise _fail(f"probe() answered {first.available} then {second.available}")
+    if not first.available and not first.reason.strip():
+        raise _fail("probe() says unavailable but gives no reason")
+    return first
+
+
+def check_unavailable_contract(accelerator: Accelerator) -> None:
+    """An unavailable accelerator refuses work with :class:`AcceleratorUnavailableError`.
+
+    Raises:
+        AssertionError: ``capabilities()`` or ``create_vm()`` returned, or raised
+            something other than ``AcceleratorUnavailableError``.
+    """
+    for call_name, call in (
+        ("capabilities()", accelerator.capabilities),
+        ("create_vm()", accelerator.create_vm),
+    ):
+        try:
+            result = call()
+        except AcceleratorUnavailableError:
+            continue
+        except Exception as exc:
+            raise _fail(
+                f"unavailable accelerator: {call_name} raised {type(exc).__name__}: {exc}, "
+                "expected AcceleratorUnavailableError"
+            ) from exc
+        with contextlib.suppress(Exception):
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+        raise _fail(f"unavailable accelerator: {call_name} returned {result!r}")
+
+
+# --------------------------------------------------------------------------- capabilities
+
+
+def _check_set(where: str, caps: object) -> CapabilitySet:
+    if not isinstance(caps, CapabilitySet):
+        missing = ""
+        if isinstance(caps, Mapping):
+            gone = [c.value for c in Capability if c not in caps]
+            missing = f" (unanswered: {', '.join(gone)})" if gone else ""
+        raise _fail(f"{where} returned {type(caps).__name__}, not a CapabilitySet{missing}")
+    for cap in Capability:
+        try:
+            answer = caps[cap]
+        except KeyError:
+            raise _fail(f"{where}: capability {cap.value} is not answered") from None
+        if not isinstance(answer, CapabilityAnswer) or not isinstance(answer.support, Support):
+            raise _fail(f"{where}: answer for {cap.value} is {answer!r}")
+        if answer.support is not Support.YES and answer.value not in (None, 0):
+            raise _fail(
+                f"{where}: {cap.value} is {answer.support.value} but carries value {answer.value}"
+            )
+        if answer.value is not None and answer.value < 0:
+            raise _fail(f"{where}: {cap.value} has negative value {answer.value}")
+    for cap in (Capability.MAX_VCPUS, Capability.NR_VCPUS):
+        answer = caps[cap]
+        if answer.support is Support.YES and (answer.value is None or answer.value < 1):
+            raise _fail(f"{where}: {cap.value} is yes but its value is {answer.value!r}")
+    mx, nr = caps[Capability.MAX_VCPUS], caps[Capability.NR_VCPUS]
+    if mx.is_yes and nr.is_yes and (nr.value or 0) > (mx.value or 0):
+        raise _fail(f"{where}: nr-vcpus {nr.value} exceeds max-vcpus {mx.value}")
+    if caps[Capability.PV_CLOCKSOURCE_STABLE].is_yes and not caps[Capability.PV_CLOCKSOURCE].is_yes:
+        raise _fail(f"{where}: pv-clocksource-stable is yes but pv-clocksource is not")
+    return caps
+
+
+def check_capabilities_answered(accelerator: Accelerator) -> CapabilitySet:
+    """Every :class:`~accel.Capability` is answered, consistently, and stays the same.
+
+    Returns the host-level set.
+
+    Raises:
+        AssertionError: ``capabilities()`` is not a full :class:`~accel.CapabilitySet`,
+            an answer is malformed (a value on a no, a vCPU count below 1, nr-vcpus above
+            max-vcpus, a stable pv clock without a pv clock), or a second call differs.
+    """
+    first = _check_set("capabilities()", accelerator.capabilities())
+    second = _check_set("capabilities()", accelerator.capabilities())
+    if first != second:
+        changed = [c.value for c in Capability if first[c] != second[c]]
+        raise _fail(f"capabilities() changed between two calls: {', '.join(changed)}")
+    for cap in Capability:
+        if accelerator.check(cap) != first[cap]:
+            raise _fail(f"check({cap.value}) differs from capabilities()[{cap.value}]")
+    return first
+
+
+def unneeded_capability_declarations(caps: CapabilitySet, declared: Mapping[str, str]) -> list[str]:
+    """Capabilities declared unsupported that are answered yes anyway."""
+    return sorted(cap.value for cap in declared_capabilities(declared) if caps[cap].is_yes)
+
+
+def check_unknown_only_where_declared(caps: CapabilitySet, declared: Mapping[str, str]) -> None:
+    """A capability is answered unknown only when it is declared unsupported.
+
+    Raises:
+        AssertionError: naming every capability answered unknown without a declaration.
+    """
+    allowed = declared_capabilities(declared)
+    bad = [c.value for c in Capability if caps[c].support is Support.UNKNOWN and c not in allowed]
+    if bad:
+        raise _fail(
+            "capabilities answered unknown without a declaration: "
+            + ", ".join(bad)
+            + " (answer yes or no, or declare them unsupported with the reason)"
+        )
+
+
+def check_vm_capabilities(accelerator: Accelerator, vm: VM) -> None:
+    """VM-level answers are complete and consistent with the host's.
+
+    A VM never claims what its host denies; unless the accelerator answers
+    ``vm-capability-query`` yes, a VM answers exactly as its host does.
+
+    Raises:
+        AssertionError: a VM-level answer is missing or malformed, says yes where the host
+            says no, or differs from the host without per-VM queries.
+    """
+    host = accelerator.capabilities()
+    vm_caps = _check_set("VM capabilities()", vm.capabilities())
+    per_vm = host[Capability.VM_CAPABILITY_QUERY].is_yes
+    for cap in Capability:
+        h, v = host[cap], vm_caps[cap]
+        if h.support is Support.NO and v.support is Support.YES:
+            raise _fail(f"VM answers {cap.value} yes but its host answers no")
+        if not per_vm and v.support is not h.support:
+            raise _fail(
+                f"VM answers {cap.value} {v.support.value}, host {h.support.value}, "
+                "but vm-capability-query is not yes"
+            )
+        if vm.check(cap) != v:
+            raise _fail(f"vm.check({cap.value}) differs from vm.capabilities()[{cap.value}]")
+
+
+# --------------------------------------------------------------------------- lifecycle
+
+
+def _expect_closed(what: str, calls: Iterable[tuple[str, Callable[[], Any]]]) -> None:
+    for name, call in calls:
+        try:
+            call()
+        except HandleClosedError:
+            continue
+        except Exception as exc:
+            raise _fail(
+                f"{what} is closed but {name} raised {type(exc).__name__}: {exc}, "
+                "expected HandleClosedError"
+            ) from exc
+        raise _fail(f"{what} is closed but {name} still works (expected HandleClosedError)")
+
+
+def check_vcpu_reset_state(vcpu: Vcpu) -> None:
+    """A new vCPU is in the x86 architectural reset state.
+
+    Raises:
+        AssertionError: CS, RIP, RFLAGS or CR0 differ from the reset values.
+    """
+    regs, sregs = vcpu.get_regs(), vcpu.get_sregs()
+    expected = {
+        "cs.selector": (sregs.cs.selector, 0xF000),
+        "cs.base": (sregs.cs.base, 0xFFFF0000),
+        "rip": (regs.rip, 0xFFF0),
+        "rflags": (regs.rflags, 0x2),
+        "cr0": (sregs.cr0 & 0xFFFFFFFF, 0x60000010),
+    }
+    wrong = [
+        f"{k}={got:#x} (expected {want:#x})" for k, (got, want) in expected.items() if got != want
+    ]
+    if wrong:
+        raise _fail("new vCPU is not in the reset state: " + ", ".join(wrong))
+
+
+def check_vm_lifecycle(accelerator: Accelerator) -> None:
+    """VMs and vCPUs open, list, close idempotently, and closing cascades downwards.
+
+    Raises:
+        AssertionError: a handle is not listed, not closed by its parent's close, or
+            a second ``close()`` raises.
+    """
+    with accelerator.create_vm() as vm:
+        if vm.closed:
+            raise _fail("a new VM reports closed")
+        if vm.accelerator is not accelerator:
+            raise _fail("vm.accelerator is not the accelerator that created it")
+        cpu0 = vm.create_vcpu()
+        cpu1 = vm.create_vcpu()
+        if vm.vcpus != (cpu0, cpu1):
+            raise _fail(f"vm.vcpus is {vm.vcpus!r}, expected the two vCPUs in creation order")
+        if cpu0.index == cpu1.index:
+            raise _fail(f"two vCPUs share index {cpu0.index}")
+        if cpu0.vm is not vm:
+            raise _fail("vcpu.vm is not the VM that created it")
+        check_vcpu_reset_state(cpu0)
+        cpu1.close()
+        cpu1.close()
+        if not cpu1.closed:
+            raise _fail("vcpu.close() left it open")
+        if cpu1 in vm.vcpus:
+            raise _fail("a closed vCPU is still listed in vm.vcpus")
+    if not vm.closed:
+        raise _fail("leaving the VM's with-block did not close it")
+    if not cpu0.closed:
+        raise _fail("closing the VM did not close its vCPU")
+    vm.close()  # idempotent
+    vm2 = accelerator.create_vm()
+    cpu = vm2.create_vcpu()
+    accelerator.close()
+    accelerator.close()
+    if not (accelerator.closed and vm2.closed and cpu.closed):
+        raise _fail(
+            "closing the accelerator did not close everything: "
+            f"accelerator={accelerator.closed}, vm={vm2.closed}, vcpu={cpu.closed}"
+        )
+
+
+def check_closed_handles(accelerator: Accelerator) -> None:
+    """Every call on a closed accelerator, VM or vCPU raises ``HandleClosedError``.
+
+    Raises:
+        AssertionError: naming the handle and the call that still worked or raised
+            something else.
+    """
+    vm = accelerator.create_vm()
+    vm.add_memory(0, 0x10000)
+    cpu = vm.create_vcpu()
+    regs, sregs = cpu.get_regs(), cpu.get_sregs()
+    cpu.close()
+    _expect_closed(
+        "vcpu",
+        [
+            ("get_regs()", cpu.get_regs),
+            ("set_regs()", lambda: cpu.set_regs(regs)),
+            ("get_sregs()", cpu.get_sregs),
+            ("set_sregs()", lambda: cpu.set_sregs(sregs)),
+            ("run()", cpu.run),
+        ],
+    )
+    clock = vm.get_clock()
+    vm.close()
+    _expect_closed(
+        "VM",
+        [
+            ("capabilities()", vm.capabilities),
+            ("add_memory()", lambda: vm.add_memory(0x100000, 0x1000)),
+            ("add_mmio()", lambda: vm.add_mmio(0x200000, 0x1000)),
+            ("read_memory()", lambda: vm.read_memory(0, 4)),
+            ("write_memory()", lambda: vm.write_memory(0, b"\0")),
+            ("create_vcpu()", vm.create_vcpu),
+            ("get_clock()", vm.get_clock),
+            ("set_clock()", lambda: vm.set_clock(clock)),
+            ("pause()", vm.pause),
+        ],
+    )
+    accelerator.close()
+    _expect_closed(
+        "accelerator",
+        [
+            ("capabilities()", accelerator.capabilities),
+            ("create_vm()", accelerator.create_vm),
+        ],
+    )
+
+
+def check_multiple_vms(accelerator: Accelerator) -> None:
+    """Two VMs of one accelerator coexist: separate memory, separate lifetimes.
+
+    Raises:
+        AssertionError: a write to one VM shows in the other, or closing one VM breaks
+            the other.
+    """
+    with accelerator.create_vm() as a, accelerator.create_vm() as b:
+        a.add_memory(0, 0x10000)
+        b.add_memory(0, 0x10000)
+        a.write_memory(0x100, b"vm-a")
+        b.write_memory(0x100, b"vm-b")
+        if a.read_memory(0x100, 4) != b"vm-a" or b.read_memory(0x100, 4) != b"vm-b":
+            raise _fail("two VMs share guest memory")
+        ca, cb = a.create_vcpu(), b.create_vcpu()
+        a.close()
+        if b.closed or cb.closed:
+            raise _fail("closing one VM closed the other")
+        if not ca.closed:
+            raise _fail("closing a VM did not close its vCPU")
+        if b.read_memory(0x100, 4) != b"vm-b":
+            raise _fail("closing one VM changed the other's memory")
+        cb.get_regs()
+
+
+# --------------------------------------------------------------------------- memory
+
+
+def _expect(exc_type: type[BaseException], what: str, call: Callable[[], object]) -> BaseException:
+    try:
+        call()
+    except exc_type as exc:
+        return exc
+    except Exception as exc:
+        raise _fail(
+            f"{what} raised {type(exc).__name__}: {exc}, expected {exc_type.__name__}"
+        ) from exc
+    raise _fail(f"{what} did not raise {exc_type.__name__}")
+
+
+def check_memory_bounds(vm: VM) -> None:
+    """Guest memory is zeroed, round-trips, and refuses out-of-bounds and bad layouts.
+
+    ``vm`` must have no memory yet.
+
+    Raises:
+        AssertionError: new RAM is not zero, a write does not read back, an access outside
+            the regions or straddling two does not raise ``GuestMemoryError``, or a
+            misaligned/overlapping region is accepted or changes the layout.
+    """
+    low = vm.add_memory(0, 0x10000)
+    high = vm.add_memory(0x20000, 0x10000)
+    if (low.guest_phys, low.size, high.guest_phys, high.size) != (0, 0x10000, 0x20000, 0x10000):
+        raise _fail(f"add_memory returned {low!r} and {high!r}")
+    regions = vm.memory_regions
+    if [(r.guest_phys, r.size) for r in regions] != [(0, 0x10000), (0x20000, 0x10000)]:
+        raise _fail(f"memory_regions is {regions!r}, expected the two regions in address order")
+    if vm.read_memory(0, 0x10000) != bytes(0x10000):
+        raise _fail("new guest RAM is not zeroed")
+    pattern = bytes(range(256)) * 4
+    for addr in (0, 0x8000 - 2, 0x10000 - len(pattern), 0x20000, 0x30000 - len(pattern)):
+        vm.write_memory(addr, pattern)
+        got = vm.read_memory(addr, len(pattern))
+        if got != pattern:
+            raise _fail(f"guest memory at {addr:#x} did not read back what was written")
+    if bytes(low.view[0x8000 - 2 : 0x8000 - 2 + 4]) != pattern[:4]:
+        raise _fail("MemoryRegion.view does not show what write_memory wrote")
+    for addr, size, what in (
+        (0x10000 - 2, 4, "a read across the end of a region"),
+        (0x10000, 4, "a read of the gap between regions"),
+        (0x30000, 1, "a read above the last region"),
+        (0xFFFF, 0x10002, "a read straddling two regions"),
+        (-1, 1, "a read at a negative address"),
+    ):
+        _expect(GuestMemoryError, what, functools.partial(vm.read_memory, addr, size))
+    _expect(
+        GuestMemoryError, "a write across a region's end", lambda: vm.write_memory(0xFFFE, b"abcd")
+    )
+    if vm.read_memory(0xFFFE, 2) != pattern[-2:]:
+        raise _fail("a refused write across a region's end changed guest memory")
+    before = vm.memory_regions
+    for addr, size, what in (
+        (0x40001, 0x1000, "a region at a misaligned address"),
+        (0x40000, 0x800, "a region of misaligned size"),
+        (0x40000, 0, "an empty region"),
+        (0x8000, 0x10000, "a region overlapping RAM"),
+        (0x2F000, 0x2000, "a region overlapping RAM's end"),
+    ):
+        _expect(
+            MemoryLayoutError, f"add_memory: {what}", functools.partial(vm.add_memory, addr, size)
+        )
+    _expect(MemoryLayoutError, "add_mmio overlapping RAM", lambda: vm.add_mmio(0x1000, 0x1000))
+    if [(r.guest_phys, r.size) for r in vm.memory_regions] != [
+        (r.guest_phys, r.size) for r in before
+    ]:
+        raise _fail("a refused add_memory/add_mmio changed memory_regions")
+    vm.add_mmio(0x40000, 0x1000)
+    _expect(MemoryLayoutError, "add_memory over MMIO", lambda: vm.add_memory(0x40000, 0x1000))
+
+
+# --------------------------------------------------------------------------- registers
+
+
+def _distinct_regs() -> Registers:
+    regs = Registers()
+    for i, name in enumerate(Registers.NAMES):
+        setattr(regs, name, 0x1111_0000 + 0x0101 * (i + 1))
+    regs.rip = 0x1000
+    regs.rflags = 0x2 | 0x1 | 0x4 | 0x80  # CF, PF, SF and the fixed bit
+    return regs
+
+
+def check_register_roundtrip(vm: VM) -> None:
+    """General and special registers read back exactly what was set.
+
+    Raises:
+        AssertionError: naming each register that reads back differently.
+    """
+    cpu = vm.create_vcpu()
+    want = _distinct_regs()
+    cpu.set_regs(want)
+    got = cpu.get_regs()
+    diff = [
+        f"{n}: wrote {want.as_dict()[n]:#x}, read {got.as_dict()[n]:#x}"
+        for n in Registers.NAMES
+        if got.as_dict()[n] != want.as_dict()[n]
+    ]
+    if diff:
+        raise _fail("registers did not round-trip: " + "; ".join(diff))
+    sregs = real_mode_sregs(cpu.get_sregs(), cs=0x100, ds=0x200)
+    sregs.fs = Segment(base=0x3000, selector=0x300, limit=0xFFFF, type=3)
+    sregs.gdt.base, sregs.gdt.limit = 0x5000, 0x27
+    sregs.idt.base, sregs.idt.limit = 0x6000, 0x3FF
+    sregs.cr3 = 0x7000
+    cpu.set_sregs(sregs)
+    back = cpu.get_sregs()
+    sdiff = _sregs_diff(sregs, back)
+    if sdiff:
+        raise _fail("special registers did not round-trip: " + "; ".join(sdiff))
+    again = cpu.get_regs()
+    if again.as_dict() != want.as_dict():
+        raise _fail("setting special registers changed the general registers")
+
+
+def _sregs_diff(want: SpecialRegisters, got: SpecialRegisters) -> list[str]:
+    out = []
+    for seg in ("cs", "ds", "es", "fs", "gs", "ss"):
+        w, g = getattr(want, seg), getattr(got, seg)
+        for fld in ("selector", "base", "limit"):
+            if getattr(w, fld) != getattr(g, fld):
+                out.append(f"{seg}.{fld}: wrote {getattr(w, fld):#x}, read {getattr(g, fld):#x}")
+    for table in ("gdt", "idt"):
+        w, g = getattr(want, table), getattr(got, table)
+        if (w.base, w.limit) != (g.base, g.limit):
+            out.append(f"{table}: wrote {w.base:#x}/{w.limit:#x}, read {g.base:#x}/{g.limit:#x}")
+    for name in ("cr0", "cr3"):
+        if getattr(want, name) != getattr(got, name):
+            out.append(f"{name}: wrote {getattr(want, name):#x}, read {getattr(got, name):#x}")
+    return out
+
+
+# --------------------------------------------------------------------------- clock
+
+
+def _clock(vm: VM) -> int:
+    data = vm.get_clock()
+    if not isinstance(data, ClockData):
+        raise _fail(f"get_clock() returned {data!r}, not ClockData")
+    return data.clock
+
+
+def check_clock(vm: VM, *, interval: float = 0.02) -> None:
+    """The VM clock is monotonic, advances while the VM runs, and can be set.
+
+    Raises:
+        AssertionError: the clock goes backwards, does not advance over ``interval``
+            seconds of running, advances much faster than the host, or ``set_clock`` is
+            not reflected in the next read.
+    """
+    readings = [_clock(vm) for _ in range(50)]
+    for a, b in itertools.pairwise(readings):
+        if b < a:
+            raise _fail(f"VM clock went backwards: {a} then {b} ns")
+    host0, c0 = time.monotonic_ns(), _clock(vm)
+    time.sleep(interval)
+    c1, host1 = _clock(vm), time.monotonic_ns()
+    if c1 <= c0:
+        raise _fail(
+            f"VM clock did not advance in {interval * 1000:.0f} ms of running: {c0} -> {c1}"
+        )
+    if c1 - c0 > 10 * (host1 - host0) + 10_000_000:
+        raise _fail(
+            f"VM clock advanced {(c1 - c0) / 1e6:.1f} ms "
+            f"in {(host1 - host0) / 1e6:.1f} ms of host time"
+        )
+    target = c1 + 3_600_000_000_000  # one hour ahead
+    vm.set_clock(ClockData(target))
+    c2 = _clock(vm)
+    if not target <= c2 < target + 1_000_000_000:
+        raise _fail(f"set_clock({target}) then get_clock() read {c2}")
+
+
+def check_pause(vm: VM, *, interval: float = 0.05) -> None:
+    """Pausing stops the VM clock and forbids runs; resuming restarts both.
+
+    ``vm`` should have a vCPU; one is created otherwise.
+
+    Raises:
+        AssertionError: the clock moves while paused, the paused time is counted after
+            resume, ``run()`` works while paused (it must raise ``VcpuStateError``), or
+            ``paused`` does not follow pause/resume.
+    """
+    if not vm.memory_regions:
+        vm.add_memory(0, 0x10000)
+    cpu = vm.vcpus[0] if vm.vcpus else vm.create_vcpu()
+    vm.write_memory(0x1000, b"\xf4")  # hlt
+    cpu.set_sregs(real_mode_sregs(cpu.get_sregs()))
+    cpu.set_regs(Registers(rip=0x1000))
+    if vm.paused:
+        raise _fail("a new VM reports paused")
+    vm.pause()
+    if not vm.paused:
+        raise _fail("pause() did not set paused")
+    p0 = _clock(vm)
+    t0 = time.monotonic()
+    time.sleep(interval)
+    p1 = _clock(vm)
+    if p1 != p0:
+        raise _fail(f"VM clock moved while paused: {p0} -> {p1} ns")
+    _expect(VcpuStateError, "run() while the VM is paused", cpu.run)
+    paused_ns = int((time.monotonic() - t0) * 1e9)
+    vm.resume()
+    r0 = _clock(vm)
+    if vm.paused:
+        raise _fail("resume() did not clear paused")
+    if r0 < p0:
+        raise _fail(f"VM clock went backwards over pause/resume: {p0} -> {r0} ns")
+    if r0 - p0 > paused_ns // 2:
+        raise _fail(
+            f"the {paused_ns / 1e6:.0f} ms spent paused was counted: the clock moved "
+            f"{(r0 - p0) / 1e6:.1f} ms from pause to resume"
+        )
+    exit_ = cpu.run()
+    if not isinstance(exit_, HaltExit):
+        raise _fail(f"after resume() a HLT gave {exit_!r}, expected HaltExit")
+    time.sleep(interval / 5)
+    if _clock(vm) <= r0:
+        raise _fail("VM clock did not advance after resume()")

@@ -1,0 +1,387 @@
+"""The accel pytest plugin: run one body of tests on every registered accelerator.
+
+Registered under the ``pytest11`` entry point ``accel`` (or load it with
+``-p accel.testing.pytest_plugin``). It only touches tests that request its fixtures,
+so installing it leaves other test suites alone.
+
+Options:
+    ``--accel NAMES``  comma- or colon-separated accelerator names (default: every
+                       registered accelerator that is available here). A named
+                       accelerator that is unavailable is reported as skipped with its
+                       reason.
+    ``--accel-report PATH``  write every (check, accelerator) outcome as JSON.
+
+Fixtures (each test that uses one runs once per accelerator, ids ``test_x[kvm]``):
+    ``accel_name``      the accelerator's registered name (for crosvm-style matchers that
+                        write a legitimate difference down in the test)
+    ``accel_info``      its :class:`~accel.AcceleratorInfo`
+    ``accel_declared``  its declared-unsupported features (:class:`Declarations`)
+    ``new_accelerator`` a factory of fresh, unprobed accelerators (closed at teardown)
+    ``accelerator``     a probed, available accelerator (skips with the reason otherwise)
+    ``vm``              a new VM of ``accelerator``
+
+Declared exceptions: a test marked ``@pytest.mark.accel_feature("mmio")`` still runs on
+an accelerator that declares ``mmio`` unsupported; if it fails, it is reported as
+skipped with the declared reason; if it passes, the declaration was not needed and is
+reported (a warning, and ``declared-unsupported-but-passes`` in the matrix).
+
+Which registry: the default one (entry points), unless a conftest or plugin implements
+the ``pytest_accel_registry(config)`` hook and returns another (a
+:class:`~accel.Registry` holding accelerators registered from code)::
+
+    # conftest.py
+    def pytest_accel_registry(config):
+        reg = accel.Registry(entry_points=False)
+        reg.register(my_plugin)
+        return reg
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ..accelerator import VM, Accelerator, Availability
+from ..errors import AccelError
+from ..plugin import AcceleratorInfo
+from ..registry import Registry, default_registry
+from .results import CheckOutcome, Status
+
+__all__ = [
+    "AccelConformanceWarning",
+    "Declarations",
+    "accel_declared",
+    "accel_info",
+    "accel_name",
+    "accelerator",
+    "new_accelerator",
+    "outcomes",
+    "vm",
+]
+
+MARKER = "accel_feature"
+_PROP_NAME = "accel_name"
+_PROP_CHECK = "accel_check"
+_PROP_STATUS = "accel_status"
+_PROP_UNNEEDED = "accel_unneeded"
+
+
+class AccelConformanceWarning(pytest.PytestWarning):
+    """A declared-unsupported feature whose check passes anyway."""
+
+
+# --------------------------------------------------------------------------- hooks
+
+
+class _HookSpecs:
+    @pytest.hookspec(firstresult=True)
+    def pytest_accel_registry(self, config: pytest.Config) -> Registry | None:
+        """Return the :class:`accel.Registry` whose accelerators the suite runs on.
+
+        The first non-None answer wins; without one the default registry (entry points)
+        is used.
+        """
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(_HookSpecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("accel", "accel conformance suite")
+    group.addoption(
+        "--accel",
+        dest="accel_names",
+        metavar="NAMES",
+        default=None,
+        help="accelerators to run the accel fixtures on, comma- or colon-separated "
+        "(default: every registered accelerator that is available here)",
+    )
+    group.addoption(
+        "--accel-report",
+        dest="accel_report",
+        metavar="PATH",
+        default=None,
+        help="write each (check, accelerator) outcome of the accel fixtures as JSON",
+    )
+
+
+_STATE = pytest.StashKey["_State"]()
+
+
+@dataclass
+class _State:
+    config: pytest.Config
+    _registry: Registry | None = None
+    _names: list[str] | None = None
+    availability: dict[str, Availability] = field(default_factory=dict)
+    outcomes: dict[str, CheckOutcome] = field(default_factory=dict)
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            found = self.config.hook.pytest_accel_registry(config=self.config)
+            self._registry = found if isinstance(found, Registry) else default_registry()
+        return self._registry
+
+    def names(self) -> list[str]:
+        if self._names is None:
+            option = self.config.getoption("accel_names", None)
+            if option:
+                names = [n.strip() for n in option.replace(":", ",").split(",") if n.strip()]
+                for name in names:
+                    try:
+                        self.registry.info(name)
+                    except AccelError as exc:
+                        raise pytest.UsageError(f"--accel: {exc}") from None
+            else:
+                names = [n for n in self.registry.accelerators() if self.probe(n).available]
+            self._names = list(dict.fromkeys(names))
+        return self._names
+
+    def probe(self, name: str) -> Availability:
+        """The accelerator's availability, probed once per session."""
+        if name not in self.availability:
+            try:
+                acc = self.registry.create(name)
+            except Exception as exc:
+                self.availability[name] = Availability.unavailable(
+                    f"could not be created: {type(exc).__name__}: {exc}"
+                )
+            else:
+                try:
+                    self.availability[name] = acc.probe()
+                except Exception as exc:
+                    self.availability[name] = Availability.unavailable(
+                        f"probe() raised {type(exc).__name__}: {exc}"
+                    )
+                finally:
+                    with contextlib.suppress(Exception):
+                        acc.close()
+        return self.availability[name]
+
+
+def _state(config: pytest.Config) -> _State:
+    state = config.stash.get(_STATE, None)
+    if state is None:
+        state = config.stash[_STATE] = _State(config)
+    return state
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{MARKER}(*names): the conformance features this test needs; an accelerator that "
+        "declares one unsupported has the test skipped with its reason when it fails",
+    )
+    config.pluginmanager.register(_Recorder(_state(config)), "accel-recorder")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "accel_name" not in metafunc.fixturenames:
+        return
+    if any(
+        "accel_name" in getattr(m, "argnames", ())
+        for m in getattr(metafunc.definition, "own_markers", ())
+    ):
+        return  # parametrised by the test itself
+    names = _state(metafunc.config).names()
+    metafunc.parametrize("accel_name", names, ids=names)
+
+
+# --------------------------------------------------------------------------- fixtures
+
+
+@dataclass
+class Declarations:
+    """An accelerator's declared-unsupported features, and which proved unneeded."""
+
+    accelerator: str
+    reasons: dict[str, str]
+    _node: Any = None
+
+    def __contains__(self, feature: object) -> bool:
+        return feature in self.reasons
+
+    def reason(self, feature: str) -> str | None:
+        return self.reasons.get(feature)
+
+    def not_needed(self, feature: str) -> None:
+        """Report that the declaration of ``feature`` was not needed (its check passes)."""
+        if self._node is not None:
+            self._node.user_properties.append((_PROP_UNNEEDED, feature))
+
+
+@pytest.fixture
+def accel_name() -> str:
+    """The accelerator's registered name (parametrised by the accel plugin)."""
+    raise pytest.UsageError("accel_name is parametrised by the accel pytest plugin")
+
+
+@pytest.fixture
+def accel_info(request: pytest.FixtureRequest, accel_name: str) -> AcceleratorInfo:
+    """The :class:`~accel.AcceleratorInfo` of the accelerator under test."""
+    return _state(request.config).registry.info(accel_name)
+
+
+@pytest.fixture
+def accel_declared(request: pytest.FixtureRequest, accel_info: AcceleratorInfo) -> Declarations:
+    """The accelerator's declared-unsupported conformance features."""
+    return Declarations(accel_info.name, accel_info.unsupported_features, request.node)
+
+
+@pytest.fixture
+def new_accelerator(accel_info: AcceleratorInfo) -> Iterator[Callable[[], Accelerator]]:
+    """A factory of fresh, unprobed accelerators of the type under test."""
+    made: list[Accelerator] = []
+
+    def make() -> Accelerator:
+        acc = accel_info.factory()
+        made.append(acc)
+        return acc
+
+    yield make
+    for acc in made:
+        acc.close()
+
+
+@pytest.fixture
+def accelerator(
+    request: pytest.FixtureRequest, accel_info: AcceleratorInfo
+) -> Iterator[Accelerator]:
+    """A probed accelerator; skips with its reason when it is unavailable here."""
+    state = _state(request.config)
+    availability = state.probe(accel_info.name)
+    if not availability.available:
+        _skip_unavailable(request.node, accel_info.name, availability)
+    acc = accel_info.factory()
+    try:
+        availability = acc.probe()
+        if not availability.available:
+            _skip_unavailable(request.node, accel_info.name, availability)
+        yield acc
+    finally:
+        acc.close()
+
+
+@pytest.fixture
+def vm(accelerator: Accelerator) -> Iterator[VM]:
+    """A new VM of the accelerator under test (closed at teardown)."""
+    with accelerator.create_vm() as handle:
+        yield handle
+
+
+def _skip_unavailable(node: pytest.Item, name: str, availability: Availability) -> None:
+    node.user_properties.append((_PROP_STATUS, Status.UNAVAILABLE.value))
+    reason = availability.reason or "no reason given"
+    if availability.hint:
+        reason += f" (hint: {availability.hint})"
+    pytest.skip(f"{name} is unavailable: {reason}")
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def _declared_for(item: pytest.Item, name: str) -> list[tuple[str, str]]:
+    features: list[str] = []
+    for mark in item.iter_markers(MARKER):
+        features.extend(str(a) for a in mark.args)
+    if not features:
+        return []
+    state = _state(item.config)
+    try:
+        reasons = state.registry.info(name).unsupported_features
+    except AccelError:
+        return []
+    return [(f, reasons[f]) for f in features if f in reasons]
+
+
+def _accel_of(item: pytest.Item) -> str | None:
+    callspec = getattr(item, "callspec", None)
+    if callspec is None:
+        return None
+    value = callspec.params.get("accel_name")
+    return value if isinstance(value, str) else None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    name = _accel_of(item)
+    if name is None:
+        return report
+    check = getattr(item, "originalname", item.name)
+    report.user_properties.append((_PROP_NAME, name))
+    report.user_properties.append((_PROP_CHECK, check))
+    declared = _declared_for(item, name)
+    if declared and report.when in ("setup", "call"):
+        text = "; ".join(f"{f}: {r}" for f, r in declared)
+        if report.failed:
+            path, lineno, _ = item.location
+            report.outcome = "skipped"
+            report.longrepr = (path, (lineno or 0) + 1, f"{name} declares unsupported: {text}")
+            report.user_properties.append((_PROP_STATUS, Status.DECLARED.value))
+        elif report.when == "call" and report.passed:
+            for feature, _reason in declared:
+                report.user_properties.append((_PROP_UNNEEDED, feature))
+    if report.when == "call":
+        unneeded = [str(v) for k, v in report.user_properties if k == _PROP_UNNEEDED]
+        for feature in dict.fromkeys(unneeded):
+            _warn(
+                item,
+                f"{name} declares {feature!r} unsupported, but {check} passes on it: "
+                "the declaration is not needed",
+            )
+    return report
+
+
+def _warn(item: pytest.Item, message: str) -> None:
+    warning = AccelConformanceWarning(message)
+    record = warnings.WarningMessage(
+        warning, AccelConformanceWarning, str(item.path), item.location[1] or 0
+    )
+    item.ihook.pytest_warning_recorded.call_historic(
+        kwargs=dict(warning_message=record, when="runtest", nodeid=item.nodeid, location=None)
+    )
+
+
+class _Recorder:
+    """Collects each (check, accelerator) outcome into the session state."""
+
+    def __init__(self, state: _State) -> None:
+        self.state = state
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        props = dict(report.user_properties)
+        name, check = props.get(_PROP_NAME), props.get(_PROP_CHECK)
+        if not isinstance(name, str) or not isinstance(check, str):
+            return
+        outcome = self.state.outcomes.get(report.nodeid)
+        if outcome is None:
+            outcome = self.state.outcomes[report.nodeid] = CheckOutcome(
+                check=check, accelerator=name, nodeid=report.nodeid
+            )
+        outcome.add(report)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    path = session.config.getoption("accel_report", None)
+    if path:
+        outcomes = _state(session.config).outcomes
+        data = [o.to_json() for o in outcomes.values()]
+        Path(path).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def outcomes(config: pytest.Config) -> list[CheckOutcome]:
+    """Every (check, accelerator) outcome recorded so far in this pytest session."""
+    return list(_state(config).outcomes.values())

@@ -1,0 +1,119 @@
+"""The conformance suite: one body per check, run by pytest on every accelerator.
+
+Run it with the accel pytest plugin::
+
+    pytest --pyargs accel.testing.suite --accel kvm,tcg,xen
+    accel conformance --accel kvm,tcg          # the same, printed as a matrix
+
+or import its tests into a test module of your own (``from accel.testing.suite import
+*``). Each test uses the plugin's fixtures, so it runs once per selected accelerator
+(``test_memory_bounds[kvm]``); tests marked ``accel_feature`` skip with the declared
+reason on accelerators that declare the feature unsupported.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from accel.accelerator import VM, Accelerator
+from accel.plugin import AcceleratorInfo
+from accel.testing import checks
+from accel.testing.features import Feature
+from accel.testing.pytest_plugin import Declarations
+
+__all__ = [
+    "test_availability",
+    "test_capabilities_answered",
+    "test_clock",
+    "test_closed_handles",
+    "test_declarations",
+    "test_memory_bounds",
+    "test_multiple_vms",
+    "test_pause",
+    "test_register_roundtrip",
+    "test_unknown_only_where_declared",
+    "test_vm_capabilities",
+    "test_vm_lifecycle",
+]
+
+
+def _feature(*features: Feature) -> pytest.MarkDecorator:
+    return pytest.mark.accel_feature(*(f.value for f in features))
+
+
+def test_declarations(accel_info: AcceleratorInfo) -> None:
+    """Declared-unsupported features are known names with reasons."""
+    checks.check_declarations(accel_info)
+
+
+def test_availability(new_accelerator: Callable[[], Accelerator]) -> None:
+    """probe() answers without raising; an unavailable accelerator refuses work."""
+    acc = new_accelerator()
+    availability = checks.check_availability(acc)
+    if not availability.available:
+        checks.check_unavailable_contract(acc)
+
+
+def test_capabilities_answered(accelerator: Accelerator) -> None:
+    """Every capability is answered, well formed and stable."""
+    checks.check_capabilities_answered(accelerator)
+
+
+def test_unknown_only_where_declared(
+    accelerator: Accelerator, accel_declared: Declarations
+) -> None:
+    """Unknown answers only for capabilities declared unsupported; report unneeded ones."""
+    caps = accelerator.capabilities()
+    checks.check_unknown_only_where_declared(caps, accel_declared.reasons)
+    for feature in checks.unneeded_capability_declarations(caps, accel_declared.reasons):
+        accel_declared.not_needed(feature)
+
+
+@_feature(Feature.VM)
+def test_vm_capabilities(accelerator: Accelerator, vm: VM) -> None:
+    """VM-level answers are complete and agree with the host's."""
+    checks.check_vm_capabilities(accelerator, vm)
+
+
+@_feature(Feature.VM)
+def test_vm_lifecycle(accelerator: Accelerator) -> None:
+    """VMs and vCPUs open, list and close; closing cascades."""
+    checks.check_vm_lifecycle(accelerator)
+
+
+@_feature(Feature.VM)
+def test_closed_handles(accelerator: Accelerator) -> None:
+    """Closed accelerators, VMs and vCPUs raise HandleClosedError."""
+    checks.check_closed_handles(accelerator)
+
+
+@_feature(Feature.MULTIPLE_VMS)
+def test_multiple_vms(accelerator: Accelerator) -> None:
+    """Two VMs of one accelerator are independent."""
+    checks.check_multiple_vms(accelerator)
+
+
+@_feature(Feature.VM)
+def test_memory_bounds(vm: VM) -> None:
+    """Guest memory round-trips and refuses out-of-bounds accesses and bad layouts."""
+    checks.check_memory_bounds(vm)
+
+
+@_feature(Feature.REGISTERS)
+def test_register_roundtrip(vm: VM) -> None:
+    """Registers read back what was written."""
+    checks.check_register_roundtrip(vm)
+
+
+@_feature(Feature.CLOCK)
+def test_clock(vm: VM) -> None:
+    """The VM clock is monotonic, advances while running, and can be set."""
+    checks.check_clock(vm)
+
+
+@_feature(Feature.PAUSE)
+def test_pause(vm: VM) -> None:
+    """Pause freezes the clock and forbids runs; resume restarts both."""
+    checks.check_pause(vm)
