@@ -79,6 +79,7 @@ def _split_env(value: str | None) -> frozenset[str] | None:
 class _State:
     records: dict[str, PluginRecord] = field(default_factory=dict)
     errors: list[PluginLoadError] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # entry point -> why not loaded
 
 
 class Registry:
@@ -155,9 +156,11 @@ class Registry:
         deny = _split_env(env.get("ACCEL_DISABLE_PLUGINS")) or frozenset()
         seen: dict[str, str | None] = {}
         for ep in md.entry_points(group=ENTRY_POINT_GROUP):
-            if allow is not None and ep.name not in allow:
-                continue
             if ep.name in deny:
+                self._state.skipped[ep.name] = "is disabled by ACCEL_DISABLE_PLUGINS"
+                continue
+            if allow is not None and ep.name not in allow:
+                self._state.skipped[ep.name] = "is not listed in ACCEL_PLUGINS"
                 continue
             dist = ep.dist.name if ep.dist is not None else None
             version = ep.dist.version if ep.dist is not None else None
@@ -329,18 +332,31 @@ class Registry:
         try:
             return accs[name]
         except KeyError:
-            known = list(accs)
-            guess = did_you_mean(name, known)
-            hint = f"did you mean {guess!r}?" if guess else None
-            if hint is None:
-                hint = "registered: " + (", ".join(known) if known else "none")
-            raise UnknownAcceleratorError(
-                f"unknown accelerator {name!r}",
-                hint=hint,
-                accelerator=name,
-                known=tuple(known),
-                suggestion=guess,
-            ) from None
+            raise self._unknown(name, list(accs)) from None
+
+    def _unknown(self, name: str, known: list[str]) -> UnknownAcceleratorError:
+        guess = did_you_mean(name, known)
+        why = self._why_missing(name)
+        if guess:
+            hint = f"did you mean {guess!r}?"
+        else:
+            hint = "registered: " + (", ".join(known) if known else "none")
+        return UnknownAcceleratorError(
+            f"unknown accelerator {name!r}" + (f" ({why})" if why else ""),
+            hint=hint,
+            accelerator=name,
+            known=tuple(known),
+            suggestion=guess,
+        )
+
+    def _why_missing(self, name: str) -> str | None:
+        """Why a plugin of the same name did not provide ``name``, when we know."""
+        for err in self._state.errors:
+            if err.plugin == name:
+                return f"plugin {name!r} failed to load: {err.error}"
+        if name in self._state.skipped:
+            return f"plugin {name!r} {self._state.skipped[name]}"
+        return None
 
     def create(self, name: str) -> Accelerator:
         """A new, unprobed :class:`Accelerator` of the named type."""
@@ -351,13 +367,22 @@ class Registry:
 
         ``spec`` is ``"kvm:tcg"`` (or a list of names) tried in order like QEMU's
         ``-accel kvm -accel tcg``; None tries every registered accelerator by priority.
-        Raises :class:`UnknownAcceleratorError` for a name nobody registered (before
-        probing anything) and :class:`NoAcceleratorError` listing every candidate's
-        reason when none is usable.
+        A name nobody registered raises :class:`UnknownAcceleratorError` with a
+        did-you-mean before anything is probed when it is the only name or looks like a
+        typo of a registered one; in a longer list it is otherwise a candidate that is
+        not usable (as QEMU skips an accelerator it was built without), so
+        ``"kvm:tcg"`` still falls back when the first plugin is disabled or failed to
+        load. :class:`NoAcceleratorError` lists every candidate's reason when none is
+        usable.
         """
         names = self._parse_spec(spec)
+        accs = self.accelerators()
         tried: list[tuple[str, str]] = []
         for name in names:
+            if name not in accs:
+                why = self._why_missing(name)
+                tried.append((name, "not registered" + (f": {why}" if why else "")))
+                continue
             acc, availability = self._try(name)
             if acc is not None:
                 return acc
@@ -371,6 +396,8 @@ class Registry:
             acc = info.factory()
             try:
                 out[name] = acc.probe()
+            except AccelError as exc:  # probe() should not raise; report it as the reason
+                out[name] = Availability.unavailable(str(exc))
             finally:
                 acc.close()
         return out
@@ -391,8 +418,12 @@ class Registry:
                 )
         else:
             names = list(spec)
+        known = self.accelerators()
         for name in names:
-            self.info(name)  # unknown names fail before anything is probed
+            # Unknown names fail before anything is probed, unless they are one
+            # alternative among several and not a typo of a registered name.
+            if name not in known and (len(names) == 1 or did_you_mean(name, list(known))):
+                self.info(name)
         return names
 
     def _try(self, name: str) -> tuple[Accelerator | None, Availability]:

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from accel import Registry
+from accel.errors import NoAcceleratorError, UnknownAcceleratorError
 
 from .conftest import MakeDist
 
@@ -187,3 +188,25 @@ def test_same_entry_point_name_in_two_distributions_is_reported(make_dist: MakeD
 def test_other_groups_are_ignored(make_dist: MakeDist) -> None:
     make_dist("accel-other", {"elsewhere": plugin("elsewhere")}, group="not.accel")
     assert Registry(env=only("elsewhere")).plugins() == []
+
+
+def test_fallback_explains_a_disabled_or_broken_first_choice(make_dist: MakeDist) -> None:
+    make_dist(
+        "accel-fallback",
+        {"first": plugin("first", 100), "broken": "raise OSError('no')\n", "last": plugin("last")},
+    )
+    reg = Registry(env=only("broken", "last", ACCEL_DISABLE_PLUGINS="first"))
+    with reg.open("first:last") as acc:
+        assert acc.name == "last"
+    with pytest.raises(UnknownAcceleratorError) as info:
+        reg.open("first")
+    assert "plugin 'first' is disabled by ACCEL_DISABLE_PLUGINS" in str(info.value)
+    with pytest.raises(NoAcceleratorError) as no:
+        reg.open(["broken", "first"])
+    (broken, first) = no.value.candidates
+    assert broken[1].startswith("not registered: plugin 'broken' failed to load: ")
+    assert "OSError('no')" in broken[1]
+    assert first == ("first", "not registered: plugin 'first' is disabled by ACCEL_DISABLE_PLUGINS")
+    reg = Registry(env=only("last"))
+    with pytest.raises(UnknownAcceleratorError, match="'first' is not listed in ACCEL_PLUGINS"):
+        reg.open("first")

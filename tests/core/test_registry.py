@@ -19,7 +19,7 @@ from accel.errors import (
 
 from .fakes import FakeAccelerator, accelerator_plugin, fake_info, registry_with
 
-DOWN = Availability.unavailable("device missing", "load the driver")
+DOWN = Availability.unavailable("device missing", "load the driver module")
 
 
 def test_register_from_code_records_the_plugin() -> None:
@@ -195,7 +195,7 @@ def test_nothing_available_lists_every_candidate_reason() -> None:
         reg.open("a:b")
     err = info.value
     assert [name for name, _ in err.candidates] == ["a", "b"]
-    assert "device missing" in err.candidates[0][1] and "load the driver" in err.candidates[0][1]
+    assert err.candidates[0][1] == "device missing (hint: load the driver module)"
     assert err.candidates[1][1] == "no hardware support"
     text = str(err)
     assert text.index("a: device missing") < text.index("b: no hardware support")
@@ -236,6 +236,24 @@ def test_unknown_name_suggests_and_probes_nothing() -> None:
     assert probed == []
 
 
+def test_unknown_alternative_is_skipped_like_qemu_does() -> None:
+    reg = registry_with(fake_info("beta"), fake_info("gamma", availability=DOWN))
+    with reg.open("nonexistent:beta") as acc:
+        assert acc.name == "beta"
+    with pytest.raises(NoAcceleratorError) as info:
+        reg.open(["nonexistent", "gamma"])
+    assert info.value.candidates == (
+        ("nonexistent", "not registered"),
+        ("gamma", "device missing (hint: load the driver module)"),
+    )
+
+
+def test_typo_in_a_list_still_fails_fast() -> None:
+    reg = registry_with(fake_info("beta"), fake_info("gamma"))
+    with pytest.raises(UnknownAcceleratorError, match="did you mean 'gamma'"):
+        reg.open("beta:gamme")
+
+
 def test_unknown_name_without_a_close_match_lists_the_known_ones() -> None:
     reg = registry_with(fake_info("alpha"))
     with pytest.raises(UnknownAcceleratorError, match="registered: alpha"):
@@ -251,7 +269,7 @@ def test_empty_spec_is_invalid() -> None:
 def test_probe_all_reports_every_accelerator() -> None:
     reg = registry_with(fake_info("a", availability=DOWN), fake_info("b"))
     result = reg.probe_all()
-    assert not result["a"].available and result["a"].hint == "load the driver"
+    assert not result["a"].available and result["a"].hint == "load the driver module"
     assert result["b"].available
 
 
