@@ -95,6 +95,7 @@ class Registry:
         self._use_entry_points = entry_points
         self._env = env
         self._discovered = False
+        self._loading = False
         self._lock = threading.RLock()
         self._state = _State()
         self._accelerators: dict[str, AcceleratorInfo] | None = None
@@ -144,11 +145,18 @@ class Registry:
         if self._discovered:
             return
         with self._lock:
-            if self._discovered:
+            # _loading: a plugin being imported may itself use this registry (the lock
+            # is re-entrant); it sees the plugins loaded so far. Other threads wait for
+            # the lock and so never see a half-discovered registry.
+            if self._discovered or self._loading:
                 return
-            self._discovered = True
-            if self._use_entry_points:
-                self._load_entry_points()
+            self._loading = True
+            try:
+                if self._use_entry_points:
+                    self._load_entry_points()
+            finally:
+                self._loading = False
+                self._discovered = True
 
     def _load_entry_points(self) -> None:
         env = self._env if self._env is not None else os.environ
@@ -451,8 +459,20 @@ class Registry:
                 found: dict[str, DeviceType] = {}
                 for impl in self._pm.hook.accel_device_types.get_hookimpls():
                     pname = self._pm.get_name(impl.plugin) or "?"
-                    dtypes = cast(Iterable[DeviceType], impl.function() or ())
+                    try:
+                        dtypes = cast(Iterable[object], impl.function() or ())
+                    except Exception as exc:  # reported with the plugin name
+                        raise PluginValidationError(
+                            f"plugin {pname!r}: accel_device_types() raised {exc!r}",
+                            plugin=pname,
+                        ) from exc
                     for dtype in dtypes:
+                        if not isinstance(dtype, DeviceType):
+                            raise PluginValidationError(
+                                f"plugin {pname!r}: accel_device_types() must return "
+                                f"DeviceType objects, not {type(dtype).__name__}",
+                                plugin=pname,
+                            )
                         if dtype.name in found:
                             raise PluginValidationError(
                                 f"device type {dtype.name!r} is provided by two plugins: "

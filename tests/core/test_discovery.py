@@ -210,3 +210,39 @@ def test_fallback_explains_a_disabled_or_broken_first_choice(make_dist: MakeDist
     reg = Registry(env=only("last"))
     with pytest.raises(UnknownAcceleratorError, match="'first' is not listed in ACCEL_PLUGINS"):
         reg.open("first")
+
+
+def test_plugin_using_the_registry_while_it_is_imported(make_dist: MakeDist) -> None:
+    """A plugin module that touches the registry at import sees a consistent registry."""
+    reentrant = (
+        plugin("early")
+        + """
+import accel.registry
+SEEN = accel.registry._current_for_test.plugins()
+"""
+    )
+    make_dist("accel-reentrant", {"early": plugin("early0"), "reentrant": reentrant})
+    reg = Registry(env=only("early", "reentrant"))
+    import accel.registry
+
+    accel.registry._current_for_test = reg  # type: ignore[attr-defined]
+    try:
+        assert set(reg.accelerators()) == {"early", "early0"}
+    finally:
+        del accel.registry._current_for_test  # type: ignore[attr-defined]
+    assert [r.name for r in reg.plugins()] == ["early", "reentrant"]
+    assert reg.load_errors == ()
+
+
+def test_concurrent_first_use_waits_for_discovery(make_dist: MakeDist) -> None:
+    import threading
+    import time
+
+    slow = "import time\ntime.sleep(0.3)\n" + plugin("slow")
+    make_dist("accel-slow", {"slow": slow, "quick": plugin("quick")})
+    reg = Registry(env=only("slow", "quick"))
+    first = threading.Thread(target=reg.accelerators)
+    first.start()
+    time.sleep(0.1)  # the first thread is now importing the slow plugin
+    assert [r.name for r in reg.plugins()] == ["quick", "slow"]
+    first.join()

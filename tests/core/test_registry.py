@@ -309,3 +309,24 @@ def test_device_types_and_clock_devices_go_through_the_hooks() -> None:
 def test_module_level_api_uses_the_default_registry() -> None:
     assert accel.default_registry() is accel.default_registry()
     assert isinstance(accel.accelerators(), dict)
+
+
+def test_device_types_are_validated_with_the_plugin_name() -> None:
+    class WrongType:
+        @accel.hookimpl
+        def accel_device_types(self) -> list[Any]:
+            return ["not-a-device-type"]
+
+    class Raising:
+        @accel.hookimpl
+        def accel_device_types(self) -> list[Any]:
+            raise ValueError("broken")
+
+    reg = Registry(entry_points=False)
+    reg.register(WrongType(), name="wrong")
+    with pytest.raises(PluginValidationError, match=r"'wrong'.*DeviceType objects, not str"):
+        reg.device_types()
+    reg.unregister("wrong")
+    reg.register(Raising(), name="raising")
+    with pytest.raises(PluginValidationError, match=r"'raising'.*raised ValueError"):
+        reg.device_types()
