@@ -40,6 +40,12 @@ __all__ = [
     "PluginLoadError",
     "PluginValidationError",
     "SelectionError",
+    "SnapshotChecksumError",
+    "SnapshotError",
+    "SnapshotFormatError",
+    "SnapshotMismatchError",
+    "SnapshotTruncatedError",
+    "SnapshotVersionError",
     "UnknownAcceleratorError",
     "UnsupportedError",
     "VcpuStateError",
@@ -266,6 +272,81 @@ class BackendCallError(AccelError, OSError):
         AccelError.__init__(
             self, text, hint=hint, accelerator=accelerator, call=call, errno=err, **fields
         )
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+class SnapshotError(AccelError):
+    """A snapshot could not be written, read or restored.
+
+    Fields: ``section`` and ``instance`` (which section, when one is to blame), ``expected``
+    and ``found`` (versions, names or values), ``offset`` (byte offset in the stream).
+    A restore that raises this left its target exactly as it was.
+    """
+
+    section: str | None
+    instance: int | None
+    expected: object
+    found: object
+    offset: int | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        section: str | None = None,
+        instance: int | None = None,
+        expected: object = None,
+        found: object = None,
+        offset: int | None = None,
+        hint: str | None = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(
+            message,
+            hint=hint,
+            section=section,
+            instance=instance,
+            expected=expected,
+            found=found,
+            offset=offset,
+            **fields,
+        )
+
+
+class SnapshotFormatError(SnapshotError):
+    """The stream is not a snapshot, or its structure is malformed (bad magic, bad length)."""
+
+    default_hint = "the file is damaged or was not written by accel; use another snapshot"
+
+
+class SnapshotChecksumError(SnapshotError):
+    """A section's CRC32 does not match its bytes."""
+
+    default_hint = "the file is damaged; use another copy of the snapshot"
+
+
+class SnapshotTruncatedError(SnapshotError):
+    """The stream ended before the snapshot did."""
+
+    default_hint = "the file is incomplete (an interrupted copy or save?); use a complete one"
+
+
+class SnapshotVersionError(SnapshotError):
+    """A section's version is newer than this accel understands or older than its minimum.
+
+    ``expected`` is ``"min..max"`` understood here, ``found`` the version in the stream.
+    """
+
+    default_hint = "restore with the accel version that wrote the snapshot, or a newer one"
+
+
+class SnapshotMismatchError(SnapshotError):
+    """The snapshot does not fit the target: machine type, devices, memory layout, vCPUs,
+    or a section that is unknown here or missing from the stream."""
+
+    default_hint = "restore into a machine of the same type and configuration"
 
 
 def _errno_hint(err: int | None) -> str | None:

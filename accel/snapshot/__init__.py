@@ -1,0 +1,85 @@
+"""Snapshots: versioned, checksummed, validated-before-applied save and restore of VM state.
+
+Example::
+
+    with open("vm.snap", "wb") as f:
+        accel.snapshot.save(vm, f)                    # pauses for the save if running
+    with open("vm.snap", "rb") as f:
+        vm2 = accel.snapshot.restore(f, acc)          # a new VM, paused
+    vm2.resume()                                      # clock first, then vCPUs may run
+
+See docs/snapshots.md for the format and the rules.
+"""
+
+from __future__ import annotations
+
+from .core import (
+    DeviceState,
+    RestoreMode,
+    SaveResult,
+    StagedSnapshot,
+    build_vm,
+    load,
+    read,
+    restore,
+    restored_clock,
+    save,
+)
+from .format import FORMAT_NAME, FORMAT_VERSION, MAGIC, RAM_CHUNK, Header
+from .inspect import SnapshotInfo, inspect
+from .state import ClockState
+from .vmstate import (
+    BOOL,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+    Array,
+    Bytes,
+    Field,
+    Nested,
+    Str,
+    Subsection,
+    VarBytes,
+    VMStateDescription,
+    decode,
+    encode,
+)
+
+__all__ = [
+    "BOOL",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "I64",
+    "MAGIC",
+    "RAM_CHUNK",
+    "U8",
+    "U16",
+    "U32",
+    "U64",
+    "Array",
+    "Bytes",
+    "ClockState",
+    "DeviceState",
+    "Field",
+    "Header",
+    "Nested",
+    "RestoreMode",
+    "SaveResult",
+    "SnapshotInfo",
+    "StagedSnapshot",
+    "Str",
+    "Subsection",
+    "VMStateDescription",
+    "VarBytes",
+    "build_vm",
+    "decode",
+    "encode",
+    "inspect",
+    "load",
+    "read",
+    "restore",
+    "restored_clock",
+    "save",
+]

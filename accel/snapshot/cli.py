@@ -1,0 +1,107 @@
+"""``accel snapshot inspect FILE [--json]``: a command module (see :mod:`accel.cli`).
+
+A damaged or foreign file gives one line ``accel: error: ...`` and exit status 1 (the
+error is a :class:`~accel.errors.SnapshotError`, which the command's main loop prints).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+from typing import TYPE_CHECKING, Any
+
+from ..errors import SnapshotError
+from .inspect import SnapshotInfo, inspect
+
+if TYPE_CHECKING:
+    from ..cli import Context
+
+__all__ = ["add_commands", "cmd_inspect", "format_info"]
+
+
+def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Add ``snapshot inspect``."""
+    p = subparsers.add_parser(
+        "snapshot",
+        help="work with snapshot files",
+        description="Work with snapshot files written by accel (machine.save / accel run --save).",
+    )
+    sub = p.add_subparsers(title="snapshot commands", metavar="SUBCOMMAND")
+    q = sub.add_parser(
+        "inspect",
+        help="print a snapshot's header and sections",
+        description="Check a snapshot file (structure, lengths, every CRC32) and print its "
+        "header (format, accelerator, machine type, CPU model) and sections. Exit status 1 "
+        "with a one-line error for a damaged or foreign file.",
+    )
+    q.add_argument("file", metavar="FILE", help="the snapshot file")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
+    q.set_defaults(handler=cmd_inspect)
+
+
+def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
+    path: str = args.file
+    try:
+        with open(path, "rb") as f:
+            info = inspect(f)
+    except OSError as exc:
+        raise SnapshotError(
+            f"cannot read {path}: {exc.strerror or exc}", hint="check the path and permissions"
+        ) from None
+    except SnapshotError as exc:
+        exc.message = f"{path}: {exc.message}"
+        raise
+    if args.json:
+        ctx.print_json(info.to_json())
+    else:
+        for line in format_info(info, path):
+            ctx.print(line)
+    return 0
+
+
+def _when(ns: int) -> str:
+    try:
+        t = datetime.datetime.fromtimestamp(ns / 1e9, tz=datetime.UTC)
+    except (OverflowError, OSError, ValueError):
+        return str(ns)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def format_info(info: SnapshotInfo, path: str) -> list[str]:
+    h = info.header
+    lines = [
+        f"file:          {path} ({info.size} bytes)",
+        f"format:        {h.format_name} version {h.format_version}",
+        f"accelerator:   {h.accelerator or '-'}",
+        f"machine type:  {h.machine_type or '-'}",
+        f"cpu model:     {h.cpu_model or '-'}",
+        f"created:       {_when(h.created_ns)}",
+        "sections:",
+    ]
+    rows = [("NAME", "INSTANCE", "VERSION", "BYTES", "")]
+    for s in info.sections:
+        extra = s.note
+        if s.name == "clock" and s.fields is not None:
+            reliable = s.fields.get("reliable")
+            extra = f"clock {s.fields.get('clock')} ns, reliable={reliable}"
+        elif s.name == "vm" and s.fields is not None:
+            regions = s.fields.get("regions") or []
+            extra = f"{len(regions)} RAM region(s), vCPUs {s.fields.get('vcpus')}"
+        elif s.fields is None and not s.note:
+            extra = "(device section)"
+        rows.append((s.name, str(s.instance), str(s.version_id), str(s.length), extra))
+    for r in info.ram:
+        rows.append(
+            (
+                "ram",
+                str(r.region),
+                "1",
+                str(r.stored_bytes),
+                f"{r.bytes} bytes of RAM in {r.chunks} chunks ({r.zero_chunks} all-zero)",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        cells = [row[i].ljust(widths[i]) for i in range(4)]
+        lines.append(("  " + "  ".join([*cells, row[4]])).rstrip())
+    return lines

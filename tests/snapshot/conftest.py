@@ -1,0 +1,42 @@
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from accel import Registers
+
+from .fakevm import FakeAccelerator, FakeVM
+
+
+def make_vm(acc: FakeAccelerator, ram: int = 64 * 1024, vcpus: int = 1) -> FakeVM:
+    vm = acc.create_vm()
+    vm.add_memory(0, ram)
+    vm.add_memory(0x100000, 16 * 4096)
+    for i in range(vcpus):
+        cpu = vm.create_vcpu()
+        cpu.set_regs(Registers(rax=0x1234 + i, rip=0x1000, rsp=0x8000, rflags=0x202))
+    for off in range(0, ram, 4096 * 3):
+        vm.write_memory(off, bytes([off // 4096 % 251 + 1]) * 100)
+    vm.write_memory(0x100000 + 5, b"second region")
+    return vm
+
+
+@pytest.fixture
+def acc() -> FakeAccelerator:
+    return FakeAccelerator()
+
+
+@pytest.fixture
+def vm(acc: FakeAccelerator) -> FakeVM:
+    return make_vm(acc, vcpus=2)
+
+
+@pytest.fixture
+def snapshot_bytes(vm: FakeVM) -> bytes:
+    vm.pause()
+    buf = io.BytesIO()
+    from accel import snapshot
+
+    snapshot.save(vm, buf, machine_type="test-1.0", cpu_model="host")
+    return buf.getvalue()
