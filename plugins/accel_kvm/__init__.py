@@ -11,6 +11,7 @@ from accel.plugin import AcceleratorInfo, hookimpl
 
 from ._ioctl import FaultInjector, HostSys, RecordingSys, Sys
 from .accelerator import KvmAccelerator
+from .machine import accel_clock_devices, accel_device_types  # noqa: F401
 from .vcpu import KvmVcpu
 from .vm import KvmVM
 

@@ -1,0 +1,647 @@
+"""A machine: type, CPU, devices, clock devices asked of the accelerator, run state.
+
+Initialisation (:meth:`Machine.init`) follows the order the 2011 kvmclock review
+settled on:
+
+1. create the VM (with the accelerator's in-kernel irqchip when the machine type asks
+   for one and the accelerator has it), guest RAM, the vCPUs;
+2. *after the vCPUs exist*, decide the clock devices: the machine type's platform
+   devices, then every plugin's ``accel_clock_devices(accelerator, machine)`` decisions
+   (through :meth:`accel.Registry.clock_devices`) — add, replace or remove, each with a
+   reason;
+3. create every device (platform, clock, user) through the one device registry path,
+   realise it in this machine, and build the exit dispatch table.
+
+:meth:`Machine.describe` runs step 2 without a VM, for ``accel machine show``.
+
+Run state is ``created`` → ``running`` ⇄ ``paused`` → ``shutdown``; notifiers see every
+change. Pausing calls :meth:`accel.VM.pause` (the accelerator reads and caches the VM
+clock), resuming calls :meth:`accel.VM.resume` (the clock is written back and vCPUs are
+told they were paused) before any vCPU runs again.
+"""
+
+from __future__ import annotations
+
+import enum
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+from ..accelerator import (
+    VM,
+    Accelerator,
+    CpuSpec,
+    HaltExit,
+    InternalErrorExit,
+    InterruptedExit,
+    IoDirection,
+    MmioExit,
+    PortIoExit,
+    ShutdownExit,
+    Vcpu,
+    VmOptions,
+)
+from ..capabilities import Capability, Support
+from ..errors import ConfigError, UnknownAcceleratorError, VcpuStateError
+from ..plugin import AcceleratorInfo
+from ..registry import Registry, default_registry
+from .cpu import resolve_cpu
+from .device import Device, DeviceRegistry, parse_device_spec
+from .types import MachineType, resolve_machine_type
+
+__all__ = [
+    "DeviceDecision",
+    "Machine",
+    "MachinePlan",
+    "RunResult",
+    "RunState",
+    "parse_machine_spec",
+]
+
+PioRead = Callable[[int, int], int]
+PioWrite = Callable[[int, int, int], None]
+
+_MACHINE_OPTIONS = {"kernel-irqchip": ("on", "off", "split")}
+
+
+class RunState(enum.Enum):
+    CREATED = "created"
+    RUNNING = "running"
+    PAUSED = "paused"
+    SHUTDOWN = "shutdown"
+
+
+@dataclass(frozen=True)
+class DeviceDecision:
+    """One device of the machine's tree, present or not, and why."""
+
+    name: str
+    present: bool
+    reason: str
+    origin: str  # "platform", "accelerator", "machine" or "user"
+    properties: tuple[tuple[str, object], ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "device": self.name,
+            "present": self.present,
+            "reason": self.reason,
+            "origin": self.origin,
+            "properties": dict(self.properties),
+        }
+
+    def line(self) -> str:
+        return f"{self.name}: {'present' if self.present else 'absent'} — {self.reason}"
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended: the exit status ``accel run`` returns and what to tell people."""
+
+    status: int
+    kind: str  # debug-exit, halt, shutdown, timeout, internal-error
+    message: str
+
+
+def parse_machine_spec(text: str) -> tuple[str, dict[str, str]]:
+    """``"pc,kernel-irqchip=off"`` -> ``("pc", {"kernel-irqchip": "off"})``."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not parts or "=" in parts[0]:
+        raise ConfigError(
+            f"machine spec {text!r} must start with a machine type",
+            hint="for example 'pc' or 'q35,kernel-irqchip=off'",
+            machine=text,
+        )
+    opts: dict[str, str] = {}
+    for part in parts[1:]:
+        key, eq, value = part.partition("=")
+        if key not in _MACHINE_OPTIONS or not eq or value not in _MACHINE_OPTIONS[key]:
+            raise ConfigError(
+                f"machine option {part!r} is not understood",
+                hint="options: "
+                + ", ".join(f"{k}={'|'.join(v)}" for k, v in _MACHINE_OPTIONS.items()),
+                machine=text,
+                property=key,
+            )
+        opts[key] = value
+    return parts[0], opts
+
+
+class _View:
+    """What clock-device hooks see of the machine (:class:`accel.MachineView`)."""
+
+    def __init__(
+        self,
+        mtype: MachineType,
+        compat: Mapping[str, str],
+        cpu: CpuSpec,
+        accelerator: Accelerator,
+        vm: VM | None,
+    ) -> None:
+        self._mtype = mtype
+        self._compat = dict(compat)
+        self._cpu = cpu
+        self._acc = accelerator
+        self._vm = vm
+
+    @property
+    def machine_type(self) -> str:
+        return self._mtype.name
+
+    @property
+    def family(self) -> str:
+        return self._mtype.family
+
+    @property
+    def version(self) -> tuple[int, int] | None:
+        return self._mtype.version2
+
+    @property
+    def compat(self) -> Mapping[str, str]:
+        return self._compat
+
+    @property
+    def cpu(self) -> CpuSpec:
+        return self._cpu
+
+    @property
+    def vm(self) -> VM | None:
+        return self._vm
+
+    @property
+    def accelerator(self) -> Accelerator:
+        return self._acc
+
+
+@dataclass
+class MachinePlan:
+    """The device tree a machine gets (or would get), and the settings behind it."""
+
+    machine_type: MachineType
+    accelerator: str
+    cpu: CpuSpec
+    compat: dict[str, str]
+    irqchip_in_accelerator: bool
+    decisions: list[DeviceDecision] = field(default_factory=list)
+
+    @property
+    def devices(self) -> list[DeviceDecision]:
+        return [d for d in self.decisions if d.present]
+
+    def device_names(self) -> set[str]:
+        return {d.name for d in self.decisions if d.present}
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "machine": self.machine_type.name,
+            "family": self.machine_type.family,
+            "accelerator": self.accelerator,
+            "cpu": str(self.cpu),
+            "irqchip_in_accelerator": self.irqchip_in_accelerator,
+            "compat": self.compat,
+            "devices": [d.to_json() for d in self.decisions if d.present],
+            "absent": [d.to_json() for d in self.decisions if not d.present],
+        }
+
+
+def _accel_info(registry: Registry, acc: Accelerator) -> AcceleratorInfo | None:
+    try:
+        return registry.info(acc.name)
+    except UnknownAcceleratorError:
+        return None
+
+
+def _plan(
+    registry: Registry,
+    acc: Accelerator,
+    machine: str,
+    cpu: str | CpuSpec | None,
+    user_devices: Sequence[str],
+    vm: VM | None,
+    device_registry: DeviceRegistry,
+) -> MachinePlan:
+    type_name, opts = parse_machine_spec(machine)
+    mtype = resolve_machine_type(type_name)
+    cpu_spec = resolve_cpu(cpu, mtype.default_cpu, _accel_info(registry, acc))
+    compat = dict(mtype.compat)
+    for key, value in opts.items():
+        compat[f"machine.{key}"] = value
+    caps = acc.capabilities()
+    irqchip = (
+        compat.get("machine.kernel-irqchip") == "on"
+        and caps[Capability.IRQCHIP].support is Support.YES
+    )
+    plan = MachinePlan(mtype, acc.name, cpu_spec, compat, irqchip)
+
+    decisions: dict[str, DeviceDecision] = {}
+    for pdev in mtype.devices:
+        decisions[pdev.type] = DeviceDecision(
+            pdev.type, True, f"platform device of {mtype.name}", "platform", pdev.properties
+        )
+    for name in ("isa-pit", "hpet", "mc146818rtc"):
+        if name not in decisions:
+            decisions[name] = DeviceDecision(
+                name, False, f"{mtype.name} does not model {name}", "platform"
+            )
+    if irqchip:
+        decisions["irqchip"] = DeviceDecision(
+            "irqchip",
+            True,
+            f"{acc.name} provides an in-kernel irqchip (kernel-irqchip=on)",
+            "machine",
+        )
+    else:
+        why = (
+            f"kernel-irqchip={compat.get('machine.kernel-irqchip')}"
+            if compat.get("machine.kernel-irqchip") != "on"
+            else f"{acc.name} does not report an in-kernel irqchip"
+        )
+        decisions["irqchip"] = DeviceDecision(
+            "irqchip", False, f"interrupt controller not in the accelerator ({why})", "machine"
+        )
+
+    view = _View(mtype, compat, cpu_spec, acc, vm)
+    decided: set[str] = set()
+    for choice in registry.clock_devices(acc, view):
+        if choice.device in decided:
+            continue
+        decided.add(choice.device)
+        if choice.present:
+            if choice.replaces and decisions.get(choice.replaces) is not None:
+                old = decisions[choice.replaces]
+                if old.present:
+                    decisions[choice.replaces] = DeviceDecision(
+                        old.name,
+                        False,
+                        f"replaced by {choice.device}: {choice.reason}",
+                        "accelerator",
+                    )
+            decisions[choice.device] = DeviceDecision(
+                choice.device, True, choice.reason, "accelerator", tuple(choice.properties)
+            )
+        else:
+            decisions[choice.device] = DeviceDecision(
+                choice.device, False, choice.reason, "accelerator"
+            )
+    plan.decisions = list(decisions.values())
+    for spec in user_devices:
+        name, props = parse_device_spec(spec)
+        device_registry.validate(name, props, user=True)
+        plan.decisions.append(
+            DeviceDecision(name, True, "requested by a device spec", "user", tuple(props.items()))
+        )
+    return plan
+
+
+class Machine:
+    """A machine on an open accelerator.
+
+    ``machine`` is a machine spec (``"pc"``, ``"microvm"``, ``"pc,kernel-irqchip=off"``),
+    ``cpu`` a CPU spec (``"host,-pv-flag"``; None for the type's default), ``devices``
+    user device specs. ``console`` receives debug-console bytes (a binary stream).
+    Nothing touches the accelerator until :meth:`init`.
+    """
+
+    def __init__(
+        self,
+        accelerator: Accelerator,
+        machine: str = "pc",
+        cpu: str | CpuSpec | None = None,
+        devices: Iterable[str] = (),
+        *,
+        registry: Registry | None = None,
+        ram_size: int = 16 << 20,
+        smp: int = 1,
+        console: IO[bytes] | Callable[[bytes], Any] | None = None,
+    ) -> None:
+        self.accelerator = accelerator
+        self.registry = registry if registry is not None else default_registry()
+        self.device_registry = DeviceRegistry(self.registry)
+        self._spec = machine
+        self._cpu_arg = cpu
+        self._user_devices = list(devices)
+        self.ram_size = ram_size
+        self.smp = smp
+        if console is None:
+            self._console: Callable[[bytes], Any] | None = None
+        elif callable(console):
+            self._console = console
+        else:
+            self._console = console.write
+        self.plan: MachinePlan | None = None
+        self.vm: VM | None = None
+        self.vcpus: list[Vcpu] = []
+        self.devices: list[Device] = []
+        self.state = RunState.CREATED
+        self._notifiers: list[Callable[[RunState, RunState], None]] = []
+        self._pio: dict[int, tuple[PioRead | None, PioWrite | None, Device]] = {}
+        self._mmio: list[tuple[int, int, PioRead | None, PioWrite | None, Device]] = []
+        self._stop: RunResult | None = None
+        self._lock = threading.RLock()
+        self._t0 = time.monotonic_ns()
+        self._paused_at: int | None = None
+        self._paused_total = 0
+        self._run_thread: int | None = None
+        self._pause_req = threading.Event()
+        self._paused_ack = threading.Event()
+        self._resumed = threading.Event()
+
+    # ------------------------------------------------------------------ planning
+
+    @classmethod
+    def describe(
+        cls,
+        accelerator: Accelerator,
+        machine: str = "pc",
+        cpu: str | CpuSpec | None = None,
+        devices: Iterable[str] = (),
+        *,
+        registry: Registry | None = None,
+    ) -> MachinePlan:
+        """The device tree :meth:`init` would build, with reasons, without a VM."""
+        reg = registry if registry is not None else default_registry()
+        return _plan(reg, accelerator, machine, cpu, list(devices), None, DeviceRegistry(reg))
+
+    # ------------------------------------------------------------------ init
+
+    def init(self) -> Machine:
+        """Create the VM, RAM and vCPUs, then decide and realise the devices."""
+        if self.vm is not None:
+            return self
+        pre = _plan(
+            self.registry,
+            self.accelerator,
+            self._spec,
+            self._cpu_arg,
+            self._user_devices,
+            None,
+            self.device_registry,
+        )
+        caps = self.accelerator.capabilities()
+        irqchip = pre.irqchip_in_accelerator
+        pit = irqchip and caps[Capability.PIT].support is Support.YES
+        self.vm = self.accelerator.create_vm(VmOptions(irqchip=irqchip, pit=pit))
+        try:
+            self.vm.add_memory(0, self.ram_size)
+            for i in range(self.smp):
+                self.vcpus.append(self.vm.create_vcpu(i, cpu=pre.cpu))
+            # vCPUs exist: now ask the accelerator's plugin for the clock devices.
+            self.plan = _plan(
+                self.registry,
+                self.accelerator,
+                self._spec,
+                pre.cpu,
+                self._user_devices,
+                self.vm,
+                self.device_registry,
+            )
+            for d in self.plan.decisions:
+                if not d.present:
+                    continue
+                dev = self.device_registry.create(
+                    d.name, dict(d.properties), user=d.origin == "user"
+                )
+                dev.id = d.name
+                dev.realize(self)
+                self.devices.append(dev)
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def device(self, name: str) -> Device:
+        for dev in self.devices:
+            if dev.type_name == name:
+                return dev
+        raise ConfigError(f"machine has no device {name!r}", device=name)
+
+    # ------------------------------------------------------------------ device services
+
+    def register_pio(
+        self,
+        base: int,
+        count: int,
+        read: PioRead | None,
+        write: PioWrite | None,
+        device: Device,
+    ) -> None:
+        """Route ports ``base .. base+count-1`` to ``device``'s handlers."""
+        for port in range(base, base + count):
+            if port in self._pio:
+                other = self._pio[port][2]
+                raise ConfigError(
+                    f"device {device.type_name!r}: port {port:#x} is already used by "
+                    f"{other.type_name!r}",
+                    device=device.type_name,
+                    property="iobase",
+                )
+            self._pio[port] = (read, write, device)
+
+    def register_mmio(
+        self,
+        base: int,
+        size: int,
+        read: PioRead | None,
+        write: PioWrite | None,
+        device: Device,
+    ) -> None:
+        """Route guest-physical ``base .. base+size-1`` to ``device`` (offsets, sizes)."""
+        assert self.vm is not None
+        self.vm.add_mmio(base, size)
+        self._mmio.append((base, size, read, write, device))
+
+    def console_write(self, data: bytes) -> None:
+        if self._console is not None:
+            self._console(data)
+
+    def request_stop(self, status: int, message: str, *, kind: str) -> None:
+        """End the current :meth:`run` after this exit with ``status``."""
+        if self._stop is None:
+            self._stop = RunResult(status, kind, message)
+
+    def guest_ns(self) -> int:
+        """Guest time in ns since the machine was created; stands still while paused."""
+        now = self._paused_at if self._paused_at is not None else time.monotonic_ns()
+        return now - self._t0 - self._paused_total
+
+    # ------------------------------------------------------------------ run state
+
+    def add_runstate_notifier(self, fn: Callable[[RunState, RunState], None]) -> None:
+        self._notifiers.append(fn)
+
+    def remove_runstate_notifier(self, fn: Callable[[RunState, RunState], None]) -> None:
+        self._notifiers.remove(fn)
+
+    def _set_state(self, new: RunState) -> None:
+        old = self.state
+        if old is new:
+            return
+        self.state = new
+        for dev in self.devices:
+            dev.runstate_changed(old, new)
+        for fn in list(self._notifiers):
+            fn(old, new)
+
+    def pause(self) -> None:
+        """Stop the guest: the VM caches its clock; notifiers see ``paused``.
+
+        From another thread while :meth:`run` is running, the vCPU is kicked out first
+        and this returns once it stopped.
+        """
+        with self._lock:
+            if self.state is not RunState.RUNNING:
+                return
+            if self._run_thread is not None and self._run_thread != threading.get_ident():
+                self._paused_ack.clear()
+                self._pause_req.set()
+                self.vcpus[0].kick()
+            else:
+                self._do_pause()
+                return
+        self._paused_ack.wait()
+
+    def _do_pause(self) -> None:
+        assert self.vm is not None
+        self.vm.pause()
+        self._paused_at = time.monotonic_ns()
+        self._set_state(RunState.PAUSED)
+
+    def resume(self) -> None:
+        """Write the clock back (the VM does it before any vCPU runs), then run again."""
+        with self._lock:
+            if self.state is not RunState.PAUSED:
+                return
+            assert self.vm is not None
+            self.vm.resume()
+            if self._paused_at is not None:
+                self._paused_total += time.monotonic_ns() - self._paused_at
+                self._paused_at = None
+            self._set_state(RunState.RUNNING)
+            self._resumed.set()
+
+    def shutdown(self) -> None:
+        self._set_state(RunState.SHUTDOWN)
+
+    # ------------------------------------------------------------------ run loop
+
+    def run(self, timeout: float | None = None) -> RunResult:
+        """Run vCPU 0 until the guest ends the run (or ``timeout`` seconds pass)."""
+        if self.vm is None:
+            self.init()
+        if self.state is RunState.SHUTDOWN:
+            raise VcpuStateError("machine is shut down")
+        vcpu = self.vcpus[0]
+        self._stop = None
+        timer: threading.Timer | None = None
+        if timeout is not None:
+            timer = threading.Timer(timeout, self._on_timeout, (timeout,))
+            timer.daemon = True
+            timer.start()
+        self._run_thread = threading.get_ident()
+        if self.state is RunState.CREATED:
+            self._set_state(RunState.RUNNING)
+        pio = self._pio
+        out = IoDirection.OUT
+        try:
+            while True:
+                ex = vcpu.run()
+                t = type(ex)
+                if t is PortIoExit:
+                    assert isinstance(ex, PortIoExit)
+                    h = pio.get(ex.port)
+                    size = ex.size
+                    if ex.direction is out:
+                        if h is not None and h[1] is not None:
+                            if ex.count == 1:
+                                h[1](ex.port, size, int.from_bytes(ex.data, "little"))
+                            else:
+                                data = bytes(ex.data)
+                                for i in range(ex.count):
+                                    chunk = data[i * size : (i + 1) * size]
+                                    h[1](ex.port, size, int.from_bytes(chunk, "little"))
+                    elif h is not None and h[0] is not None:
+                        reply = b"".join(
+                            (h[0](ex.port, size) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
+                            for _ in range(ex.count)
+                        )
+                        ex.data[:] = reply
+                    else:
+                        ex.data[:] = b"\xff" * len(ex.data)
+                elif t is MmioExit:
+                    assert isinstance(ex, MmioExit)
+                    self._mmio_access(ex)
+                elif t is HaltExit:
+                    if vcpu.get_regs().rflags & 0x200:
+                        self._stop = RunResult(
+                            0,
+                            "halt",
+                            "guest halted with interrupts enabled, and nothing modelled here "
+                            "can wake it: run ended",
+                        )
+                    else:
+                        self._stop = RunResult(0, "halt", "guest halted with interrupts disabled")
+                elif t is ShutdownExit:
+                    assert isinstance(ex, ShutdownExit)
+                    self._stop = RunResult(0, "shutdown", f"guest shut down ({ex.reason})")
+                elif t is InternalErrorExit:
+                    assert isinstance(ex, InternalErrorExit)
+                    regs = vcpu.get_regs()
+                    self._stop = RunResult(
+                        125,
+                        "internal-error",
+                        f"{self.accelerator.name} could not run the guest: {ex.kind}"
+                        f" (code {ex.code:#x}) {ex.detail} at rip={regs.rip:#x}".rstrip(),
+                    )
+                elif t is InterruptedExit and self._pause_req.is_set():
+                    self._pause_req.clear()
+                    self._resumed.clear()
+                    self._do_pause()
+                    self._paused_ack.set()
+                    self._resumed.wait()
+                if self._stop is not None:
+                    return self._stop
+        finally:
+            self._run_thread = None
+            if timer is not None:
+                timer.cancel()
+
+    def _on_timeout(self, timeout: float) -> None:
+        self.request_stop(
+            124, f"timeout: the guest was still running after {timeout:g} s", kind="timeout"
+        )
+        if self.vcpus:
+            self.vcpus[0].kick()
+
+    def _mmio_access(self, ex: MmioExit) -> None:
+        addr = ex.address
+        for base, size, read, write, _dev in self._mmio:
+            if base <= addr < base + size:
+                if ex.is_write:
+                    if write is not None:
+                        write(addr - base, ex.size, int.from_bytes(ex.data, "little"))
+                elif read is not None:
+                    v = read(addr - base, ex.size) & ((1 << (8 * ex.size)) - 1)
+                    ex.data[:] = v.to_bytes(ex.size, "little")
+                else:
+                    ex.data[:] = bytes(ex.size)
+                return
+        if not ex.is_write:
+            ex.data[:] = bytes(ex.size)  # unassigned memory reads as 0, as QEMU
+
+    # ------------------------------------------------------------------ teardown
+
+    def close(self) -> None:
+        for dev in self.devices:
+            dev.unrealize()
+        self.devices.clear()
+        if self.vm is not None:
+            self.vm.close()
+        self._set_state(RunState.SHUTDOWN)
+
+    def __enter__(self) -> Machine:
+        return self.init()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

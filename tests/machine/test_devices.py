@@ -1,0 +1,141 @@
+"""Device registry, typed properties, user specs vs machine creation, run state."""
+
+from __future__ import annotations
+
+import pytest
+
+import accel
+from accel import PortIoExit
+from accel.accelerator import IoDirection
+from accel.errors import ConfigError
+from accel.machine import DeviceRegistry, Machine, RunState, machine_types, resolve_machine_type
+
+from .fakes import FakeAccelerator, caps, registry_with
+
+REG = registry_with()
+
+
+def test_aliases_resolve_to_newest() -> None:
+    assert resolve_machine_type("pc").name == "pc-i440fx-7.2"
+    assert resolve_machine_type("q35").name == "pc-q35-7.2"
+    names = {m.name for m in machine_types()}
+    assert {"microvm", "isapc", "pc-i440fx-1.4", "pc-q35-2.4", "pc-q35-4.0.1"} <= names
+
+
+def test_unknown_machine_type_suggests() -> None:
+    with pytest.raises(ConfigError, match=r"did you mean 'pc-i440fx-7\.2'"):
+        resolve_machine_type("pc-i440fx-7.3")
+
+
+def test_user_spec_creates_typed_device() -> None:
+    dreg = DeviceRegistry(REG)
+    dev = dreg.create_from_spec("isa-debug-exit,iobase=0xf4,iosize=4")
+    assert dev.type_name == "isa-debug-exit"
+    assert dev.props == {"iobase": 0xF4, "iosize": 4}
+
+
+@pytest.mark.parametrize(
+    ("spec", "prop", "message"),
+    [
+        ("isa-debug-exit,iobase=zz", "iobase", "takes an integer"),
+        ("isa-debug-exit,iosise=4", "iosise", "did you mean 'iosize'"),
+        ("isa-debugcon,iobase=", "iobase", "takes an integer"),
+    ],
+)
+def test_bad_property_names_device_and_property(spec: str, prop: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        DeviceRegistry(REG).create_from_spec(spec)
+    assert info.value.device == spec.split(",")[0]  # type: ignore[attr-defined]
+    assert info.value.property == prop  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("name", ["kvmclock", "kvm-pit", "irqchip"])
+def test_not_user_creatable_refuses_spec(name: str) -> None:
+    with pytest.raises(ConfigError, match="cannot be created by a device spec") as info:
+        DeviceRegistry(REG).create_from_spec(name)
+    assert info.value.device == name  # type: ignore[attr-defined]
+
+
+def test_machine_and_user_devices_share_the_path() -> None:
+    acc = FakeAccelerator("fake", caps(pv_clocksource=False))
+    with Machine(acc, "pc", devices=["isa-debugcon"], registry=REG) as m:
+        assert [d.type_name for d in m.devices] == [
+            "isa-pit", "hpet", "mc146818rtc", "irqchip", "isa-debugcon",
+        ]  # fmt: skip
+        assert m.device("hpet").machine is m
+
+
+def test_port_clash_is_a_config_error() -> None:
+    acc = FakeAccelerator("fake", caps(pv_clocksource=False))
+    with pytest.raises(ConfigError, match="already used by 'isa-pit'"):
+        Machine(acc, "pc", devices=["isa-debugcon,iobase=0x40"], registry=REG).init()
+
+
+def out(port: int, value: int, size: int = 1) -> object:
+    return lambda _v: PortIoExit(
+        port, size, IoDirection.OUT, bytearray(value.to_bytes(size, "little"))
+    )
+
+
+def test_debug_exit_status_and_console() -> None:
+    got: list[bytes] = []
+    acc = FakeAccelerator(
+        "fake",
+        caps(pv_clocksource=False),
+        script=[out(0xE9, ord("h")), out(0xE9, ord("i")), out(0xF4, 0x10, 4)],  # type: ignore[list-item]
+    )
+    m = Machine(
+        acc,
+        "microvm",
+        devices=["isa-debugcon", "isa-debug-exit,iobase=0xf4,iosize=4"],
+        registry=REG,
+        console=got.append,
+    )
+    result = m.run()
+    assert result.status == 33 and result.kind == "debug-exit"
+    assert b"".join(got) == b"hi"
+
+
+def test_halt_with_interrupts_disabled_ends_with_zero() -> None:
+    acc = FakeAccelerator("fake", caps(pv_clocksource=False))
+    result = Machine(acc, "microvm", registry=REG).run()
+    assert (result.status, result.kind) == (0, "halt")
+    assert "interrupts disabled" in result.message
+
+
+def test_runstate_notifiers_and_clock_before_run() -> None:
+    acc = FakeAccelerator("kvm", caps())
+    m = Machine(acc, "pc", registry=REG).init()
+    changes: list[tuple[str, str]] = []
+    m.add_runstate_notifier(lambda old, new: changes.append((old.value, new.value)))
+    m.run()
+    m.pause()
+    clock = m.device("kvmclock")
+    assert clock.state()["clock_valid"] is True
+    m.pause()  # idempotent: still one cached read
+    acc.log.append("-- resume --")
+    m.resume()
+    m.run()
+    after = acc.log[acc.log.index("-- resume --") :]
+    assert after.index("resume") < after.index("run")
+    assert acc.log.count("get_clock") == 1
+    assert clock.state()["clock_valid"] is False
+    assert changes == [("created", "running"), ("running", "paused"), ("paused", "running")]
+    m.close()
+    assert m.state is RunState.SHUTDOWN
+
+
+def test_guest_time_stops_while_paused() -> None:
+    acc = FakeAccelerator("fake", caps(pv_clocksource=False))
+    m = Machine(acc, "pc", registry=REG).init()
+    m.run()
+    m.pause()
+    t1 = m.guest_ns()
+    t2 = m.guest_ns()
+    assert t1 == t2
+    m.resume()
+    assert m.guest_ns() >= t1
+
+
+def test_open_registry_is_not_global() -> None:
+    assert isinstance(REG, accel.Registry)
