@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import importlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -557,7 +558,10 @@ def main(argv: list[str] | None = None, *, registry: Registry | None = None) -> 
         _error(ctx, "interrupted")
         return 130
     except BrokenPipeError:
-        # The reader went away (``accel info | head``); nothing more to say.
+        # The reader went away (``accel info | head``): nothing more to say, and point
+        # stdout at /dev/null so the interpreter's final flush does not complain.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1
 
 
