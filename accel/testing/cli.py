@@ -1,0 +1,76 @@
+"""``accel conformance``: run the conformance suite and print the check x accelerator matrix.
+
+A command module of :mod:`accel.cli` (it exposes ``add_commands``). Each cell is
+``pass``, ``FAIL``, ``skipped``, ``unavailable``, ``declared`` (declared unsupported and
+failing, so skipped with the reason) or ``pass (declared)`` (declared unsupported but
+passing: the declaration is not needed); the lines under the matrix give the reason for
+everything that is not a plain pass. Exit status 0 only when nothing failed.
+
+Example::
+
+    $ accel conformance --accel kvm,tcg,xen
+    $ accel conformance --json | jq '.results[] | select(.status == "fail")'
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from .results import format_matrix
+from .runner import run_suite
+
+if TYPE_CHECKING:
+    from ..cli import Context
+
+__all__ = ["add_commands"]
+
+
+def _cmd_conformance(args: argparse.Namespace, ctx: Context) -> int:
+    reg = ctx.registry
+    names = None
+    if args.accel:
+        names = [n.strip() for n in args.accel.replace(":", ",").split(",") if n.strip()]
+        for name in names:
+            reg.info(name)  # unknown names: an AccelError with a did-you-mean
+    extra: list[str] = []
+    if args.k:
+        extra += ["-k", args.k]
+    if args.exitfirst:
+        extra.append("-x")
+    result = run_suite(names, registry=reg, pytest_args=extra, quiet=not args.verbose)
+    if args.json:
+        ctx.print_json(result.to_json())
+    else:
+        for line in format_matrix(result):
+            ctx.print(line)
+        ctx.print()
+        failed = len(result.failed)
+        verdict = "conformance: " + (f"{failed} check(s) failed" if failed else "nothing failed")
+        ctx.print(f"{verdict} ({len(result.outcomes)} results in {result.duration:.1f} s)")
+        if not result.outcomes and result.exit_code not in (0, 5):
+            ctx.print("pytest could not run the suite; its output follows")
+            ctx.print(result.output.rstrip())
+    return 0 if result.ok else 1
+
+
+def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
+    """Register ``accel conformance``."""
+    p = subparsers.add_parser(
+        "conformance",
+        help="run the conformance suite on accelerators and print a check x accelerator matrix",
+        description="Run every conformance check (accel.testing.suite) on each accelerator and "
+        "print pass / FAIL / skipped / unavailable / declared for each. Checks of features an "
+        "accelerator declares unsupported skip with its reason when they fail. Exit status 0 "
+        "only when nothing failed.",
+    )
+    p.add_argument(
+        "--accel",
+        metavar="NAMES",
+        help="comma- or colon-separated accelerators (default: every registered one)",
+    )
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("-k", metavar="EXPR", help="only checks matching this pytest -k expression")
+    p.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
+    p.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")
+    p.set_defaults(handler=_cmd_conformance)

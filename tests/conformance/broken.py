@@ -1,0 +1,272 @@
+"""Deliberately broken accelerators: a real one wrapped, with exactly one thing broken.
+
+:func:`broken_info` wraps the named real accelerator (TCG by default) in delegating
+Accelerator/VM/Vcpu classes and breaks the behaviour named by ``breakage``. The
+conformance tests run the suite on each and assert that the check meant to catch the
+breakage fails.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import accel
+from accel import (
+    VM,
+    Accelerator,
+    Availability,
+    Capability,
+    CapabilityAnswer,
+    CapabilitySet,
+    ClockData,
+    CpuSpec,
+    Exit,
+    HaltExit,
+    MemoryRegion,
+    MmioExit,
+    PortIoExit,
+    Registers,
+    SpecialRegisters,
+    Vcpu,
+    VmOptions,
+)
+from accel.errors import GuestMemoryError
+
+
+class WrapAccelerator(Accelerator):
+    def __init__(self, inner: Accelerator, name: str, breakage: str) -> None:
+        self.inner = inner
+        self.name = name
+        self.breakage = breakage
+        self.vms: list[WrapVM] = []
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
+
+    def probe(self) -> Availability:
+        if self.breakage == "probe-raises":
+            raise RuntimeError("probe exploded")
+        return self.inner.probe()
+
+    def capabilities(self) -> Any:
+        caps = self.inner.capabilities()
+        if self.breakage == "unanswered-capability":
+            return {c: a for c, a in caps.items() if c is not Capability.XSAVE}
+        if self.breakage == "undeclared-unknown":
+            return caps.replace(USER_MEMORY=CapabilityAnswer.unknown("cannot tell"))
+        return caps
+
+    def create_vm(self, options: VmOptions | None = None) -> WrapVM:
+        vm = WrapVM(self, self.inner.create_vm(options))
+        self.vms.append(vm)
+        return vm
+
+    def _close(self) -> None:
+        self.inner.close()
+
+
+class WrapVM(VM):
+    def __init__(self, acc: WrapAccelerator, inner: VM) -> None:
+        self.accelerator = acc
+        self.inner = inner
+        self.breakage = acc.breakage
+        self._vcpus: list[WrapVcpu] = []
+        self._paused_at: float | None = None
+        self._clock_reads = itertools.count()
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
+
+    def capabilities(self) -> CapabilitySet:
+        caps = self.inner.capabilities()
+        if self.breakage == "vm-claims-more":
+            host = self.accelerator.capabilities()
+            for cap in Capability:
+                if host[cap].support is accel.Support.NO:
+                    return caps.replace(**{cap.name: CapabilityAnswer.yes(source="wrong")})
+        return caps
+
+    def add_memory(self, guest_phys: int, size: int, *, readonly: bool = False) -> MemoryRegion:
+        return self.inner.add_memory(guest_phys, size, readonly=readonly)
+
+    def add_mmio(self, guest_phys: int, size: int) -> None:
+        self.inner.add_mmio(guest_phys, size)
+
+    @property
+    def memory_regions(self) -> tuple[MemoryRegion, ...]:
+        return self.inner.memory_regions
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        if self.breakage == "unbounded-memory":
+            try:
+                return self.inner.read_memory(address, size)
+            except GuestMemoryError:
+                return bytes(size)
+        return self.inner.read_memory(address, size)
+
+    def write_memory(self, address: int, data: bytes | bytearray | memoryview) -> None:
+        if self.breakage == "shared-memory":
+            assert isinstance(self.accelerator, WrapAccelerator)
+            for other in self.accelerator.vms:
+                if not other.closed and other.memory_regions:
+                    other.inner.write_memory(address, data)
+            return
+        self.inner.write_memory(address, data)
+
+    def create_vcpu(self, index: int | None = None, *, cpu: CpuSpec | None = None) -> WrapVcpu:
+        vcpu = WrapVcpu(self, self.inner.create_vcpu(index, cpu=cpu))
+        if self.breakage == "not-reset":
+            vcpu.inner.set_regs(Registers(rip=0))
+        self._vcpus.append(vcpu)
+        return vcpu
+
+    @property
+    def vcpus(self) -> tuple[Vcpu, ...]:
+        return tuple(v for v in self._vcpus if not v.closed)
+
+    def get_clock(self) -> ClockData:
+        data = self.inner.get_clock()
+        if self.breakage == "clock-backwards":
+            return ClockData(max(0, data.clock - next(self._clock_reads) * 1_000_000) + 10**12)
+        if self.breakage == "clock-runs-paused" and self._paused_at is not None:
+            extra = int((time.monotonic() - self._paused_at) * 1e9)
+            return ClockData(data.clock + extra, data.flags)
+        return data
+
+    def set_clock(self, data: ClockData) -> None:
+        self.inner.set_clock(data)
+
+    def pause(self) -> None:
+        self.inner.pause()
+        self._paused_at = time.monotonic()
+
+    def resume(self) -> None:
+        self.inner.resume()
+        self._paused_at = None
+
+    @property
+    def paused(self) -> bool:
+        return self.inner.paused
+
+    def _close(self) -> None:
+        self.inner.close()
+
+
+class WrapVcpu(Vcpu):
+    def __init__(self, vm: WrapVM, inner: Vcpu) -> None:
+        self.vm = vm
+        self.inner = inner
+        self.index = inner.index
+        self.breakage = vm.breakage
+        self._last = Registers()
+        self._halted = False
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
+
+    def get_regs(self) -> Registers:
+        if self.breakage == "usable-after-close" and self.inner.closed:
+            return self._last
+        regs = self.inner.get_regs()
+        self._last = regs
+        if self.breakage == "register-bit-flip":
+            regs.rbx ^= 1
+        if self.breakage == "wrong-register-after-program" and self._halted:
+            regs.rax ^= 0x100
+        return regs
+
+    def set_regs(self, regs: Registers) -> None:
+        self.inner.set_regs(regs)
+
+    def get_sregs(self) -> SpecialRegisters:
+        return self.inner.get_sregs()
+
+    def set_sregs(self, sregs: SpecialRegisters) -> None:
+        self.inner.set_sregs(sregs)
+
+    def run(self) -> Exit:
+        ex = self.inner.run()
+        if isinstance(ex, HaltExit):
+            self._halted = True
+        if self.breakage == "lost-out-data" and isinstance(ex, PortIoExit) and ex.is_write:
+            return PortIoExit(ex.port, ex.size, ex.direction, bytearray(len(ex.data)), ex.count)
+        if self.breakage == "lost-in-data" and isinstance(ex, PortIoExit) and not ex.is_write:
+            return PortIoExit(ex.port, ex.size, ex.direction, bytearray(len(ex.data)), ex.count)
+        if self.breakage == "lost-mmio-write" and isinstance(ex, MmioExit) and ex.is_write:
+            return MmioExit(ex.address, ex.size, True, bytearray(len(ex.data)))
+        if self.breakage == "lost-mmio-read" and isinstance(ex, MmioExit) and not ex.is_write:
+            return MmioExit(ex.address, ex.size, False, bytearray(len(ex.data)))
+        return ex
+
+    def kick(self) -> None:
+        self.inner.kick()
+
+    def _close(self) -> None:
+        self.inner.close()
+
+
+#: breakage -> (description, declared-unsupported map)
+BREAKAGES: Mapping[str, tuple[str, Mapping[str, str]]] = {
+    "none": ("nothing is broken (the wrapper's control)", {}),
+    "unknown-declaration": ("declares a feature name that does not exist", {"mmmio": "typo"}),
+    "probe-raises": ("probe() raises instead of returning a reason", {}),
+    "unanswered-capability": ("capabilities() leaves xsave unanswered", {}),
+    "undeclared-unknown": ("answers user-memory unknown without declaring it", {}),
+    "vm-claims-more": ("a VM claims a capability its host denies", {}),
+    "not-reset": ("new vCPUs do not start in the reset state", {}),
+    "usable-after-close": ("a closed vCPU still answers get_regs()", {}),
+    "shared-memory": ("two VMs share guest memory", {}),
+    "unbounded-memory": ("reads outside guest RAM return zeros", {}),
+    "register-bit-flip": ("rbx reads back with its low bit flipped", {}),
+    "clock-backwards": ("the VM clock goes backwards", {}),
+    "clock-runs-paused": ("the VM clock keeps running while paused", {}),
+}
+
+
+def broken_info(
+    breakage: str, base: str = "tcg", registry: accel.Registry | None = None
+) -> accel.AcceleratorInfo:
+    """An AcceleratorInfo named ``broken-<breakage>`` wrapping ``base`` with one breakage."""
+    reg = registry or accel.default_registry()
+    inner_info = reg.info(base)
+    description, declared = BREAKAGES[breakage]
+    name = f"broken-{breakage}"
+    unsupported = {**inner_info.unsupported_features, **declared}
+
+    def factory() -> Accelerator:
+        return WrapAccelerator(inner_info.factory(), name, breakage)
+
+    return accel.AcceleratorInfo(
+        name=name,
+        summary=f"{base}, broken: {description}",
+        factory=factory,
+        unsupported=unsupported,
+    )
+
+
+def plugin_of(*infos: accel.AcceleratorInfo) -> object:
+    class _Plugin:
+        @accel.hookimpl
+        def accel_accelerators(self) -> list[accel.AcceleratorInfo]:
+            return list(infos)
+
+    return _Plugin()
+
+
+def broken_registry(
+    breakages: Callable[[], list[str]] | list[str] | None = None, base: str = "tcg"
+) -> accel.Registry:
+    """A registry (no entry points) with one broken accelerator per breakage."""
+    names = list(BREAKAGES) if breakages is None else breakages
+    if callable(names):
+        names = names()
+    infos = [broken_info(b, base) for b in names]
+    reg = accel.Registry(entry_points=False)
+    reg.register(plugin_of(*infos), name="broken")
+    return reg
