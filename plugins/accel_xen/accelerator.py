@@ -1,0 +1,166 @@
+"""Xen: an honest stub that probes the host but does not drive libxenctrl.
+
+What it looks at (every path under an injectable ``root``, ``/`` by default):
+
+* ``/sys/hypervisor/type`` — ``xen`` when Linux runs under Xen;
+* ``/proc/xen/capabilities`` — contains ``control_d`` in the control domain (dom0);
+* ``/dev/xen/privcmd`` — the hypercall device a toolstack needs in dom0.
+
+Outcomes: not under Xen → unavailable ("not running under Xen"); a guest domain (domU)
+→ unavailable ("this is a Xen guest (domU)"); dom0 → available, but
+:meth:`XenAccelerator.create_vm` raises :class:`~accel.errors.UnsupportedError`, because
+creating a domain needs libxenctrl, which this plugin does not drive.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Final
+
+from accel.accelerator import VM, Accelerator, Availability, VmOptions
+from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
+from accel.errors import AcceleratorUnavailableError, UnsupportedError
+
+__all__ = ["XenAccelerator", "xen_answers"]
+
+NAME: Final = "xen"
+HYPERVISOR_TYPE: Final = "sys/hypervisor/type"
+CAPABILITIES: Final = "proc/xen/capabilities"
+PRIVCMD: Final = "dev/xen/privcmd"
+
+_NOT_DRIVEN = "this stub does not drive libxenctrl"
+
+
+def xen_answers() -> CapabilitySet:
+    """Capability answers for a Xen dom0 as far as this stub can tell without libxenctrl."""
+    unknown, no, yes = CapabilityAnswer.unknown, CapabilityAnswer.no, CapabilityAnswer.yes
+    why = f"{_NOT_DRIVEN}, so it cannot ask the hypervisor"
+    return CapabilitySet(
+        {
+            Capability.USER_MEMORY: no(
+                source="Xen guest RAM is hypervisor-owned, mapped by foreign mapping"
+            ),
+            Capability.NR_VCPUS: unknown(source=why),
+            Capability.MAX_VCPUS: unknown(source=why),
+            Capability.IRQCHIP: yes(
+                source="Xen emulates PIC/IOAPIC/LAPIC in the hypervisor for HVM guests"
+            ),
+            Capability.PIT: yes(
+                source="Xen emulates the i8254 PIT in the hypervisor for HVM guests (as in QEMU)"
+            ),
+            Capability.PV_CLOCKSOURCE: unknown(
+                source="the guest's paravirtual clock is Xen's own (not kvmclock); " + why
+            ),
+            Capability.PV_CLOCKSOURCE_STABLE: unknown(source=why),
+            Capability.ADJUST_CLOCK: unknown(source=why),
+            Capability.CLOCK_CTRL: unknown(source=why),
+            Capability.TSC_CONTROL: unknown(source=why),
+            Capability.TSC_KHZ: unknown(source=why),
+            Capability.IOEVENTFD: unknown(source=why),
+            Capability.IRQFD: unknown(source=why),
+            Capability.XSAVE: unknown(source=why),
+            Capability.VM_CAPABILITY_QUERY: no(source=f"no VMs: {_NOT_DRIVEN}"),
+        }
+    )
+
+
+class XenAccelerator(Accelerator):
+    """The Xen accelerator stub: present in dom0, but creates no VMs.
+
+    ``root`` prefixes every probed path, so tests can build a fake host under a
+    temporary directory.
+    """
+
+    name = NAME
+
+    def __init__(self, root: str | os.PathLike[str] = "/") -> None:
+        self._root = Path(root)
+        self._availability: Availability | None = None
+        self._caps: CapabilitySet | None = None
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    def _read(self, rel: str) -> str | None:
+        try:
+            return (self._root / rel).read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            return None
+
+    def probe(self) -> Availability:
+        if self._availability is None:
+            self._availability = self._probe()
+        return self._availability
+
+    def _probe(self) -> Availability:
+        type_path = "/" + HYPERVISOR_TYPE
+        hv = self._read(HYPERVISOR_TYPE)
+        if hv is None:
+            return Availability.unavailable(
+                f"not running under Xen: {type_path} does not exist",
+                hint="boot this host as a Xen dom0 to use the xen accelerator",
+                path=type_path,
+            )
+        if hv != "xen":
+            return Availability.unavailable(
+                f"not running under Xen: {type_path} says {hv!r}",
+                hint="boot this host as a Xen dom0 to use the xen accelerator",
+                path=type_path,
+                hypervisor=hv,
+            )
+        caps = self._read(CAPABILITIES)
+        if caps is None:
+            return Availability.unavailable(
+                "running under Xen, but /proc/xen/capabilities is missing "
+                "(xenfs not mounted?), so this cannot be told to be dom0",
+                hint="mount xenfs: mount -t xenfs xenfs /proc/xen",
+                path="/" + CAPABILITIES,
+            )
+        if "control_d" not in caps.split():
+            return Availability.unavailable(
+                "this is a Xen guest (domU): only the control domain (dom0) can create VMs",
+                hint="run accel in dom0, or use tcg inside this guest",
+                capabilities=caps,
+            )
+        if not (self._root / PRIVCMD).exists():
+            return Availability.unavailable(
+                "Xen dom0, but /dev/xen/privcmd is missing",
+                hint="load the xen-privcmd module",
+                path="/" + PRIVCMD,
+            )
+        return Availability.ok(
+            f"Xen dom0 ({_NOT_DRIVEN}: VM creation is unsupported)",
+            dom0=True,
+            capabilities=caps,
+        )
+
+    def _require(self) -> None:
+        self._check_open()
+        avail = self.probe()
+        if not avail:
+            raise AcceleratorUnavailableError(
+                f"xen is unavailable: {avail.reason}",
+                hint=avail.hint,
+                accelerator=NAME,
+                reason=avail.reason,
+            )
+
+    def capabilities(self) -> CapabilitySet:
+        self._require()
+        if self._caps is None:
+            self._caps = xen_answers()
+        return self._caps
+
+    def create_vm(self, options: VmOptions | None = None) -> VM:
+        self._require()
+        raise UnsupportedError(
+            f"xen: creating a VM is not supported: {_NOT_DRIVEN}",
+            hint="use the xl toolstack to create Xen domains, or the kvm/tcg accelerators",
+            accelerator=NAME,
+            feature="create-vm",
+        )
+
+    def _close(self) -> None:
+        pass
