@@ -245,7 +245,14 @@ class _DataExit(_Exit):
     def reply(self, value: int | bytes) -> None:
         """Answer an IN or an MMIO read: the guest sees ``value`` when it resumes."""
         n = len(self.data)
-        raw = value.to_bytes(n, "little", signed=False) if isinstance(value, int) else value
+        if isinstance(value, int) and not 0 <= value < 1 << (8 * n):
+            raise InvalidArgumentError(
+                f"reply {value:#x} does not fit in {n} bytes",
+                hint="pass a non-negative value of the access size",
+                argument="value",
+                value=value,
+            )
+        raw = value.to_bytes(n, "little") if isinstance(value, int) else value
         if len(raw) != n:
             raise InvalidArgumentError(
                 f"reply must be {n} bytes, got {len(raw)}", argument="value", value=value

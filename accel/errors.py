@@ -84,6 +84,20 @@ class AccelError(Exception):
             return f"{self.message} (hint: {self.hint})"
         return self.message
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Subclasses take other constructor arguments than ``args`` holds, so pickle
+        # (multiprocessing, test runners) rebuilds from the state instead of calling them.
+        return (_restore, (type(self), self.args, self.__dict__))
+
+
+def _restore(cls: type[AccelError], args: tuple[Any, ...], state: dict[str, Any]) -> AccelError:
+    exc = cls.__new__(cls)
+    exc.args = args
+    exc.__dict__.update(state)
+    for key, value in state.get("_fields", {}).items():
+        setattr(exc, key, value)  # fields that live in slots (OSError.errno) are not in state
+    return exc
+
 
 # --------------------------------------------------------------------------- plugins
 
