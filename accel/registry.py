@@ -272,8 +272,21 @@ class Registry:
                     hook=caller.name,
                 )
         # Names that look like hooks but are not marked: most often a forgotten decorator.
+        marked = {caller.name for caller in self._pm.get_hookcallers(plugin) or ()}
         for attr in dir(plugin):
-            if attr.startswith("accel_") and not hasattr(hookspecs, attr):
+            if not attr.startswith("accel_") or attr in marked:
+                continue
+            if hasattr(hookspecs, attr):
+                if callable(getattr(plugin, attr, None)):
+                    raise PluginValidationError(
+                        f"{where}: {attr!r} is not marked with @accel.hookimpl, "
+                        "so it would never be called",
+                        hint=f"decorate it: @accel.hookimpl def {attr}(...)",
+                        plugin=name,
+                        distribution=distribution,
+                        hook=attr,
+                    )
+            else:
                 obj = getattr(plugin, attr, None)
                 if callable(obj):
                     known = sorted(n for n in dir(hookspecs) if n.startswith("accel_"))

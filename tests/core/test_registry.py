@@ -330,3 +330,15 @@ def test_device_types_are_validated_with_the_plugin_name() -> None:
     reg.register(Raising(), name="raising")
     with pytest.raises(PluginValidationError, match=r"'raising'.*raised ValueError"):
         reg.device_types()
+
+
+def test_forgotten_hookimpl_decorator_is_reported() -> None:
+    def accel_accelerators() -> list[Any]:  # the right name, but not marked
+        return [fake_info("never-seen")]
+
+    reg = Registry(entry_points=False)
+    with pytest.raises(PluginValidationError) as info:
+        reg.register(SimpleNamespace(accel_accelerators=accel_accelerators), name="undecorated")
+    assert "'accel_accelerators' is not marked with @accel.hookimpl" in info.value.message
+    assert info.value.plugin == "undecorated" and info.value.hook == "accel_accelerators"
+    assert reg.plugins() == []
