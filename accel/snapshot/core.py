@@ -30,6 +30,7 @@ from typing import IO, Any, Self
 from ..accelerator import VM, Accelerator, ClockData, Registers, SpecialRegisters, VmOptions
 from ..capabilities import Capability, ClockFlags
 from ..errors import (
+    AccelError,
     SnapshotError,
     SnapshotFormatError,
     SnapshotMismatchError,
@@ -431,7 +432,7 @@ def _require(decoded: Mapping[tuple[str, int], Any], name: str, instance: int) -
 
 def _check_layout(layout: VmLayout) -> None:
     end = -1
-    for i, r in enumerate(sorted(layout.regions, key=lambda r: r.guest_phys)):
+    for i, r in enumerate(layout.regions):
         if r.size <= 0 or r.size % _PAGE or r.guest_phys % _PAGE:
             raise SnapshotFormatError(
                 f"RAM region {i} ({r.guest_phys:#x}+{r.size:#x}) is empty or not page-aligned",
@@ -440,7 +441,9 @@ def _check_layout(layout: VmLayout) -> None:
             )
         if r.guest_phys < end:
             raise SnapshotFormatError(
-                f"RAM region at {r.guest_phys:#x} overlaps the one before", section="vm"
+                f"RAM region at {r.guest_phys:#x} overlaps the one before or is out of "
+                "guest-physical order",
+                section="vm",
             )
         end = r.guest_phys + r.size
     if end > 1 << 52:
@@ -509,13 +512,34 @@ def build_vm(
     mode: RestoreMode = RestoreMode.RESUME,
     options: VmOptions | None = None,
 ) -> VM:
-    """Create a VM with ``staged``'s layout on ``accelerator`` and apply it (paused)."""
+    """Create a VM with ``staged``'s layout on ``accelerator`` and apply it (paused).
+
+    A target that cannot hold the layout (too many vCPUs, RAM it cannot map) raises
+    :class:`~accel.errors.SnapshotMismatchError` carrying the accelerator's own error;
+    any VM made on the way is closed again.
+    """
+    max_vcpus = accelerator.capabilities().value(Capability.MAX_VCPUS)
+    if max_vcpus is not None and any(i >= max_vcpus for i in staged.layout.vcpus):
+        raise SnapshotMismatchError(
+            f"the snapshot has vCPUs {staged.layout.vcpus}; {accelerator.name} allows "
+            f"indices below {max_vcpus}",
+            section="vm",
+            expected=max_vcpus,
+            found=max(staged.layout.vcpus),
+        )
     vm = accelerator.create_vm(options)
     try:
-        for r in staged.layout.regions:
-            vm.add_memory(r.guest_phys, r.size, readonly=r.readonly)
-        for index in staged.layout.vcpus:
-            vm.create_vcpu(index)
+        try:
+            for r in staged.layout.regions:
+                vm.add_memory(r.guest_phys, r.size, readonly=r.readonly)
+            for index in staged.layout.vcpus:
+                vm.create_vcpu(index)
+        except AccelError as exc:
+            raise SnapshotMismatchError(
+                f"{accelerator.name} cannot recreate the snapshot's VM layout: {exc}",
+                section="vm",
+                error=str(exc),
+            ) from exc
         staged.apply(vm, mode, fresh=True)
     except BaseException:
         vm.close()
