@@ -47,12 +47,14 @@ from ..errors import (
     VcpuStateError,
 )
 from ..plugin import AcceleratorInfo
+from ..registry import Registry
 from .features import FEATURES, Feature, declared_capabilities
 
 __all__ = [
     "check_availability",
     "check_capabilities_answered",
     "check_clock",
+    "check_clock_devices",
     "check_closed_handles",
     "check_declarations",
     "check_memory_bounds",
@@ -64,6 +66,7 @@ __all__ = [
     "check_vcpu_reset_state",
     "check_vm_capabilities",
     "check_vm_lifecycle",
+    "paravirtual_clock_devices",
     "unneeded_capability_declarations",
 ]
 
@@ -635,3 +638,100 @@ def check_pause(vm: VM, *, interval: float = 0.05) -> None:
     time.sleep(interval / 5)
     if _clock(vm) <= r0:
         raise _fail("VM clock did not advance after resume()")
+
+
+# --------------------------------------------------------------------------- machines
+
+
+class _PlanView:
+    """A :class:`~accel.MachineView` of a machine plan, for asking clock-device hooks."""
+
+    def __init__(self, plan: Any, accelerator: Accelerator) -> None:
+        self._plan = plan
+        self._acc = accelerator
+
+    @property
+    def machine_type(self) -> str:
+        return str(self._plan.machine_type.name)
+
+    @property
+    def family(self) -> str:
+        return str(self._plan.machine_type.family)
+
+    @property
+    def version(self) -> tuple[int, int] | None:
+        version = self._plan.machine_type.version
+        return (int(version[0]), int(version[1])) if version else None
+
+    @property
+    def compat(self) -> Mapping[str, str]:
+        return dict(self._plan.compat)
+
+    @property
+    def cpu(self) -> Any:
+        return self._plan.cpu
+
+    @property
+    def vm(self) -> VM | None:
+        return None
+
+    @property
+    def accelerator(self) -> Accelerator:
+        return self._acc
+
+
+def paravirtual_clock_devices(
+    accelerator: Accelerator, registry: Registry, machine: str = "pc"
+) -> list[str]:
+    """The clock devices plugins *add* (not replacing a platform device) to ``machine``.
+
+    These are the accelerator's paravirtual clocks (kvmclock under KVM): devices a
+    machine gets only because the accelerator offers a paravirtual clocksource.
+    """
+    from ..machine import Machine
+
+    plan = Machine.describe(accelerator, machine, registry=registry)
+    choices = registry.clock_devices(accelerator, _PlanView(plan, accelerator))
+    return sorted({c.device for c in choices if c.present and c.replaces is None})
+
+
+def check_clock_devices(accelerator: Accelerator, registry: Registry, machine: str = "pc") -> None:
+    """A machine's clock devices follow the accelerator's capabilities.
+
+    A paravirtual clock device (one a plugin adds rather than substitutes for a platform
+    device) is offered if and only if the accelerator answers ``pv-clocksource`` yes;
+    :meth:`accel.machine.Machine.describe` and :meth:`~accel.machine.Machine.init`
+    decide the same devices, and every device the plan lists is realised.
+
+    Raises:
+        AssertionError: a paravirtual clock without the clocksource (or the clocksource
+            without a clock device on ``machine``), a plan that differs between
+            describing and initialising, or a listed device that was not created.
+    """
+    from ..machine import Machine
+
+    pv = accelerator.capabilities()[Capability.PV_CLOCKSOURCE].is_yes
+    devices = paravirtual_clock_devices(accelerator, registry, machine)
+    if devices and not pv:
+        raise _fail(
+            f"{machine} machine gets paravirtual clock device(s) {', '.join(devices)} but the "
+            "accelerator does not answer pv-clocksource yes"
+        )
+    if pv and not devices:
+        raise _fail(
+            f"the accelerator answers pv-clocksource yes but no plugin adds a paravirtual "
+            f"clock device to a {machine} machine"
+        )
+    described = Machine.describe(accelerator, machine, registry=registry).device_names()
+    with Machine(accelerator, machine, registry=registry, ram_size=1 << 20) as m:
+        if m.plan is None:
+            raise _fail("Machine.init() left no plan")
+        planned = m.plan.device_names()
+        realised = {str(d.id) for d in m.devices}
+    if planned != described:
+        raise _fail(
+            f"describe() and init() decide different devices: {sorted(described)} vs "
+            f"{sorted(planned)}"
+        )
+    if not planned <= realised:
+        raise _fail(f"devices listed but not created: {sorted(planned - realised)}")

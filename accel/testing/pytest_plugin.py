@@ -19,6 +19,8 @@ Fixtures (each test that uses one runs once per accelerator, ids ``test_x[kvm]``
     ``new_accelerator`` a factory of fresh, unprobed accelerators (closed at teardown)
     ``accelerator``     a probed, available accelerator (skips with the reason otherwise)
     ``vm``              a new VM of ``accelerator``
+    ``machine``         an initialised ``pc`` :class:`accel.machine.Machine` on it
+    ``accel_registry``  the registry the accelerators come from
 
 Declared exceptions: a test marked ``@pytest.mark.accel_feature("mmio")`` still runs on
 an accelerator that declares ``mmio`` unsupported; if it fails, it is reported as
@@ -60,7 +62,9 @@ __all__ = [
     "accel_declared",
     "accel_info",
     "accel_name",
+    "accel_registry",
     "accelerator",
+    "machine",
     "new_accelerator",
     "outcomes",
     "vm",
@@ -276,6 +280,24 @@ def vm(accelerator: Accelerator) -> Iterator[VM]:
     """A new VM of the accelerator under test (closed at teardown)."""
     with accelerator.create_vm() as handle:
         yield handle
+
+
+@pytest.fixture
+def accel_registry(request: pytest.FixtureRequest) -> Registry:
+    """The registry the accelerators under test come from (its plugins decide devices)."""
+    return _state(request.config).registry
+
+
+@pytest.fixture
+def machine(accelerator: Accelerator, accel_registry: Registry) -> Iterator[Any]:
+    """An initialised default machine (``pc``) on the accelerator (closed at teardown)."""
+    try:
+        from ..machine import Machine
+    except ImportError as exc:  # pragma: no cover - the machine layer ships with accel
+        pytest.skip(f"machines are not available: {exc}")
+    m = Machine(accelerator, "pc", registry=accel_registry, ram_size=1 << 20)
+    with m:
+        yield m
 
 
 def _skip_unavailable(node: pytest.Item, name: str, availability: Availability) -> None:

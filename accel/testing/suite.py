@@ -19,6 +19,7 @@ import pytest
 
 from accel.accelerator import VM, Accelerator
 from accel.plugin import AcceleratorInfo
+from accel.registry import Registry
 from accel.testing import checks
 from accel.testing.features import Feature
 from accel.testing.pytest_plugin import Declarations
@@ -27,6 +28,7 @@ __all__ = [
     "test_availability",
     "test_capabilities_answered",
     "test_clock",
+    "test_clock_devices",
     "test_closed_handles",
     "test_declarations",
     "test_memory_bounds",
@@ -117,3 +119,10 @@ def test_clock(vm: VM) -> None:
 def test_pause(vm: VM) -> None:
     """Pause freezes the clock and forbids runs; resume restarts both."""
     checks.check_pause(vm)
+
+
+@_feature(Feature.CLOCK_DEVICES)
+def test_clock_devices(accelerator: Accelerator, accel_registry: Registry) -> None:
+    """A paravirtual clock device exists iff the accelerator has a pv clocksource."""
+    pytest.importorskip("accel.machine", reason="machines are not available")
+    checks.check_clock_devices(accelerator, accel_registry)

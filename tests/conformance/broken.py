@@ -56,6 +56,8 @@ class WrapAccelerator(Accelerator):
         caps = self.inner.capabilities()
         if self.breakage == "unanswered-capability":
             return {c: a for c, a in caps.items() if c is not Capability.XSAVE}
+        if self.breakage == "clocksource-without-pv-clock":
+            return caps.replace(PV_CLOCKSOURCE=CapabilityAnswer.yes(source="wrong"))
         if self.breakage == "undeclared-unknown":
             return caps.replace(USER_MEMORY=CapabilityAnswer.unknown("cannot tell"))
         return caps
@@ -226,6 +228,8 @@ BREAKAGES: Mapping[str, tuple[str, Mapping[str, str]]] = {
     "register-bit-flip": ("rbx reads back with its low bit flipped", {}),
     "clock-backwards": ("the VM clock goes backwards", {}),
     "clock-runs-paused": ("the VM clock keeps running while paused", {}),
+    "pv-clock-without-clocksource": ("kvmclock is offered without a pv clocksource", {}),
+    "clocksource-without-pv-clock": ("a pv clocksource but no pv clock device", {}),
 }
 
 
@@ -251,10 +255,20 @@ def broken_info(
 
 
 def plugin_of(*infos: accel.AcceleratorInfo) -> object:
+    """A plugin providing ``infos``; it offers kvmclock to "pv-clock-without-clocksource"."""
+
     class _Plugin:
         @accel.hookimpl
         def accel_accelerators(self) -> list[accel.AcceleratorInfo]:
             return list(infos)
+
+        @accel.hookimpl
+        def accel_clock_devices(
+            self, accelerator: Accelerator
+        ) -> list[accel.ClockDeviceChoice] | None:
+            if getattr(accelerator, "breakage", None) != "pv-clock-without-clocksource":
+                return None
+            return [accel.ClockDeviceChoice("kvmclock", True, "offered regardless")]
 
     return _Plugin()
 
