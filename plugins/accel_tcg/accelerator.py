@@ -31,6 +31,7 @@ emulated and ends the run with an :class:`~accel.InternalErrorExit` saying so.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import mmap
 import os
 import queue
@@ -150,7 +151,7 @@ class TcgAccelerator(Accelerator):
 
     def _probe(self) -> Availability:
         try:
-            from . import _state
+            _state = importlib.import_module(f"{__package__}._state")
         except ImportError as exc:  # pragma: no cover - exercised by a monkeypatched import
             return Availability.unavailable(
                 f"unicorn does not import: {exc}",
