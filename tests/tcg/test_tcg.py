@@ -286,7 +286,8 @@ def test_runs_from_the_reset_vector(acc: TcgAccelerator) -> None:
 
 def test_register_round_trip(vm: TcgVM) -> None:
     cpu = vm.create_vcpu()
-    regs = Registers(*range(1, 17), 0x1234, 0x202)  # rax..r15, rip, rflags
+    values = {name: i + 1 for i, name in enumerate(Registers.NAMES[:16])}  # rax..r15
+    regs = Registers(**values, rip=0x1234, rflags=0x202)
     cpu.set_regs(regs)
     assert cpu.get_regs() == regs
     sregs = flat_protected(cpu)
