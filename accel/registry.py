@@ -34,6 +34,7 @@ from .errors import (
     AccelError,
     DuplicateAcceleratorError,
     NoAcceleratorError,
+    PluginError,
     PluginLoadError,
     PluginValidationError,
     UnknownAcceleratorError,
@@ -499,11 +500,37 @@ class Registry:
     def clock_devices(
         self, accelerator: Accelerator, machine: MachineView
     ) -> list[ClockDeviceChoice]:
-        """Every plugin's clock-device decisions for ``accelerator`` on ``machine``."""
+        """Every plugin's clock-device decisions for ``accelerator`` on ``machine``.
+
+        Plugins are asked in pluggy's call order (the last registered first). A hook that
+        raises something other than an :class:`AccelError`, or returns something other
+        than :class:`ClockDeviceChoice` objects, raises :class:`PluginError` naming the
+        plugin.
+        """
         self._discover()
+        kwargs = {"accelerator": accelerator, "machine": machine}
         out: list[ClockDeviceChoice] = []
-        for result in self._pm.hook.accel_clock_devices(accelerator=accelerator, machine=machine):
-            out.extend(result or ())
+        for impl in reversed(self._pm.hook.accel_clock_devices.get_hookimpls()):
+            pname = self._pm.get_name(impl.plugin) or "?"
+            try:
+                result = impl.function(*(kwargs[arg] for arg in impl.argnames))
+            except AccelError:
+                raise
+            except Exception as exc:
+                raise PluginError(
+                    f"plugin {pname!r}: accel_clock_devices() raised {exc!r}",
+                    hint="this is a bug in the plugin: report it, or skip the plugin with "
+                    "ACCEL_DISABLE_PLUGINS=<name>",
+                    plugin=pname,
+                ) from exc
+            for choice in cast(Iterable[object], result or ()):
+                if not isinstance(choice, ClockDeviceChoice):
+                    raise PluginValidationError(
+                        f"plugin {pname!r}: accel_clock_devices() must return "
+                        f"ClockDeviceChoice objects, not {type(choice).__name__}",
+                        plugin=pname,
+                    )
+                out.append(choice)
         return out
 
 

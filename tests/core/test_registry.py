@@ -342,3 +342,37 @@ def test_forgotten_hookimpl_decorator_is_reported() -> None:
     assert "'accel_accelerators' is not marked with @accel.hookimpl" in info.value.message
     assert info.value.plugin == "undecorated" and info.value.hook == "accel_accelerators"
     assert reg.plugins() == []
+
+
+def test_clock_devices_order_and_errors_name_the_plugin() -> None:
+    def plugin(name: str, result: Any) -> Any:
+        @accel.hookimpl
+        def accel_clock_devices(machine: Any) -> Any:  # fewer arguments than the spec
+            if isinstance(result, Exception):
+                raise result
+            return result
+
+        return SimpleNamespace(accel_clock_devices=accel_clock_devices)
+
+    reg = Registry(entry_points=False)
+    reg.register(plugin("first", [accel.ClockDeviceChoice("one", True, "first")]), name="first")
+    reg.register(plugin("none", None), name="none")
+    reg.register(plugin("second", [accel.ClockDeviceChoice("two", False, "second")]), name="sec")
+    machine: Any = SimpleNamespace()
+    acc = FakeAccelerator("a")
+    assert [c.device for c in reg.clock_devices(acc, machine)] == ["two", "one"]  # LIFO
+
+    reg.register(plugin("bug", KeyError("oops")), name="buggy")
+    with pytest.raises(accel.errors.PluginError, match=r"'buggy'.*KeyError") as info:
+        reg.clock_devices(acc, machine)
+    assert info.value.plugin == "buggy"
+    reg.unregister("buggy")
+
+    reg.register(plugin("typed", accel.errors.ClockError("no clock")), name="typed")
+    with pytest.raises(accel.errors.ClockError):  # accel's own errors pass through
+        reg.clock_devices(acc, machine)
+    reg.unregister("typed")
+
+    reg.register(plugin("wrong", ["kvmclock"]), name="wrong")
+    with pytest.raises(PluginValidationError, match=r"'wrong'.*ClockDeviceChoice objects"):
+        reg.clock_devices(acc, machine)
