@@ -535,6 +535,14 @@ HALT = Program(
 _GDT = bytes.fromhex("0000000000000000ffff0000009bcf00ffff00000093cf00")
 _GDTR = bytes.fromhex("170000080000")  # limit 0x17, base 0x800
 
+
+def _flat(seg: str, selector: int, type_: int) -> dict[str, int]:
+    """Expected hidden state of a flat 4 GiB 32-bit segment loaded from the GDT above."""
+    fields = {"selector": selector, "base": 0, "limit": 0xFFFFFFFF, "type": type_}
+    fields.update(present=1, dpl=0, db=1, s=1, l=0, g=1)
+    return {f"{seg}.{name}": value for name, value in fields.items()}
+
+
 PROTECTED_MODE = Program(
     name="protected-mode",
     description="lgdt, CR0.PE, far jump to a 32-bit segment, 32-bit work, OUT/IN, HLT",
@@ -588,15 +596,10 @@ PROTECTED_MODE = Program(
     },
     expected_sregs={
         "cr0": 0x60000011,
-        "cs.selector": 0x08,
-        "cs.base": 0,
-        "cs.limit": 0xFFFFFFFF,
-        "cs.db": 1,
-        "cs.g": 1,
-        "ds.selector": 0x10,
-        "es.selector": 0x10,
-        "ss.selector": 0x10,
-        "ss.db": 1,
+        **_flat("cs", 0x08, 0xB),
+        **_flat("ds", 0x10, 0x3),
+        **_flat("es", 0x10, 0x3),
+        **_flat("ss", 0x10, 0x3),
         "gdt.base": 0x800,
         "gdt.limit": 0x17,
     },
