@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -49,6 +50,7 @@ from ..errors import (
 from ..plugin import AcceleratorInfo
 from ..registry import Registry
 from .features import FEATURES, Feature, declared_capabilities
+from .programs import Program, ProgramResult, run_program
 
 __all__ = [
     "check_availability",
@@ -57,6 +59,7 @@ __all__ = [
     "check_clock_devices",
     "check_closed_handles",
     "check_declarations",
+    "check_guest_program",
     "check_memory_bounds",
     "check_multiple_vms",
     "check_pause",
@@ -549,6 +552,45 @@ def _sregs_diff(want: SpecialRegisters, got: SpecialRegisters) -> list[str]:
         if getattr(want, name) != getattr(got, name):
             out.append(f"{name}: wrote {getattr(want, name):#x}, read {getattr(got, name):#x}")
     return out
+
+
+# --------------------------------------------------------------------------- guest programs
+
+
+def check_guest_program(vm: VM, program: Program, *, timeout: float = 10.0) -> ProgramResult:
+    """``program`` from the guest program library runs on ``vm`` exactly as expected.
+
+    Final registers, memory and the whole port/MMIO trace must equal the program's
+    expectations (so they are identical on every conforming accelerator). ``vm`` must be
+    fresh; a vCPU that has not halted after ``timeout`` seconds is kicked. Returns the
+    result.
+
+    Raises:
+        AssertionError: listing every register, memory range and I/O event that differs,
+            or the exit the program ended with when it was not HLT.
+    """
+    done = threading.Event()
+
+    def watchdog() -> None:
+        if not done.wait(timeout):
+            for cpu in vm.vcpus:
+                with contextlib.suppress(Exception):
+                    cpu.kick()
+
+    guard = threading.Thread(target=watchdog, name=f"watchdog-{program.name}", daemon=True)
+    guard.start()
+    try:
+        result = run_program(vm, program)
+    finally:
+        done.set()
+        guard.join()
+    wrong = result.mismatches(program)
+    if wrong:
+        raise _fail(
+            f"guest program {program.name!r} ({program.description}) ended differently: "
+            + "; ".join(wrong)
+        )
+    return result
 
 
 # --------------------------------------------------------------------------- clock

@@ -22,6 +22,15 @@ from accel.plugin import AcceleratorInfo
 from accel.registry import Registry
 from accel.testing import checks
 from accel.testing.features import Feature
+from accel.testing.programs import (
+    ARITHMETIC,
+    HALT,
+    MMIO,
+    PORT_IO,
+    PROTECTED_MODE,
+    STACK_AND_CALLS,
+    STRINGS,
+)
 from accel.testing.pytest_plugin import Declarations
 
 __all__ = [
@@ -34,6 +43,13 @@ __all__ = [
     "test_memory_bounds",
     "test_multiple_vms",
     "test_pause",
+    "test_program_arithmetic",
+    "test_program_halt",
+    "test_program_mmio",
+    "test_program_port_io",
+    "test_program_protected_mode",
+    "test_program_stack_and_calls",
+    "test_program_strings",
     "test_register_roundtrip",
     "test_unknown_only_where_declared",
     "test_vm_capabilities",
@@ -107,6 +123,48 @@ def test_memory_bounds(vm: VM) -> None:
 def test_register_roundtrip(vm: VM) -> None:
     """Registers read back what was written."""
     checks.check_register_roundtrip(vm)
+
+
+@_feature(Feature.GUEST_CODE)
+def test_program_arithmetic(vm: VM) -> None:
+    """16/32-bit arithmetic ends with the library's registers."""
+    checks.check_guest_program(vm, ARITHMETIC)
+
+
+@_feature(Feature.GUEST_CODE)
+def test_program_strings(vm: VM) -> None:
+    """String instructions (movs/stos/lods/cmps/scas, rep) leave the expected memory."""
+    checks.check_guest_program(vm, STRINGS)
+
+
+@_feature(Feature.GUEST_CODE)
+def test_program_stack_and_calls(vm: VM) -> None:
+    """Push/pop, call/ret and the stack contents match."""
+    checks.check_guest_program(vm, STACK_AND_CALLS)
+
+
+@_feature(Feature.PORT_IO)
+def test_program_port_io(vm: VM) -> None:
+    """Port I/O both ways: what the guest sent and what it received."""
+    checks.check_guest_program(vm, PORT_IO)
+
+
+@_feature(Feature.MMIO)
+def test_program_mmio(vm: VM) -> None:
+    """MMIO both ways: what the guest wrote and what it read."""
+    checks.check_guest_program(vm, MMIO)
+
+
+@_feature(Feature.GUEST_CODE)
+def test_program_halt(vm: VM) -> None:
+    """HLT is an exit of its own, at the right instruction."""
+    checks.check_guest_program(vm, HALT)
+
+
+@_feature(Feature.PROTECTED_MODE)
+def test_program_protected_mode(vm: VM) -> None:
+    """The guest loads a GDT, enters 32-bit protected mode and runs there."""
+    checks.check_guest_program(vm, PROTECTED_MODE)
 
 
 @_feature(Feature.CLOCK)

@@ -29,6 +29,7 @@ from accel import (
     MmioExit,
     PortIoExit,
     Registers,
+    ShutdownExit,
     SpecialRegisters,
     Vcpu,
     VmOptions,
@@ -104,6 +105,11 @@ class WrapVM(VM):
         return self.inner.memory_regions
 
     def read_memory(self, address: int, size: int) -> bytes:
+        if self.breakage == "wrong-memory-after-program" and any(v.halted for v in self._vcpus):
+            data = bytearray(self.inner.read_memory(address, size))
+            if data:
+                data[0] ^= 0xFF
+            return bytes(data)
         if self.breakage == "unbounded-memory":
             try:
                 return self.inner.read_memory(address, size)
@@ -166,7 +172,7 @@ class WrapVcpu(Vcpu):
         self.index = inner.index
         self.breakage = vm.breakage
         self._last = Registers()
-        self._halted = False
+        self.halted = False
 
     @property
     def closed(self) -> bool:
@@ -179,7 +185,7 @@ class WrapVcpu(Vcpu):
         self._last = regs
         if self.breakage == "register-bit-flip":
             regs.rbx ^= 1
-        if self.breakage == "wrong-register-after-program" and self._halted:
+        if self.breakage == "wrong-register-after-program" and self.halted:
             regs.rax ^= 0x100
         return regs
 
@@ -187,7 +193,10 @@ class WrapVcpu(Vcpu):
         self.inner.set_regs(regs)
 
     def get_sregs(self) -> SpecialRegisters:
-        return self.inner.get_sregs()
+        sregs = self.inner.get_sregs()
+        if self.breakage == "real-mode-after-program" and self.halted:
+            sregs.cr0 &= ~1
+        return sregs
 
     def set_sregs(self, sregs: SpecialRegisters) -> None:
         self.inner.set_sregs(sregs)
@@ -195,7 +204,9 @@ class WrapVcpu(Vcpu):
     def run(self) -> Exit:
         ex = self.inner.run()
         if isinstance(ex, HaltExit):
-            self._halted = True
+            self.halted = True
+            if self.breakage == "halt-as-shutdown":
+                return ShutdownExit("triple fault")
         if self.breakage == "lost-out-data" and isinstance(ex, PortIoExit) and ex.is_write:
             return PortIoExit(ex.port, ex.size, ex.direction, bytearray(len(ex.data)), ex.count)
         if self.breakage == "lost-in-data" and isinstance(ex, PortIoExit) and not ex.is_write:
@@ -228,6 +239,14 @@ BREAKAGES: Mapping[str, tuple[str, Mapping[str, str]]] = {
     "register-bit-flip": ("rbx reads back with its low bit flipped", {}),
     "clock-backwards": ("the VM clock goes backwards", {}),
     "clock-runs-paused": ("the VM clock keeps running while paused", {}),
+    "wrong-register-after-program": ("rax is wrong after a guest program halts", {}),
+    "wrong-memory-after-program": ("guest RAM reads back changed after a HLT", {}),
+    "real-mode-after-program": ("CR0.PE reads back clear after a HLT", {}),
+    "halt-as-shutdown": ("HLT is reported as a shutdown", {}),
+    "lost-out-data": ("the data of guest OUTs is lost", {}),
+    "lost-in-data": ("the answer to guest INs is lost", {}),
+    "lost-mmio-write": ("the data of guest MMIO writes is lost", {}),
+    "lost-mmio-read": ("the answer to guest MMIO reads is lost", {}),
     "pv-clock-without-clocksource": ("kvmclock is offered without a pv clocksource", {}),
     "clocksource-without-pv-clock": ("a pv clocksource but no pv clock device", {}),
 }

@@ -33,6 +33,14 @@ def _base_or_skip() -> str:
 
 #: breakage -> the check that must catch it
 CAUGHT_BY: dict[str, str] = {
+    "wrong-register-after-program": "test_program_arithmetic",
+    "wrong-memory-after-program": "test_program_strings",
+    "real-mode-after-program": "test_program_protected_mode",
+    "halt-as-shutdown": "test_program_halt",
+    "lost-out-data": "test_program_port_io",
+    "lost-in-data": "test_program_port_io",
+    "lost-mmio-write": "test_program_mmio",
+    "lost-mmio-read": "test_program_mmio",
     "unknown-declaration": "test_declarations",
     "probe-raises": "test_availability",
     "unanswered-capability": "test_capabilities_answered",
