@@ -449,7 +449,10 @@ class Registry:
         return names
 
     def _try(self, name: str) -> tuple[Accelerator | None, Availability]:
-        acc = self.info(name).factory()
+        try:
+            acc = self.info(name).factory()
+        except AccelError as exc:  # e.g. a backend library that cannot be loaded
+            return None, Availability.unavailable(str(exc))
         try:
             availability = acc.probe()
         except AccelError as exc:

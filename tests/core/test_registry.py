@@ -376,3 +376,15 @@ def test_clock_devices_order_and_errors_name_the_plugin() -> None:
     reg.register(plugin("wrong", ["kvmclock"]), name="wrong")
     with pytest.raises(PluginValidationError, match=r"'wrong'.*ClockDeviceChoice objects"):
         reg.clock_devices(acc, machine)
+
+
+def test_factory_raising_accel_error_is_a_reason_and_selection_goes_on() -> None:
+    def factory() -> FakeAccelerator:
+        raise accel.errors.UnsupportedError("engine library missing", hint="install it")
+
+    reg = registry_with(fake_info("first", factory=factory), fake_info("second"))
+    with reg.open("first:second") as acc:
+        assert acc.name == "second"
+    with pytest.raises(NoAcceleratorError) as info:
+        reg.open("first")
+    assert info.value.candidates == (("first", "engine library missing (hint: install it)"),)
