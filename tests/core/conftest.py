@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 import sys
 import textwrap
@@ -45,6 +46,7 @@ def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeD
         for ep, source in plugins.items():
             (tmp_path / f"{mapping[ep]}.py").write_text(textwrap.dedent(source), encoding="utf-8")
         modules.extend(mapping.values())
+        importlib.invalidate_caches()  # import and metadata finders cache directory listings
         return mapping
 
     yield make
