@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import itertools
 import threading
 import time
@@ -33,6 +34,8 @@ from ..accelerator import (
     Availability,
     ClockData,
     HaltExit,
+    MmioExit,
+    PortIoExit,
     Registers,
     Segment,
     SpecialRegisters,
@@ -64,6 +67,7 @@ __all__ = [
     "check_multiple_vms",
     "check_pause",
     "check_register_roundtrip",
+    "check_snapshot_roundtrip",
     "check_unavailable_contract",
     "check_unknown_only_where_declared",
     "check_vcpu_reset_state",
@@ -680,6 +684,103 @@ def check_pause(vm: VM, *, interval: float = 0.05) -> None:
     time.sleep(interval / 5)
     if _clock(vm) <= r0:
         raise _fail("VM clock did not advance after resume()")
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+def _run_to_halt(vm: VM, cpu: Vcpu, *, timeout: float = 10.0, limit: int = 1000) -> object:
+    done = threading.Event()
+
+    def watchdog() -> None:
+        if not done.wait(timeout):
+            with contextlib.suppress(Exception):
+                cpu.kick()
+
+    guard = threading.Thread(target=watchdog, name="watchdog-snapshot", daemon=True)
+    guard.start()
+    try:
+        ex: object = None
+        for _ in range(limit):
+            ex = cpu.run()
+            if isinstance(ex, HaltExit):
+                break
+            if not isinstance(ex, (PortIoExit, MmioExit)):
+                break
+        return ex
+    finally:
+        done.set()
+        guard.join()
+
+
+def check_snapshot_roundtrip(accelerator: Accelerator, program: Program | None = None) -> None:
+    """A paused VM saved with :func:`accel.snapshot.save` restores into an equal VM.
+
+    The VM is set up to run ``program`` (default: the library's arithmetic program) but
+    not started; it is paused, saved twice, and restored onto the same accelerator. The
+    restored VM must be paused with the saved clock, RAM and registers, and once resumed
+    must run the program to the library's expected registers.
+
+    Raises:
+        AssertionError: two saves of a paused VM carry different clocks, the restored VM
+            is not paused, or its clock, RAM or registers differ, or the program does not
+            end as expected after resume.
+    """
+    from ..snapshot import restore, save
+    from .programs import ARITHMETIC
+
+    prog = program or ARITHMETIC
+    with accelerator.create_vm() as vm:
+        vm.add_memory(0, prog.ram_size)
+        vm.write_memory(prog.load_address, prog.code)
+        for address, blob in prog.data.items():
+            vm.write_memory(address, blob)
+        cpu = vm.create_vcpu()
+        cpu.set_sregs(real_mode_sregs(cpu.get_sregs(), cs=prog.cs, ds=prog.ds))
+        cpu.set_regs(Registers(rip=prog.entry_ip, rflags=0x2, **prog.initial_regs))
+        vm.set_clock(ClockData(7_000_000_000))
+        vm.pause()
+        first, second = io.BytesIO(), io.BytesIO()
+        saved = save(vm, first)
+        again = save(vm, second)
+        if saved.clock.clock != again.clock.clock:
+            raise _fail(
+                f"two saves of a paused VM carry different clocks: {saved.clock.clock} and "
+                f"{again.clock.clock} ns"
+            )
+        regs, sregs = cpu.get_regs(), cpu.get_sregs()
+        ram = vm.read_memory(0, prog.ram_size)
+    first.seek(0)
+    with restore(first, accelerator) as copy:
+        if not copy.paused:
+            raise _fail("a restored VM is not paused")
+        clock = _clock(copy)
+        if clock != saved.clock.clock:
+            raise _fail(f"restored clock is {clock} ns, saved {saved.clock.clock} ns")
+        if copy.read_memory(0, prog.ram_size) != ram:
+            raise _fail("restored guest RAM differs from the saved RAM")
+        if len(copy.vcpus) != 1:
+            raise _fail(f"restored VM has {len(copy.vcpus)} vCPUs, saved 1")
+        restored = copy.vcpus[0]
+        got = restored.get_regs()
+        diff = [n for n in Registers.NAMES if getattr(got, n) != getattr(regs, n)]
+        if diff:
+            raise _fail("restored registers differ: " + ", ".join(diff))
+        sdiff = _sregs_diff(sregs, restored.get_sregs())
+        if sdiff:
+            raise _fail("restored special registers differ: " + "; ".join(sdiff))
+        copy.resume()
+        ex = _run_to_halt(copy, restored)
+        if not isinstance(ex, HaltExit):
+            raise _fail(f"the restored VM's program ended with {ex!r}, expected HaltExit()")
+        final = restored.get_regs()
+        wrong = [
+            f"{n} = {getattr(final, n):#x}, expected {want:#x}"
+            for n, want in prog.expected_regs.items()
+            if getattr(final, n) != want
+        ]
+        if wrong:
+            raise _fail(f"after restore, {prog.name!r} ended differently: " + "; ".join(wrong))
 
 
 # --------------------------------------------------------------------------- machines

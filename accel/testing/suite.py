@@ -51,6 +51,7 @@ __all__ = [
     "test_program_stack_and_calls",
     "test_program_strings",
     "test_register_roundtrip",
+    "test_snapshot_roundtrip",
     "test_unknown_only_where_declared",
     "test_vm_capabilities",
     "test_vm_lifecycle",
@@ -184,3 +185,10 @@ def test_clock_devices(accelerator: Accelerator, accel_registry: Registry) -> No
     """A paravirtual clock device exists iff the accelerator has a pv clocksource."""
     pytest.importorskip("accel.machine", reason="machines are not available")
     checks.check_clock_devices(accelerator, accel_registry)
+
+
+@_feature(Feature.SNAPSHOT)
+def test_snapshot_roundtrip(accelerator: Accelerator) -> None:
+    """A paused VM saves and restores into an equal VM that runs on correctly."""
+    pytest.importorskip("accel.snapshot", reason="snapshots are not available")
+    checks.check_snapshot_roundtrip(accelerator)

@@ -147,6 +147,8 @@ class WrapVM(VM):
         return data
 
     def set_clock(self, data: ClockData) -> None:
+        if self.breakage == "paused-set-clock-ignored" and self.inner.paused:
+            return
         self.inner.set_clock(data)
 
     def pause(self) -> None:
@@ -247,6 +249,7 @@ BREAKAGES: Mapping[str, tuple[str, Mapping[str, str]]] = {
     "lost-in-data": ("the answer to guest INs is lost", {}),
     "lost-mmio-write": ("the data of guest MMIO writes is lost", {}),
     "lost-mmio-read": ("the answer to guest MMIO reads is lost", {}),
+    "paused-set-clock-ignored": ("set_clock() on a paused VM is ignored", {}),
     "pv-clock-without-clocksource": ("kvmclock is offered without a pv clocksource", {}),
     "clocksource-without-pv-clock": ("a pv clocksource but no pv clock device", {}),
 }
