@@ -20,11 +20,11 @@ from accel.errors import SnapshotError
 from .fakevm import FakeAccelerator, FakeVM, state_of
 from .streams import Record, rebuild, sections_and_end, split
 
-COMMON = {
-    "deadline": None,
-    "suppress_health_check": [HealthCheck.too_slow, HealthCheck.data_too_large],
-    "database": None,
-}
+COMMON = settings(
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+    database=None,
+)
 #: Examples per strategy; the sum is what the issue asks for (>= 10,000).
 N_FLIP, N_TRUNC, N_STRUCT, N_LEN, N_GARBAGE = 3000, 1500, 4000, 1000, 500
 assert N_FLIP + N_TRUNC + N_STRUCT + N_LEN + N_GARBAGE >= 10_000
@@ -93,7 +93,7 @@ def test_valid_snapshot_loads() -> None:
     _check(VALID, may_succeed=True)
 
 
-@settings(max_examples=N_FLIP, **COMMON)
+@settings(COMMON, max_examples=N_FLIP)
 @given(
     st.lists(st.tuples(st.integers(0, len(VALID) - 1), st.integers(0, 7)), min_size=1, max_size=8)
 )
@@ -106,7 +106,7 @@ def test_bit_flips(flips: list[tuple[int, int]]) -> None:
     _check(bytes(data))
 
 
-@settings(max_examples=N_TRUNC, **COMMON)
+@settings(COMMON, max_examples=N_TRUNC)
 @given(st.integers(0, len(VALID) - 1), st.binary(max_size=8))
 def test_truncations_and_trailing_bytes(cut: int, extra: bytes) -> None:
     _check(VALID[:cut])
@@ -154,7 +154,7 @@ def _mutated_records(draw: st.DrawFn) -> tuple[list[Record], bool]:
     return recs, kind == "end"
 
 
-@settings(max_examples=N_STRUCT, **COMMON)
+@settings(COMMON, max_examples=N_STRUCT)
 @given(_mutated_records(), st.integers(-2, 2))
 def test_well_framed_but_wrong(mutation: tuple[list[Record], bool], delta: int) -> None:
     recs, bad_end = mutation
@@ -167,7 +167,7 @@ def test_well_framed_but_wrong(mutation: tuple[list[Record], bool], delta: int) 
     _check(rebuild(VALID, recs), may_succeed=True)
 
 
-@settings(max_examples=N_LEN, **COMMON)
+@settings(COMMON, max_examples=N_LEN)
 @given(st.integers(0, len(RECORDS) - 1), st.integers(2**20 + 65, 2**32 - 1), st.booleans())
 def test_huge_lengths(index: int, length: int, header: bool) -> None:
     data = bytearray(VALID)
@@ -181,7 +181,7 @@ def test_huge_lengths(index: int, length: int, header: bool) -> None:
     _check(bytes(data))
 
 
-@settings(max_examples=N_GARBAGE, **COMMON)
+@settings(COMMON, max_examples=N_GARBAGE)
 @given(st.binary(max_size=256), st.booleans())
 def test_garbage(data: bytes, with_magic: bool) -> None:
     _check((HEADER[:12] if with_magic else b"") + data)

@@ -1,0 +1,170 @@
+"""Round trips on the real accelerators: a guest paused, saved, restored into a new VM
+and resumed goes on as if nothing happened, and its clock neither jumps back nor to zero."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import time
+from collections.abc import Iterator
+
+import pytest
+
+import accel
+from accel import Accelerator, snapshot
+from accel.errors import AccelError, VcpuStateError
+from accel.snapshot import RestoreMode
+
+from .guests import (
+    COUNTER_AT,
+    counter_program,
+    guest_clock_reading,
+    new_vm,
+    pvclock_program,
+    steps,
+)
+
+LIMIT = 300
+
+
+def _open(name: str) -> Iterator[Accelerator]:
+    try:
+        acc = accel.open(name)
+    except AccelError as exc:
+        pytest.skip(f"{name} is not usable here: {exc}")
+    with acc:
+        yield acc
+
+
+@pytest.fixture(params=[pytest.param("kvm", marks=pytest.mark.kvm), "tcg"])
+def acc(request: pytest.FixtureRequest) -> Iterator[Accelerator]:
+    yield from _open(request.param)
+
+
+@pytest.fixture
+def kvm() -> Iterator[Accelerator]:
+    yield from _open("kvm")
+
+
+@pytest.fixture
+def tcg() -> Iterator[Accelerator]:
+    yield from _open("tcg")
+
+
+def _uninterrupted(acc: Accelerator) -> tuple[list[int], bytes]:
+    with new_vm(acc, counter_program(LIMIT)) as vm:
+        outs = [b for b in steps(vm) if b is not None]
+        return outs, vm.read_memory(COUNTER_AT, 2)
+
+
+def _interrupted(
+    src: Accelerator, dst: Accelerator, at: int, mode: RestoreMode
+) -> tuple[list[int], bytes]:
+    vm = new_vm(src, counter_program(LIMIT))
+    outs: list[int] = []
+    it = steps(vm)
+    for b in it:
+        if b is None and len(outs) == at:
+            break
+        if b is not None:
+            outs.append(b)
+    vm.pause()
+    buf = io.BytesIO()
+    snapshot.save(vm, buf, machine_type="none")
+    vm.close()  # the source is gone: the restore cannot lean on it
+    buf.seek(0)
+    with snapshot.restore(buf, dst, mode=mode) as vm2:
+        assert vm2.paused
+        with pytest.raises(VcpuStateError):
+            vm2.vcpus[0].run()  # nothing runs before resume() has set the clock
+        vm2.resume()
+        outs += [b for b in steps(vm2) if b is not None]
+        return outs, vm2.read_memory(COUNTER_AT, 2)
+
+
+@pytest.mark.parametrize("mode", list(RestoreMode))
+def test_counter_round_trip_equals_uninterrupted_run(acc: Accelerator, mode: RestoreMode) -> None:
+    want = _uninterrupted(acc)
+    assert want[1] == LIMIT.to_bytes(2, "little")
+    assert _interrupted(acc, acc, 123, mode) == want
+
+
+@pytest.mark.kvm
+def test_cross_accelerator_round_trips(kvm: Accelerator, tcg: Accelerator) -> None:
+    want = _uninterrupted(tcg)
+    assert _interrupted(kvm, tcg, 77, RestoreMode.RESUME) == want
+    assert _interrupted(tcg, kvm, 77, RestoreMode.RESUME) == want
+
+
+def test_repeated_saves_of_paused_vm_same_clock(acc: Accelerator) -> None:
+    with new_vm(acc, counter_program(LIMIT)) as vm:
+        next(steps(vm))
+        vm.pause()
+        a = snapshot.save(vm, io.BytesIO()).clock
+        time.sleep(0.01)
+        b = snapshot.save(vm, io.BytesIO()).clock
+        assert a.clock == b.clock > 0
+
+
+def test_vm_clock_across_restore(acc: Accelerator) -> None:
+    """VM.get_clock: resume continues from the saved value; catch-up adds the wall time."""
+    for mode in RestoreMode:
+        with new_vm(acc, counter_program(LIMIT)) as vm:
+            time.sleep(0.005)
+            vm.pause()
+            saved = vm.get_clock()
+            wall0 = time.time_ns()
+            buf = io.BytesIO()
+            snapshot.save(vm, buf)
+        time.sleep(0.05)
+        buf.seek(0)
+        with snapshot.restore(buf, acc, mode=mode) as vm2:
+            vm2.resume()
+            now = vm2.get_clock().clock
+            wall = time.time_ns() - wall0
+            assert now >= saved.clock
+            if mode is RestoreMode.RESUME:
+                assert now - saved.clock < 1_000_000
+            else:
+                assert abs((now - saved.clock) - wall) < 1_000_000
+
+
+# --------------------------------------------------------------------------- kvmclock
+
+
+def _pv_readings(vm: accel.VM, n: int) -> list[tuple[int, int]]:
+    """``n`` guest kvmclock readings with the host wall time right after each."""
+    out = []
+    it = steps(vm)
+    while len(out) < n:
+        b = next(it)
+        if b is not None:
+            out.append((guest_clock_reading(vm), time.time_ns()))
+            assert next(it) is None  # stop at the HLT: a clean point to pause at
+    return out
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize("mode", list(RestoreMode))
+def test_guest_kvmclock_across_save_restore(kvm: Accelerator, mode: RestoreMode) -> None:
+    vm = new_vm(kvm, pvclock_program())
+    before = _pv_readings(vm, 50)
+    vm.pause()
+    buf = io.BytesIO()
+    snapshot.save(vm, buf)
+    vm.close()
+    time.sleep(0.1)  # time spent "elsewhere"
+    buf.seek(0)
+    with snapshot.restore(buf, kvm, mode=mode) as vm2:
+        vm2.resume()
+        after = _pv_readings(vm2, 50)
+    readings = [r for r, _ in before + after]
+    assert all(b >= a for a, b in itertools.pairwise(readings)), "clock went back"
+    (last, wall_last), (first, wall_first) = before[-1], after[0]
+    assert last > 0
+    if mode is RestoreMode.RESUME:
+        assert 0 <= first - last < 1_000_000, f"guest clock jumped {first - last} ns"
+    else:
+        wall = wall_first - wall_last
+        assert wall > 100_000_000
+        assert abs((first - last) - wall) < 1_000_000, (first - last, wall)
