@@ -134,7 +134,7 @@ def test_vm_clock_across_restore(acc: Accelerator) -> None:
 
 def _pv_readings(vm: accel.VM, n: int) -> list[tuple[int, int]]:
     """``n`` guest kvmclock readings with the host wall time right after each."""
-    out = []
+    out: list[tuple[int, int]] = []
     it = steps(vm)
     while len(out) < n:
         b = next(it)
