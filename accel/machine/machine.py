@@ -63,6 +63,7 @@ __all__ = [
 PioRead = Callable[[int, int], int]
 PioWrite = Callable[[int, int, int], None]
 
+_PLATFORM_WINDOW = (0xFEC00000, 0xFF000000)
 _MACHINE_OPTIONS = {"kernel-irqchip": ("on", "off", "split")}
 
 
@@ -406,10 +407,27 @@ class Machine:
                 dev.id = d.name
                 dev.realize(self)
                 self.devices.append(dev)
+            self._declare_platform_window()
         except BaseException:
             self.close()
             raise
         return self
+
+    def _declare_platform_window(self) -> None:
+        """Declare the chipset window no device claimed as MMIO: reads there give 0.
+
+        A PC's 0xFEC00000..0xFF000000 holds the IOAPIC, HPET and local APICs; a guest
+        probing a device this machine lacks (the HPET of microvm) reads 0 as on QEMU's
+        unassigned memory, on every accelerator (software ones only see declared ranges).
+        """
+        assert self.vm is not None
+        start, end = _PLATFORM_WINDOW
+        taken = sorted((b, b + s) for b, s, *_ in self._mmio if b < end and b + s > start)
+        pos = start
+        for b, e in [*taken, (end, end)]:
+            if b > pos:
+                self.vm.add_mmio(pos, b - pos)
+            pos = max(pos, e)
 
     def device(self, name: str) -> Device:
         for dev in self.devices:

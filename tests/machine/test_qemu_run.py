@@ -1,0 +1,55 @@
+"""The example guests under QEMU 7.2 (-bios, isa-debug-exit, debugcon) and under `accel run`:
+same debug-console output, same exit status. (halt.bin is left out: QEMU keeps a halted
+guest forever, `accel run` ends the run with status 0.)"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import accel
+from accel.machine.runner import RunOptions, run_image
+
+from .qemu import QEMU, qemu_path
+
+ROOT = Path(__file__).resolve().parents[2]
+GUESTS = ROOT / "examples" / "guests"
+
+pytestmark = [
+    pytest.mark.qemu,
+    pytest.mark.skipif(qemu_path() is None, reason="qemu-system-x86_64 is not installed"),
+]
+
+
+def qemu_run(accel_name: str, machine: str, image: Path, tmp: Path) -> tuple[int, str]:
+    out = tmp / "debugcon.txt"
+    p = subprocess.run(
+        [QEMU, "-accel", accel_name, "-M", machine, "-display", "none", "-nodefaults",
+         "-bios", str(image), "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+         "-debugcon", f"file:{out}"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    return p.returncode, out.read_text() if out.exists() else ""
+
+
+def ours(accel_name: str, machine: str, image: Path) -> tuple[int, str]:
+    got: list[bytes] = []
+    acc = accel.open(accel_name)
+    try:
+        r = run_image(acc, image.read_bytes(), RunOptions(machine=machine, timeout=60),
+                      console=got.append)  # fmt: skip
+    finally:
+        acc.close()
+    return r.status & 0xFF, b"".join(got).decode()
+
+
+@pytest.mark.parametrize("accel_name", [pytest.param("kvm", marks=pytest.mark.kvm), "tcg"])
+@pytest.mark.parametrize("machine", ["pc", "q35", "microvm", "isapc"])
+@pytest.mark.parametrize("guest", ["hello", "compute", "clocks"])
+def test_same_output_and_status_as_qemu(
+    accel_name: str, machine: str, guest: str, tmp_path: Path
+) -> None:
+    image = GUESTS / f"{guest}.bin"
+    assert ours(accel_name, machine, image) == qemu_run(accel_name, machine, image, tmp_path)
