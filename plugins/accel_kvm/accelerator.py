@@ -192,6 +192,11 @@ class KvmAccelerator(Accelerator):
                 hint=availability.hint,
                 accelerator=ACCEL_NAME,
                 reason=availability.reason,
+                **{
+                    k: v
+                    for k, v in availability.details.items()
+                    if k not in ("accelerator", "reason")
+                },
             )
         return self._fd
 

@@ -46,6 +46,7 @@ class KvmVM(VM):
         self._maps: dict[int, _mmap.mmap] = {}
         self._mmio: list[tuple[int, int]] = []
         self._vcpus: list[KvmVcpu] = []
+        self._vcpu_ids: set[int] = set()
         self._caps: CapabilitySet | None = None
         self._raw: dict[int, int] = {}
         self._paused = False
@@ -198,8 +199,8 @@ class KvmVM(VM):
         from .vcpu import KvmVcpu
 
         self._check_open()
+        taken = self._vcpu_ids
         if index is None:
-            taken = {v.index for v in self._vcpus}
             index = next(i for i in range(len(taken) + 1) if i not in taken)
         if not isinstance(index, int) or index < 0:
             raise InvalidArgumentError(
@@ -207,11 +208,16 @@ class KvmVM(VM):
                 argument="index",
                 value=index,
             )
-        if any(v.index == index for v in self._vcpus):
+        if index in taken:
             raise InvalidArgumentError(
-                f"vCPU {index} already exists", argument="index", value=index
+                f"vCPU {index} already exists in this VM",
+                hint="KVM keeps a vCPU until its VM is closed, even after the vCPU handle is "
+                "closed; use another index",
+                argument="index",
+                value=index,
             )
         vcpu = KvmVcpu(self, index, cpu if cpu is not None else CpuSpec(), self._sys)
+        taken.add(index)
         self._vcpus.append(vcpu)
         return vcpu
 
