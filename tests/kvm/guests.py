@@ -9,9 +9,10 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 
+from accel_kvm import KvmAccelerator, KvmVcpu, KvmVM
+
 from accel import HaltExit, MmioExit, PortIoExit, Registers, real_mode_sregs
 from accel.accelerator import CpuSpec, Exit
-from accel_kvm import KvmAccelerator, KvmVcpu, KvmVM
 
 ORG = 0x1000
 RAM = 0x10000

@@ -6,11 +6,10 @@ import errno
 from typing import Any
 
 import pytest
+from accel_kvm import FaultInjector, HostSys, KvmAccelerator, _abi
 
 from accel import Capability, ClockFlags, HaltExit, Support, VmOptions
 from accel.errors import CapabilityError, InvalidArgumentError
-from accel_kvm import FaultInjector, HostSys, KvmAccelerator
-from accel_kvm import _abi
 
 from . import guests
 from .guests import boot
@@ -143,7 +142,7 @@ def test_adjust_clock_follows_the_capability(acc: KvmAccelerator) -> None:
 
 
 def test_clock_ctrl_follows_the_capability(acc: KvmAccelerator) -> None:
-    vm, cpu = boot(acc, guests.KVMCLOCK_ENABLE)
+    _vm, cpu = boot(acc, guests.KVMCLOCK_ENABLE)
     assert isinstance(cpu.run(), HaltExit)
     if acc.capabilities().supports(Capability.CLOCK_CTRL):
         assert cpu.kvmclock_ctrl() is True  # the guest enabled kvmclock

@@ -6,10 +6,10 @@ from __future__ import annotations
 import struct
 
 import pytest
+from accel_kvm import KvmAccelerator, RecordingSys
 
 from accel import Capability, ClockData, ClockFlags, CpuSpec, HaltExit, PortIoExit
 from accel.errors import VcpuStateError
-from accel_kvm import KvmAccelerator, RecordingSys
 
 from . import guests
 from .guests import PVCLOCK_AT, boot

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from accel_kvm import KvmAccelerator
 
 from accel import (
     HaltExit,
@@ -13,7 +14,6 @@ from accel import (
     ShutdownExit,
 )
 from accel.accelerator import Exit
-from accel_kvm import KvmAccelerator
 
 from . import guests
 from .guests import ORG, boot, run_to_halt
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.kvm
 
 
 def test_arithmetic_leaves_expected_registers(acc: KvmAccelerator) -> None:
-    vm, cpu = boot(acc, guests.ARITHMETIC)
+    _vm, cpu = boot(acc, guests.ARITHMETIC)
     exits = run_to_halt(cpu)
     assert len(exits) == 1
     regs = cpu.get_regs()
@@ -35,7 +35,7 @@ def test_arithmetic_leaves_expected_registers(acc: KvmAccelerator) -> None:
 
 
 def test_out_and_in_round_trip_through_a_port_handler(acc: KvmAccelerator) -> None:
-    vm, cpu = boot(acc, guests.PORT_IO)
+    _vm, cpu = boot(acc, guests.PORT_IO)
     written: list[tuple[int, int, int]] = []
     answers = {0x11: 0x55, 0x3F8: 0x1234}
 
@@ -85,14 +85,14 @@ def test_mmio_reads_and_writes_reach_a_handler(acc: KvmAccelerator) -> None:
 
 
 def test_hlt_ends_the_run(acc: KvmAccelerator) -> None:
-    vm, cpu = boot(acc, guests.HALT)
+    _vm, cpu = boot(acc, guests.HALT)
     ex = cpu.run()
     assert isinstance(ex, HaltExit)
     assert cpu.get_regs().rip == ORG + 1
 
 
 def test_triple_fault_is_a_shutdown_exit(acc: KvmAccelerator) -> None:
-    vm, cpu = boot(acc, guests.TRIPLE_FAULT)
+    _vm, cpu = boot(acc, guests.TRIPLE_FAULT)
     sregs = cpu.get_sregs()
     sregs.cr0 |= 1  # 16-bit protected mode (CS keeps its cached real-mode descriptor)
     sregs.idt.limit = 0  # no gates: #DE -> #GP -> #DF -> triple fault
@@ -101,7 +101,7 @@ def test_triple_fault_is_a_shutdown_exit(acc: KvmAccelerator) -> None:
 
 
 def test_kick_before_run_interrupts_once(acc: KvmAccelerator) -> None:
-    vm, cpu = boot(acc, guests.HALT)
+    _vm, cpu = boot(acc, guests.HALT)
     cpu.kick()
     assert isinstance(cpu.run(), InterruptedExit)
     assert cpu.get_regs().rip == ORG  # the guest did not run
@@ -109,7 +109,7 @@ def test_kick_before_run_interrupts_once(acc: KvmAccelerator) -> None:
 
 
 def test_registers_round_trip(acc: KvmAccelerator) -> None:
-    vm, cpu = boot(acc, guests.HALT)
+    _vm, cpu = boot(acc, guests.HALT)
     regs = cpu.get_regs()
     regs.rax, regs.r15, regs.rsp = 0x1122334455667788, 0xFFFFFFFFFFFFFFFF, 0x8000
     cpu.set_regs(regs)
@@ -131,7 +131,7 @@ def test_new_vcpu_is_in_reset_state(acc: KvmAccelerator) -> None:
 
 
 def test_port_io_loop_many_exits(acc: KvmAccelerator) -> None:
-    vm, cpu = boot(acc, guests.OUT_LOOP)
+    _vm, cpu = boot(acc, guests.OUT_LOOP)
     for _ in range(1000):
         ex = cpu.run()
         assert isinstance(ex, PortIoExit) and ex.port == 0x10

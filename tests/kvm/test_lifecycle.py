@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from accel_kvm import KvmAccelerator
 
 from accel import ClockData, Registers, SpecialRegisters
 from accel.errors import (
@@ -14,7 +15,6 @@ from accel.errors import (
     InvalidArgumentError,
     MemoryLayoutError,
 )
-from accel_kvm import KvmAccelerator
 
 from . import guests
 from .guests import boot, fd_count, map_count

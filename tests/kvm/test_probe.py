@@ -12,11 +12,10 @@ import os
 from typing import Any
 
 import pytest
+from accel_kvm import KvmAccelerator, _abi, accel_accelerators
 
 from accel import Capability, VmOptions
 from accel.errors import AcceleratorUnavailableError, HandleClosedError
-from accel_kvm import KvmAccelerator, accel_accelerators
-from accel_kvm import _abi
 
 
 class FakeSys:
