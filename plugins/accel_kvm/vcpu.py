@@ -109,27 +109,35 @@ class KvmVcpu(Vcpu):
 
     vm: KvmVM
 
-    def __init__(self, vm: KvmVM, index: int, cpu: CpuSpec, sys: Sys) -> None:
+    def __init__(
+        self,
+        vm: KvmVM,
+        index: int,
+        fd: int,
+        cpu: CpuSpec,
+        sys: Sys,
+        mmap_size: int,
+        cpuid: list[CpuidEntry],
+    ) -> None:
+        """Take over vCPU ``fd`` (from KVM_CREATE_VCPU): map kvm_run, KVM_SET_CPUID2.
+
+        Made by :meth:`KvmVM.create_vcpu`; on failure ``fd`` is closed.
+        """
         self.vm = vm
         self.index = index
         self.cpu = cpu
         self._sys = sys
         self._ioctl = sys.ioctl
         self._kicked = False
-        acc = vm.accelerator
-        size = acc.vcpu_mmap_size()
-        cpuid = acc.supported_cpuid()
-        fd = int(call(sys, "KVM_CREATE_VCPU", vm.fd, _abi.KVM_CREATE_VCPU, index))
         try:
             try:
-                mm = sys.mmap(fd, size)
+                mm = sys.mmap(fd, mmap_size)
             except OSError as exc:
                 raise BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
             try:
-                entries = filter_cpuid(cpuid, cpu)
-                buf = bytearray(_HEADER.size + len(entries) * _ENTRY.size)
-                _HEADER.pack_into(buf, 0, len(entries), 0)
-                for i, entry in enumerate(entries):
+                buf = bytearray(_HEADER.size + len(cpuid) * _ENTRY.size)
+                _HEADER.pack_into(buf, 0, len(cpuid), 0)
+                for i, entry in enumerate(cpuid):
                     _ENTRY.pack_into(buf, _HEADER.size + i * _ENTRY.size, *entry)
                 call(sys, "KVM_SET_CPUID2", fd, _abi.KVM_SET_CPUID2, buf)
             except BaseException:

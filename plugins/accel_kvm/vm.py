@@ -196,7 +196,7 @@ class KvmVM(VM):
     # ------------------------------------------------------------------ vCPUs
     def create_vcpu(self, index: int | None = None, *, cpu: CpuSpec | None = None) -> KvmVcpu:
         """KVM_CREATE_VCPU, its kvm_run mapping, and KVM_SET_CPUID2 filtered by ``cpu``."""
-        from .vcpu import KvmVcpu
+        from .vcpu import KvmVcpu, filter_cpuid
 
         self._check_open()
         taken = self._vcpu_ids
@@ -216,8 +216,14 @@ class KvmVM(VM):
                 argument="index",
                 value=index,
             )
-        vcpu = KvmVcpu(self, index, cpu if cpu is not None else CpuSpec(), self._sys)
+        spec = cpu if cpu is not None else CpuSpec()
+        acc = self.accelerator
+        size = acc.vcpu_mmap_size()
+        cpuid = filter_cpuid(acc.supported_cpuid(), spec)
+        fd = int(call(self._sys, "KVM_CREATE_VCPU", self._fd, _abi.KVM_CREATE_VCPU, index))
+        # From here KVM holds vCPU ``index`` until the VM is closed, even if the rest fails.
         taken.add(index)
+        vcpu = KvmVcpu(self, index, fd, spec, self._sys, size, cpuid)
         self._vcpus.append(vcpu)
         return vcpu
 
