@@ -23,6 +23,7 @@ told they were paused) before any vCPU runs again.
 from __future__ import annotations
 
 import enum
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -65,6 +66,26 @@ PioWrite = Callable[[int, int, int], None]
 
 _PLATFORM_WINDOW = (0xFEC00000, 0xFF000000)
 _MACHINE_OPTIONS = {"kernel-irqchip": ("on", "off", "split")}
+
+
+#: Sent to the thread running a vCPU after :meth:`accel.Vcpu.kick`, so a guest that never
+#: exits on its own (``jmp $``) still leaves a blocking run call (QEMU's SIG_IPI).
+KICK_SIGNAL = signal.SIGUSR1
+
+
+def _install_kick_handler() -> bool:
+    """A no-op handler for :data:`KICK_SIGNAL` (only the main thread may install it)."""
+    current = signal.getsignal(KICK_SIGNAL)
+    if current not in (signal.SIG_DFL, None):
+        return current is not signal.SIG_IGN
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    signal.signal(KICK_SIGNAL, _on_kick_signal)
+    return True
+
+
+def _on_kick_signal(signum: int, frame: object) -> None:
+    """Nothing to do: the signal only interrupts the vCPU thread's blocking call."""
 
 
 class RunState(enum.Enum):
@@ -348,6 +369,7 @@ class Machine:
         self._pause_req = threading.Event()
         self._paused_ack = threading.Event()
         self._resumed = threading.Event()
+        self._can_signal = _install_kick_handler()
 
     # ------------------------------------------------------------------ planning
 
@@ -514,7 +536,7 @@ class Machine:
             if self._run_thread is not None and self._run_thread != threading.get_ident():
                 self._paused_ack.clear()
                 self._pause_req.set()
-                self.vcpus[0].kick()
+                self.kick()
             else:
                 self._do_pause()
                 return
@@ -629,8 +651,17 @@ class Machine:
         self.request_stop(
             124, f"timeout: the guest was still running after {timeout:g} s", kind="timeout"
         )
-        if self.vcpus:
-            self.vcpus[0].kick()
+        self.kick()
+
+    def kick(self) -> None:
+        """Make the running (or next) vCPU run return: :meth:`accel.Vcpu.kick`, then
+        :data:`KICK_SIGNAL` to the thread in :meth:`run` so a blocking call returns."""
+        if not self.vcpus:
+            return
+        self.vcpus[0].kick()
+        thread = self._run_thread
+        if thread is not None and self._can_signal and thread != threading.get_ident():
+            signal.pthread_kill(thread, KICK_SIGNAL)
 
     def _mmio_access(self, ex: MmioExit) -> None:
         addr = ex.address

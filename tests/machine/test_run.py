@@ -107,9 +107,10 @@ def test_entry_needs_load_addr() -> None:
         acc.close()
 
 
-def test_timeout_ends_a_spinning_guest() -> None:
+@pytest.mark.parametrize("accel_name", ACCELS)
+def test_timeout_ends_a_spinning_guest(accel_name: str) -> None:
     image = bytes.fromhex("ebfe")  # jmp $
-    acc = accel.open("tcg")
+    acc = accel.open(accel_name)
     try:
         result = run_image(acc, image, RunOptions(load_addr=0x1000, timeout=0.5))
     finally:
@@ -197,3 +198,32 @@ def test_pause_resume_sets_clock_before_vcpus_run() -> None:
         assert after.index("KVM_KVMCLOCK_CTRL") < after.index("KVM_RUN")
         assert m.vm.get_clock().clock >= paused_at
     acc.close()
+
+
+@pytest.mark.parametrize("accel_name", ACCELS)
+def test_pause_from_another_thread_stops_the_running_guest(accel_name: str) -> None:
+    import threading
+
+    acc = accel.open(accel_name)
+    try:
+        with Machine(acc, "microvm,kernel-irqchip=off") as m:
+            load_image(m, bytes.fromhex("ebfe"), 0x1000, None)  # jmp $
+            states: list[str] = []
+            m.add_runstate_notifier(lambda old, new: states.append(new.value))
+            result: list[object] = []
+            t = threading.Thread(target=lambda: result.append(m.run(timeout=60)))
+            t.start()
+            while m.state is not RunState.RUNNING:
+                threading.Event().wait(0.01)
+            m.pause()
+            assert m.state is RunState.PAUSED
+            frozen = m.guest_ns()
+            assert m.guest_ns() == frozen
+            m.resume()
+            m.request_stop(0, "test over", kind="test")
+            m.kick()
+            t.join(60)
+            assert not t.is_alive()
+            assert states == ["running", "paused", "running"]
+    finally:
+        acc.close()
