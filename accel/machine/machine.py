@@ -625,6 +625,7 @@ class Machine:
                 elif t is ShutdownExit:
                     assert isinstance(ex, ShutdownExit)
                     self._stop = RunResult(0, "shutdown", f"guest shut down ({ex.reason})")
+                    self._set_state(RunState.SHUTDOWN)
                 elif t is InternalErrorExit:
                     assert isinstance(ex, InternalErrorExit)
                     regs = vcpu.get_regs()

@@ -139,3 +139,15 @@ def test_guest_time_stops_while_paused() -> None:
 
 def test_open_registry_is_not_global() -> None:
     assert isinstance(REG, accel.Registry)
+
+
+def test_guest_shutdown_moves_to_shutdown_state() -> None:
+    from accel import ShutdownExit
+
+    acc = FakeAccelerator("fake", caps(pv_clocksource=False), script=[lambda _v: ShutdownExit()])
+    m = Machine(acc, "microvm", registry=REG)
+    result = m.run()
+    assert (result.status, result.kind) == (0, "shutdown")
+    assert m.state is RunState.SHUTDOWN
+    with pytest.raises(accel.errors.VcpuStateError):
+        m.run()
