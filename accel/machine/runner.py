@@ -23,6 +23,7 @@ from typing import Any
 from ..accelerator import Accelerator, Registers, real_mode_sregs
 from ..errors import ConfigError
 from ..registry import Registry
+from .device import parse_device_spec
 from .machine import Machine, RunResult, parse_machine_spec
 
 __all__ = ["DEBUG_DEVICES", "RunOptions", "load_image", "run_image"]
@@ -112,7 +113,14 @@ def run_image(
     extra_devices: Iterable[str] = (),
 ) -> RunResult:
     """Build the machine, load ``image``, run it; the machine is closed afterwards."""
-    devices = [*(DEBUG_DEVICES if options.debug_devices else ()), *options.devices, *extra_devices]
+    user = [*options.devices, *extra_devices]
+    user_types = {parse_device_spec(spec)[0] for spec in user}
+    defaults = [
+        spec
+        for spec in (DEBUG_DEVICES if options.debug_devices else ())
+        if parse_device_spec(spec)[0] not in user_types  # the user's own spec wins
+    ]
+    devices = [*defaults, *user]
     machine = Machine(
         accelerator,
         _with_default_irqchip(options.machine),

@@ -227,3 +227,18 @@ def test_pause_from_another_thread_stops_the_running_guest(accel_name: str) -> N
             assert states == ["running", "paused", "running"]
     finally:
         acc.close()
+
+
+def test_user_debug_device_spec_replaces_the_default() -> None:
+    # QEMU-style: the user names isa-debug-exit (elsewhere); it replaces accel run's own.
+    image = bytes.fromhex("b005e6f0")  # mov al,5; out 0xf0,al
+    acc = accel.open("tcg")
+    try:
+        result = run_image(
+            acc,
+            image,
+            RunOptions(load_addr=0x1000, devices=["isa-debug-exit,iobase=0xf0,iosize=1"]),
+        )
+    finally:
+        acc.close()
+    assert result.status == 11
