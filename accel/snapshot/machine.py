@@ -1,0 +1,557 @@
+"""Machine snapshots: the VM sections plus the machine's configuration and device state.
+
+:func:`save_machine` writes an initialised :class:`~accel.machine.Machine` (pausing a
+running one for the duration): the VM sections of :mod:`accel.snapshot.core`, a
+``machine`` section (machine type, options, CPU, RAM size, vCPU count, the device tree,
+guest time) and one section per device that has state. :func:`restore_machine` checks
+the whole stream first — including that the machine type is one this accel knows (a
+*newer* version is refused naming both versions) and that the accelerator chosen would
+build the very same device tree — and only then builds the machine, applies the state
+and leaves it paused; ``machine.resume()`` writes the clock before any vCPU runs.
+
+Device state comes from, in order:
+
+1. the device object's own ``vmstate`` attribute (a :class:`VMStateDescription` whose
+   state object is the device itself — for plugins' devices);
+2. :data:`DEVICE_STATES`, descriptions of the core's built-in devices, with how to take
+   the state from a device and put it back;
+3. devices whose state lives elsewhere: the accelerator's paravirtual clock device takes
+   the VM ``clock`` section (it re-reads the restored clock when the machine enters the
+   paused state), and ``irqchip`` / an in-accelerator PIT keep their state inside the
+   accelerator, which the VM interface does not expose yet (they restart in reset state).
+
+The ``clock/clock_is_reliable`` subsection is sent only when the machine type's compat
+property ``machine.pv-clock-reliable-get-clock`` is not ``off`` (QEMU's
+``x-mach-use-reliable-get-clock``, off on 2.8 and older types).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+from ..accelerator import Accelerator
+from ..errors import AccelError, SnapshotError, SnapshotMismatchError, SnapshotVersionError
+from .core import DeviceState, RestoreMode, SaveResult, read, restored_clock, save
+from .format import RAM_CHUNK
+from .vmstate import (
+    BOOL,
+    I64,
+    U8,
+    U16,
+    U32,
+    U64,
+    Array,
+    Field,
+    Nested,
+    Str,
+    VarBytes,
+    VMStateDescription,
+)
+
+if TYPE_CHECKING:
+    from ..machine import Machine
+
+__all__ = [
+    "DEVICE_STATES",
+    "MACHINE",
+    "DeviceCodec",
+    "MachineState",
+    "restore_machine",
+    "save_machine",
+]
+
+_RELIABLE_COMPAT = "machine.pv-clock-reliable-get-clock"
+
+
+# --------------------------------------------------------------------------- machine section
+
+
+@dataclass
+class MachineState:
+    machine_type: str = ""
+    options: list[str] = field(default_factory=list)  # "kernel-irqchip=off" ...
+    cpu: str = ""
+    ram_size: int = 0
+    smp: int = 1
+    devices: list[str] = field(default_factory=list)  # present device names, in order
+    user_devices: list[str] = field(default_factory=list)  # device specs
+    guest_ns: int = 0
+    saved_at: int = 0
+
+
+MACHINE: VMStateDescription[MachineState] = VMStateDescription(
+    "machine",
+    version_id=1,
+    minimum_version_id=1,
+    factory=MachineState,
+    fields=(
+        Field("machine_type", Str(128)),
+        Field("options", Array(Str(128), 16)),
+        Field("cpu", Str(255)),
+        Field("ram_size", U64),
+        Field("smp", U32),
+        Field("devices", Array(Str(64), 256)),
+        Field("user_devices", Array(Str(255), 64)),
+        Field("guest_ns", U64),
+        Field("saved_at", U64),
+    ),
+    doc="machine configuration and the device tree",
+)
+
+
+# --------------------------------------------------------------------------- built-in devices
+
+
+@dataclass(frozen=True)
+class DeviceCodec:
+    """A device type's description and how to take its state and put it back.
+
+    ``take(device)`` returns the state object (read by the machine at save time);
+    ``put(device, state, context)`` applies a decoded state to a freshly realised device.
+    """
+
+    description: VMStateDescription[Any]
+    take: Callable[[Any], Any]
+    put: Callable[[Any, Any, RestoreContext], None]
+
+
+@dataclass(frozen=True)
+class RestoreContext:
+    """What a device's ``put`` may need: the machine, the mode, wall time elapsed."""
+
+    machine: Machine
+    mode: RestoreMode
+    elapsed_ns: int  # wall time since the save (0 in RESUME mode)
+
+
+@dataclass
+class RtcState:
+    index: int = 0
+    cmos: bytes = bytes(128)
+    time_ns: int = 0  # the RTC's time (ns since the epoch) at the save
+
+
+@dataclass
+class HpetState:
+    config: int = 0
+    isr: int = 0
+    counter: int = 0
+    timers: list[TimerReg] = field(default_factory=list)
+
+
+@dataclass
+class TimerReg:
+    offset: int = 0
+    value: int = 0
+
+
+@dataclass
+class PitChannelState:
+    reload: int = 0x10000
+    mode: int = 3
+    access: int = 3
+    elapsed_ns: int = 0
+    latch: int = 0
+    latched: int = 0
+    read_hi: bool = False
+    write_hi: bool = False
+
+
+@dataclass
+class PitState:
+    channels: list[PitChannelState] = field(default_factory=list)
+
+
+@dataclass
+class DebugConState:
+    output: bytes = b""
+
+
+@dataclass
+class NoState:
+    pass
+
+
+def _rtc_take(dev: Any) -> RtcState:
+    return RtcState(dev.index, bytes(dev.cmos), int(dev.now().timestamp() * 1e9))
+
+
+def _rtc_put(dev: Any, st: RtcState, ctx: RestoreContext) -> None:
+    dev.index = st.index
+    dev.cmos[:] = st.cmos
+    dev._epoch = (st.time_ns + ctx.elapsed_ns) / 1e9
+    dev._guest0 = ctx.machine.guest_ns()
+
+
+def _hpet_take(dev: Any) -> HpetState:
+    timers = [TimerReg(k, v) for k, v in sorted(dev.timer_regs.items())]
+    return HpetState(dev.config, dev.isr, dev.counter(), timers)
+
+
+def _hpet_put(dev: Any, st: HpetState, ctx: RestoreContext) -> None:
+    dev.config = st.config
+    dev.isr = st.isr
+    ticks = ctx.elapsed_ns * 1_000_000 // 10_000_000 if st.config & 1 else 0
+    dev._counter_at_enable = (st.counter + ticks) & (2**64 - 1)
+    dev._enabled_at = ctx.machine.guest_ns()
+    dev.timer_regs = {t.offset: t.value for t in st.timers}
+
+
+def _pit_take(dev: Any) -> PitState:
+    now = dev.machine.guest_ns()
+    return PitState(
+        [
+            PitChannelState(
+                ch.reload,
+                ch.mode,
+                ch.access,
+                max(0, now - ch.start),
+                ch.latch,
+                ch.latched,
+                ch.read_hi,
+                ch.write_hi,
+            )
+            for ch in dev.channels
+        ]
+    )
+
+
+def _pit_put(dev: Any, st: PitState, ctx: RestoreContext) -> None:
+    if len(st.channels) != len(dev.channels):
+        raise SnapshotMismatchError(
+            f"isa-pit has {len(dev.channels)} channels, the snapshot {len(st.channels)}",
+            section="isa-pit",
+        )
+    now = ctx.machine.guest_ns()
+    for ch, s in zip(dev.channels, st.channels, strict=True):
+        ch.reload, ch.mode, ch.access = s.reload, s.mode, s.access
+        ch.start = now - s.elapsed_ns - ctx.elapsed_ns
+        ch.latch, ch.latched, ch.read_hi, ch.write_hi = s.latch, s.latched, s.read_hi, s.write_hi
+
+
+def _debugcon_put(dev: Any, st: DebugConState, ctx: RestoreContext) -> None:
+    dev.output[:] = st.output
+
+
+_TIMER = VMStateDescription(
+    "hpet-timer", 1, 1, TimerReg, fields=(Field("offset", U16), Field("value", U64))
+)
+_PIT_CHANNEL = VMStateDescription(
+    "pit-channel",
+    1,
+    1,
+    PitChannelState,
+    fields=(
+        Field("reload", U32),
+        Field("mode", U8),
+        Field("access", U8),
+        Field("elapsed_ns", U64),
+        Field("latch", U16),
+        Field("latched", U8),
+        Field("read_hi", BOOL),
+        Field("write_hi", BOOL),
+    ),
+)
+_DEBUGCON_MAX = 1 << 20
+
+
+def _no_state(name: str) -> DeviceCodec:
+    return DeviceCodec(
+        VMStateDescription(name, 1, 1, NoState), lambda dev: NoState(), lambda d, s, c: None
+    )
+
+
+#: The core's built-in device types: description, take, put (by device type name).
+DEVICE_STATES: Mapping[str, DeviceCodec] = {
+    "mc146818rtc": DeviceCodec(
+        VMStateDescription(
+            "mc146818rtc",
+            1,
+            1,
+            RtcState,
+            fields=(Field("index", U8), Field("cmos", VarBytes(128)), Field("time_ns", I64)),
+        ),
+        _rtc_take,
+        _rtc_put,
+    ),
+    "hpet": DeviceCodec(
+        VMStateDescription(
+            "hpet",
+            1,
+            1,
+            HpetState,
+            fields=(
+                Field("config", U64),
+                Field("isr", U64),
+                Field("counter", U64),
+                Field("timers", Array(Nested(_TIMER), 32 * 4)),
+            ),
+        ),
+        _hpet_take,
+        _hpet_put,
+    ),
+    "isa-pit": DeviceCodec(
+        VMStateDescription(
+            "isa-pit", 1, 1, PitState, fields=(Field("channels", Array(Nested(_PIT_CHANNEL), 3)),)
+        ),
+        _pit_take,
+        _pit_put,
+    ),
+    "isa-debugcon": DeviceCodec(
+        VMStateDescription(
+            "isa-debugcon", 1, 1, DebugConState, fields=(Field("output", VarBytes(_DEBUGCON_MAX)),)
+        ),
+        lambda dev: DebugConState(bytes(dev.output[-_DEBUGCON_MAX:])),
+        _debugcon_put,
+    ),
+    "isa-debug-exit": _no_state("isa-debug-exit"),
+}
+
+
+def _codec(dev: Any) -> DeviceCodec | None:
+    own = getattr(dev, "vmstate", None)
+    if isinstance(own, VMStateDescription):
+        return DeviceCodec(own, lambda d: d, _put_attrs(own))
+    return DEVICE_STATES.get(dev.type_name)
+
+
+def _put_attrs(desc: VMStateDescription[Any]) -> Callable[[Any, Any, RestoreContext], None]:
+    names = [f.name for f in desc.fields] + [
+        f.name for sub in desc.subsections for f in sub.description.fields
+    ]
+
+    def put(dev: Any, st: Any, ctx: RestoreContext) -> None:
+        for name in names:
+            setattr(dev, name, getattr(st, name))
+
+    return put
+
+
+# --------------------------------------------------------------------------- save
+
+
+def _options(machine: Machine) -> list[str]:
+    assert machine.plan is not None
+    base = machine.plan.machine_type.compat
+    out = []
+    for key, value in sorted(machine.plan.compat.items()):
+        if key.startswith("machine.") and base.get(key) != value:
+            out.append(f"{key.removeprefix('machine.')}={value}")
+    return out
+
+
+def _user_specs(machine: Machine) -> list[str]:
+    assert machine.plan is not None
+    specs = []
+    for d in machine.plan.decisions:
+        if d.present and d.origin == "user":
+            specs.append(",".join([d.name, *(f"{k}={v}" for k, v in d.properties)]))
+    return specs
+
+
+def save_machine(machine: Machine, stream: IO[bytes], *, chunk_size: int = RAM_CHUNK) -> SaveResult:
+    """Write ``machine`` to ``stream``; a running machine is paused for it and resumed.
+
+    Raises :class:`~accel.errors.SnapshotError` for a machine that was never initialised
+    and lets a failing clock read through (nothing is written then).
+    """
+    from ..machine import RunState
+
+    if machine.vm is None or machine.plan is None:
+        raise SnapshotError("the machine is not initialised: call init() or run() first")
+    was_running = machine.state is RunState.RUNNING
+    if was_running:
+        machine.pause()
+    try:
+        plan = machine.plan
+        devices: list[DeviceState] = []
+        counts: dict[str, int] = {}
+        for dev in machine.devices:
+            codec = _codec(dev)
+            if codec is None:
+                continue
+            instance = counts.get(dev.type_name, 0)
+            counts[dev.type_name] = instance + 1
+            devices.append(DeviceState(codec.description, instance, codec.take(dev)))
+        state = MachineState(
+            machine_type=plan.machine_type.name,
+            options=_options(machine),
+            cpu=str(plan.cpu),
+            ram_size=machine.ram_size,
+            smp=machine.smp,
+            devices=[d.name for d in plan.decisions if d.present],
+            user_devices=_user_specs(machine),
+            guest_ns=machine.guest_ns(),
+            saved_at=time.time_ns(),
+        )
+        devices.insert(0, DeviceState(MACHINE, 0, state))
+        return save(
+            machine.vm,
+            stream,
+            machine_type=plan.machine_type.name,
+            cpu_model=str(plan.cpu),
+            devices=devices,
+            send_clock_reliable=plan.compat.get(_RELIABLE_COMPAT, "on") != "off",
+            chunk_size=chunk_size,
+        )
+    finally:
+        if was_running:
+            machine.resume()
+
+
+# --------------------------------------------------------------------------- restore
+
+
+def _check_machine_type(name: str) -> Any:
+    """The MachineType ``name``; a newer version of a known family is refused naming both."""
+    from ..machine import machine_types, resolve_machine_type
+
+    try:
+        return resolve_machine_type(name)
+    except AccelError:
+        pass
+    family, _, ver = name.rpartition("-")
+    try:
+        version = tuple(int(p) for p in ver.split("."))
+    except ValueError:
+        version = ()
+    same = [
+        (mt.version, mt)
+        for mt in machine_types()
+        if mt.version is not None and mt.name.rpartition("-")[0] == family
+    ]
+    newest_version, newest = max(same, key=lambda item: item[0], default=((), None))
+    if newest is not None and version and version > newest_version:
+        raise SnapshotVersionError(
+            f"the snapshot's machine type {name} is newer than {newest.name}, the newest "
+            "this accel knows",
+            section="machine",
+            expected=newest.name,
+            found=name,
+            hint="restore with the accel version that wrote the snapshot, or a newer one",
+        )
+    raise SnapshotMismatchError(
+        f"the snapshot's machine type {name!r} is unknown here",
+        section="machine",
+        found=name,
+        hint="see `accel machine list`",
+    )
+
+
+def restore_machine(
+    stream: IO[bytes],
+    accel: Accelerator,
+    *,
+    mode: RestoreMode = RestoreMode.RESUME,
+    registry: Any = None,
+    console: Any = None,
+) -> Machine:
+    """A new machine on ``accel`` holding the snapshot's state, paused.
+
+    Checked before anything is built: the stream (structure, CRCs, versions), the machine
+    type (known; not newer than this accel's newest of its family), and the device tree
+    this accelerator would build for that type, CPU and options (it must be the
+    snapshot's: a machine with a paravirtual clock cannot become one without it).
+    """
+    from ..machine import DeviceRegistry, Machine, RunState
+
+    descs: dict[str, VMStateDescription[Any]] = {MACHINE.name: MACHINE}
+    for name, codec in DEVICE_STATES.items():
+        descs[name] = codec.description
+    for name, dtype in DeviceRegistry(registry).types().items():
+        own = getattr(dtype.factory, "vmstate", None)
+        if isinstance(own, VMStateDescription) and name not in descs:
+            descs[own.name] = own
+    with read(stream, devices=descs, required=[(MACHINE.name, 0)]) as staged:
+        ms: MachineState = staged.devices[MACHINE.name, 0]
+        mtype = _check_machine_type(ms.machine_type)
+        if staged.header.machine_type != ms.machine_type:
+            raise SnapshotMismatchError(
+                "header and machine section disagree on the machine type",
+                section="machine",
+                expected=staged.header.machine_type,
+                found=ms.machine_type,
+            )
+        spec = ",".join([mtype.name, *ms.options])
+        regions = [(r.guest_phys, r.size, r.readonly) for r in staged.layout.regions]
+        if (0, ms.ram_size, False) not in regions or staged.layout.vcpus != list(range(ms.smp)):
+            raise SnapshotMismatchError(
+                f"the machine section (RAM {ms.ram_size:#x}, {ms.smp} vCPUs) does not match "
+                "the VM layout",
+                section="machine",
+            )
+        try:
+            plan = Machine.describe(accel, spec, ms.cpu, ms.user_devices, registry=registry)
+        except AccelError as exc:
+            raise SnapshotMismatchError(
+                f"{accel.name} cannot build the snapshot's machine ({spec}, cpu {ms.cpu}): {exc}",
+                section="machine",
+            ) from exc
+        names = [d.name for d in plan.decisions if d.present]
+        if names != ms.devices:
+            raise SnapshotMismatchError(
+                f"on {accel.name} this machine would have devices {names}; the snapshot "
+                f"has {ms.devices}",
+                section="machine",
+                expected=ms.devices,
+                found=names,
+                hint="restore on the accelerator the snapshot was taken on",
+            )
+        counts: dict[str, int] = {}
+        for name in ms.devices:
+            instance = counts.get(name, 0)
+            counts[name] = instance + 1
+            if name in DEVICE_STATES and (name, instance) not in staged.devices:
+                raise SnapshotMismatchError(
+                    f"device section {name!r} instance {instance} is missing",
+                    section=name,
+                    instance=instance,
+                )
+        restored_clock(staged.clock, mode)  # catch-up needs a wall-time base: check now
+        machine = Machine(
+            accel,
+            spec,
+            ms.cpu,
+            ms.user_devices,
+            registry=registry,
+            ram_size=ms.ram_size,
+            smp=ms.smp,
+            console=console,
+        )
+        try:
+            machine.init()
+            vm = machine.vm
+            assert vm is not None
+            have = {(r.guest_phys, r.size) for r in vm.memory_regions}
+            try:
+                for r in staged.layout.regions:  # firmware images mapped after init
+                    if (r.guest_phys, r.size) not in have:
+                        vm.add_memory(r.guest_phys, r.size, readonly=r.readonly)
+            except AccelError as exc:
+                raise SnapshotMismatchError(
+                    f"cannot map the snapshot's RAM regions: {exc}", section="vm"
+                ) from exc
+            staged.apply(vm, mode, fresh=True)
+            machine._do_pause()  # enter PAUSED: devices re-read the restored clock
+            elapsed = 0
+            if mode is RestoreMode.CATCH_UP:
+                elapsed = max(0, time.time_ns() - ms.saved_at)
+            ctx = RestoreContext(machine, mode, elapsed)
+            seen: dict[str, int] = {}
+            for dev in machine.devices:
+                dev_codec = _codec(dev)
+                if dev_codec is None:
+                    continue
+                instance = seen.get(dev.type_name, 0)
+                seen[dev.type_name] = instance + 1
+                st = staged.devices.get((dev.type_name, instance))
+                if st is not None:
+                    dev_codec.put(dev, st, ctx)
+            assert machine.state is RunState.PAUSED
+        except BaseException:
+            machine.close()
+            raise
+        return machine

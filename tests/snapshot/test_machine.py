@@ -1,0 +1,195 @@
+"""Machine snapshots: devices, compat (clock_is_reliable), machine-type versions, and the
+round trip of a guest on a real machine, on TCG and KVM."""
+
+from __future__ import annotations
+
+import io
+import struct
+from collections.abc import Iterator
+
+import pytest
+
+import accel
+from accel import Accelerator
+from accel.errors import AccelError, SnapshotMismatchError, SnapshotVersionError
+from accel.machine import Machine, RunState
+from accel.machine.runner import load_image
+from accel.snapshot import RestoreMode, encode, read
+from accel.snapshot.format import Header
+from accel.snapshot.machine import MACHINE, restore_machine, save_machine
+
+from .streams import Record, join, split
+
+LIMIT = 60
+
+
+def _open(name: str) -> Iterator[Accelerator]:
+    try:
+        acc = accel.open(name)
+    except AccelError as exc:
+        pytest.skip(f"{name} is not usable here: {exc}")
+    with acc:
+        yield acc
+
+
+@pytest.fixture(params=[pytest.param("kvm", marks=pytest.mark.kvm), "tcg"])
+def acc(request: pytest.FixtureRequest) -> Iterator[Accelerator]:
+    yield from _open(request.param)
+
+
+@pytest.fixture
+def tcg() -> Iterator[Accelerator]:
+    yield from _open("tcg")
+
+
+@pytest.fixture
+def kvm() -> Iterator[Accelerator]:
+    yield from _open("kvm")
+
+
+def program(limit: int = LIMIT) -> bytes:
+    """At 0x1000: count in [0x2000], print 'a'+count%26 on the debug console (0xe9),
+    halt after each step; at the end write 0x21 to isa-debug-exit (status 0x43)."""
+    return (
+        bytes.fromhex("a10020 40 a30020 b31a f6f3 88e0 0461 e6e9 a10020 f4 3d".replace(" ", ""))
+        + struct.pack("<H", limit)
+        + bytes.fromhex("75e6 b021 e6f4 f4")
+    )
+
+
+def new_machine(acc: Accelerator, mtype: str = "pc") -> Machine:
+    # No in-kernel irqchip: a HLT with interrupts off then comes back to the run loop.
+    m = Machine(
+        acc,
+        mtype + ",kernel-irqchip=off",
+        devices=["isa-debugcon,iobase=0xe9", "isa-debug-exit,iobase=0xf4,iosize=4"],
+        ram_size=1 << 20,
+    ).init()
+    load_image(m, program(), 0x1000, None)
+    return m
+
+
+def run_steps(m: Machine, n: int | None) -> str:
+    """Run until ``n`` halts have passed (None: to the debug-exit); the console so far."""
+    while n is None or n > 0:
+        result = m.run(timeout=10)
+        if result.kind != "halt":
+            assert result.kind == "debug-exit", result
+            break
+        if n is not None:
+            n -= 1
+    return bytes(m.device("isa-debugcon").output).decode()  # type: ignore[attr-defined]
+
+
+def test_program_runs_to_the_end(acc: Accelerator) -> None:
+    with new_machine(acc) as m:
+        out = run_steps(m, None)
+    assert len(out) == LIMIT and out.startswith("bcd")
+
+
+@pytest.mark.parametrize("mode", list(RestoreMode))
+def test_machine_round_trip_equals_uninterrupted(acc: Accelerator, mode: RestoreMode) -> None:
+    with new_machine(acc) as m:
+        want = run_steps(m, None)
+    m = new_machine(acc)
+    run_steps(m, 25)
+    m.pause()
+    buf = io.BytesIO()
+    save_machine(m, buf)
+    m.close()
+    buf.seek(0)
+    m2 = restore_machine(buf, acc, mode=mode)
+    try:
+        assert m2.state is RunState.PAUSED
+        assert bytes(m2.device("isa-debugcon").output).decode() == want[:25]  # type: ignore[attr-defined]
+        m2.resume()
+        assert run_steps(m2, None) == want
+        assert m2.vm is not None and m2.vm.read_memory(0x2000, 2) == LIMIT.to_bytes(2, "little")
+    finally:
+        m2.close()
+
+
+def test_device_state_survives(acc: Accelerator) -> None:
+    m = new_machine(acc)
+    rtc = m.device("mc146818rtc")
+    rtc.cmos[0x20] = 0x5A  # type: ignore[attr-defined]
+    rtc.index = 0x20  # type: ignore[attr-defined]
+    m.run(timeout=10)  # one step
+    m.pause()
+    before_rtc = rtc.now()  # type: ignore[attr-defined]
+    buf = io.BytesIO()
+    save_machine(m, buf)
+    m.close()
+    buf.seek(0)
+    with restore_machine(buf, acc) as m2:
+        rtc2 = m2.device("mc146818rtc")
+        assert rtc2.cmos[0x20] == 0x5A and rtc2.index == 0x20  # type: ignore[attr-defined]
+        assert abs((rtc2.now() - before_rtc).total_seconds()) < 0.01  # type: ignore[attr-defined]
+
+
+def test_reliable_subsection_follows_machine_type_compat(tcg: Accelerator) -> None:
+    got = {}
+    for mtype in ("pc-i440fx-2.8", "pc-i440fx-2.9", "pc-q35-7.2"):
+        with new_machine(tcg, mtype) as m:
+            m.run(timeout=10)
+            buf = io.BytesIO()
+            save_machine(m, buf)
+        buf.seek(0)
+        descs = {MACHINE.name: MACHINE}
+        from accel.snapshot.machine import DEVICE_STATES
+
+        descs.update({k: c.description for k, c in DEVICE_STATES.items()})
+        with read(buf, devices=descs) as staged:
+            got[mtype] = staged.clock.reliable
+        # An old machine type's snapshot (no subsection) still restores.
+        buf.seek(0)
+        restore_machine(buf, tcg).close()
+    # The TCG clock is reliable; only types 2.9 and newer say so.
+    assert got == {"pc-i440fx-2.8": False, "pc-i440fx-2.9": True, "pc-q35-7.2": True}
+
+
+def _renamed(data: bytes, new_type: str) -> bytes:
+    _, recs = split(data)
+    from accel.snapshot import decode
+
+    out = []
+    for r in recs:
+        if r.name == "machine":
+            st = decode(MACHINE, r.payload, r.version_id)
+            st.machine_type = new_type
+            r = Record(r.name, r.instance, r.version_id, encode(MACHINE, st))
+        out.append(r)
+    return join(out, header=Header(accelerator="tcg", machine_type=new_type, cpu_model="qemu64"))
+
+
+def test_newer_machine_type_is_refused_naming_both(tcg: Accelerator) -> None:
+    with new_machine(tcg, "pc-i440fx-7.2") as m:
+        buf = io.BytesIO()
+        save_machine(m, buf)
+    data = buf.getvalue()
+    restore_machine(io.BytesIO(_renamed(data, "pc-i440fx-2.8")), tcg).close()  # older: fine
+    with pytest.raises(SnapshotVersionError) as info:
+        restore_machine(io.BytesIO(_renamed(data, "pc-i440fx-9.1")), tcg)
+    assert "pc-i440fx-9.1" in info.value.message and "pc-i440fx-7.2" in info.value.message
+    with pytest.raises(SnapshotMismatchError, match="unknown"):
+        restore_machine(io.BytesIO(_renamed(data, "sparc-1.0")), tcg)
+
+
+@pytest.mark.kvm
+def test_kvm_machine_keeps_its_paravirtual_clock(kvm: Accelerator, tcg: Accelerator) -> None:
+    m = new_machine(kvm)
+    run_steps(m, 3)
+    m.pause()
+    saved = m.vm.get_clock() if m.vm else None
+    buf = io.BytesIO()
+    save_machine(m, buf)
+    m.close()
+    assert saved is not None
+    buf.seek(0)
+    with restore_machine(buf, kvm) as m2:
+        st = m2.device("kvmclock").state()
+        assert st["clock"] == saved.clock and st["clock_valid"] and st["runstate_paused"]
+        assert st["clock_is_reliable"] is saved.reliable
+    buf.seek(0)
+    with pytest.raises(SnapshotMismatchError, match="kvmclock"):
+        restore_machine(buf, tcg)  # TCG would build the machine without kvmclock
