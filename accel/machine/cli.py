@@ -16,6 +16,7 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..accelerator import Accelerator
     from ..cli import Context
 
 __all__ = ["add_commands", "main"]
@@ -223,13 +224,29 @@ def _cmd_run(args: argparse.Namespace, ctx: Context) -> int:
         def console(data: bytes) -> None:
             stream.write(data.decode("latin-1"))
 
-    acc = ctx.registry.open(args.accel)
+    acc = _open_with_fallback_notes(ctx, args.accel)
     try:
         result = run_image(acc, image, options, registry=ctx.registry, console=console)
     finally:
         acc.close()
     ctx.err.write(f"accel: {acc.name}: {result.message}\n")
     return result.status & 0xFF
+
+
+def _open_with_fallback_notes(ctx: Context, spec: str | None) -> Accelerator:
+    """``registry.open(spec)``, saying on stderr which candidates failed and why (like
+    QEMU's "failed to initialize kvm: ...; falling back to tcg")."""
+    acc = ctx.registry.open(spec)
+    if spec:
+        names = [n.strip() for n in spec.replace(",", ":").split(":") if n.strip()]
+        for name in names[: names.index(acc.name)] if acc.name in names else []:
+            other = ctx.registry.create(name)
+            try:
+                reason = other.probe().reason
+            finally:
+                other.close()
+            ctx.err.write(f"accel: {name} is not usable ({reason}); falling back to {acc.name}\n")
+    return acc
 
 
 def main(argv: list[str] | None = None) -> int:

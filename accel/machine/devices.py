@@ -289,8 +289,10 @@ class Pit(Device):
     def count(self, n: int) -> int:
         ch = self.channels[n]
         ticks = (self.machine.guest_ns() - ch.start) * PIT_HZ // 1_000_000_000
-        if ch.mode in (2, 3):
+        if ch.mode == 2:
             return ch.reload - (ticks % ch.reload)
+        if ch.mode == 3:  # square wave: the count drops by two per clock (as QEMU)
+            return ch.reload - ((2 * ticks) % ch.reload)
         return (ch.reload - ticks) & 0xFFFF
 
     def _read(self, port: int, size: int) -> int:

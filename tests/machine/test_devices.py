@@ -151,3 +151,22 @@ def test_guest_shutdown_moves_to_shutdown_state() -> None:
     assert m.state is RunState.SHUTDOWN
     with pytest.raises(accel.errors.VcpuStateError):
         m.run()
+
+
+def test_pit_latch_holds_and_mode3_counts_by_two() -> None:
+    from accel.machine.devices import PIT_HZ, Pit
+
+    acc = FakeAccelerator("fake", caps(pv_clocksource=False))
+    m = Machine(acc, "microvm", registry=REG).init()
+    pit = m.device("isa-pit")
+    assert isinstance(pit, Pit)
+    now = [0]
+    m.guest_ns = lambda: now[0]  # type: ignore[method-assign]
+    pit._write(0x43, 1, 0x36)  # channel 0, lo/hi, mode 3
+    pit._write(0x40, 1, 0x00)
+    pit._write(0x40, 1, 0x10)  # reload 0x1000, starts now
+    now[0] = 100 * 1_000_000_000 // PIT_HZ + 1  # 100 PIT clocks later
+    pit._write(0x43, 1, 0x00)  # latch channel 0
+    now[0] += 10_000_000  # the latched value does not move
+    lo, hi = pit._read(0x40, 1), pit._read(0x40, 1)
+    assert (hi << 8) | lo == 0x1000 - 200

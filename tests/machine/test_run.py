@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -242,3 +243,14 @@ def test_user_debug_device_spec_replaces_the_default() -> None:
     finally:
         acc.close()
     assert result.status == 11
+
+
+def test_fallback_is_reported(tmp_path: Path) -> None:
+    env = dict(os.environ, ACCEL_KVM_DEVICE=str(tmp_path / "no-kvm"))
+    p = subprocess.run(
+        [sys.executable, "-m", "accel.machine.cli", "run", "--accel", "kvm:tcg",
+         str(GUESTS / "compute.bin")],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
+    )  # fmt: skip
+    assert p.returncode == 111
+    assert "accel: kvm is not usable (" in p.stderr and "falling back to tcg" in p.stderr
