@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from ..accelerator import Accelerator
+from ..capabilities import Capability
 from ..errors import AccelError, SnapshotError, SnapshotMismatchError, SnapshotVersionError
 from .core import DeviceState, RestoreMode, SaveResult, read, restored_clock, save
 from .format import RAM_CHUNK
@@ -511,6 +512,14 @@ def restore_machine(
                     instance=instance,
                 )
         restored_clock(staged.clock, mode)  # catch-up needs a wall-time base: check now
+        max_vcpus = accel.capabilities().value(Capability.MAX_VCPUS)
+        if max_vcpus is not None and ms.smp > max_vcpus:
+            raise SnapshotMismatchError(
+                f"the snapshot has {ms.smp} vCPUs; {accel.name} allows {max_vcpus}",
+                section="machine",
+                expected=max_vcpus,
+                found=ms.smp,
+            )
         machine = Machine(
             accel,
             spec,
@@ -522,7 +531,12 @@ def restore_machine(
             console=console,
         )
         try:
-            machine.init()
+            try:
+                machine.init()
+            except AccelError as exc:
+                raise SnapshotMismatchError(
+                    f"{accel.name} cannot build the snapshot's machine: {exc}", section="machine"
+                ) from exc
             vm = machine.vm
             assert vm is not None
             have = {(r.guest_phys, r.size) for r in vm.memory_regions}

@@ -193,3 +193,64 @@ def test_kvm_machine_keeps_its_paravirtual_clock(kvm: Accelerator, tcg: Accelera
     buf.seek(0)
     with pytest.raises(SnapshotMismatchError, match="kvmclock"):
         restore_machine(buf, tcg)  # TCG would build the machine without kvmclock
+
+
+# --------------------------------------------------------------------------- malformed
+
+
+def _machine_snapshot() -> bytes:
+    acc = accel.open("tcg")
+    with new_machine(acc) as m:
+        m.run(timeout=10)
+        buf = io.BytesIO()
+        save_machine(m, buf, chunk_size=64 * 1024)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def machine_snapshot() -> bytes:
+    try:
+        return _machine_snapshot()
+    except AccelError as exc:
+        pytest.skip(f"tcg is not usable here: {exc}")
+
+
+def test_malformed_machine_streams_raise_only_snapshot_errors(
+    machine_snapshot: bytes, tcg: Accelerator
+) -> None:
+    """Well-framed streams (valid CRCs) whose machine section or device sections are wrong."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    from accel.errors import SnapshotError
+
+    _, recs = split(machine_snapshot)
+    state_names = [i for i, r in enumerate(recs) if r.name != "ram"]
+
+    @settings(
+        max_examples=400,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        st.sampled_from(state_names),
+        st.integers(0, 10_000),
+        st.binary(min_size=1, max_size=4),
+        st.booleans(),
+    )
+    def check(index: int, pos: int, patch: bytes, cut: bool) -> None:
+        out = list(recs)
+        r = out[index]
+        payload = r.payload
+        pos %= max(1, len(payload))
+        payload = payload[:pos] if cut else payload[:pos] + patch + payload[pos + len(patch) :]
+        out[index] = Record(r.name, r.instance, r.version_id, payload)
+        data = join(out, header=Header(accelerator="tcg", machine_type="pc-i440fx-7.2"))
+        try:
+            m = restore_machine(io.BytesIO(data), tcg)
+        except SnapshotError:
+            return
+        m.close()  # some patches leave a valid snapshot (a register value changed)
+
+    check()
