@@ -243,7 +243,11 @@ def _plan(
     user_devices: Sequence[str],
     vm: VM | None,
     device_registry: DeviceRegistry,
+    *,
+    ask_plugins: bool = True,
 ) -> MachinePlan:
+    """The machine's settings and device decisions; ``ask_plugins`` False stops before
+    the clock-device hooks (machine init's first pass, before the VM exists)."""
     type_name, opts = parse_machine_spec(machine)
     mtype = resolve_machine_type(type_name)
     cpu_spec = resolve_cpu(cpu, mtype.default_cpu, _accel_info(registry, acc))
@@ -284,6 +288,9 @@ def _plan(
             "irqchip", False, f"interrupt controller not in the accelerator ({why})", "machine"
         )
 
+    if not ask_plugins:
+        plan.decisions = list(decisions.values())
+        return plan
     view = _View(mtype, compat, cpu_spec, acc, vm)
     decided: set[str] = set()
     for choice in registry.clock_devices(acc, view):
@@ -401,6 +408,7 @@ class Machine:
             self._user_devices,
             None,
             self.device_registry,
+            ask_plugins=False,
         )
         caps = self.accelerator.capabilities()
         irqchip = pre.irqchip_in_accelerator

@@ -93,8 +93,7 @@ def test_machine_init_asks_clock_devices_after_vcpus() -> None:
         @staticmethod
         @_a.hookimpl
         def accel_clock_devices(accelerator, machine):  # type: ignore[no-untyped-def]
-            if machine.vm is not None:
-                seen.append(f"vcpus={len(machine.vm.vcpus)}")
+            seen.append(f"vcpus={len(machine.vm.vcpus)}" if machine.vm else "no vm")
             return None
 
     reg = registry_with(Spy)
