@@ -108,3 +108,12 @@ def test_compat_reliable_clock_follows_machine_version() -> None:
         plan = Machine.describe(kvm_like(), machine, registry=REG)
         (d,) = [d for d in plan.decisions if d.name == "kvmclock"]
         assert dict(d.properties)["x-mach-use-reliable-get-clock"] is want
+
+
+@pytest.mark.parametrize("machine", ["pc", "pc-i440fx-5.1", "q35"])
+def test_xen_machines_follow_the_xen_plugin(machine: str) -> None:
+    """Under Xen (QEMU's rules, answered by the xen plugin): no PIT device, no kvmclock."""
+    acc = FakeAccelerator("xen", caps(irqchip=False, pit=False, pv_clocksource=False))
+    names = Machine.describe(acc, machine, registry=REG).device_names()
+    assert not names & {"isa-pit", "kvm-pit", "kvmclock"}
+    assert {"hpet", "mc146818rtc"} <= names
