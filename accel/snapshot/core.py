@@ -19,10 +19,12 @@ state objects; read: descriptions by section name) and applies their staged stat
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import os
 import tempfile
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any, Self
@@ -50,6 +52,7 @@ from .vmstate import VMStateDescription, decode, encode
 
 __all__ = [
     "DeviceState",
+    "atomic_file",
     "RestoreMode",
     "SaveResult",
     "StagedSnapshot",
@@ -174,6 +177,32 @@ def save(
             vm.resume()
 
 
+@contextlib.contextmanager
+def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
+    """A file to save a snapshot to that appears at ``path`` only once complete.
+
+    Writes to a temporary file in the same directory, fsyncs it and renames it over
+    ``path``; if the block raises (a failed clock read, a full disk), the temporary file
+    is removed and ``path`` is untouched. ``accel run --save FILE`` style code uses it::
+
+        with atomic_file("vm.snap") as f:
+            save(vm, f)
+    """
+    target = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(target))
+    fd, tmp = tempfile.mkstemp(prefix=".snapshot-", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 # --------------------------------------------------------------------------- read
 
 
@@ -243,13 +272,36 @@ class StagedSnapshot:
     def apply(self, vm: VM, mode: RestoreMode = RestoreMode.RESUME, *, fresh: bool = False) -> None:
         """Write the staged state into ``vm`` and leave it paused.
 
-        Order: pause, RAM (second pass, straight into each region), registers, then the
-        clock (while paused, so it is written before any vCPU runs, at :meth:`VM.resume`).
-        ``fresh`` says the VM's RAM is known to be zero (zero chunks are then skipped).
+        Order: pause; registers (the step a backend is likeliest to refuse: if it does,
+        the registers already set and the run state are put back and the error raised);
+        RAM (second pass, straight into each region); then the clock, on the paused VM,
+        so it is written before any vCPU runs, at :meth:`VM.resume`. ``fresh`` says the
+        VM's RAM is known to be zero (zero chunks are then skipped).
         """
         self.check_fits(vm)
         clock = self.clock_for(vm, mode)
+        was_paused = vm.paused
         vm.pause()
+        by_index = {v.index: v for v in vm.vcpus}
+        old = [
+            (by_index[i], by_index[i].get_regs(), by_index[i].get_sregs())
+            for i in self.layout.vcpus
+        ]
+        done = 0
+        try:
+            for index in self.layout.vcpus:
+                by_index[index].set_regs(self.regs[index])
+                by_index[index].set_sregs(self.sregs[index])
+                done += 1
+        except BaseException:
+            for cpu, regs, sregs in old[: done + 1]:
+                with contextlib.suppress(Exception):
+                    cpu.set_regs(regs)
+                    cpu.set_sregs(sregs)
+            if not was_paused:
+                with contextlib.suppress(Exception):
+                    vm.resume()
+            raise
         regions = vm.memory_regions
         zero = b""
         for chunk in self.scan.ram:
@@ -261,10 +313,6 @@ class StagedSnapshot:
                     view[:] = zero[: chunk.length]
                 continue
             read_chunk_into(self.stream, chunk, view, self.scan.base)
-        by_index = {v.index: v for v in vm.vcpus}
-        for index in self.layout.vcpus:
-            by_index[index].set_regs(self.regs[index])
-            by_index[index].set_sregs(self.sregs[index])
         vm.set_clock(clock)
 
 

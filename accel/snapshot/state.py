@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 
 from ..accelerator import ClockData, DescriptorTable, Registers, Segment, SpecialRegisters
 from ..capabilities import ClockFlags
+from ..errors import SnapshotFormatError
 from .vmstate import (
     BOOL,
     U8,
@@ -180,6 +181,20 @@ CLOCK_RELIABLE: VMStateDescription[ClockState] = VMStateDescription(
     fields=(Field("reliable", BOOL),),
 )
 
+#: Largest clock value a snapshot may carry (guest ns; 2**63 ns is 292 years of uptime).
+MAX_CLOCK = (1 << 63) - 1
+
+
+def _check_clock(state: ClockState, version_id: int) -> None:
+    for name in ("clock", "realtime", "saved_at"):
+        if getattr(state, name) > MAX_CLOCK:
+            raise SnapshotFormatError(
+                f"section 'clock': {name} {getattr(state, name)} is beyond 2**63-1",
+                section="clock",
+                found=getattr(state, name),
+            )
+
+
 CLOCK: VMStateDescription[ClockState] = VMStateDescription(
     "clock",
     version_id=2,
@@ -193,5 +208,6 @@ CLOCK: VMStateDescription[ClockState] = VMStateDescription(
         Field("saved_at", U64, since=2, doc="host wall time when the snapshot was written"),
     ),
     subsections=(Subsection(CLOCK_RELIABLE, lambda s: s.send_reliable),),
+    post_load=_check_clock,
     doc="the VM clock (version 1 lacked saved_at)",
 )

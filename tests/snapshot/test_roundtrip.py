@@ -187,3 +187,36 @@ def test_missing_reliable_subsection_loads_as_unreliable(vm: FakeVM) -> None:
     b.seek(0)
     assert snapshot.read(a).clock.reliable is True
     assert snapshot.read(b).clock.reliable is False
+
+
+def test_backend_refusing_registers_leaves_target_as_it_was(
+    acc: FakeAccelerator, snapshot_bytes: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from accel.errors import VcpuStateError
+
+    target = make_vm(acc, vcpus=2)
+    target.vcpus[0].set_regs(target.vcpus[0].get_regs().__class__(rax=0xAAAA))
+    before = state_of(target)
+    cpu1 = target.vcpus[1]
+
+    def refuse(sregs: object) -> None:
+        raise VcpuStateError("backend says no")
+
+    monkeypatch.setattr(cpu1, "set_sregs", refuse)
+    with pytest.raises(VcpuStateError):
+        snapshot.load(io.BytesIO(snapshot_bytes), target)
+    assert state_of(target) == before and not target.paused
+
+
+def test_atomic_file(tmp_path: object, vm: FakeVM) -> None:
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "vm.snap"
+    with snapshot.atomic_file(path) as f:
+        snapshot.save(vm, f)
+    good = path.read_bytes()
+    vm.fail_clock = True
+    with pytest.raises(BackendCallError), snapshot.atomic_file(path) as f:
+        snapshot.save(vm, f)
+    assert path.read_bytes() == good
+    assert [p.name for p in Path(str(tmp_path)).iterdir()] == ["vm.snap"]
