@@ -7,7 +7,8 @@ alternation,
 * ``accel run --accel kvm -M microvm IMAGE`` (the ``accel`` script when it has the
   ``run`` command, else ``python -m accel.machine.cli``),
 * ``qemu-system-x86_64 -accel kvm -M microvm -bios IMAGE -device isa-debug-exit,...``,
-* ``python -c pass`` and ``python -c "import accel"`` (the floor under any Python command),
+* ``python -c pass``, ``python -c "import accel"`` and pluggy plus an entry-point scan
+  with ``importlib.metadata`` (the floors under any plugin-discovering Python command),
 
 and reports the median wall time and peak RSS of each (``os.wait4`` per child) and the
 ratio accel/QEMU (the goal is <= 0.6). Python runs with a bytecode cache, as an installed
@@ -74,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
             "accel run": [*accel, "run", "--accel", args.accel, "-M", "microvm", str(image)],
             "python -c pass": [python, "-c", "pass"],
             "python -c 'import accel'": [python, "-c", "import accel"],
-        }
+            "pluggy + entry-point scan": [
+                python, "-c",
+                "import pluggy, importlib.metadata as m; m.entry_points(group='accel.plugins')",
+            ],
+        }  # fmt: skip
         if qemu:
             cmds["qemu-system-x86_64"] = [
                 qemu, "-accel", args.accel, "-M", "microvm", "-display", "none",
