@@ -48,7 +48,9 @@ def ours(accel_name: str, machine: str, image: Path, cpu: str | None = None) -> 
 
 
 @pytest.mark.parametrize("accel_name", [pytest.param("kvm", marks=pytest.mark.kvm), "tcg"])
-@pytest.mark.parametrize("machine", ["pc", "q35", "microvm", "isapc"])
+@pytest.mark.parametrize(
+    "machine", ["pc", "q35", "microvm", "isapc", "pc-q35-4.0", "pc-i440fx-2.8"]
+)
 @pytest.mark.parametrize("guest", ["hello", "compute", "clocks"])
 def test_same_output_and_status_as_qemu(
     accel_name: str, machine: str, guest: str, tmp_path: Path
