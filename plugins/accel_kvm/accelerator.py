@@ -15,6 +15,7 @@ from accel.errors import (
     AcceleratorUnavailableError,
     BackendCallError,
     CapabilityError,
+    HandleClosedError,
     InvalidArgumentError,
 )
 
@@ -108,6 +109,8 @@ class KvmAccelerator(Accelerator):
         self._availability: Availability | None = None
         self._raw: dict[int, int] = {}
         self._caps: CapabilitySet | None = None
+        self._answers: dict[Capability, CapabilityAnswer] = {}
+        self._closed = False
         self._cpuid: tuple[CpuidEntry, ...] | None = None
         self._mmap_size = 0
         self._vms: list[KvmVM] = []
@@ -247,10 +250,10 @@ class KvmAccelerator(Accelerator):
 
     def capabilities(self) -> CapabilitySet:
         """Every :class:`Capability`, read once from KVM_CHECK_EXTENSION and CPUID."""
-        self._check_open()
         caps = self._caps
-        if caps is not None:
+        if caps is not None and not self._closed:
             return caps
+        self._check_open()
         raw = {number: self.check_extension(number) for _, number in KVM_CAPS.values()}
         cpuid = self.supported_cpuid()
         answers = answers_from_raw(raw)
@@ -267,8 +270,19 @@ class KvmAccelerator(Accelerator):
         answers[Capability.PV_CLOCKSOURCE_STABLE] = CapabilityAnswer.from_bool(
             pv and bool(pv_eax & _PV_STABLE_BIT), None, f"{src} bit 24"
         )
-        self._caps = CapabilitySet(answers)
-        return self._caps
+        caps = CapabilitySet(answers)
+        self._answers = dict(caps.items())
+        self._caps = caps
+        return caps
+
+    def check(self, cap: Capability) -> CapabilityAnswer:
+        """One host-level answer, from memory after the first read."""
+        if self._closed:
+            raise HandleClosedError(self._describe())
+        try:
+            return self._answers[cap]
+        except KeyError:
+            return self.capabilities()[cap]
 
     def vcpu_mmap_size(self) -> int:
         """KVM_GET_VCPU_MMAP_SIZE (read once)."""

@@ -129,6 +129,7 @@ class KvmVcpu(Vcpu):
         self._sys = sys
         self._ioctl = sys.ioctl
         self._kicked = False
+        self._closed = False
         try:
             try:
                 mm = sys.mmap(fd, mmap_size)

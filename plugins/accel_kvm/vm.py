@@ -40,6 +40,7 @@ class KvmVM(VM):
     def __init__(self, accelerator: KvmAccelerator, fd: int, options: VmOptions, sys: Sys) -> None:
         self.accelerator = accelerator
         self.options = options
+        self._closed = False
         self._fd = fd
         self._sys = sys
         self._regions: list[MemoryRegion] = []
