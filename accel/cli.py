@@ -55,7 +55,12 @@ __all__ = [
 #: Modules that contribute subcommands, imported in this order when the parser is built.
 #: Each exposes ``add_commands(subparsers)``. A new area of the command (``accel machine
 #: ...``) adds its module here; list only modules that exist.
-COMMAND_MODULES: tuple[str, ...] = ("accel.cli",)
+COMMAND_MODULES: tuple[str, ...] = (
+    "accel.cli",
+    "accel.machine.cli",
+    "accel.snapshot.cli",
+    "accel.testing.cli",
+)
 
 #: Capabilities ``accel info`` shows in its plain-text view (``--json`` shows all).
 KEY_CAPABILITIES: tuple[Capability, ...] = (
