@@ -17,8 +17,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING, Any
 
-from .results import format_matrix
-from .runner import run_suite
+from ..errors import AccelError
 
 if TYPE_CHECKING:
     from ..cli import Context
@@ -27,6 +26,14 @@ __all__ = ["add_commands"]
 
 
 def _cmd_conformance(args: argparse.Namespace, ctx: Context) -> int:
+    try:  # pytest is needed only here: importing this module must not need it
+        from .results import format_matrix
+        from .runner import run_suite
+    except ImportError as exc:
+        raise AccelError(
+            f"accel conformance needs pytest: {exc}",
+            hint="install it: pip install 'pytest>=7.4'",
+        ) from exc
     reg = ctx.registry
     names = None
     if args.accel:

@@ -71,6 +71,8 @@ __all__ = [
 ]
 
 MARKER = "accel_feature"
+#: The hidden fixture the plugin parametrises (``accel_name`` and the others build on it).
+PARAM = "_accel_param"
 _PROP_NAME = "accel_name"
 _PROP_CHECK = "accel_check"
 _PROP_STATUS = "accel_status"
@@ -189,15 +191,18 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "accel_name" not in metafunc.fixturenames:
+    # Only tests whose fixtures reach the plugin's own parameter are touched; a test (or
+    # another plugin) that parametrises the same name itself is left alone.
+    if PARAM not in metafunc.fixturenames:
         return
-    if any(
-        "accel_name" in getattr(m, "argnames", ())
-        for m in getattr(metafunc.definition, "own_markers", ())
-    ):
-        return  # parametrised by the test itself
+    for mark in metafunc.definition.iter_markers("parametrize"):
+        argnames = mark.args[0] if mark.args else mark.kwargs.get("argnames", ())
+        if isinstance(argnames, str):
+            argnames = [a.strip() for a in argnames.split(",")]
+        if PARAM in argnames:
+            return
     names = _state(metafunc.config).names()
-    metafunc.parametrize("accel_name", names, ids=names)
+    metafunc.parametrize(PARAM, names, ids=names)
 
 
 # --------------------------------------------------------------------------- fixtures
@@ -223,10 +228,16 @@ class Declarations:
             self._node.user_properties.append((_PROP_UNNEEDED, feature))
 
 
+@pytest.fixture(name=PARAM)
+def _accel_param() -> str:
+    """The parameter the plugin parametrises: the name of the accelerator under test."""
+    raise pytest.UsageError(f"{PARAM} is parametrised by the accel pytest plugin")
+
+
 @pytest.fixture
-def accel_name() -> str:
+def accel_name(_accel_param: str) -> str:
     """The accelerator's registered name (parametrised by the accel plugin)."""
-    raise pytest.UsageError("accel_name is parametrised by the accel pytest plugin")
+    return _accel_param
 
 
 @pytest.fixture
@@ -329,7 +340,7 @@ def _accel_of(item: pytest.Item) -> str | None:
     callspec = getattr(item, "callspec", None)
     if callspec is None:
         return None
-    value = callspec.params.get("accel_name")
+    value = callspec.params.get(PARAM)
     return value if isinstance(value, str) else None
 
 

@@ -60,7 +60,10 @@ def suite_dir(pytester: pytest.Pytester) -> pytest.Pytester:
 
 
 def _run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
-    return pytester.runpytest("-p", "accel.testing.pytest_plugin", "-rsw", "-v", *args)
+    # ``-p no:accel`` keeps the entry-point copy (once installed) from loading twice.
+    return pytester.runpytest(
+        "-p", "no:accel", "-p", "accel.testing.pytest_plugin", "-rsw", "-v", *args
+    )
 
 
 def test_ids_skips_and_declared_exceptions(suite_dir: pytest.Pytester) -> None:
