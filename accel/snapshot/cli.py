@@ -87,8 +87,13 @@ def format_info(info: SnapshotInfo, path: str) -> list[str]:
         elif s.name == "vm" and s.fields is not None:
             regions = s.fields.get("regions") or []
             extra = f"{len(regions)} RAM region(s), vCPUs {s.fields.get('vcpus')}"
+        elif s.name == "machine" and s.fields is not None:
+            extra = (
+                f"{s.fields.get('machine_type')}, cpu {s.fields.get('cpu')}, "
+                f"devices: {', '.join(s.fields.get('devices') or []) or '-'}"
+            )
         elif s.fields is None and not s.note:
-            extra = "(device section)"
+            extra = "(section not known to this accel)"
         rows.append((s.name, str(s.instance), str(s.version_id), str(s.length), extra))
     for r in info.ram:
         rows.append(

@@ -13,9 +13,16 @@ from .vmstate import VMStateDescription, decode, describe_fields
 
 __all__ = ["SectionInfo", "SnapshotInfo", "inspect"]
 
-_KNOWN: Mapping[str, VMStateDescription[Any]] = {
-    d.name: d for d in (VM_LAYOUT, CPU_REGS, CPU_SREGS, CLOCK)
-}
+
+def _known() -> Mapping[str, VMStateDescription[Any]]:
+    from .machine import DEVICE_STATES, MACHINE
+
+    known: dict[str, VMStateDescription[Any]] = {
+        d.name: d for d in (VM_LAYOUT, CPU_REGS, CPU_SREGS, CLOCK, MACHINE)
+    }
+    for name, codec in DEVICE_STATES.items():
+        known[name] = codec.description
+    return known
 
 
 @dataclass
@@ -87,9 +94,10 @@ def inspect(stream: IO[bytes]) -> SnapshotInfo:
     """
     result: Scan = scan(stream)
     info = SnapshotInfo(result.header, result.size)
+    known = _known()
     for sec in result.sections:
         entry = SectionInfo(sec.name, sec.instance, sec.version_id, sec.length, sec.offset)
-        desc = _KNOWN.get(sec.name)
+        desc = known.get(sec.name)
         if desc is not None:
             try:
                 obj = decode(desc, sec.payload, sec.version_id, instance=sec.instance)

@@ -478,7 +478,12 @@ def restore_machine(
             )
         spec = ",".join([mtype.name, *ms.options])
         regions = [(r.guest_phys, r.size, r.readonly) for r in staged.layout.regions]
-        if (0, ms.ram_size, False) not in regions or staged.layout.vcpus != list(range(ms.smp)):
+        vcpus = staged.layout.vcpus  # bounded (<= 1024); ms.smp is any u32: compare, never expand
+        if (
+            (0, ms.ram_size, False) not in regions
+            or vcpus != list(range(len(vcpus)))
+            or (len(vcpus) != ms.smp)
+        ):
             raise SnapshotMismatchError(
                 f"the machine section (RAM {ms.ram_size:#x}, {ms.smp} vCPUs) does not match "
                 "the VM layout",

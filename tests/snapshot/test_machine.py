@@ -254,3 +254,14 @@ def test_malformed_machine_streams_raise_only_snapshot_errors(
         m.close()  # some patches leave a valid snapshot (a register value changed)
 
     check()
+
+
+def test_inspect_shows_machine_and_devices(machine_snapshot: bytes) -> None:
+    from accel.snapshot import inspect
+
+    info = inspect(io.BytesIO(machine_snapshot))
+    by_name = {s.name: s for s in info.sections}
+    assert by_name["machine"].fields is not None
+    assert by_name["machine"].fields["machine_type"] == "pc-i440fx-7.2"
+    assert "isa-debugcon" in by_name["machine"].fields["devices"]
+    assert by_name["mc146818rtc"].fields is not None
