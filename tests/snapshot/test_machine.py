@@ -228,7 +228,7 @@ def test_malformed_machine_streams_raise_only_snapshot_errors(
     state_names = [i for i, r in enumerate(recs) if r.name != "ram"]
 
     @settings(
-        max_examples=400,
+        max_examples=600,
         deadline=None,
         database=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
@@ -236,7 +236,10 @@ def test_malformed_machine_streams_raise_only_snapshot_errors(
     @given(
         st.sampled_from(state_names),
         st.integers(0, 10_000),
-        st.binary(min_size=1, max_size=4),
+        st.one_of(
+            st.binary(min_size=1, max_size=4),
+            st.sampled_from([b"\xff" * 4, b"\xff" * 8, b"\x00" * 4, b"\x35\x64\x5a\xf2"]),
+        ),
         st.booleans(),
     )
     def check(index: int, pos: int, patch: bytes, cut: bool) -> None:
@@ -265,3 +268,20 @@ def test_inspect_shows_machine_and_devices(machine_snapshot: bytes) -> None:
     assert by_name["machine"].fields["machine_type"] == "pc-i440fx-7.2"
     assert "isa-debugcon" in by_name["machine"].fields["devices"]
     assert by_name["mc146818rtc"].fields is not None
+
+
+def test_huge_vcpu_count_is_refused_cheaply(machine_snapshot: bytes, tcg: Accelerator) -> None:
+    """Regression: a damaged ``smp`` of 4e9 once made the restore build a 4e9-element list."""
+    from accel.snapshot import decode
+
+    _, recs = split(machine_snapshot)
+    out = []
+    for r in recs:
+        if r.name == "machine":
+            st = decode(MACHINE, r.payload, r.version_id)
+            st.smp = 0xF25A6435
+            r = Record(r.name, r.instance, r.version_id, encode(MACHINE, st))
+        out.append(r)
+    data = join(out, header=Header(accelerator="tcg", machine_type="pc-i440fx-7.2"))
+    with pytest.raises(SnapshotMismatchError, match="vCPUs"):
+        restore_machine(io.BytesIO(data), tcg)
