@@ -123,9 +123,15 @@ def test_tests_without_the_fixtures_are_left_alone(pytester: pytest.Pytester) ->
 
             def test_other(tmp_path):
                 assert tmp_path.exists()
+
+            @pytest.mark.parametrize("accel_name", ["mine"])
+            def test_own_accel_name(accel_name):
+                assert accel_name == "mine"
             """
         )
     )
     result = _run(pytester)
-    result.assert_outcomes(passed=3)
-    result.stdout.fnmatch_lines(["*test_plain?1? PASSED*", "*test_other PASSED*"])
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["*test_plain?1? PASSED*", "*test_other PASSED*", "*test_own_accel_name?mine? PASSED*"]
+    )
