@@ -249,7 +249,7 @@ class SectionRecord:
     payload: bytes = b""
 
 
-@dataclass
+@dataclass(slots=True)
 class RamChunk:
     """A RAM chunk found by :func:`scan`; ``data_pos`` is where its bytes start."""
 
