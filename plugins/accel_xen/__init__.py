@@ -10,6 +10,7 @@ guest's paravirtual clock comes from Xen itself).
 from __future__ import annotations
 
 from accel.accelerator import Accelerator
+from accel.capabilities import Support
 from accel.plugin import AcceleratorInfo, ClockDeviceChoice, MachineView, hookimpl
 
 from .accelerator import XenAccelerator, xen_answers
@@ -24,20 +25,30 @@ __all__ = [
 
 _NO_VMS = "this stub does not drive libxenctrl, so it creates no VMs"
 
-#: Conformance features the stub cannot provide, with the reason.
+#: Conformance features the stub cannot provide, with the reason: every feature that
+#: needs a VM, and every capability it cannot answer "yes" (the source says why).
 UNSUPPORTED: dict[str, str] = {
-    "vm": _NO_VMS,
-    "multiple-vms": _NO_VMS,
-    "registers": _NO_VMS,
-    "guest-code": _NO_VMS,
-    "port-io": _NO_VMS,
-    "mmio": _NO_VMS,
-    "protected-mode": _NO_VMS,
-    "clock": _NO_VMS,
-    "pause": _NO_VMS,
-    "snapshot": _NO_VMS,
-    "user-memory": "Xen guest RAM belongs to the hypervisor",
-    "vm-capability-query": _NO_VMS,
+    **{
+        feature: _NO_VMS
+        for feature in (
+            "vm",
+            "multiple-vms",
+            "registers",
+            "guest-code",
+            "port-io",
+            "mmio",
+            "protected-mode",
+            "clock",
+            "pause",
+            "clock-devices",
+            "snapshot",
+        )
+    },
+    **{
+        cap.value: answer.source
+        for cap, answer in xen_answers().items()
+        if answer.support is not Support.YES
+    },
 }
 
 

@@ -143,3 +143,29 @@ def test_clock_devices_only_for_xen(name: str) -> None:
 def test_this_host_probe_never_raises() -> None:
     avail = XenAccelerator().probe()
     assert isinstance(avail.reason, str) and avail.reason
+
+
+def test_conformance_suite_on_a_fake_dom0(tmp_path: Path) -> None:
+    """Every check passes or skips with a declared reason; nothing fails."""
+    from accel.testing.runner import run_suite
+
+    root = fake_host(tmp_path, hypervisor="xen", capabilities="control_d\n", privcmd=True)
+
+    class FakeDom0:
+        @accel.hookimpl
+        def accel_accelerators(self) -> list[accel.AcceleratorInfo]:
+            return [
+                accel.AcceleratorInfo(
+                    name="xen",
+                    summary="xen stub on a fake dom0",
+                    factory=lambda: XenAccelerator(root=root),
+                    priority=90,
+                    unsupported=accel_xen.UNSUPPORTED,
+                    hardware=True,
+                )
+            ]
+
+    reg = accel.Registry(entry_points=False)
+    reg.register(FakeDom0(), "fake-dom0")
+    result = run_suite(["xen"], registry=reg)
+    assert result.ok, result.output
