@@ -294,9 +294,19 @@ class TcgVM(VM):
                     size=size,
                 )
 
+    def _check_quiet(self, what: str) -> None:
+        busy = [c.index for c in self._vcpus if c._running]
+        if busy:
+            raise VcpuStateError(
+                f"{what}: vCPU(s) {busy} are running; the engine cannot be remapped under them",
+                hint="pause the VM (or kick the vCPUs) and change the layout between runs",
+                accelerator=NAME,
+            )
+
     def add_memory(self, guest_phys: int, size: int, *, readonly: bool = False) -> MemoryRegion:
         self._check_open()
         with self._lock:
+            self._check_quiet("add_memory")
             self._check_range(guest_phys, size, "add_memory")
             buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
             region = MemoryRegion(
@@ -322,6 +332,7 @@ class TcgVM(VM):
     def add_mmio(self, guest_phys: int, size: int) -> None:
         self._check_open()
         with self._lock:
+            self._check_quiet("add_mmio")
             self._check_range(guest_phys, size, "add_mmio")
             mapped: list[TcgVcpu] = []
             try:
@@ -711,7 +722,8 @@ class TcgVcpu(Vcpu):
         uc = self._uc
         _, idt_base, idt_limit, _ = uc.reg_read(UC_X86_REG_IDTR)
         if uc.reg_read(UC_X86_REG_CR0) & 1:
-            if vector * 8 + 7 > idt_limit:
+            gate = 16 if uc.msr_read(_state.MSR_EFER) & _state.EFER_LMA else 8
+            if vector * gate + gate - 1 > idt_limit:
                 return ShutdownExit(
                     f"triple fault: vector {vector} is beyond the IDT limit {idt_limit:#x}"
                 )

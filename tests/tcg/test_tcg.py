@@ -570,3 +570,38 @@ def test_paused_vm_refuses_runs_and_pause_kicks_running_vcpus(vm: TcgVM) -> None
 
 def test_plugin_module_exports() -> None:
     assert accel_tcg.accel_accelerators()[0].name == "tcg"
+
+
+def test_layout_changes_refused_while_a_vcpu_runs(vm: TcgVM) -> None:
+    cpu = real_mode(vm, b"\xeb\xfe")
+    errors: list[BaseException] = []
+
+    def change_layout() -> None:
+        try:
+            vm.add_memory(0x40000, 0x1000)
+        except VcpuStateError as exc:
+            errors.append(exc)
+        finally:
+            cpu.kick()
+
+    timer = threading.Timer(0.05, change_layout)
+    timer.start()
+    assert isinstance(cpu.run(), InterruptedExit)
+    timer.join()
+    assert errors and "running" in str(errors[0])
+    vm.add_memory(0x40000, 0x1000)  # between runs it is fine
+
+
+def test_triple_fault_in_long_mode_uses_16_byte_gates(vm: TcgVM) -> None:
+    vm.write_memory(0x2000, (0x3003).to_bytes(8, "little"))
+    vm.write_memory(0x3000, (0x4003).to_bytes(8, "little"))
+    vm.write_memory(0x4000, (0x83).to_bytes(8, "little"))
+    vm.write_memory(0x1000, bytes.fromhex("0f 0b"))  # ud2
+    cpu = vm.create_vcpu()
+    sregs = flat_protected(cpu, long=True)
+    sregs.cr3, sregs.cr4, sregs.efer, sregs.cr0 = 0x2000, 0x20, 0x500, 0x80000011
+    sregs.idt.limit = 6 * 16 + 7  # vector 6 would fit with 8-byte gates, not with 16
+    cpu.set_sregs(sregs)
+    cpu.set_regs(Registers(rip=0x1000, rflags=2))
+    ex = cpu.run()
+    assert isinstance(ex, ShutdownExit)
