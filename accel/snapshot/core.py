@@ -45,6 +45,7 @@ from .format import (
     SnapshotWriter,
     is_seekable,
     read_chunk_into,
+    read_pages_into,
     scan,
 )
 from .state import CLOCK, CPU_REGS, CPU_SREGS, VM_LAYOUT, ClockState, RegionState, VmLayout
@@ -312,7 +313,10 @@ class StagedSnapshot:
                         zero = bytes(max(chunk.length, RAM_CHUNK))
                     view[:] = zero[: chunk.length]
                 continue
-            read_chunk_into(self.stream, chunk, view, self.scan.base)
+            if chunk.pages:
+                read_pages_into(self.stream, chunk, view, self.scan.base, zero_rest=not fresh)
+            else:
+                read_chunk_into(self.stream, chunk, view, self.scan.base)
         vm.set_clock(clock)
 
 

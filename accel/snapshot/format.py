@@ -87,7 +87,24 @@ _U32 = struct.Struct("<I")
 _SEC_TAIL = struct.Struct("<IIII")  # instance, version_id, length, crc32
 _END = struct.Struct("<BI")
 _RAM_PREFIX = struct.Struct("<QIB")
-RAM_DATA, RAM_ZERO = 0, 1
+RAM_DATA, RAM_ZERO, RAM_PAGES = 0, 1, 2
+PAGE = 4096
+
+
+def _bitmap_len(n: int) -> int:
+    return ((n + PAGE - 1) // PAGE + 7) // 8
+
+
+def _stored(bitmap: bytes, n: int) -> int | None:
+    """Bytes of the pages ``bitmap`` marks in a chunk of ``n``; None if it marks more."""
+    pages = (n + PAGE - 1) // PAGE
+    total = 0
+    for i in range(len(bitmap) * 8):
+        if bitmap[i >> 3] >> (i & 7) & 1:
+            if i >= pages:
+                return None
+            total += min(PAGE, n - i * PAGE)
+    return total
 
 
 @dataclass
@@ -135,6 +152,26 @@ def _check_name(name: str) -> bytes:
 
 
 # --------------------------------------------------------------------------- writing
+
+
+def _nonzero_pages(part: memoryview, zero: bytes) -> tuple[bytes | None, list[memoryview]]:
+    """(bitmap, non-zero pages) of a chunk that has some all-zero pages, else (None, [])."""
+    n = len(part)
+    npages = (n + PAGE - 1) // PAGE
+    if npages < 2:
+        return None, []
+    bitmap = bytearray(_bitmap_len(n))
+    pages = []
+    for i in range(npages):
+        page = part[i * PAGE : (i + 1) * PAGE]
+        k = len(page)
+        if page[0] == 0 and page[k - 1] == 0 and bytes(page) == zero[:k]:
+            continue
+        bitmap[i >> 3] |= 1 << (i & 7)
+        pages.append(page)
+    if len(pages) == npages:
+        return None, []
+    return bytes(bitmap), pages
 
 
 class SnapshotWriter:
@@ -217,6 +254,16 @@ class SnapshotWriter:
                 self._frame(
                     RAM_SECTION, region_index, RAM_VERSION, _RAM_PREFIX.pack(off, n, RAM_ZERO), b""
                 )
+                continue
+            bitmap, pages = _nonzero_pages(part, zero)
+            if bitmap is not None:
+                self._frame(
+                    RAM_SECTION,
+                    region_index,
+                    RAM_VERSION,
+                    _RAM_PREFIX.pack(off, n, RAM_PAGES) + bitmap,
+                    b"".join(pages),  # bounded: at most one chunk
+                )
             else:
                 self._frame(
                     RAM_SECTION, region_index, RAM_VERSION, _RAM_PREFIX.pack(off, n, RAM_DATA), part
@@ -261,6 +308,10 @@ class RamChunk:
     crc_prefix: int
     crc: int
     section_offset: int
+    #: For a chunk of pages (kind 2): bit i set = page i is stored; else empty.
+    pages: bytes = b""
+    #: Bytes of guest data the chunk stores (0 for an all-zero chunk).
+    stored: int = 0
 
 
 @dataclass
@@ -403,7 +454,7 @@ def scan(stream: IO[bytes], *, spool: IO[bytes] | None = None) -> Scan:
         base = stream.tell()
     inp = _Input(stream, spool)
     result = Scan(read_header(inp), base=base)
-    buf = bytearray(RAM_CHUNK)
+    buf = bytearray(MAX_SECTION_LENGTH)
     state_bytes = 0
     count = 0
     while True:
@@ -484,20 +535,33 @@ def scan(stream: IO[bytes], *, spool: IO[bytes] | None = None) -> Scan:
             crc_prefix = zlib.crc32(prefix, head_crc)
             data_len = length - _RAM_PREFIX.size
             problem = None
-            if kind not in (RAM_DATA, RAM_ZERO):
+            bitmap = b""
+            if kind not in (RAM_DATA, RAM_ZERO, RAM_PAGES):
                 problem = f"unknown RAM chunk kind {kind}"
             elif n > RAM_CHUNK or n == 0:
                 problem = f"RAM chunk length {n} is not 1..{RAM_CHUNK}"
+            elif kind == RAM_PAGES:
+                blen = _bitmap_len(n)
+                if data_len < blen:
+                    problem = f"RAM chunk of {n} bytes framed in {data_len} bytes"
+                else:
+                    bitmap = inp.read(blen, "a RAM page bitmap")
+                    crc_prefix = zlib.crc32(bitmap, crc_prefix)
+                    data_len -= blen
+                    stored = _stored(bitmap, n)
+                    if stored is None:
+                        problem = "RAM page bitmap marks pages beyond the chunk"
+                    elif data_len != stored:
+                        problem = f"RAM chunk stores {stored} bytes of pages, framed in {data_len}"
             elif data_len != (n if kind == RAM_DATA else 0):
                 problem = f"RAM chunk of {n} bytes framed in {data_len} bytes"
             if problem is not None:
                 # Finish reading the framed bytes first so a checksum error wins over
                 # a structural one when both apply (a bit flip is the likelier cause).
-                view = memoryview(buf)[: min(data_len, RAM_CHUNK)]
-                if data_len <= RAM_CHUNK:
-                    inp.readinto(view, "a RAM chunk")
-                    if zlib.crc32(view, crc_prefix) != crc:
-                        raise _crc_error(name, instance, start, crc, zlib.crc32(view, crc_prefix))
+                view = memoryview(buf)[:data_len]
+                inp.readinto(view, "a RAM chunk")
+                if zlib.crc32(view, crc_prefix) != crc:
+                    raise _crc_error(name, instance, start, crc, zlib.crc32(view, crc_prefix))
                 raise SnapshotFormatError(
                     f"section 'ram' instance {instance}: {problem}",
                     section=name,
@@ -505,11 +569,9 @@ def scan(stream: IO[bytes], *, spool: IO[bytes] | None = None) -> Scan:
                     offset=start,
                 )
             data_pos = inp.pos
-            actual = crc_prefix
-            if kind == RAM_DATA:
-                view = memoryview(buf)[:n]
-                inp.readinto(view, f"RAM chunk at {offset:#x} of region {instance}")
-                actual = zlib.crc32(view, crc_prefix)
+            view = memoryview(buf)[:data_len]
+            inp.readinto(view, f"RAM chunk at {offset:#x} of region {instance}")
+            actual = zlib.crc32(view, crc_prefix)
             if actual != crc:
                 raise _crc_error(name, instance, start, crc, actual)
             if version_id != RAM_VERSION:
@@ -523,7 +585,18 @@ def scan(stream: IO[bytes], *, spool: IO[bytes] | None = None) -> Scan:
                     found=version_id,
                 )
             result.ram.append(
-                RamChunk(instance, offset, n, kind == RAM_ZERO, data_pos, crc_prefix, crc, start)
+                RamChunk(
+                    instance,
+                    offset,
+                    n,
+                    kind == RAM_ZERO,
+                    data_pos,
+                    crc_prefix,
+                    crc,
+                    start,
+                    bitmap,
+                    data_len,
+                )
             )
             continue
         if len(result.sections) >= MAX_STATE_SECTIONS or state_bytes + length > MAX_STATE_BYTES:
@@ -573,6 +646,36 @@ def read_chunk_into(stream: IO[bytes], chunk: RamChunk, target: memoryview, base
             offset=chunk.section_offset,
             expected=chunk.crc,
             found=actual,
+        )
+
+
+def read_pages_into(
+    stream: IO[bytes], chunk: RamChunk, target: memoryview, base: int = 0, *, zero_rest: bool
+) -> None:
+    """Second pass for a chunk of pages: copy each stored page straight into ``target``
+    (the chunk's guest memory); with ``zero_rest`` also clear the pages not stored."""
+    stream.seek(base + chunk.data_pos)
+    inp = _Input(stream)
+    inp.pos = chunk.data_pos
+    crc = chunk.crc_prefix
+    n = len(target)
+    zero = bytes(PAGE)
+    for i in range((n + PAGE - 1) // PAGE):
+        page = target[i * PAGE : (i + 1) * PAGE]
+        if chunk.pages[i >> 3] >> (i & 7) & 1:
+            inp.readinto(page, f"RAM page at {chunk.offset + i * PAGE:#x} of region {chunk.region}")
+            crc = zlib.crc32(page, crc)
+        elif zero_rest:
+            page[:] = zero[: len(page)]
+    if crc != chunk.crc:
+        raise SnapshotChecksumError(
+            f"RAM chunk at {chunk.offset:#x} of region {chunk.region} changed while the "
+            "snapshot was being restored",
+            section=RAM_SECTION,
+            instance=chunk.region,
+            offset=chunk.section_offset,
+            expected=chunk.crc,
+            found=crc,
         )
 
 

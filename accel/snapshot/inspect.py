@@ -112,7 +112,6 @@ def inspect(stream: IO[bytes]) -> SnapshotInfo:
         r.bytes += c.length
         if c.zero:
             r.zero_chunks += 1
-        else:
-            r.stored_bytes += c.length
+        r.stored_bytes += c.stored
     info.ram = [by_region[k] for k in sorted(by_region)]
     return info

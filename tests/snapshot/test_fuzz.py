@@ -34,10 +34,12 @@ def _small_vm(acc: FakeAccelerator) -> FakeVM:
     from accel import Registers
 
     vm = acc.create_vm()
-    vm.add_memory(0, 4 * 4096)
+    vm.add_memory(0, 6 * 4096)
     vm.add_memory(0x10000, 2 * 4096)
     vm.create_vcpu().set_regs(Registers(rax=7, rip=0x100))
-    vm.write_memory(0x1000, b"guest data" * 20)
+    vm.write_memory(0x1000, b"guest data" * 20)  # chunk 0: page 1 only -> a pages chunk
+    vm.write_memory(0x2000, b"x")  # chunk 1: both pages -> a data chunk
+    vm.write_memory(0x3FFF, b"y")  # chunk 2 stays zero -> a zero chunk
     vm.write_memory(0x10000, b"more")
     return vm
 
@@ -46,9 +48,11 @@ _ACC = FakeAccelerator()
 _SOURCE = _small_vm(_ACC)
 _SOURCE.pause()
 _buf = io.BytesIO()
-snapshot.save(_SOURCE, _buf, machine_type="test-1.0", chunk_size=4096)
+snapshot.save(_SOURCE, _buf, machine_type="test-1.0", chunk_size=8192)
 VALID = _buf.getvalue()
 HEADER, RECORDS = split(VALID)
+# The stream has every kind of RAM chunk: data, all-zero and pages (a bitmap + pages).
+assert sorted({r.payload[12] for r in RECORDS if r.name == "ram"}) == [0, 1, 2]
 
 
 class Target:
