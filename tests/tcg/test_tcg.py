@@ -605,3 +605,34 @@ def test_triple_fault_in_long_mode_uses_16_byte_gates(vm: TcgVM) -> None:
     cpu.set_regs(Registers(rip=0x1000, rflags=2))
     ex = cpu.run()
     assert isinstance(ex, ShutdownExit)
+
+
+def test_kicks_racing_with_exits_lose_and_repeat_nothing(vm: TcgVM) -> None:
+    """Kicks land at random points of an exit-heavy loop; no OUT is lost or repeated."""
+    # l: inc bx; mov ax,bx; out 0x10,ax; jmp l
+    cpu = real_mode(vm, bytes.fromhex("43 89 d8 e7 10 eb f9"))
+    stop = threading.Event()
+
+    def kicker() -> None:
+        while not stop.is_set():
+            cpu.kick()
+            time.sleep(0.0005)
+
+    thread = threading.Thread(target=kicker)
+    thread.start()
+    seen: list[int] = []
+    interrupted = 0
+    try:
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            ex = cpu.run()
+            if isinstance(ex, InterruptedExit):
+                interrupted += 1
+                continue
+            assert isinstance(ex, PortIoExit), ex
+            seen.append(ex.value())
+    finally:
+        stop.set()
+        thread.join()
+    assert interrupted > 0
+    assert seen == list(range(1, len(seen) + 1))
