@@ -21,6 +21,14 @@ While an exit is pending the worker is parked inside the instruction: registers 
 read, but :meth:`TcgVcpu.set_regs` / :meth:`TcgVcpu.set_sregs` raise
 :class:`~accel.errors.VcpuStateError` until ``run()`` completes the exit.
 
+``emu_start`` also returns after HLT, which has no hook: a return that no hook, kick or
+fault explains is HLT (checked against the 0xF4 byte before RIP when paging is off, so a
+stale ``emu_stop`` from a kick that raced with an exit just resumes). RAM and MMIO
+ranges cannot be added while a vCPU of the VM is inside ``run()``.
+
+The guest sees unicorn's CPUID (no KVM paravirtual leaves at 0x40000000, as under QEMU
+TCG); :class:`~accel.CpuSpec` flags are recorded on the vCPU but do not filter CPUID.
+
 Exceptions: unicorn does not deliver exceptions itself. In real mode this module
 delivers them through the IVT (pushing FLAGS, CS, IP); a vector beyond the IVT limit is
 a triple fault (:class:`~accel.ShutdownExit`). In protected mode a vector beyond the IDT
