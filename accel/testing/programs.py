@@ -47,6 +47,7 @@ from ..errors import InvalidArgumentError
 __all__ = [
     "ARITHMETIC",
     "HALT",
+    "LONG_MODE",
     "MMIO",
     "MMIO_BASE",
     "PORT_IO",
@@ -611,6 +612,93 @@ PROTECTED_MODE = Program(
     expected_io=(_out(0x30, 4, 0x01020304), _in(0x31, 4)),
 )
 
+#: Flat 64-bit code (0x08: L=1, D=0) and flat data (0x10) descriptors, accessed bits set.
+_GDT64 = bytes.fromhex("0000000000000000ffff0000009baf00ffff00000093cf00")
+#: Identity map of the first 2 MiB: PML4 at 0x2000 -> PDPT at 0x3000 -> one 2 MiB page.
+_PAGE_TABLES = {
+    0x2000: (0x3003).to_bytes(8, "little"),
+    0x3000: (0x4003).to_bytes(8, "little"),
+    0x4000: (0x83).to_bytes(8, "little"),
+}
+_R10 = 0x124578ABDF124577  # 0x0123456789abcdef + 0x1122334455667788
+
+LONG_MODE = Program(
+    name="long-mode",
+    description="real mode to 64-bit long mode (PAE, EFER.LME, CR0.PG), 64-bit work, OUT/IN",
+    listing="""
+    ; GDT at 0x800: null, 0x08 64-bit code (9b af), 0x10 data (93 cf); GDTR at 0x818
+    ; page tables at 0x2000/0x3000/0x4000 identity-map 0..2 MiB with one large page
+    0000: fa                       cli
+    0001: 66 0f 01 16 18 08        lgdtl 0x818
+    0007: 66 b8 00 20 00 00        mov $0x2000,%eax
+    000d: 0f 22 d8                 mov %eax,%cr3
+    0010: 0f 20 e0                 mov %cr4,%eax
+    0013: 66 83 c8 20              or $0x20,%eax                   ; CR4.PAE
+    0017: 0f 22 e0                 mov %eax,%cr4
+    001a: 66 b9 80 00 00 c0        mov $0xc0000080,%ecx            ; EFER
+    0020: 0f 32                    rdmsr
+    0022: 66 0d 00 01 00 00        or $0x100,%eax                  ; EFER.LME
+    0028: 0f 30                    wrmsr
+    002a: 0f 20 c0                 mov %cr0,%eax
+    002d: 66 0d 01 00 00 80        or $0x80000001,%eax             ; CR0.PG | CR0.PE
+    0033: 0f 22 c0                 mov %eax,%cr0
+    0036: 66 ea 3e 10 00 00 08 00  ljmpl $0x8,$0x103e
+    .code64
+    003e: 66 b8 10 00              mov $0x10,%ax
+    0042: 8e d8                    mov %eax,%ds
+    0044: 8e c0                    mov %eax,%es
+    0046: 8e d0                    mov %eax,%ss
+    0048: bc 00 90 00 00           mov $0x9000,%esp
+    004d: 48 b8 88 77 66 55 44 33 22 11 movabs $0x1122334455667788,%rax
+    0057: 49 89 c1                 mov %rax,%r9
+    005a: 49 ba ef cd ab 89 67 45 23 01 movabs $0x123456789abcdef,%r10
+    0064: 4d 01 ca                 add %r9,%r10                    ; 0x124578abdf124577
+    0067: 4c 89 14 25 00 50 00 00  mov %r10,0x5000
+    006f: 41 52                    push %r10
+    0071: 41 5b                    pop %r11
+    0073: e7 40                    out %eax,$0x40                  ; 0x55667788
+    0075: e5 41                    in $0x41,%eax                   ; 0xb4a39281, zero-extended
+    0077: 49 89 c4                 mov %rax,%r12
+    007a: 4d 39 d3                 cmp %r10,%r11                   ; ZF PF
+    007d: f4                       hlt
+    """,
+    code=bytes.fromhex(
+        "fa660f0116180866b8002000000f22d80f20e06683c8200f22e066b9800000c00f32"
+        "660d000100000f300f20c0660d010000800f22c066ea3e100000080066b810008ed8"
+        "8ec08ed0bc0090000048b888776655443322114989c149baefcdab89674523014d01"
+        "ca4c891425005000004152415be740e5414989c44d39d3f4"
+    ),
+    data={0x800: _GDT64, 0x818: _GDTR, **_PAGE_TABLES},
+    expected_regs={
+        "rax": 0xB4A39281,
+        "rcx": 0xC0000080,
+        "rdx": 0,
+        "rsp": 0x9000,
+        "r9": 0x1122334455667788,
+        "r10": _R10,
+        "r11": _R10,
+        "r12": 0xB4A39281,
+        "rip": 0x107E,
+        "rflags": 0x46,
+    },
+    expected_sregs={
+        "cr0": 0xE0000011,
+        "cr3": 0x2000,
+        "cr4": 0x20,
+        "efer": 0x500,
+        **_flat("cs", 0x08, 0xB),
+        "cs.db": 0,
+        "cs.l": 1,
+        **_flat("ds", 0x10, 0x3),
+        **_flat("es", 0x10, 0x3),
+        **_flat("ss", 0x10, 0x3),
+        "gdt.base": 0x800,
+        "gdt.limit": 0x17,
+    },
+    expected_memory={0x5000: _R10.to_bytes(8, "little"), 0x8FF8: _R10.to_bytes(8, "little")},
+    expected_io=(_out(0x40, 4, 0x55667788), _in(0x41, 4)),
+)
+
 PROGRAMS: tuple[Program, ...] = (
     ARITHMETIC,
     STRINGS,
@@ -619,6 +707,7 @@ PROGRAMS: tuple[Program, ...] = (
     MMIO,
     HALT,
     PROTECTED_MODE,
+    LONG_MODE,
 )
 """Every program, in a stable order (use ``ids=lambda p: p.name`` to parametrise)."""
 

@@ -93,7 +93,10 @@ MAX_VCPUS: Final = 64
 PHYS_BITS: Final = 40
 SOURCE: Final = "software emulation (unicorn)"
 
-_NEVER: Final = 0xFFFF_FFFF_FFFF_FFFF  # an emu_start "until" the guest never reaches
+#: An emu_start "until" the guest never reaches. Non-canonical on purpose: with paging on,
+#: unicorn translates ``until - 1`` when it starts, and a canonical unmapped address
+#: leaves that page fault's address in the guest's CR2 (0xff..fe for until = 2**64 - 1).
+_NEVER: Final = 0x7FFF_FFFF_FFFF_FFF0
 _GO: Final = 1
 _STOP: Final = 2
 

@@ -636,3 +636,18 @@ def test_kicks_racing_with_exits_lose_and_repeat_nothing(vm: TcgVM) -> None:
         thread.join()
     assert interrupted > 0
     assert seen == list(range(1, len(seen) + 1))
+
+
+def test_paging_leaves_cr2_alone(vm: TcgVM) -> None:
+    """Starting the engine must not leave a page-fault address in CR2."""
+    vm.write_memory(0x2000, (0x3003).to_bytes(8, "little"))
+    vm.write_memory(0x3000, (0x4003).to_bytes(8, "little"))
+    vm.write_memory(0x4000, (0x83).to_bytes(8, "little"))
+    vm.write_memory(0x1000, bytes.fromhex("90 f4"))
+    cpu = vm.create_vcpu()
+    sregs = flat_protected(cpu, long=True)
+    sregs.cr3, sregs.cr4, sregs.efer, sregs.cr0 = 0x2000, 0x20, 0x500, 0x80000011
+    cpu.set_sregs(sregs)
+    cpu.set_regs(Registers(rip=0x1000, rflags=2))
+    assert isinstance(cpu.run(), HaltExit)
+    assert cpu.get_sregs().cr2 == 0
