@@ -109,7 +109,7 @@ class KvmAccelerator(Accelerator):
         self._availability: Availability | None = None
         self._raw: dict[int, int] = {}
         self._caps: CapabilitySet | None = None
-        self._answers: dict[Capability, CapabilityAnswer] = {}
+        self._answers: dict[str, CapabilityAnswer] = {}
         self._closed = False
         self._cpuid: tuple[CpuidEntry, ...] | None = None
         self._mmap_size = 0
@@ -271,7 +271,7 @@ class KvmAccelerator(Accelerator):
             pv and bool(pv_eax & _PV_STABLE_BIT), None, f"{src} bit 24"
         )
         caps = CapabilitySet(answers)
-        self._answers = dict(caps.items())
+        self._answers = {c.value: a for c, a in caps.items()}
         self._caps = caps
         return caps
 
@@ -280,8 +280,9 @@ class KvmAccelerator(Accelerator):
         if self._closed:
             raise HandleClosedError(self._describe())
         try:
-            return self._answers[cap]
-        except KeyError:
+            # keyed by the member's value: Enum.__hash__ is a Python-level call
+            return self._answers[cap._value_]
+        except (KeyError, AttributeError):
             return self.capabilities()[cap]
 
     def vcpu_mmap_size(self) -> int:

@@ -135,3 +135,28 @@ def test_port_io_loop_many_exits(acc: KvmAccelerator) -> None:
     for _ in range(1000):
         ex = cpu.run()
         assert isinstance(ex, PortIoExit) and ex.port == 0x10
+
+
+def test_kick_from_another_thread_stops_a_running_loop(acc: KvmAccelerator) -> None:
+    import threading
+
+    _vm, cpu = boot(acc, guests.OUT_LOOP)
+    started = threading.Event()
+
+    def kicker() -> None:
+        started.wait()
+        cpu.kick()
+
+    t = threading.Thread(target=kicker)
+    t.start()
+    exits = 0
+    while True:
+        ex = cpu.run()
+        if isinstance(ex, InterruptedExit):
+            break
+        assert isinstance(ex, PortIoExit)
+        exits += 1
+        started.set()
+        assert exits < 10_000_000
+    t.join()
+    assert isinstance(cpu.run(), PortIoExit)  # the next run goes on normally
