@@ -8,6 +8,7 @@ the conformance suite on it, as its author would.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -23,7 +24,10 @@ EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "accel-example"
 def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     pytest.importorskip("unicorn")
     target = tmp_path_factory.mktemp("site")
-    subprocess.run(
+    # Build with this environment's hatchling when it has one (no network needed);
+    # otherwise pip fetches the build backend as for any source install.
+    isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-build-isolation"]
+    proc = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -31,16 +35,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "install",
             "--quiet",
             "--no-deps",
-            "--no-build-isolation",
+            *isolation,
             "--no-cache-dir",
             "--target",
             str(target),
             str(EXAMPLE),
         ],
-        check=True,
         capture_output=True,
         text=True,
+        timeout=600,
     )
+    assert proc.returncode == 0, f"pip install of {EXAMPLE} failed:\n{proc.stderr[-3000:]}"
     assert (target / "accel_example" / "__init__.py").exists()
     return target
 
