@@ -135,3 +135,26 @@ def test_tests_without_the_fixtures_are_left_alone(pytester: pytest.Pytester) ->
     result.stdout.fnmatch_lines(
         ["*test_plain?1? PASSED*", "*test_other PASSED*", "*test_own_accel_name?mine? PASSED*"]
     )
+
+
+def test_fixtures_for_authors_own_tests(suite_dir: pytest.Pytester) -> None:
+    suite_dir.makepyfile(
+        test_own=textwrap.dedent(
+            """
+            def test_uses_fixtures(accel_name, accel_info, accel_declared, machine, accel_registry):
+                assert accel_info.name == accel_name
+                assert machine.vm is not None and machine.vcpus
+                assert accel_registry.info(accel_name) is accel_info or accel_info.name
+                assert "pause" in accel_declared or accel_name != "unneeded"
+            """
+        )
+    )
+    result = _run(suite_dir, "--accel", "good,unneeded,gone", "test_own.py")
+    result.stdout.fnmatch_lines_random(
+        [
+            "*test_uses_fixtures?good? PASSED*",
+            "*test_uses_fixtures?unneeded? PASSED*",
+            "*test_uses_fixtures?gone? SKIPPED*",
+        ]
+    )
+    assert result.ret == 0
