@@ -1,7 +1,8 @@
 """Snapshot benchmark: save and restore time and bytes written, 64 MiB and 1 GiB guests.
 
 For each usable accelerator (kvm, tcg) and guest size, with guest RAM either *dirty*
-(every page holds data) or *sparse* (one MiB in 16 holds data, the rest is zero):
+(every page holds data), *sparse* (one MiB in 16 holds data, the rest is zero) or
+*scattered* (one 4 KiB page in 16 holds data, spread over every MiB):
 
 * ``save``: :func:`accel.snapshot.save` of a paused VM to a file (flushed, not fsynced);
 * ``restore``: :func:`accel.snapshot.restore` from that file into a new VM (first pass
@@ -41,8 +42,8 @@ def _fill(vm: accel.VM, pattern: str) -> None:
     block = bytearray(os.urandom(MIB))
     for region in vm.memory_regions:
         view = region.view
-        step = MIB if pattern == "dirty" else 16 * MIB
-        width = MIB
+        step = {"dirty": MIB, "sparse": 16 * MIB, "scattered": 16 * 4096}[pattern]
+        width = 4096 if pattern == "scattered" else MIB
         for off in range(0, region.size, step):
             n = min(width, region.size - off)
             view[off : off + n] = block[:n]
@@ -144,12 +145,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--sizes", default="64,1024", help="guest sizes in MiB (comma-separated)")
     ap.add_argument("--accels", default="kvm,tcg")
-    ap.add_argument("--patterns", default="dirty,sparse")
+    ap.add_argument("--patterns", default="dirty,sparse,scattered")
     ap.add_argument("--repeat", type=int, default=0, help="runs per figure (0: 3 or 1)")
+    ap.add_argument("--dir", default=None, help="where to write (default: the temp dir)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     results = []
-    with tempfile.TemporaryDirectory(prefix="accel-bench-snap-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="accel-bench-snap-", dir=args.dir) as tmp:
         for name in args.accels.split(","):
             try:
                 acc = accel.open(name)
