@@ -10,6 +10,7 @@ Options:
                        accelerator that is unavailable is reported as skipped with its
                        reason.
     ``--accel-report PATH``  write every (check, accelerator) outcome as JSON.
+    ``accel = NAMES``  (ini option) the default for ``--accel`` in a project's config.
 
 Fixtures (each test that uses one runs once per accelerator, ids ``test_x[kvm]``):
     ``accel_name``      the accelerator's registered name (for crosvm-style matchers that
@@ -110,6 +111,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="accelerators to run the accel fixtures on, comma- or colon-separated "
         "(default: every registered accelerator that is available here)",
     )
+    parser.addini(
+        "accel",
+        "default for --accel: accelerators to run the accel fixtures on",
+        default="",
+    )
     group.addoption(
         "--accel-report",
         dest="accel_report",
@@ -139,7 +145,7 @@ class _State:
 
     def names(self) -> list[str]:
         if self._names is None:
-            option = self.config.getoption("accel_names", None)
+            option = self.config.getoption("accel_names", None) or self.config.getini("accel")
             if option:
                 names = [n.strip() for n in option.replace(":", ",").split(",") if n.strip()]
                 for name in names:

@@ -105,6 +105,13 @@ def test_default_is_every_available_accelerator(suite_dir: pytest.Pytester) -> N
     assert "gone" not in result.stdout.str()
 
 
+def test_ini_option_selects_accelerators(suite_dir: pytest.Pytester) -> None:
+    suite_dir.makeini("[pytest]\naccel = unneeded\n")
+    result = _run(suite_dir, "-k", "test_pause")
+    result.stdout.fnmatch_lines_random(["*test_pause?unneeded? PASSED*"])
+    assert "[good]" not in result.stdout.str()
+
+
 def test_unknown_name_is_a_usage_error(suite_dir: pytest.Pytester) -> None:
     result = _run(suite_dir, "--accel", "good,goood")
     assert result.ret != 0
