@@ -104,6 +104,10 @@ class Capability(enum.Enum):
     VM_CAPABILITY_QUERY = "vm-capability-query"
     """Capabilities can be asked of a VM, which may answer differently from its host."""
 
+    # Members are singletons compared by identity, so identity hashing is consistent with
+    # equality; Enum's own __hash__ is a Python-level call that dominated cached lookups.
+    __hash__ = object.__hash__
+
     @property
     def valued(self) -> bool:
         """True when a yes-answer carries an integer value."""
