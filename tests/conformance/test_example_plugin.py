@@ -133,8 +133,6 @@ def test_example_own_tests_run_the_suite(site: Path, tmp_path: Path) -> None:
         "no:accel",
         "-p",
         "accel.testing.pytest_plugin",
-        "--accel",
-        "example",
         "-rs",
         str(EXAMPLE / "tests"),
         cwd=tmp_path,
