@@ -371,9 +371,15 @@ class _Input:
     def readinto(self, view: memoryview, what: str) -> None:
         n = len(view)
         got = 0
+        readinto = getattr(self.stream, "readinto", None)
         while got < n:
             try:
-                k = self.stream.readinto(view[got:])  # type: ignore[attr-defined]
+                if readinto is not None:
+                    k = readinto(view[got:])
+                else:  # a stream with read() only
+                    part = self.stream.read(n - got)
+                    k = len(part)
+                    view[got : got + k] = part
             except OSError as exc:
                 raise SnapshotError(f"reading the snapshot failed: {exc}", offset=self.pos) from exc
             if not k:

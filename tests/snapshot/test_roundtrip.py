@@ -245,3 +245,16 @@ def test_atomic_file(tmp_path: object, vm: FakeVM) -> None:
         snapshot.save(vm, f)
     assert path.read_bytes() == good
     assert [p.name for p in Path(str(tmp_path)).iterdir()] == ["vm.snap"]
+
+
+def test_stream_with_read_only(acc: FakeAccelerator, vm: FakeVM, snapshot_bytes: bytes) -> None:
+    class ReadOnly:
+        def __init__(self, data: bytes) -> None:
+            self._inner = io.BytesIO(data)
+
+        def read(self, n: int = -1) -> bytes:
+            return self._inner.read(min(n, 1000) if n >= 0 else n)
+
+    before = state_of(vm)
+    vm2 = snapshot.restore(ReadOnly(snapshot_bytes), acc)  # type: ignore[arg-type]
+    assert state_of(vm2) == before
