@@ -285,3 +285,71 @@ def test_huge_vcpu_count_is_refused_cheaply(machine_snapshot: bytes, tcg: Accele
     data = join(out, header=Header(accelerator="tcg", machine_type="pc-i440fx-7.2"))
     with pytest.raises(SnapshotMismatchError, match="vCPUs"):
         restore_machine(io.BytesIO(data), tcg)
+
+
+# --------------------------------------------------------------------------- pause mid-run
+
+
+def loop_program(n: int) -> bytes:
+    """Count EAX to ``n`` storing it at 0x2000 (no I/O, no HLT), then isa-debug-exit."""
+    return (
+        bytes.fromhex("6631c0 6640 66a30020 663d".replace(" ", ""))
+        + struct.pack("<I", n)
+        + bytes.fromhex("75f2 b021 e6f4 f4")
+    )
+
+
+#: Iterations: real mode runs in KVM's emulator under nested virtualization (slow).
+LOOP_N = {"kvm": 200_000, "tcg": 5_000_000}
+
+
+def _loop_machine(acc: Accelerator) -> Machine:
+    m = Machine(
+        acc,
+        "pc,kernel-irqchip=off",
+        devices=["isa-debug-exit,iobase=0xf4,iosize=4"],
+        ram_size=1 << 20,
+    ).init()
+    load_image(m, loop_program(LOOP_N[acc.name]), 0x1000, None)
+    return m
+
+
+def _counter(m: Machine) -> int:
+    assert m.vm is not None
+    return int.from_bytes(m.vm.read_memory(0x2000, 4), "little")
+
+
+def test_pause_from_another_thread_mid_run_and_restore(acc: Accelerator) -> None:
+    """The ``accel run --save`` case: the run loop is busy in the guest when another
+    thread pauses the machine and saves it; the restored machine finishes the count."""
+    import threading
+    import time
+
+    n = LOOP_N[acc.name]
+    with _loop_machine(acc) as m0:
+        t0 = time.perf_counter()
+        assert m0.run(timeout=60).status == 0x43
+        took = time.perf_counter() - t0
+        assert _counter(m0) == n
+
+    m1 = _loop_machine(acc)
+    results = []
+    worker = threading.Thread(target=lambda: results.append(m1.run(timeout=60)))
+    worker.start()
+    time.sleep(took / 2)
+    m1.pause()  # kicks the vCPU out of the guest and waits until it stopped
+    saved_count = _counter(m1)
+    buf = io.BytesIO()
+    save_machine(m1, buf)
+    m1.resume()  # the source goes on and finishes too
+    worker.join(60)
+    assert results and results[0].status == 0x43 and _counter(m1) == n
+    m1.close()
+    assert 0 < saved_count < n, "the pause did not land mid-run"
+
+    buf.seek(0)
+    with restore_machine(buf, acc) as m2:
+        assert _counter(m2) == saved_count
+        m2.resume()
+        assert m2.run(timeout=60).status == 0x43
+        assert _counter(m2) == n
