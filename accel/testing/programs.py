@@ -53,6 +53,7 @@ __all__ = [
     "PORT_IO",
     "PROGRAMS",
     "PROTECTED_MODE",
+    "REAL_MODE_INTERRUPTS",
     "RAM_SIZE",
     "STACK_AND_CALLS",
     "STRINGS",
@@ -612,6 +613,56 @@ PROTECTED_MODE = Program(
     expected_io=(_out(0x30, 4, 0x01020304), _in(0x31, 4)),
 )
 
+
+REAL_MODE_INTERRUPTS = Program(
+    name="real-mode-interrupts",
+    description="IVT set up by the guest; INT3 and IRET; #DE fault retried after its handler",
+    listing="""
+    0000: bc 00 80                 mov $0x8000,%sp
+    0003: c7 06 0c 00 00 11        movw $0x1100,0xc     ; IVT[3] = 0000:1100
+    0009: c7 06 0e 00 00 00        movw $0x0,0xe
+    000f: c7 06 00 00 20 11        movw $0x1120,0x0     ; IVT[0] (#DE) = 0000:1120
+    0015: c7 06 02 00 00 00        movw $0x0,0x2
+    001b: bb 07 00                 mov $0x7,%bx
+    001e: cc                       int3                 ; bx = 0x107, OUT 0x51
+    001f: 31 d2                    xor %dx,%dx
+    0021: b8 f4 01                 mov $0x1f4,%ax
+    0024: 31 c9                    xor %cx,%cx
+    0026: f7 f1                    div %cx              ; #DE: handler sets cx = 5, retried
+    0028: e7 50                    out %ax,$0x50        ; 100
+    002a: 39 d9                    cmp %bx,%cx          ; CF AF SF
+    002c: f4                       hlt
+    0100: 81 c3 00 01              add $0x100,%bx       ; INT3 handler
+    0104: 89 d8                    mov %bx,%ax
+    0106: e7 51                    out %ax,$0x51
+    0108: cf                       iret
+    0120: b9 05 00                 mov $0x5,%cx         ; #DE handler
+    0123: e7 52                    out %ax,$0x52
+    0125: cf                       iret
+    ; (INT3, not INT imm8: some hosts' KVM emulates real mode and hangs on INT 0x80)
+    """,
+    code=bytes.fromhex(
+        "bc0080c7060c000011c7060e000000c70600002011c70602000000bb0700cc31d2b8f40131c9f7f1e75039d9f4"
+    ),
+    data={0x1100: bytes.fromhex("81c3000189d8e751cf"), 0x1120: bytes.fromhex("b90500e752cf")},
+    expected_regs={
+        "rax": 100,
+        "rbx": 0x107,
+        "rcx": 5,
+        "rdx": 0,
+        "rsp": 0x8000,
+        "rip": 0x102D,
+        "rflags": 0x93,
+    },
+    expected_memory={
+        0x0000: bytes.fromhex("20110000"),
+        0x000C: bytes.fromhex("00110000"),
+        # the #DE frame (it overwrote the INT3 one): IP of the DIV, CS, FLAGS
+        0x7FFA: bytes.fromhex("261000004600"),
+    },
+    expected_io=(_out(0x51, 2, 0x107), _out(0x52, 2, 500), _out(0x50, 2, 100)),
+)
+
 #: Flat 64-bit code (0x08: L=1, D=0) and flat data (0x10) descriptors, accessed bits set.
 _GDT64 = bytes.fromhex("0000000000000000ffff0000009baf00ffff00000093cf00")
 #: Identity map of the first 2 MiB: PML4 at 0x2000 -> PDPT at 0x3000 -> one 2 MiB page.
@@ -706,6 +757,7 @@ PROGRAMS: tuple[Program, ...] = (
     PORT_IO,
     MMIO,
     HALT,
+    REAL_MODE_INTERRUPTS,
     PROTECTED_MODE,
     LONG_MODE,
 )

@@ -84,6 +84,9 @@ class ContextLayout:
     efer: int
     segs: int  # ES, CS, SS, DS, FS, GS, then LDT, TR (24 bytes each)
     size: int
+    #: ``error_code`` of the exception being raised (then ``exception_is_int``), or None
+    #: when not found: protected-mode exception delivery is then not offered.
+    exc_error: int | None = None
 
     def seg_offset(self, name: str) -> int:
         if name == "ldt":
@@ -114,7 +117,9 @@ def find_layout() -> ContextLayout:
     efer = after.find(struct.pack("<Q", probe.msr_read(MSR_EFER)))
     if efer < 0 or before[efer : efer + 8] != bytes(8):
         raise LayoutError("cannot find EFER in unicorn's x86 context")
-    layout = ContextLayout(hflags=es - 8, efer=efer, segs=es, size=len(raw))
+    layout = ContextLayout(
+        hflags=es - 8, efer=efer, segs=es, size=len(raw), exc_error=_find_exception_fields()
+    )
     # Check the hidden flags word: real mode has PE clear, 32-bit mode PE|CS32|SS32.
     (hf16,) = struct.unpack_from("<I", raw, layout.hflags)
     raw32 = bytes(U.Uc(U.UC_ARCH_X86, U.UC_MODE_32).context_save())
@@ -123,6 +128,92 @@ def find_layout() -> ContextLayout:
     if hf16 & HF_PE_MASK or hf32 & want != want or len(raw32) != len(raw):
         raise LayoutError("cannot find the hidden flags in unicorn's x86 context")
     return layout
+
+
+def _find_exception_fields() -> int | None:
+    """Offset of QEMU's ``error_code, exception_is_int, exception_next_eip`` in the context.
+
+    Found by running ``int 0x0d`` in a probe engine: inside the interrupt hook those read
+    0, 1 and the address after the INT.
+    """
+    probe = U.Uc(U.UC_ARCH_X86, U.UC_MODE_16)
+    probe.mem_map(0, 0x2000)
+    probe.mem_write(0x1000, bytes.fromhex("cd0d f4"))
+    seen: list[bytes] = []
+
+    def on_intr(uc: Any, vector: int, _ud: object) -> None:
+        seen.append(bytes(uc.context_save()))
+        uc.emu_stop()
+
+    probe.hook_add(U.UC_HOOK_INTR, on_intr)
+    try:
+        probe.emu_start(0x1000, 0x2000)
+    except Exception:
+        return None
+    if not seen:
+        return None
+    raw = seen[0]
+    at = raw.find(struct.pack("<IIQ", 0, 1, 0x1002))
+    if at < 0 or at % 4 or raw.find(struct.pack("<IIQ", 0, 1, 0x1002), at + 1) >= 0:
+        return None
+    # QEMU: error_code, exception_is_int, exception_next_eip, dr[8], 4 pointers, then
+    # old_exception, which is -1 when no exception is in flight.
+    fresh = bytes(U.Uc(U.UC_ARCH_X86, U.UC_MODE_64).context_save())
+    if struct.unpack_from("<i", fresh, at + _OLD_EXCEPTION)[0] != -1:
+        return None
+    return at
+
+
+_OLD_EXCEPTION = 4 + 4 + 8 + 8 * 8 + 4 * 8
+
+
+def exception_delivered(uc: Any, layout: ContextLayout) -> None:
+    """Tell the engine no exception is in flight any more (``old_exception = -1``).
+
+    Unicorn leaves delivery to its hook, so QEMU never clears the in-flight exception;
+    without this the next fault would be promoted to a double fault.
+    """
+    if layout.exc_error is None:
+        return
+    ctx = uc.context_save()
+    raw = bytearray(bytes(ctx))
+    struct.pack_into("<i", raw, layout.exc_error + _OLD_EXCEPTION, -1)
+    _load_context(uc, ctx, bytes(raw))
+
+
+def exception_info(uc: Any, layout: ContextLayout) -> tuple[int, bool] | None:
+    """``(error_code, is_software_int)`` of the exception being raised, if known."""
+    if layout.exc_error is None:
+        return None
+    raw = bytes(uc.context_save())
+    error, is_int = struct.unpack_from("<iI", raw, layout.exc_error)
+    return error & 0xFFFFFFFF, bool(is_int)
+
+
+def load_segment_cache(
+    uc: Any, layout: ContextLayout, name: str, selector: int, descriptor: int
+) -> None:
+    """Load segment ``name`` from a raw 8-byte GDT ``descriptor`` (no checks: the caller's).
+
+    Keeps QEMU's hidden flags consistent for CS (32-bit default operand size).
+    """
+    lo, hi = descriptor & 0xFFFFFFFF, descriptor >> 32
+    base = (lo >> 16) | ((hi & 0xFF) << 16) | (hi & 0xFF000000)
+    limit = (lo & 0xFFFF) | (hi & 0x000F0000)
+    flags = hi & 0x00F0FF00
+    if flags & (1 << DESC_G_SHIFT):
+        limit = (limit << 12) | 0xFFF
+    ctx = uc.context_save()
+    raw = bytearray(bytes(ctx))
+    _SEG_STRUCT.pack_into(raw, layout.seg_offset(name), selector & 0xFFFF, base, limit, flags)
+    if name == "cs":
+        (hflags,) = struct.unpack_from("<I", raw, layout.hflags)
+        hflags &= ~(HF_CS32_MASK | HF_CS64_MASK | HF_CPL_MASK)
+        if flags & (1 << DESC_B_SHIFT):
+            hflags |= HF_CS32_MASK
+        hflags |= (flags >> DESC_DPL_SHIFT) & 3
+        struct.pack_into("<I", raw, layout.hflags, hflags)
+    _load_context(uc, ctx, bytes(raw))
 
 
 def new_engine() -> Any:
@@ -278,7 +369,10 @@ def _load_context(uc: Any, ctx: Any, raw: bytes) -> None:
 __all__ = [
     "ContextLayout",
     "LayoutError",
+    "exception_delivered",
+    "exception_info",
     "find_layout",
+    "load_segment_cache",
     "load_real_mode_segment",
     "segment_base",
     "new_engine",

@@ -29,11 +29,13 @@ ranges cannot be added while a vCPU of the VM is inside ``run()``.
 The guest sees unicorn's CPUID (no KVM paravirtual leaves at 0x40000000, as under QEMU
 TCG); :class:`~accel.CpuSpec` flags are recorded on the vCPU but do not filter CPUID.
 
-Exceptions: unicorn does not deliver exceptions itself. In real mode this module
-delivers them through the IVT (pushing FLAGS, CS, IP); a vector beyond the IVT limit is
-a triple fault (:class:`~accel.ShutdownExit`). In protected mode a vector beyond the IDT
-limit is a triple fault too; delivery through a present protected-mode gate is not
-emulated and ends the run with an :class:`~accel.InternalErrorExit` saying so.
+Exceptions: unicorn does not deliver exceptions itself (its interrupt hook gets the
+vector). This module delivers them: in real mode through the IVT (FLAGS, CS, IP); in
+32-bit protected mode with paging off at ring 0 through interrupt/trap gates (EFLAGS, CS,
+EIP and the error code, read from the engine's context). A vector beyond the IVT/IDT
+limit is a triple fault (:class:`~accel.ShutdownExit`). Anything else (long mode, paging
+on, a privilege change, task or 16-bit gates, a non-present gate) ends the run with an
+:class:`~accel.InternalErrorExit` that says which.
 """
 
 from __future__ import annotations
@@ -103,6 +105,11 @@ _STOP: Final = 2
 _FLAGS_IF = 1 << 9
 _FLAGS_TF = 1 << 8
 _FLAGS_AC = 1 << 18
+_FLAGS_NT = 1 << 14
+_FLAGS_RF = 1 << 16
+_FLAGS_VM = 1 << 17
+#: Exceptions that push an error code (#DF #TS #NP #SS #GP #PF #AC #CP).
+_ERROR_CODE_VECTORS: Final = frozenset({8, 10, 11, 12, 13, 14, 17, 21})
 _CR0_PG = 1 << 31
 
 
@@ -732,17 +739,24 @@ class TcgVcpu(Vcpu):
 
         uc = self._uc
         _, idt_base, idt_limit, _ = uc.reg_read(UC_X86_REG_IDTR)
-        if uc.reg_read(UC_X86_REG_CR0) & 1:
-            gate = 16 if uc.msr_read(_state.MSR_EFER) & _state.EFER_LMA else 8
+        cr0 = int(uc.reg_read(UC_X86_REG_CR0))
+        if cr0 & 1:
+            long_mode = bool(uc.msr_read(_state.MSR_EFER) & _state.EFER_LMA)
+            gate = 16 if long_mode else 8
             if vector * gate + gate - 1 > idt_limit:
                 return ShutdownExit(
                     f"triple fault: vector {vector} is beyond the IDT limit {idt_limit:#x}"
                 )
+            if long_mode:
+                why: str | None = "delivery through a long-mode IDT is not emulated"
+            elif cr0 & _CR0_PG:
+                why = "delivery with paging enabled is not emulated"
+            else:
+                why = self._deliver_protected(vector, idt_base)
+            if why is None:
+                return None
             return InternalErrorExit(
-                "emulation",
-                vector,
-                f"vector {vector}: delivery through a protected-mode IDT gate is not "
-                "emulated by the tcg plugin",
+                "emulation", vector, f"vector {vector}: {why} by the tcg plugin"
             )
         if vector * 4 + 3 > idt_limit:
             return ShutdownExit(
@@ -766,8 +780,59 @@ class TcgVcpu(Vcpu):
         uc.reg_write(UC_X86_REG_RSP, (old_rsp & ~0xFFFF) | sp)
         uc.reg_write(UC_X86_REG_EFLAGS, flags & ~(_FLAGS_IF | _FLAGS_TF | _FLAGS_AC))
         _state.load_real_mode_segment(uc, self._layout, "cs", cs)
+        _state.exception_delivered(uc, self._layout)
         uc.reg_write(UC_X86_REG_RIP, ip)
         self._resume_at = (cs << 4) + ip
+        return None
+
+    def _deliver_protected(self, vector: int, idt_base: int) -> str | None:
+        """32-bit protected mode, paging off, ring 0: through an interrupt or trap gate.
+
+        Returns None when delivered, else why it could not be (the caller reports it).
+        """
+        from . import _state
+
+        x86, uc, layout = _state.x86, self._uc, self._layout
+        info = _state.exception_info(uc, layout)
+        if info is None:
+            return "this unicorn build does not expose exception error codes"
+        error_code, software = info
+        lo, hi = struct.unpack("<II", bytes(uc.mem_read(idt_base + vector * 8, 8)))
+        gate_type = (hi >> 8) & 0x1F
+        if not hi & 0x8000:
+            return "the IDT gate is not present (#NP delivery is not emulated)"
+        if gate_type not in (0xE, 0xF):
+            return f"IDT gate type {gate_type:#x} (only 32-bit interrupt/trap gates are emulated)"
+        selector = lo >> 16
+        offset = (lo & 0xFFFF) | (hi & 0xFFFF0000)
+        _, gdt_base, gdt_limit, _ = uc.reg_read(x86.UC_X86_REG_GDTR)
+        if selector & 4 or (selector & ~7) + 7 > gdt_limit or not selector & ~7:
+            return f"gate selector {selector:#x} is not a GDT code descriptor"
+        (descriptor,) = struct.unpack("<Q", bytes(uc.mem_read(gdt_base + (selector & ~7), 8)))
+        d_hi = descriptor >> 32
+        if not d_hi & 0x8000 or (d_hi >> 11) & 3 != 3 or (d_hi >> 13) & 3:
+            return f"gate selector {selector:#x} is not a present ring-0 code segment"
+        if int(uc.reg_read(x86.UC_X86_REG_CS)) & 3:
+            return "a privilege change (ring 3 to ring 0) is not emulated"
+        eflags = int(uc.reg_read(x86.UC_X86_REG_EFLAGS))
+        eip = int(uc.reg_read(x86.UC_X86_REG_EIP))
+        words = [eflags, int(uc.reg_read(x86.UC_X86_REG_CS)), eip]
+        if not software and vector in _ERROR_CODE_VECTORS:
+            words.append(error_code)
+        esp = int(uc.reg_read(x86.UC_X86_REG_ESP))
+        ss_base = _state.segment_base(uc, layout, "ss")
+        for word in words:
+            esp = (esp - 4) & 0xFFFFFFFF
+            uc.mem_write(ss_base + esp, (word & 0xFFFFFFFF).to_bytes(4, "little"))
+        uc.reg_write(x86.UC_X86_REG_ESP, esp)
+        eflags &= ~(_FLAGS_TF | _FLAGS_NT | _FLAGS_RF | _FLAGS_VM)
+        if gate_type == 0xE:
+            eflags &= ~_FLAGS_IF
+        uc.reg_write(x86.UC_X86_REG_EFLAGS, eflags)
+        _state.load_segment_cache(uc, layout, "cs", selector & ~3, descriptor)
+        _state.exception_delivered(uc, layout)
+        uc.reg_write(x86.UC_X86_REG_RIP, offset)
+        self._resume_at = _state.segment_base(uc, layout, "cs") + offset
         return None
 
     def _map_error(self, exc: Exception) -> Exit | None:
