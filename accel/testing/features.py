@@ -54,6 +54,8 @@ class Feature(enum.Enum):
     """MMIO exits, both directions, with the data the guest sent or receives."""
     PROTECTED_MODE = "protected-mode"
     """The guest can enter 32-bit protected mode and run there."""
+    LONG_MODE = "long-mode"
+    """The guest can enter 64-bit long mode (paging, EFER.LME) and run there."""
     CLOCK = "clock"
     """The VM clock can be read and set; it is monotonic and advances while running."""
     PAUSE = "pause"
@@ -76,6 +78,7 @@ _DESCRIPTIONS: Mapping[Feature, str] = {
     Feature.PORT_IO: "port I/O exits in both directions",
     Feature.MMIO: "MMIO exits in both directions",
     Feature.PROTECTED_MODE: "guest can enter 32-bit protected mode",
+    Feature.LONG_MODE: "guest can enter 64-bit long mode",
     Feature.CLOCK: "VM clock readable, settable, monotonic, advancing",
     Feature.PAUSE: "pause stops the VM clock and runs",
     Feature.CLOCK_DEVICES: "machine clock devices follow capabilities",

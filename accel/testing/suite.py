@@ -27,9 +27,11 @@ from accel.testing.programs import (
     HALT,
     MMIO,
     PORT_IO,
+    PROGRAMS,
     PROTECTED_MODE,
     STACK_AND_CALLS,
     STRINGS,
+    Program,
 )
 from accel.testing.pytest_plugin import Declarations
 
@@ -166,6 +168,29 @@ def test_program_halt(vm: VM) -> None:
 def test_program_protected_mode(vm: VM) -> None:
     """The guest loads a GDT, enters 32-bit protected mode and runs there."""
     checks.check_guest_program(vm, PROTECTED_MODE)
+
+
+#: Features of library programs that have no test written out above (by program name).
+_PROGRAM_FEATURES = {"long-mode": Feature.LONG_MODE}
+
+
+def _program_test(program: Program) -> Callable[[VM], None]:
+    def test(vm: VM) -> None:
+        checks.check_guest_program(vm, program)
+
+    name = "test_program_" + program.name.replace("-", "_")
+    test.__name__ = test.__qualname__ = name
+    test.__doc__ = f"Guest program {program.name!r}: {program.description}."
+    return _feature(_PROGRAM_FEATURES.get(program.name, Feature.GUEST_CODE))(test)
+
+
+# Every program of the library is a check: those not written out above get a test here,
+# so a program added to the library is run on every accelerator without editing this file.
+for _program in PROGRAMS:
+    _name = "test_program_" + _program.name.replace("-", "_")
+    if _name not in globals():
+        globals()[_name] = _program_test(_program)
+        __all__.append(_name)
 
 
 @_feature(Feature.CLOCK)
