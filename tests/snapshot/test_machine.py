@@ -300,7 +300,7 @@ def loop_program(n: int) -> bytes:
 
 
 #: Iterations: real mode runs in KVM's emulator under nested virtualization (slow).
-LOOP_N = {"kvm": 200_000, "tcg": 5_000_000}
+LOOP_N = {"kvm": 200_000, "tcg": 8_000_000}
 
 
 def _loop_machine(acc: Accelerator) -> Machine:
@@ -336,8 +336,13 @@ def test_pause_from_another_thread_mid_run_and_restore(acc: Accelerator) -> None
     results = []
     worker = threading.Thread(target=lambda: results.append(m1.run(timeout=60)))
     worker.start()
-    time.sleep(took / 2)
-    m1.pause()  # kicks the vCPU out of the guest and waits until it stopped
+    time.sleep(took / 4)
+    # Machine.pause kicks the vCPU out of the guest and waits until it stopped; bound
+    # the wait so a run that ended first fails the test instead of hanging it.
+    pauser = threading.Thread(target=m1.pause, daemon=True)
+    pauser.start()
+    pauser.join(30)
+    assert not pauser.is_alive(), "Machine.pause did not return"
     saved_count = _counter(m1)
     buf = io.BytesIO()
     save_machine(m1, buf)
