@@ -197,12 +197,21 @@ class SnapshotWriter:
         self._write(MAGIC + prefix + body + _U32.pack(crc))
 
     def _write(self, data: bytes | memoryview) -> None:
-        n = self._stream.write(data)
-        if n is not None and n != len(data):  # a raw stream may write less
-            view = memoryview(data)[n:]
-            while len(view):
-                k = self._stream.write(view) or 0
-                view = view[k:]
+        try:
+            n = self._stream.write(data)
+            if n is not None and n != len(data):  # a raw stream may write less
+                view = memoryview(data)[n:]
+                while len(view):
+                    k = self._stream.write(view) or 0
+                    view = view[k:]
+        except OSError as exc:
+            raise SnapshotError(
+                f"writing the snapshot failed after {self.bytes_written} bytes: "
+                f"{exc.strerror or exc}",
+                offset=self.bytes_written,
+                errno=exc.errno,
+                hint="check the free space and permissions of the destination",
+            ) from exc
         self.bytes_written += len(data)
 
     def section(self, name: str, instance: int, version_id: int, payload: bytes) -> None:

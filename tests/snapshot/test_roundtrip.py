@@ -258,3 +258,20 @@ def test_stream_with_read_only(acc: FakeAccelerator, vm: FakeVM, snapshot_bytes:
     before = state_of(vm)
     vm2 = snapshot.restore(ReadOnly(snapshot_bytes), acc)  # type: ignore[arg-type]
     assert state_of(vm2) == before
+
+
+def test_write_failure_is_a_snapshot_error(vm: FakeVM) -> None:
+    import errno
+
+    from accel.errors import SnapshotError
+
+    class Full(io.BytesIO):
+        def write(self, data: object) -> int:  # type: ignore[override]
+            if self.tell() > 5000:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            return super().write(data)  # type: ignore[arg-type]
+
+    with pytest.raises(SnapshotError, match="No space left") as info:
+        snapshot.save(vm, Full())
+    assert info.value.errno == errno.ENOSPC  # type: ignore[attr-defined]
+    assert not vm.paused
