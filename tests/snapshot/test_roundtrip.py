@@ -266,7 +266,7 @@ def test_write_failure_is_a_snapshot_error(vm: FakeVM) -> None:
     from accel.errors import SnapshotError
 
     class Full(io.BytesIO):
-        def write(self, data: object) -> int:  # type: ignore[override]
+        def write(self, data: object) -> int:
             if self.tell() > 5000:
                 raise OSError(errno.ENOSPC, "No space left on device")
             return super().write(data)  # type: ignore[arg-type]
