@@ -12,7 +12,11 @@ exit with status 2 (argparse's convention).
 Commands are contributed by *command modules* (:data:`COMMAND_MODULES`): each exposes
 ``add_commands(subparsers)`` and registers its sub-parsers with
 ``set_defaults(handler=...)``, where a handler is ``handler(args, ctx) -> int`` and
-:class:`Context` gives it the registry and the output streams.
+:class:`Context` gives it the registry and the output streams. A command module's top level
+should stay cheap (argparse only): its handlers import what they need. The parser imports
+command modules lazily: :data:`COMMAND_INDEX` says which module adds a top-level command, so
+``accel run ...`` imports only the module that adds ``run``; ``--help``, a command not in the
+index, or a module that turns out not to add it, imports them all.
 
 Example::
 
@@ -41,6 +45,7 @@ from .plugin import AcceleratorInfo
 from .registry import Registry, default_registry
 
 __all__ = [
+    "COMMAND_INDEX",
     "COMMAND_MODULES",
     "Check",
     "CommandModule",
@@ -61,6 +66,20 @@ COMMAND_MODULES: tuple[str, ...] = (
     "accel.snapshot.cli",
     "accel.testing.cli",
 )
+
+#: Which command module adds each top-level command: a hint that lets the parser import
+#: only the module a command line needs. A command missing here still works (every
+#: module is imported to find it); a module of :data:`COMMAND_MODULES` is only imported
+#: through its entries here when it is in :data:`COMMAND_MODULES` too.
+COMMAND_INDEX: dict[str, str] = {
+    "info": "accel.cli",
+    "plugins": "accel.cli",
+    "check": "accel.cli",
+    "run": "accel.machine.cli",
+    "machine": "accel.machine.cli",
+    "snapshot": "accel.snapshot.cli",
+    "conformance": "accel.testing.cli",
+}
 
 #: Capabilities ``accel info`` shows in its plain-text view (``--json`` shows all).
 KEY_CAPABILITIES: tuple[Capability, ...] = (
@@ -511,12 +530,57 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but ``exit``/``error`` raise instead of leaving the process."""
+    """argparse, but ``exit``/``error`` raise instead of leaving the process.
+
+    The top-level parser imports its command modules lazily (:meth:`_load_for`): only the
+    module that adds the command being parsed, or all of them whenever help, usage or an
+    unknown command needs the full list.
+    """
+
+    _pending: list[str] | None = None  # command modules not imported yet (top level only)
+    _commands: argparse._SubParsersAction[Any] | None = None
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:
             sys.stderr.write(message)
         raise _ParserExit(status)
+
+    def _load(self, names: Iterable[str] | None = None) -> None:
+        """Import the pending command modules (those of ``names``; None: all), in order."""
+        if not self._pending or self._commands is None:
+            return
+        wanted = None if names is None else set(names)
+        for module_name in list(self._pending):
+            if wanted is None or module_name in wanted:
+                self._pending.remove(module_name)
+                module: CommandModule = importlib.import_module(module_name)
+                module.add_commands(self._commands)
+
+    def _load_for(self, args: Sequence[str]) -> None:
+        if not self._pending or self._commands is None:
+            return
+        command = args[0] if args else None
+        if command is None or command.startswith("-"):
+            self._load()  # --help, --version, no command: everything
+            return
+        if command not in self._commands.choices:
+            self._load([COMMAND_INDEX.get(command, "")])
+        if command not in self._commands.choices:
+            self._load()  # not in the index (or the index is wrong): find it anywhere
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._load_for(list(sys.argv[1:] if args is None else args))
+        return super().parse_known_args(args, namespace)
+
+    def format_usage(self) -> str:
+        self._load()
+        return super().format_usage()
+
+    def format_help(self) -> str:
+        self._load()
+        return super().format_help()
 
 
 class _ParserExit(Exception):
@@ -526,7 +590,11 @@ class _ParserExit(Exception):
 
 
 def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
-    """The ``accel`` argument parser with the commands of ``modules`` (:data:`COMMAND_MODULES`)."""
+    """The ``accel`` argument parser with the commands of ``modules`` (:data:`COMMAND_MODULES`).
+
+    With explicit ``modules`` every one is imported now; by default they are imported when
+    a command line is parsed, only the one that adds its command (see :data:`COMMAND_INDEX`).
+    """
     parser = _Parser(
         prog="accel",
         description="Virtualization accelerators behind one plugin interface.",
@@ -535,9 +603,10 @@ def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParse
     )
     parser.add_argument("--version", action="version", version=f"accel {__version__}")
     sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
-    for module_name in COMMAND_MODULES if modules is None else modules:
-        module: CommandModule = importlib.import_module(module_name)
-        module.add_commands(sub)
+    parser._commands = sub
+    parser._pending = list(dict.fromkeys(COMMAND_MODULES if modules is None else modules))
+    if modules is not None:
+        parser._load()
     return parser
 
 

@@ -3,17 +3,39 @@
 Linux KVM on ``/dev/kvm`` through the standard library only (``os``, ``fcntl.ioctl``,
 ``mmap``, ``ctypes``): host probe and capabilities, VM handles with guest memory,
 vCPUs with registers, CPUID and the run loop, and the kvmclock VM clock.
+
+Registration imports only what it needs (the accelerator class, the factory): the VM and
+vCPU modules load with the first VM, the machine-device module (and with it
+:mod:`accel.machine`) the first time a machine asks the device hooks.
 """
 
 from __future__ import annotations
 
-from accel.plugin import AcceleratorInfo, hookimpl
+from typing import TYPE_CHECKING, Any
+
+from accel.accelerator import Accelerator
+from accel.plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, MachineView, hookimpl
 
 from ._ioctl import FaultInjector, HostSys, RecordingSys, Sys
 from .accelerator import KvmAccelerator
-from .machine import accel_clock_devices, accel_device_types  # noqa: F401
-from .vcpu import KvmVcpu
-from .vm import KvmVM
+
+if TYPE_CHECKING:
+    from .vcpu import KvmVcpu
+    from .vm import KvmVM
+
+_LAZY = {"KvmVcpu": "vcpu", "KvmVM": "vm"}
+
+
+def __getattr__(name: str) -> Any:
+    """``accel_kvm.KvmVM`` and ``accel_kvm.KvmVcpu``, imported on first use (PEP 562)."""
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "FaultInjector",
@@ -40,3 +62,21 @@ def accel_accelerators() -> list[AcceleratorInfo]:
             unsupported={},
         )
     ]
+
+
+@hookimpl
+def accel_device_types() -> list[DeviceType]:
+    """kvmclock and kvm-pit (see :mod:`accel_kvm.machine`, imported on first call)."""
+    from . import machine
+
+    return machine.accel_device_types()
+
+
+@hookimpl
+def accel_clock_devices(
+    accelerator: Accelerator, machine: MachineView
+) -> list[ClockDeviceChoice] | None:
+    """The clock devices for a machine on ``accelerator`` (see :mod:`accel_kvm.machine`)."""
+    from . import machine as _machine
+
+    return _machine.accel_clock_devices(accelerator, machine)

@@ -1,15 +1,42 @@
 """The tcg accelerator plugin: x86 software emulation on unicorn (QEMU's TCG as a library).
 
 Registered through the ``accel.plugins`` entry point (``tcg = "accel_tcg"``). Importing
-this package does not import unicorn; :meth:`TcgAccelerator.probe` does, and reports the
-accelerator unavailable with the import error when it fails.
+this package imports neither unicorn nor the accelerator module: registration needs only
+the :class:`~accel.AcceleratorInfo`, whose factory imports :mod:`accel_tcg.accelerator`
+when a tcg accelerator is first created (the names below are re-exported lazily).
+:meth:`TcgAccelerator.probe` imports unicorn, and reports the accelerator unavailable with
+the import error when it fails.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from accel.plugin import AcceleratorInfo, hookimpl
 
-from .accelerator import MAX_VCPUS, TcgAccelerator, TcgVcpu, TcgVM
+if TYPE_CHECKING:
+    from .accelerator import MAX_VCPUS, TcgAccelerator, TcgVcpu, TcgVM
+
+_LAZY = frozenset({"MAX_VCPUS", "TcgAccelerator", "TcgVM", "TcgVcpu"})
+
+
+def __getattr__(name: str) -> Any:
+    """``accel_tcg.TcgAccelerator`` and friends, imported on first use (PEP 562)."""
+    if name in _LAZY:
+        from . import accelerator
+
+        value = getattr(accelerator, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _create() -> TcgAccelerator:
+    """A new :class:`TcgAccelerator` (the factory; imports the accelerator module)."""
+    from .accelerator import TcgAccelerator
+
+    return TcgAccelerator()
+
 
 __all__ = ["MAX_VCPUS", "UNSUPPORTED", "TcgAccelerator", "TcgVM", "TcgVcpu", "accel_accelerators"]
 
@@ -35,7 +62,7 @@ def accel_accelerators() -> list[AcceleratorInfo]:
         AcceleratorInfo(
             name="tcg",
             summary="x86 software emulation on unicorn (QEMU's TCG as a library)",
-            factory=TcgAccelerator,
+            factory=_create,
             priority=10,
             unsupported=UNSUPPORTED,
             hardware=False,

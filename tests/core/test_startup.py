@@ -1,0 +1,131 @@
+"""Start-up cost of the command: a command imports only the modules it needs."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from accel import cli
+
+
+def imported_after(*argv: str) -> set[str]:
+    """The modules loaded by ``accel ARGV`` in a fresh interpreter (exit status ignored)."""
+    script = (
+        "import sys, json, io\n"
+        "from contextlib import redirect_stderr, redirect_stdout\n"
+        "from accel.cli import main\n"
+        "with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):\n"
+        f"    main({list(argv)!r})\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "ACCEL_PLUGINS": ""},
+        timeout=60,
+        check=True,
+    )
+    return set(json.loads(proc.stdout.splitlines()[-1]))
+
+
+def test_index_names_every_command_of_every_module() -> None:
+    """COMMAND_INDEX is exactly what the command modules add (a wrong entry would only cost
+    time, but keep it honest)."""
+    found: dict[str, str] = {}
+    for module_name in cli.COMMAND_MODULES:
+        parser = argparse.ArgumentParser()
+        sub = parser.add_subparsers()
+        importlib.import_module(module_name).add_commands(sub)
+        for name in sub.choices:
+            found[name] = module_name
+    assert found == cli.COMMAND_INDEX
+
+
+def test_info_imports_no_other_command_module() -> None:
+    mods = imported_after("info")
+    assert "accel.cli" in mods
+    for heavy in ("accel.machine", "accel.snapshot", "accel.testing"):
+        assert heavy not in mods
+
+
+def test_run_imports_only_its_own_command_module() -> None:
+    mods = imported_after("run", "/nonexistent.bin")
+    assert "accel.machine.cli" in mods
+    assert "accel.snapshot" not in mods and "accel.testing" not in mods
+
+
+def test_help_and_unknown_commands_import_every_module() -> None:
+    for argv in (["--help"], ["nope"], []):
+        mods = imported_after(*argv)
+        assert set(cli.COMMAND_MODULES) <= mods, argv
+
+
+def test_help_lists_every_command_in_module_order(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    positions = [out.index(f"    {name} ") for name in cli.COMMAND_INDEX if name != "conformance"]
+    assert positions == sorted(positions)
+    assert "conformance" in out
+
+
+def test_a_command_missing_from_the_index_is_still_found(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "tests.core.cmd_extra"))
+    monkeypatch.setattr(cli, "COMMAND_INDEX", {**cli.COMMAND_INDEX, "hello": "accel.cli"})
+    from accel import Registry
+
+    assert cli.main(["hello"], registry=Registry(entry_points=False)) == 0  # index was wrong
+    assert capsys.readouterr().out == "hello from 0 accelerators\n"
+
+
+def test_explicit_modules_are_imported_at_once() -> None:
+    parser = cli.build_parser(("accel.cli",))
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    choices: dict[str, Any] = sub.choices
+    assert set(choices) == {"info", "plugins", "check"}
+
+
+def test_plugins_register_without_their_heavy_modules() -> None:
+    """Registering the in-tree plugins imports neither the TCG engine module (nor unicorn)
+    nor the machine layer; the accelerators are still all there."""
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, json, accel; print(json.dumps(sorted(accel.accelerators()))); "
+            "print(json.dumps(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("ACCEL_")},
+        timeout=60,
+        check=True,
+    )
+    accs, mods = proc.stdout.splitlines()
+    assert {"kvm", "tcg", "xen"} <= set(json.loads(accs))
+    loaded = set(json.loads(mods))
+    assert "accel_tcg.accelerator" not in loaded
+    assert not any(m.startswith(("unicorn", "accel.machine", "accel_kvm.machine")) for m in loaded)
+    assert not {"accel_kvm.vm", "accel_kvm.vcpu"} & loaded
+
+
+def test_lazy_plugin_names_resolve() -> None:
+    import accel_kvm
+    import accel_tcg
+
+    assert accel_tcg.TcgAccelerator.__name__ == "TcgAccelerator"
+    assert accel_tcg.MAX_VCPUS > 0
+    assert accel_kvm.KvmVM.__name__ == "KvmVM" and accel_kvm.KvmVcpu.__name__ == "KvmVcpu"
+    with pytest.raises(AttributeError):
+        _ = accel_tcg.nope
+    with pytest.raises(AttributeError):
+        _ = accel_kvm.nope
