@@ -24,7 +24,8 @@ Fixtures (each test that uses one runs once per accelerator, ids ``test_x[kvm]``
     ``accel_registry``  the registry the accelerators come from
 
 Declared exceptions: a test marked ``@pytest.mark.accel_feature("mmio")`` still runs on
-an accelerator that declares ``mmio`` unsupported; if it fails, it is reported as
+an accelerator that declares ``mmio`` unsupported (a test using the ``vm`` or ``machine``
+fixture also needs the ``vm`` feature); if it fails, it is reported as
 skipped with the declared reason; if it passes, the declaration was not needed and is
 reported (a warning, and ``declared-unsupported-but-passes`` in the matrix).
 
@@ -55,6 +56,7 @@ from ..accelerator import VM, Accelerator, Availability
 from ..errors import AccelError
 from ..plugin import AcceleratorInfo
 from ..registry import Registry, default_registry
+from .features import Feature
 from .results import CheckOutcome, Status
 
 __all__ = [
@@ -68,6 +70,7 @@ __all__ = [
     "machine",
     "new_accelerator",
     "outcomes",
+    "unneeded_declarations",
     "vm",
 ]
 
@@ -134,6 +137,10 @@ class _State:
     _registry: Registry | None = None
     _names: list[str] | None = None
     availability: dict[str, Availability] = field(default_factory=dict)
+    #: (accelerator, feature) whose declaration made a failing check skip
+    declared_needed: set[tuple[str, str]] = field(default_factory=set)
+    #: (accelerator, feature) -> checks that passed although it is declared unsupported
+    declared_passing: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     outcomes: dict[str, CheckOutcome] = field(default_factory=dict)
 
     @property
@@ -328,10 +335,17 @@ def _skip_unavailable(node: pytest.Item, name: str, availability: Availability) 
 # --------------------------------------------------------------------------- reporting
 
 
+#: Fixtures that create a VM: a test using one also needs the ``vm`` feature.
+_VM_FIXTURES = frozenset({"vm", "machine"})
+
+
 def _declared_for(item: pytest.Item, name: str) -> list[tuple[str, str]]:
     features: list[str] = []
     for mark in item.iter_markers(MARKER):
         features.extend(str(a) for a in mark.args)
+    if _VM_FIXTURES & set(getattr(item, "fixturenames", ())):
+        features.append(Feature.VM.value)
+    features = list(dict.fromkeys(features))
     if not features:
         return []
     state = _state(item.config)
@@ -362,6 +376,7 @@ def pytest_runtest_makereport(
     report.user_properties.append((_PROP_NAME, name))
     report.user_properties.append((_PROP_CHECK, check))
     declared = _declared_for(item, name)
+    state = _state(item.config)
     if declared and report.when in ("setup", "call"):
         text = "; ".join(f"{f}: {r}" for f, r in declared)
         if report.failed:
@@ -369,17 +384,16 @@ def pytest_runtest_makereport(
             report.outcome = "skipped"
             report.longrepr = (path, (lineno or 0) + 1, f"{name} declares unsupported: {text}")
             report.user_properties.append((_PROP_STATUS, Status.DECLARED.value))
+            for feature, _reason in declared:
+                state.declared_needed.add((name, feature))
         elif report.when == "call" and report.passed:
             for feature, _reason in declared:
                 report.user_properties.append((_PROP_UNNEEDED, feature))
     if report.when == "call":
         unneeded = [str(v) for k, v in report.user_properties if k == _PROP_UNNEEDED]
         for feature in dict.fromkeys(unneeded):
-            _warn(
-                item,
-                f"{name} declares {feature!r} unsupported, but {check} passes on it: "
-                "the declaration is not needed",
-            )
+            state.declared_passing.setdefault((name, feature), []).append(check)
+            _warn(item, f"{name} declares {feature!r} unsupported, but {check} passes on it")
     return report
 
 
@@ -412,8 +426,29 @@ class _Recorder:
         outcome.add(report)
 
 
+def unneeded_declarations(config: pytest.Config) -> dict[tuple[str, str], list[str]]:
+    """(accelerator, feature) declared unsupported whose every check passed, with the checks."""
+    state = _state(config)
+    return {
+        key: checks
+        for key, checks in state.declared_passing.items()
+        if key not in state.declared_needed
+    }
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
+    for (name, feature), passed in unneeded_declarations(session.config).items():
+        message = (
+            f"{name} declares {feature!r} unsupported, but every check needing it passes "
+            f"({', '.join(passed)}): the declaration is not needed"
+        )
+        record = warnings.WarningMessage(
+            AccelConformanceWarning(message), AccelConformanceWarning, "", 0
+        )
+        session.config.hook.pytest_warning_recorded.call_historic(
+            kwargs=dict(warning_message=record, when="runtest", nodeid="", location=None)
+        )
     path = session.config.getoption("accel_report", None)
     if path:
         outcomes = _state(session.config).outcomes

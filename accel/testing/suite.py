@@ -110,7 +110,7 @@ def test_closed_handles(accelerator: Accelerator) -> None:
     checks.check_closed_handles(accelerator)
 
 
-@_feature(Feature.MULTIPLE_VMS)
+@_feature(Feature.MULTIPLE_VMS, Feature.VM)
 def test_multiple_vms(accelerator: Accelerator) -> None:
     """Two VMs of one accelerator are independent."""
     checks.check_multiple_vms(accelerator)
@@ -205,14 +205,14 @@ def test_pause(vm: VM) -> None:
     checks.check_pause(vm)
 
 
-@_feature(Feature.CLOCK_DEVICES)
+@_feature(Feature.CLOCK_DEVICES, Feature.VM)
 def test_clock_devices(accelerator: Accelerator, accel_registry: Registry) -> None:
     """A paravirtual clock device exists iff the accelerator has a pv clocksource."""
     pytest.importorskip("accel.machine", reason="machines are not available")
     checks.check_clock_devices(accelerator, accel_registry)
 
 
-@_feature(Feature.SNAPSHOT)
+@_feature(Feature.SNAPSHOT, Feature.VM)
 def test_snapshot_roundtrip(accelerator: Accelerator) -> None:
     """A paused VM saves and restores into an equal VM that runs on correctly."""
     pytest.importorskip("accel.snapshot", reason="snapshots are not available")
