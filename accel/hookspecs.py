@@ -38,7 +38,7 @@ def accel_accelerators() -> Iterable[AcceleratorInfo]:
                     summary="my hypervisor",
                     priority=50,
                     factory=MyAccelerator,
-                    unsupported={"pv-clock": "my hypervisor has no paravirtual clock"},
+                    unsupported={"pv-clocksource": "my hypervisor has no paravirtual clock"},
                 )
             ]
     """
