@@ -18,13 +18,13 @@ Example::
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import os
+import sys
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import pluggy
 
@@ -68,6 +68,193 @@ class PluginRecord:
             "source": self.source,
             "error": self.error,
         }
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+class _Dist(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def version(self) -> str: ...
+
+
+class _EntryPointLike(Protocol):
+    """What discovery uses of an entry point (``importlib.metadata.EntryPoint`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def value(self) -> str: ...
+
+    @property
+    def dist(self) -> _Dist | None: ...
+
+    def load(self) -> Any: ...
+
+
+_DIST_INFO_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
+def _read(path: str) -> str | None:
+    """A metadata file's text, None where importlib.metadata finds none either."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except _DIST_INFO_ERRORS:
+        return None
+
+
+class _PathDist:
+    """A ``*.dist-info`` / ``*.egg-info`` directory: name and version from its metadata
+    headers, read on first use (what ``importlib.metadata.PathDistribution`` reports)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self._headers: dict[str, str] | None = None
+
+    def _header(self, key: str) -> str:
+        if self._headers is None:
+            text = (
+                _read(os.path.join(self._path, "METADATA"))
+                or _read(os.path.join(self._path, "PKG-INFO"))
+                or _read(self._path)
+                or ""
+            )
+            headers: dict[str, str] = {}
+            for line in text.splitlines():
+                if not line.strip():
+                    break  # the end of the header block
+                name, sep, value = line.partition(":")
+                if sep and line[0] not in " \t":
+                    headers.setdefault(name.strip().lower(), value.lstrip(" \t"))
+            self._headers = headers
+        return self._headers.get(key, "")
+
+    @property
+    def name(self) -> str:
+        return self._header("name")
+
+    @property
+    def version(self) -> str:
+        return self._header("version")
+
+
+class _EntryPoint:
+    """One ``name = module:attr`` line of an ``entry_points.txt``."""
+
+    def __init__(self, name: str, value: str, dist: _PathDist) -> None:
+        self.name = name
+        self.value = value
+        self.dist: _PathDist | None = dist
+
+    def load(self) -> Any:
+        """The module or the named object, as ``importlib.metadata.EntryPoint.load()``."""
+        import importlib
+        import re
+
+        match = re.match(r"([\w.]+)\s*(:\s*([\w.]+)\s*)?((\[.*\])\s*)?$", self.value)
+        if match is None:
+            raise ValueError(f"malformed entry point value {self.value!r}")
+        obj: Any = importlib.import_module(match.group(1))
+        for attr in filter(None, (match.group(3) or "").split(".")):
+            obj = getattr(obj, attr)
+        return obj
+
+
+def _normalize(name: str) -> str:
+    # importlib.metadata's Prepared.normalize (PEP 503 plus dashes as underscores),
+    # without a regular expression.
+    out = name.lower()
+    for ch in "-.":
+        out = out.replace(ch, "_")
+    while "__" in out:
+        out = out.replace("__", "_")
+    return out
+
+
+def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
+    """``importlib.metadata.entry_points(group=group)`` without importing importlib.metadata.
+
+    Reads the ``*.dist-info`` / ``*.egg-info`` directories of the ``sys.path`` directories
+    as importlib.metadata's path finder does: each directory in ``os.listdir`` order, the
+    first distribution of a (normalised) name wins, ``entry_points.txt`` parsed the same
+    way. Nothing is cached, so an install or uninstall shows at once. Returns None (use
+    importlib.metadata) wherever the two could differ: another distribution finder on
+    ``sys.meta_path``, a zip archive or non-string entry on ``sys.path``, an egg, or a
+    metadata directory with an unusual suffix.
+    """
+    import importlib.machinery
+
+    finders = [f for f in sys.meta_path if getattr(f, "find_distributions", None) is not None]
+    if finders != [importlib.machinery.PathFinder]:
+        return None
+    seen: set[str] = set()
+    out: list[_EntryPointLike] = []
+    for entry in sys.path:
+        if not isinstance(entry, str):
+            return None
+        root = entry or "."
+        try:
+            children = os.listdir(root)
+        except NotADirectoryError:
+            return None  # a zip archive: importlib.metadata reads those
+        except OSError:
+            continue
+        if os.path.basename(entry).lower().endswith(".egg"):
+            return None
+        by_name: dict[str, list[str]] = {}
+        for child in children:
+            low = child.lower()
+            if low.endswith((".dist-info", ".egg-info")):
+                if not child.endswith((".dist-info", ".egg-info")) or not child.rpartition(".")[0]:
+                    return None  # importlib.metadata would read the name from the metadata
+                stem = low.rpartition(".")[0].partition("-")[0]
+                by_name.setdefault(_normalize(stem), []).append(child)
+        for children_of_name in by_name.values():
+            for child in children_of_name:
+                key = _normalize(child.rpartition(".")[0].partition("-")[0])
+                if key in seen:
+                    continue
+                seen.add(key)
+                path = os.path.join(root, child) if entry else child
+                text = _read(os.path.join(path, "entry_points.txt"))
+                if not text:
+                    continue
+                dist = _PathDist(path)
+                section: str | None = None
+                for raw in text.splitlines():
+                    line = raw.strip()
+                    if not line or line.startswith("#"):
+                        continue
+                    if line.startswith("[") and line.endswith("]"):
+                        section = line.strip("[]")
+                        continue
+                    if section is None:
+                        continue
+                    name, sep, value = line.partition("=")
+                    if not sep:
+                        return None  # importlib.metadata raises for this file: let it say so
+                    if section == group:
+                        out.append(_EntryPoint(name.strip(), value.strip(), dist))
+    return out
+
+
+def _entry_points(group: str) -> list[_EntryPointLike]:
+    """The entry points of ``group``, in importlib.metadata's order.
+
+    A direct scan of the metadata directories (:func:`_scan_entry_points`) where it gives
+    the same answer; importlib.metadata itself (tens of milliseconds to import) otherwise.
+    """
+    found = _scan_entry_points(group)
+    if found is not None:
+        return found
+    import importlib.metadata as md
+
+    return list(md.entry_points(group=group))
 
 
 def _split_env(value: str | None) -> frozenset[str] | None:
@@ -164,7 +351,7 @@ class Registry:
         allow = _split_env(env.get("ACCEL_PLUGINS"))
         deny = _split_env(env.get("ACCEL_DISABLE_PLUGINS")) or frozenset()
         seen: dict[str, str | None] = {}
-        for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        for ep in _entry_points(ENTRY_POINT_GROUP):
             if ep.name in deny:
                 self._state.skipped[ep.name] = "is disabled by ACCEL_DISABLE_PLUGINS"
                 continue

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.metadata as md
 import sys
 from typing import Any
 
 import pytest
 
+import accel.registry as registry_module
 from accel import Registry
 from accel.errors import NoAcceleratorError, UnknownAcceleratorError
 
@@ -64,13 +64,13 @@ def test_discovery_is_lazy_and_happens_once(
 ) -> None:
     mods = make_dist("accel-lazy", {"lazy": plugin("lazy")})
     calls: list[Any] = []
-    real = md.entry_points
+    real = registry_module._entry_points
 
-    def counting(**kw: Any) -> Any:
-        calls.append(kw)
-        return real(**kw)
+    def counting(group: str) -> Any:
+        calls.append({"group": group})
+        return real(group)
 
-    monkeypatch.setattr(md, "entry_points", counting)
+    monkeypatch.setattr(registry_module, "_entry_points", counting)
     reg = Registry(env=only("lazy"))
     assert calls == []  # nothing happens at construction
     assert mods["lazy"] not in sys.modules
