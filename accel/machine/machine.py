@@ -14,10 +14,15 @@ settled on:
 
 :meth:`Machine.describe` runs step 2 without a VM, for ``accel machine show``.
 
-Run state is ``created`` → ``running`` ⇄ ``paused`` → ``shutdown``; notifiers see every
-change. Pausing calls :meth:`accel.VM.pause` (the accelerator reads and caches the VM
-clock), resuming calls :meth:`accel.VM.resume` (the clock is written back and vCPUs are
-told they were paused) before any vCPU runs again.
+Run state is ``created`` → ``running`` ⇄ ``paused`` → ``shutdown`` (and ``created`` →
+``paused``, the state a restored machine is returned in); notifiers see every change.
+Pausing calls :meth:`accel.VM.pause` (the accelerator reads and caches the VM clock),
+resuming calls :meth:`accel.VM.resume` (the clock is written back and vCPUs are told they
+were paused) before any vCPU runs again.
+
+Snapshots: :meth:`Machine.save` and :meth:`Machine.restore` wrap
+:func:`accel.snapshot.machine.save_machine` / :func:`~accel.snapshot.machine.restore_machine`
+(imported when called: :mod:`accel.snapshot` imports this module).
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from ..accelerator import (
     VM,
@@ -51,6 +56,9 @@ from ..registry import Registry, default_registry
 from .cpu import resolve_cpu
 from .device import Device, DeviceRegistry, parse_device_spec
 from .types import MachineType, resolve_machine_type
+
+if TYPE_CHECKING:
+    from ..snapshot.core import RestoreMode, SaveResult
 
 __all__ = [
     "DeviceDecision",
@@ -118,13 +126,25 @@ class DeviceDecision:
         return f"{self.name}: {'present' if self.present else 'absent'} — {self.reason}"
 
 
+#: Run ends the guest itself caused: a snapshot taken after one records it (see
+#: :attr:`Machine.ended`), since the guest cannot go on past its own end the same way on
+#: every accelerator (KVM has completed the exit instruction, TCG would execute it again).
+GUEST_ENDS = frozenset({"debug-exit", "halt", "shutdown", "internal-error"})
+
+
 @dataclass(frozen=True)
 class RunResult:
     """How a run ended: the exit status ``accel run`` returns and what to tell people."""
 
     status: int
-    kind: str  # debug-exit, halt, shutdown, timeout, internal-error
+    kind: str  # debug-exit, halt, shutdown, internal-error; timeout, stopped, interrupted
     message: str
+
+    @property
+    def guest_ended(self) -> bool:
+        """The guest ended the run (exit device, halt, shutdown, internal error), as
+        opposed to being stopped from outside (timeout, :meth:`Machine.stop`)."""
+        return self.kind in GUEST_ENDS
 
 
 def parse_machine_spec(text: str) -> tuple[str, dict[str, str]]:
@@ -368,6 +388,11 @@ class Machine:
         self._pio: dict[int, tuple[PioRead | None, PioWrite | None, Device]] = {}
         self._mmio: list[tuple[int, int, PioRead | None, PioWrite | None, Device]] = []
         self._stop: RunResult | None = None
+        self._stop_req: RunResult | None = None
+        #: How the guest ended its last run (a :data:`GUEST_ENDS` result), None while it
+        #: has not. Carried by snapshots: a machine restored from one taken after the
+        #: guest ended has it set, and ``accel run --restore`` reports it without running.
+        self.ended: RunResult | None = None
         self._lock = threading.RLock()
         self._t0 = time.monotonic_ns()
         self._paused_at: int | None = None
@@ -533,12 +558,22 @@ class Machine:
             fn(old, new)
 
     def pause(self) -> None:
-        """Stop the guest: the VM caches its clock; notifiers see ``paused``.
+        """Enter the paused state: the VM caches its clock; notifiers see ``paused``.
 
         From another thread while :meth:`run` is running, the vCPU is kicked out first
-        and this returns once it stopped.
+        and this returns once it stopped. An initialised machine that has not run yet
+        (``created``) is paused directly — what a restore does before it applies device
+        state, so devices see the restored clock. :meth:`resume` leaves the state.
+        Paused or shut down: nothing to do.
         """
         with self._lock:
+            if self.state is RunState.CREATED:
+                if self.vm is None:
+                    raise VcpuStateError(
+                        "machine is not initialised", hint="call init() before pause()"
+                    )
+                self._do_pause()
+                return
             if self.state is not RunState.RUNNING:
                 return
             if self._run_thread is not None and self._run_thread != threading.get_ident():
@@ -557,7 +592,8 @@ class Machine:
         self._set_state(RunState.PAUSED)
 
     def resume(self) -> None:
-        """Write the clock back (the VM does it before any vCPU runs), then run again."""
+        """Leave the paused state: the VM writes the clock back before any vCPU runs;
+        a :meth:`run` waiting in the pause goes on (else call :meth:`run`)."""
         with self._lock:
             if self.state is not RunState.PAUSED:
                 return
@@ -571,6 +607,68 @@ class Machine:
 
     def shutdown(self) -> None:
         self._set_state(RunState.SHUTDOWN)
+
+    def stop(self, status: int, message: str, *, kind: str = "stopped") -> None:
+        """End the current (or next) :meth:`run` at an instruction boundary, leaving the
+        machine paused; :meth:`run` returns ``RunResult(status, kind, message)``.
+
+        Safe from another thread, a timer or a signal handler (it only sets flags and
+        kicks the vCPU); the first request wins. ``accel run`` uses it for
+        ``--stop-after``, ``--timeout`` and SIGINT, then saves the paused machine.
+        """
+        if self._stop_req is None:
+            self._stop_req = RunResult(status, kind, message)
+        self._pause_req.set()
+        self.kick()
+
+    # ------------------------------------------------------------------ snapshots
+
+    def save(self, stream: IO[bytes]) -> SaveResult:
+        """Write this machine's snapshot to ``stream``: a thin wrapper over
+        :func:`accel.snapshot.machine.save_machine` (a running machine is paused for the
+        save and resumed after; :attr:`ended` is carried). For a file, use
+        :func:`accel.snapshot.atomic_file`.
+        """
+        from ..snapshot.machine import save_machine
+
+        return save_machine(self, stream)
+
+    @classmethod
+    def restore(
+        cls,
+        stream: IO[bytes],
+        accel: Accelerator,
+        *,
+        mode: RestoreMode | str | None = None,
+        registry: Registry | None = None,
+        console: IO[bytes] | Callable[[bytes], Any] | None = None,
+    ) -> Machine:
+        """A new machine on ``accel`` from the snapshot in ``stream``, *paused*: a thin
+        wrapper over :func:`accel.snapshot.machine.restore_machine`.
+
+        ``mode``: ``RestoreMode.RESUME`` / ``"same-host"`` (default: the guest clock
+        continues from the saved value) or ``RestoreMode.CATCH_UP`` / ``"catch-up"``
+        (it advances by the wall time since the save). The whole stream is checked before
+        anything is built (:class:`~accel.errors.SnapshotError` otherwise). Call
+        :meth:`resume`, then :meth:`run`, to go on.
+        """
+        from ..snapshot.core import RestoreMode as Mode
+        from ..snapshot.machine import restore_machine
+
+        if mode is None:
+            chosen = Mode.RESUME
+        elif isinstance(mode, Mode):
+            chosen = mode
+        else:
+            names = {"same-host": Mode.RESUME, "resume": Mode.RESUME, "catch-up": Mode.CATCH_UP}
+            if mode not in names:
+                raise ConfigError(
+                    f"restore mode {mode!r} is not understood",
+                    hint="same-host or catch-up",
+                    argument="mode",
+                )
+            chosen = names[mode]
+        return restore_machine(stream, accel, mode=chosen, registry=registry, console=console)
 
     # ------------------------------------------------------------------ run loop
 
@@ -590,8 +688,10 @@ class Machine:
         self._run_thread = threading.get_ident()
         if self.state is RunState.CREATED:
             self._set_state(RunState.RUNNING)
+        self.ended = None
         pio = self._pio
         out = IoDirection.OUT
+        after_io = False
         try:
             while True:
                 ex = vcpu.run()
@@ -644,12 +744,31 @@ class Machine:
                         f" (code {ex.code:#x}) {ex.detail} at rip={regs.rip:#x}".rstrip(),
                     )
                 elif t is InterruptedExit and self._pause_req.is_set():
+                    if after_io:
+                        # The kick landed just after a port/MMIO exit: the accelerator may
+                        # still hold that instruction half done (TCG parks inside it; a KVM
+                        # IN completes on the next KVM_RUN). Run once more so it completes,
+                        # kicking again shortly, and pause at that instruction boundary.
+                        after_io = False
+                        kicker = threading.Timer(0.002, self.kick)
+                        kicker.daemon = True
+                        kicker.start()
+                        continue
                     self._pause_req.clear()
                     self._resumed.clear()
                     self._do_pause()
-                    self._paused_ack.set()
-                    self._resumed.wait()
+                    stop, self._stop_req = self._stop_req, None
+                    if stop is not None:
+                        if self._stop is None:
+                            self._stop = stop
+                        self._paused_ack.set()
+                    else:
+                        self._paused_ack.set()
+                        self._resumed.wait()
+                after_io = t is PortIoExit or t is MmioExit
                 if self._stop is not None:
+                    if self._stop.guest_ended:
+                        self.ended = self._stop
                     return self._stop
         finally:
             self._run_thread = None

@@ -48,6 +48,7 @@ from .vmstate import (
     Field,
     Nested,
     Str,
+    Subsection,
     VarBytes,
     VMStateDescription,
 )
@@ -81,7 +82,29 @@ class MachineState:
     user_devices: list[str] = field(default_factory=list)  # device specs
     guest_ns: int = 0
     saved_at: int = 0
+    # subsection machine/ended: how the guest ended its run, when it had (Machine.ended)
+    end_kind: str = ""
+    end_status: int = 0
+    end_message: str = ""
 
+
+_END_MESSAGE_MAX = 512
+
+#: Sent only when the guest had ended its run (exit device, halt, shutdown, internal
+#: error) before the save; a restore sets :attr:`Machine.ended` from it. An older accel
+#: refuses it as an unknown subsection rather than run a guest past its end.
+MACHINE_ENDED: VMStateDescription[MachineState] = VMStateDescription(
+    "machine/ended",
+    version_id=1,
+    minimum_version_id=1,
+    factory=MachineState,
+    fields=(
+        Field("end_kind", Str(32)),
+        Field("end_status", U64),
+        Field("end_message", Str(_END_MESSAGE_MAX)),
+    ),
+    doc="how the guest had ended its run",
+)
 
 MACHINE: VMStateDescription[MachineState] = VMStateDescription(
     "machine",
@@ -99,6 +122,7 @@ MACHINE: VMStateDescription[MachineState] = VMStateDescription(
         Field("guest_ns", U64),
         Field("saved_at", U64),
     ),
+    subsections=(Subsection(MACHINE_ENDED, lambda s: s.end_kind != ""),),
     doc="machine configuration and the device tree",
 )
 
@@ -388,6 +412,12 @@ def save_machine(machine: Machine, stream: IO[bytes], *, chunk_size: int = RAM_C
             guest_ns=machine.guest_ns(),
             saved_at=time.time_ns(),
         )
+        ended = machine.ended
+        if ended is not None:
+            state.end_kind = ended.kind[:32]
+            state.end_status = ended.status & (2**64 - 1)
+            raw = ended.message.encode()[:_END_MESSAGE_MAX]
+            state.end_message = raw.decode(errors="ignore")
         devices.insert(0, DeviceState(MACHINE, 0, state))
         return save(
             machine.vm,
@@ -457,7 +487,7 @@ def restore_machine(
     this accelerator would build for that type, CPU and options (it must be the
     snapshot's: a machine with a paravirtual clock cannot become one without it).
     """
-    from ..machine import DeviceRegistry, Machine, RunState
+    from ..machine import DeviceRegistry, Machine, RunResult, RunState
 
     descs: dict[str, VMStateDescription[Any]] = {MACHINE.name: MACHINE}
     for name, codec in DEVICE_STATES.items():
@@ -554,7 +584,7 @@ def restore_machine(
                     f"cannot map the snapshot's RAM regions: {exc}", section="vm"
                 ) from exc
             staged.apply(vm, mode, fresh=True)
-            machine._do_pause()  # enter PAUSED: devices re-read the restored clock
+            machine.pause()  # created -> paused: devices re-read the restored clock
             elapsed = 0
             if mode is RestoreMode.CATCH_UP:
                 elapsed = max(0, time.time_ns() - ms.saved_at)
@@ -570,6 +600,8 @@ def restore_machine(
                 if st is not None:
                     dev_codec.put(dev, st, ctx)
             assert machine.state is RunState.PAUSED
+            if ms.end_kind:
+                machine.ended = RunResult(ms.end_status, ms.end_kind, ms.end_message)
         except BaseException:
             machine.close()
             raise
