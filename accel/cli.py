@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib
-import json
 import os
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -126,6 +125,8 @@ class Context:
         print(text, file=self.out)
 
     def print_json(self, data: object) -> None:
+        import json  # only --json output needs it (milliseconds at start-up otherwise)
+
         json.dump(data, self.out, indent=2, sort_keys=False, default=str)
         self.out.write("\n")
 
@@ -529,6 +530,42 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
     p.set_defaults(handler=_cmd_check)
 
 
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``, without importing shutil (argparse makes a
+    formatter for every ``add_argument``, and shutil costs milliseconds at start-up)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    try:
+        lines = int(os.environ["LINES"])
+    except (KeyError, ValueError):
+        lines = 0
+    if columns <= 0 or lines <= 0:
+        try:
+            size = os.get_terminal_size(sys.__stdout__.fileno())  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            size = os.terminal_size((80, 24))
+        if columns <= 0:
+            columns = size.columns or 80
+    return columns
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's help formatter with the terminal width found as argparse finds it."""
+
+    def __init__(
+        self,
+        prog: str,
+        indent_increment: int = 2,
+        max_help_position: int = 24,
+        width: int | None = None,
+    ) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse, but ``exit``/``error`` raise instead of leaving the process.
 
@@ -539,6 +576,10 @@ class _Parser(argparse.ArgumentParser):
 
     _pending: list[str] | None = None  # command modules not imported yet (top level only)
     _commands: argparse._SubParsersAction[Any] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
         if message:

@@ -129,3 +129,27 @@ def test_lazy_plugin_names_resolve() -> None:
         _ = accel_tcg.nope
     with pytest.raises(AttributeError):
         _ = accel_kvm.nope
+
+
+@pytest.mark.parametrize(
+    "env", [{}, {"COLUMNS": "50"}, {"COLUMNS": "x", "LINES": "3"}, {"COLUMNS": "0"}]
+)
+def test_help_width_is_found_as_shutil_finds_it(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    for key in ("COLUMNS", "LINES"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert cli._terminal_columns() == shutil.get_terminal_size().columns
+    stock = argparse.ArgumentParser(prog="accel", formatter_class=argparse.HelpFormatter)
+    ours = cli._Parser(prog="accel")
+    for p in (stock, ours):
+        p.add_argument("--flag", help="some words " * 20)
+    assert ours.format_help() == stock.format_help()
+
+
+def test_the_run_command_does_not_import_shutil() -> None:
+    assert "shutil" not in imported_after("run", "/nonexistent.bin")
