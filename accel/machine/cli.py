@@ -16,6 +16,8 @@ import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..accelerator import Accelerator
     from ..cli import Context
 
@@ -29,6 +31,15 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an integer (decimal or 0x hex)"
         ) from None
+
+
+def _duration(text: str) -> float:
+    from .runner import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -65,9 +76,11 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "for a write of value to isa-debug-exit; 0 when the guest halts with interrupts "
         "disabled or shuts down; 124 on --timeout; 125 when the accelerator cannot run the "
         "guest; 1 for errors. The interrupt controller stays out of the accelerator unless "
-        "--machine TYPE,kernel-irqchip=on (so that HLT ends the run).",
+        "--machine TYPE,kernel-irqchip=on (so that HLT ends the run). --save FILE writes a "
+        "snapshot whenever the run stops (guest exit, halt, shutdown, --stop-after, "
+        "--timeout, Ctrl-C: status 130); --restore FILE resumes one instead of IMAGE.",
     )
-    p.add_argument("image", metavar="IMAGE", help="flat binary")
+    p.add_argument("image", metavar="IMAGE", nargs="?", help="flat binary (not with --restore)")
     _common(p)
     p.add_argument(
         "--timeout",
@@ -75,6 +88,34 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         default=None,
         metavar="SECONDS",
         help="stop the guest after this many seconds (exit status 124)",
+    )
+    p.add_argument(
+        "--stop-after",
+        type=_duration,
+        default=None,
+        metavar="DURATION",
+        help="stop (pause) the guest after DURATION, e.g. 500ms or 2s (exit status 0); "
+        "with --save, snapshot it",
+    )
+    p.add_argument(
+        "--save",
+        default=None,
+        metavar="FILE",
+        help="write a snapshot to FILE (atomically) whenever the run stops",
+    )
+    p.add_argument(
+        "--restore",
+        default=None,
+        metavar="FILE",
+        help="resume the machine snapshot in FILE (machine, CPU, devices and image come "
+        "from it; --accel default: the snapshot's accelerator, then tcg)",
+    )
+    p.add_argument(
+        "--restore-mode",
+        choices=("same-host", "catch-up"),
+        default="same-host",
+        help="same-host: the guest clock continues from the saved value (default); "
+        "catch-up: it advances by the wall time since the save",
     )
     p.add_argument(
         "--load-addr",
@@ -200,6 +241,11 @@ def _cmd_show(args: argparse.Namespace, ctx: Context) -> int:
 def _cmd_run(args: argparse.Namespace, ctx: Context) -> int:
     from .runner import RunOptions, run_image
 
+    if args.restore is not None:
+        return _cmd_run_restore(args, ctx)
+    if args.image is None:
+        ctx.err.write("accel: error: accel run needs IMAGE (or --restore FILE)\n")
+        return 1
     try:
         with open(args.image, "rb") as f:
             image = f.read()
@@ -209,7 +255,68 @@ def _cmd_run(args: argparse.Namespace, ctx: Context) -> int:
     options = RunOptions(
         machine=args.machine, cpu=args.cpu, devices=args.device, timeout=args.timeout,
         load_addr=args.load_addr, entry=args.entry, debug_devices=not args.no_debug_devices,
+        stop_after=args.stop_after, save=args.save,
     )  # fmt: skip
+    console = _console(ctx)
+    acc = _open_with_fallback_notes(ctx, args.accel)
+    try:
+        result = run_image(acc, image, options, registry=ctx.registry, console=console)
+    finally:
+        acc.close()
+    ctx.err.write(f"accel: {acc.name}: {result.message}\n")
+    return result.status & 0xFF
+
+
+def _cmd_run_restore(args: argparse.Namespace, ctx: Context) -> int:
+    """``accel run --restore FILE``: the machine comes from the snapshot."""
+    from ..snapshot.format import _Input, read_header
+    from .runner import RunOptions, restore_image
+
+    pairs = (
+        ("IMAGE", args.image), ("--cpu", args.cpu), ("--device", args.device),
+        ("--load-addr", args.load_addr), ("--entry", args.entry),
+        ("--no-debug-devices", args.no_debug_devices), ("--machine", args.machine != "pc"),
+    )  # fmt: skip
+    given = [name for name, value in pairs if value]
+    if given:
+        ctx.err.write(
+            f"accel: error: --restore takes the machine and image from the snapshot; "
+            f"drop {', '.join(given)}\n"
+        )
+        return 1
+    try:
+        stream = open(args.restore, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        ctx.err.write(f"accel: error: cannot read snapshot {args.restore!r}: {exc.strerror}\n")
+        return 1
+    with stream:
+        try:
+            header = read_header(_Input(stream))
+            stream.seek(0)
+        except OSError as exc:
+            ctx.err.write(f"accel: error: cannot read snapshot {args.restore!r}: {exc.strerror}\n")
+            return 1
+        spec = args.accel
+        if spec is None:  # the snapshot's accelerator, then tcg (like kvm:tcg)
+            known = ctx.registry.accelerators()
+            names = [n for n in dict.fromkeys([header.accelerator, "tcg"]) if n in known]
+            spec = ":".join(names) or None
+        options = RunOptions(timeout=args.timeout, stop_after=args.stop_after, save=args.save)
+        console = _console(ctx)
+        acc = _open_with_fallback_notes(ctx, spec)
+        try:
+            result = restore_image(
+                acc, stream, options, mode=args.restore_mode, registry=ctx.registry,
+                console=console,
+            )  # fmt: skip
+        finally:
+            acc.close()
+    ctx.err.write(f"accel: {acc.name}: {result.message}\n")
+    return result.status & 0xFF
+
+
+def _console(ctx: Context) -> Callable[[bytes], object]:
+    """Where debug-console bytes go: stdout's file descriptor, or the context's stream."""
     out = ctx.out_stream
     if out is None:
         fd = sys.stdout.fileno()
@@ -224,13 +331,7 @@ def _cmd_run(args: argparse.Namespace, ctx: Context) -> int:
         def console(data: bytes) -> None:
             stream.write(data.decode("latin-1"))
 
-    acc = _open_with_fallback_notes(ctx, args.accel)
-    try:
-        result = run_image(acc, image, options, registry=ctx.registry, console=console)
-    finally:
-        acc.close()
-    ctx.err.write(f"accel: {acc.name}: {result.message}\n")
-    return result.status & 0xFF
+    return console
 
 
 def _open_with_fallback_notes(ctx: Context, spec: str | None) -> Accelerator:

@@ -12,21 +12,40 @@ status); 0 when the guest halts with interrupts disabled or shuts down; 124 when
 ``timeout`` passes; 125 when the accelerator cannot run the guest (internal error).
 Configuration errors raise :class:`~accel.errors.AccelError` (the command prints them and
 exits 1).
+
+Stopping and snapshots: ``stop_after`` ends the run after that many seconds with status
+0, ``timeout`` with 124, SIGINT (in the main thread) with 130 — each through
+:meth:`Machine.stop`, so the machine is paused at an instruction boundary. With ``save``
+the machine is paused and written atomically to that path whenever the run stops,
+however it stopped. :func:`restore_image` resumes such a snapshot; one taken after the
+guest ended its run (exit device, halt, shutdown) reports that same end again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
-from typing import Any
+import contextlib
+import re
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, replace
+from typing import IO, Any
 
 from ..accelerator import Accelerator, Registers, real_mode_sregs
-from ..errors import ConfigError
+from ..errors import ConfigError, SnapshotError
 from ..registry import Registry
 from .device import parse_device_spec
 from .machine import Machine, RunResult, parse_machine_spec
 
-__all__ = ["DEBUG_DEVICES", "RunOptions", "load_image", "run_image"]
+__all__ = [
+    "DEBUG_DEVICES",
+    "RunOptions",
+    "load_image",
+    "parse_duration",
+    "restore_image",
+    "run_image",
+    "run_machine",
+]
 
 FOUR_GIB = 1 << 32
 ONE_MIB = 1 << 20
@@ -48,6 +67,26 @@ class RunOptions:
     entry: int | None = None
     debug_devices: bool = True
     ram_size: int = 16 << 20
+    stop_after: float | None = None  # seconds: stop, pause (and save), status 0
+    save: str | None = None  # write a snapshot here whenever the run stops
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min)?")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"500ms"``, ``"2s"``, ``"1.5"`` (seconds), ``"1m"`` -> seconds (a float > 0);
+    ValueError otherwise."""
+    m = _DURATION.fullmatch(text.strip())
+    value = float(m.group(1)) * _UNITS[m.group(2)] if m else 0.0
+    if value <= 0:
+        raise ValueError(f"duration {text!r}: give a positive number with ms, s or m, e.g. 500ms")
+    return value
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:g} ms" if value < 1 else f"{value:g} s"
 
 
 def _with_default_irqchip(spec: str) -> str:
@@ -132,4 +171,99 @@ def run_image(
     )
     with machine:
         load_image(machine, image, options.load_addr, options.entry)
-        return machine.run(options.timeout)
+        return run_machine(machine, options)
+
+
+@contextlib.contextmanager
+def _sigint_stops(machine: Machine) -> Iterator[None]:
+    """While inside: SIGINT (Ctrl-C) stops the run at an instruction boundary, status 130.
+
+    Only the main thread may set a handler; elsewhere SIGINT keeps its meaning.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_sigint(signum: int, frame: object) -> None:
+        machine.stop(130, "interrupted (SIGINT): guest paused", kind="interrupted")
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _timer(seconds: float, fn: Callable[[], None]) -> threading.Timer:
+    timer = threading.Timer(seconds, fn)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def run_machine(machine: Machine, options: RunOptions) -> RunResult:
+    """Run an initialised (or resumed) machine until it stops; with ``options.save``,
+    pause it and write its snapshot (atomically), saying so in the result's message.
+
+    ``stop_after`` and ``timeout`` stop it through :meth:`Machine.stop` (paused at an
+    instruction boundary), and so does SIGINT when called from the main thread.
+    """
+    timers: list[threading.Timer] = []
+    with _sigint_stops(machine):
+        try:
+            if options.timeout is not None:
+                t = options.timeout
+                msg = f"timeout: the guest was still running after {t:g} s"
+                timers.append(_timer(t, lambda: machine.stop(124, msg, kind="timeout")))
+            if options.stop_after is not None:
+                after = options.stop_after
+                note = f"stopped after {_seconds(after)} (--stop-after)"
+                timers.append(_timer(after, lambda: machine.stop(0, note, kind="stopped")))
+            result = machine.run()
+        finally:
+            for timer in timers:
+                timer.cancel()
+        return _save_if_asked(machine, result, options)
+
+
+def _save_if_asked(machine: Machine, result: RunResult, options: RunOptions) -> RunResult:
+    if options.save is None:
+        return result
+    from ..snapshot.core import atomic_file
+
+    machine.pause()
+    try:
+        with atomic_file(options.save) as f:
+            machine.save(f)
+    except OSError as exc:
+        raise SnapshotError(
+            f"cannot write the snapshot {options.save!r}: {exc.strerror or exc}",
+            hint=f"the run ended: {result.message}",
+        ) from exc
+    return replace(result, message=f"{result.message}; snapshot written to {options.save}")
+
+
+def restore_image(
+    accelerator: Accelerator,
+    stream: IO[bytes],
+    options: RunOptions,
+    *,
+    mode: str | None = None,
+    registry: Registry | None = None,
+    console: Callable[[bytes], Any] | None = None,
+) -> RunResult:
+    """Restore the machine snapshot in ``stream`` on ``accelerator`` and run it on (with
+    ``options``' ``timeout``, ``stop_after`` and ``save``; the image, machine, CPU and
+    device options come from the snapshot). The machine is closed afterwards.
+
+    A snapshot taken after the guest ended its run gives that same result again (and is
+    saved again with ``save``) without running the guest.
+    """
+    machine = Machine.restore(stream, accelerator, mode=mode, registry=registry, console=console)
+    with machine:
+        if machine.ended is not None:
+            ended = machine.ended
+            result = replace(ended, message=f"{ended.message} (the run had ended at the save)")
+            return _save_if_asked(machine, result, options)
+        machine.resume()
+        return run_machine(machine, options)
