@@ -9,8 +9,7 @@ import pytest
 
 from accel import Capability, CapabilityAnswer, CapabilitySet, ClockFlags, Support
 from accel.errors import InvalidArgumentError
-
-from .fakes import all_answers
+from tests.fakes import all_answers
 
 
 def test_required_members_exist() -> None:

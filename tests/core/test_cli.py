@@ -13,9 +13,9 @@ import pytest
 import accel
 from accel import Availability, CapabilityAnswer, Registry
 from accel.cli import COMMAND_MODULES, main
+from tests.fakes import FakeAccelerator, all_answers, fake_info, registry_with
 
 from .conftest import MakeDist
-from .fakes import FakeAccelerator, all_answers, fake_info, registry_with
 
 DOWN = Availability.unavailable("device node missing", "load the driver module")
 
@@ -146,7 +146,7 @@ def test_info_with_nothing_registered(capsys: pytest.CaptureFixture[str]) -> Non
 def plugin_source(name: str) -> str:
     return f"""
 import accel
-from tests.core.fakes import FakeAccelerator
+from tests.fakes import FakeAccelerator
 
 @accel.hookimpl
 def accel_accelerators():

@@ -1,6 +1,6 @@
 """The handle contract the core provides: context managers, idempotent close, typed errors.
 
-Uses the in-memory fake of tests/core/fakes.py: it implements only the abstract methods,
+Uses the in-memory fake of tests/fakes.py: it implements only the abstract methods,
 so what is tested here is the behaviour of accel.accelerator's base classes.
 """
 
@@ -11,8 +11,7 @@ import pytest
 from accel import HaltExit, Registers
 from accel.accelerator import IoDirection, MmioExit, PortIoExit
 from accel.errors import AccelError, GuestMemoryError, HandleClosedError, InvalidArgumentError
-
-from .fakes import FakeAccelerator
+from tests.fakes import FakeAccelerator
 
 
 def test_close_is_idempotent_and_cascades() -> None:

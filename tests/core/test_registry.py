@@ -16,8 +16,7 @@ from accel.errors import (
     PluginValidationError,
     UnknownAcceleratorError,
 )
-
-from .fakes import FakeAccelerator, accelerator_plugin, fake_info, registry_with
+from tests.fakes import FakeAccelerator, accelerator_plugin, fake_info, registry_with
 
 DOWN = Availability.unavailable("device missing", "load the driver module")
 
@@ -38,8 +37,8 @@ def test_register_from_code_records_the_plugin() -> None:
 
 def test_register_module_uses_module_name() -> None:
     reg = Registry(entry_points=False)
-    module = __import__("tests.core.fakes", fromlist=["x"])  # has no hooks: a valid plugin
-    assert reg.register(module) == "tests.core.fakes"
+    module = __import__("tests.fakes", fromlist=["x"])  # has no hooks: a valid plugin
+    assert reg.register(module) == "tests.fakes"
 
 
 def test_register_twice_is_an_error() -> None:
@@ -175,7 +174,7 @@ def test_open_falls_back_and_closes_the_unavailable_ones() -> None:
     made: list[FakeAccelerator] = []
 
     def factory() -> FakeAccelerator:
-        acc = FakeAccelerator("down", DOWN)
+        acc = FakeAccelerator("down", availability=DOWN)
         made.append(acc)
         return acc
 

@@ -7,8 +7,7 @@ import json
 import pytest
 
 from accel import cli
-
-from .fakes import FakeAccelerator, caps, registry_with
+from tests.fakes import FakeAccelerator, all_answers, registry_with
 
 
 @pytest.fixture(autouse=True)
@@ -54,9 +53,9 @@ def test_show_json_with_injected_kvm(capsys: pytest.CaptureFixture[str]) -> None
         @accel.hookimpl
         def accel_accelerators() -> list[accel.AcceleratorInfo]:
             return [accel.AcceleratorInfo("kvmlike", "fake", lambda: FakeAccelerator(
-                "kvmlike", caps(pv_clocksource=False)), hardware=True)]  # fmt: skip
+                "kvmlike", caps=all_answers(pv_clocksource=False)), hardware=True)]  # fmt: skip
 
-    reg = registry_with(Inject)
+    reg = registry_with(plugins=[Inject], entry_points=True)
     rc = cli.main(
         ["machine", "show", "--accel", "kvmlike", "-M", "q35", "--cpu", "host,-kvmclock",
          "--device", "isa-debug-exit,iobase=0xf4,iosize=4", "--json"],

@@ -10,21 +10,21 @@ import pytest
 
 from accel.errors import ConfigError
 from accel.machine import Machine
+from tests.fakes import FakeAccelerator, all_answers, registry_with
 
 from .expected import SET, all_machine_names, expected
-from .fakes import FakeAccelerator, caps, registry_with
 
-REG = registry_with()
+REG = registry_with(entry_points=True)
 
 
 def kvm_like(**over: bool) -> FakeAccelerator:
-    return FakeAccelerator("kvm", caps(**over))
+    return FakeAccelerator("kvm", caps=all_answers(**over))
 
 
 def tcg_like() -> FakeAccelerator:
     return FakeAccelerator(
         "tcg",
-        caps(
+        caps=all_answers(
             irqchip=False,
             pit=False,
             pv_clocksource=False,
@@ -60,7 +60,7 @@ def test_tcg_refuses_host_cpu_like_qemu() -> None:
 @pytest.mark.parametrize("machine", ["pc", "pc-i440fx-5.1", "q35", "microvm", "isapc"])
 @pytest.mark.parametrize("name", ["tcg", "xen", "other"])
 def test_kvmclock_never_without_pv_clocksource(machine: str, name: str) -> None:
-    acc = FakeAccelerator(name, caps(pv_clocksource=False))
+    acc = FakeAccelerator(name, caps=all_answers(pv_clocksource=False))
     plan = Machine.describe(acc, machine, None, registry=REG)
     assert "kvmclock" not in plan.device_names()
     if name != "xen":  # the xen plugin may give its own reason
@@ -96,7 +96,7 @@ def test_machine_init_asks_clock_devices_after_vcpus() -> None:
             seen.append(f"vcpus={len(machine.vm.vcpus)}" if machine.vm else "no vm")
             return None
 
-    reg = registry_with(Spy)
+    reg = registry_with(plugins=[Spy], entry_points=True)
     with Machine(acc, "pc", registry=reg) as m:
         assert seen == ["vcpus=1"]
         assert {d.type_name for d in m.devices} >= {"kvm-pit", "kvmclock", "hpet"}
@@ -113,7 +113,7 @@ def test_compat_reliable_clock_follows_machine_version() -> None:
 @pytest.mark.parametrize("machine", ["pc", "pc-i440fx-5.1", "q35"])
 def test_xen_machines_follow_the_xen_plugin(machine: str) -> None:
     """Under Xen (QEMU's rules, answered by the xen plugin): no PIT device, no kvmclock."""
-    acc = FakeAccelerator("xen", caps(irqchip=False, pit=False, pv_clocksource=False))
+    acc = FakeAccelerator("xen", caps=all_answers(irqchip=False, pit=False, pv_clocksource=False))
     names = Machine.describe(acc, machine, registry=REG).device_names()
     assert not names & {"isa-pit", "kvm-pit", "kvmclock"}
     assert {"hpet", "mc146818rtc"} <= names

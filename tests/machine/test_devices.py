@@ -9,10 +9,9 @@ from accel import PortIoExit
 from accel.accelerator import IoDirection
 from accel.errors import ConfigError
 from accel.machine import DeviceRegistry, Machine, RunState, machine_types, resolve_machine_type
+from tests.fakes import FakeAccelerator, all_answers, registry_with
 
-from .fakes import FakeAccelerator, caps, registry_with
-
-REG = registry_with()
+REG = registry_with(entry_points=True)
 
 
 def test_aliases_resolve_to_newest() -> None:
@@ -57,7 +56,7 @@ def test_not_user_creatable_refuses_spec(name: str) -> None:
 
 
 def test_machine_and_user_devices_share_the_path() -> None:
-    acc = FakeAccelerator("fake", caps(pv_clocksource=False))
+    acc = FakeAccelerator("fake", caps=all_answers(pv_clocksource=False))
     with Machine(acc, "pc", devices=["isa-debugcon"], registry=REG) as m:
         assert [d.type_name for d in m.devices] == [
             "isa-pit", "hpet", "mc146818rtc", "irqchip", "isa-debugcon",
@@ -66,7 +65,7 @@ def test_machine_and_user_devices_share_the_path() -> None:
 
 
 def test_port_clash_is_a_config_error() -> None:
-    acc = FakeAccelerator("fake", caps(pv_clocksource=False))
+    acc = FakeAccelerator("fake", caps=all_answers(pv_clocksource=False))
     with pytest.raises(ConfigError, match="already used by 'isa-pit'"):
         Machine(acc, "pc", devices=["isa-debugcon,iobase=0x40"], registry=REG).init()
 
@@ -81,7 +80,7 @@ def test_debug_exit_status_and_console() -> None:
     got: list[bytes] = []
     acc = FakeAccelerator(
         "fake",
-        caps(pv_clocksource=False),
+        caps=all_answers(pv_clocksource=False),
         script=[out(0xE9, ord("h")), out(0xE9, ord("i")), out(0xF4, 0x10, 4)],  # type: ignore[list-item]
     )
     m = Machine(
@@ -97,14 +96,14 @@ def test_debug_exit_status_and_console() -> None:
 
 
 def test_halt_with_interrupts_disabled_ends_with_zero() -> None:
-    acc = FakeAccelerator("fake", caps(pv_clocksource=False))
+    acc = FakeAccelerator("fake", caps=all_answers(pv_clocksource=False))
     result = Machine(acc, "microvm", registry=REG).run()
     assert (result.status, result.kind) == (0, "halt")
     assert "interrupts disabled" in result.message
 
 
 def test_runstate_notifiers_and_clock_before_run() -> None:
-    acc = FakeAccelerator("kvm", caps())
+    acc = FakeAccelerator("kvm", caps=all_answers())
     m = Machine(acc, "pc", registry=REG).init()
     changes: list[tuple[str, str]] = []
     m.add_runstate_notifier(lambda old, new: changes.append((old.value, new.value)))
@@ -126,7 +125,7 @@ def test_runstate_notifiers_and_clock_before_run() -> None:
 
 
 def test_guest_time_stops_while_paused() -> None:
-    acc = FakeAccelerator("fake", caps(pv_clocksource=False))
+    acc = FakeAccelerator("fake", caps=all_answers(pv_clocksource=False))
     m = Machine(acc, "pc", registry=REG).init()
     m.run()
     m.pause()
@@ -144,7 +143,9 @@ def test_open_registry_is_not_global() -> None:
 def test_guest_shutdown_moves_to_shutdown_state() -> None:
     from accel import ShutdownExit
 
-    acc = FakeAccelerator("fake", caps(pv_clocksource=False), script=[lambda _v: ShutdownExit()])
+    acc = FakeAccelerator(
+        "fake", caps=all_answers(pv_clocksource=False), script=[lambda _v: ShutdownExit()]
+    )
     m = Machine(acc, "microvm", registry=REG)
     result = m.run()
     assert (result.status, result.kind) == (0, "shutdown")
@@ -156,7 +157,7 @@ def test_guest_shutdown_moves_to_shutdown_state() -> None:
 def test_pit_latch_holds_and_mode3_counts_by_two() -> None:
     from accel.machine.devices import PIT_HZ, Pit
 
-    acc = FakeAccelerator("fake", caps(pv_clocksource=False))
+    acc = FakeAccelerator("fake", caps=all_answers(pv_clocksource=False))
     m = Machine(acc, "microvm", registry=REG).init()
     pit = m.device("isa-pit")
     assert isinstance(pit, Pit)

@@ -4,9 +4,16 @@ import io
 
 import pytest
 
-from accel import Registers
+from accel import CapabilityAnswer, ClockFlags, Registers
+from tests.fakes import FakeAccelerator, FakeVM, all_answers
 
-from .fakevm import FakeAccelerator, FakeVM
+#: The fake's clock here: stable and carrying wall time, so a catch-up restore adds it.
+CLOCK_FLAGS = ClockFlags.TSC_STABLE | ClockFlags.REALTIME
+
+
+def fake_accelerator() -> FakeAccelerator:
+    adjust_clock = CapabilityAnswer.yes(int(CLOCK_FLAGS), "fake")
+    return FakeAccelerator(caps=all_answers(ADJUST_CLOCK=adjust_clock))
 
 
 def make_vm(acc: FakeAccelerator, ram: int = 64 * 1024, vcpus: int = 1) -> FakeVM:
@@ -24,7 +31,7 @@ def make_vm(acc: FakeAccelerator, ram: int = 64 * 1024, vcpus: int = 1) -> FakeV
 
 @pytest.fixture
 def acc() -> FakeAccelerator:
-    return FakeAccelerator()
+    return fake_accelerator()
 
 
 @pytest.fixture

@@ -10,8 +10,7 @@ import pytest
 
 import accel.cli
 from accel import snapshot
-
-from .fakevm import FakeVM
+from tests.fakes import FakeVM
 
 
 def run(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:

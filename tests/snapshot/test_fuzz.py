@@ -16,8 +16,9 @@ from hypothesis import strategies as st
 
 from accel import snapshot
 from accel.errors import SnapshotError
+from tests.fakes import FakeAccelerator, FakeVM, state_of
 
-from .fakevm import FakeAccelerator, FakeVM, state_of
+from .conftest import fake_accelerator
 from .streams import Record, rebuild, sections_and_end, split
 
 COMMON = settings(
@@ -45,7 +46,7 @@ def _small_vm(acc: FakeAccelerator) -> FakeVM:
     return vm
 
 
-_ACC = FakeAccelerator()
+_ACC = fake_accelerator()
 _SOURCE = _small_vm(_ACC)
 _SOURCE.pause()
 _buf = io.BytesIO()
@@ -60,7 +61,7 @@ class Target:
     """A VM of the same layout with different contents, and its state before."""
 
     def __init__(self) -> None:
-        self.acc = FakeAccelerator()
+        self.acc = fake_accelerator()
         self.vm = _small_vm(self.acc)
         self.vm.write_memory(0x2000, b"target's own bytes")
         self.before = state_of(self.vm)

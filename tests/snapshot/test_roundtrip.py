@@ -13,9 +13,9 @@ from accel.errors import BackendCallError, SnapshotMismatchError
 from accel.snapshot import RestoreMode, restored_clock
 from accel.snapshot.format import RAM_CHUNK
 from accel.snapshot.state import ClockState
+from tests.fakes import FakeAccelerator, FakeVM, state_of
 
 from .conftest import make_vm
-from .fakevm import FakeAccelerator, FakeVM, state_of
 
 
 class Pipe(io.RawIOBase):

@@ -27,8 +27,8 @@ from accel.snapshot import (
     encode,
 )
 from accel.snapshot.state import CLOCK, ClockState
+from tests.fakes import FakeAccelerator, FakeVM
 
-from .fakevm import FakeAccelerator, FakeVM
 from .streams import Record, rebuild, split
 
 #: The clock section as version 1 wrote it: no ``saved_at`` field yet.
