@@ -10,12 +10,15 @@ alternation,
 * ``python -c pass``, ``python -c "import accel"`` and pluggy plus an entry-point scan
   with ``importlib.metadata`` (the floors under any plugin-discovering Python command),
 
-and reports the median wall time and peak RSS of each (``os.wait4`` per child) and the
-ratio accel/QEMU (the goal is <= 0.6). Python runs with a bytecode cache, as an installed
-package has one (``PYTHONDONTWRITEBYTECODE`` is dropped and ``PYTHONPYCACHEPREFIX`` points
-at a temporary directory), after one warm-up run of each command.
+and, with ``--compare DIR``, the same ``accel run`` from another source tree (``DIR`` and
+``DIR/plugins`` first on ``PYTHONPATH``, e.g. ``git archive REV accel plugins`` unpacked
+there: before and after in the same run). It reports the median wall time and peak RSS of
+each (``os.wait4`` per child) and the ratio accel/QEMU (the goal is <= 0.6). Python runs
+with a bytecode cache, as an installed package has one (``PYTHONDONTWRITEBYTECODE`` is
+dropped and ``PYTHONPYCACHEPREFIX`` points at a temporary directory), after one warm-up run
+of each command.
 
-    python bench/bench_run.py [--rounds 15] [--accel kvm] [--markdown]
+    python bench/bench_run.py [--rounds 15] [--accel kvm] [--markdown] [--compare DIR]
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=15)
     ap.add_argument("--accel", default="kvm")
     ap.add_argument("--markdown", action="store_true", help="print a table for docs")
+    ap.add_argument("--compare", metavar="DIR", help="also run accel from this source tree")
     args = ap.parse_args(argv)
     qemu = shutil.which("qemu-system-x86_64")
     python = sys.executable
@@ -80,6 +84,12 @@ def main(argv: list[str] | None = None) -> int:
                 "import pluggy, importlib.metadata as m; m.entry_points(group='accel.plugins')",
             ],
         }  # fmt: skip
+        envs: dict[str, dict[str, str]] = {}
+        if args.compare:
+            other = f"accel run ({args.compare})"
+            cmds[other] = cmds["accel run"]
+            root = Path(args.compare).resolve()
+            envs[other] = {**env, "PYTHONPATH": f"{root}{os.pathsep}{root / 'plugins'}"}
         if qemu:
             cmds["qemu-system-x86_64"] = [
                 qemu, "-accel", args.accel, "-M", "microvm", "-display", "none",
@@ -87,15 +97,15 @@ def main(argv: list[str] | None = None) -> int:
                 "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
             ]  # fmt: skip
         for name, cmd in cmds.items():  # warm-up (fills the bytecode cache)
-            _w, _r, status = measure(cmd, env)
-            if name in ("accel run", "qemu-system-x86_64") and status != 33:
+            _w, _r, status = measure(cmd, envs.get(name, env))
+            if (name.startswith("accel run") or name == "qemu-system-x86_64") and status != 33:
                 print(f"{name}: expected exit status 33, got {status}", file=sys.stderr)
                 return 1
         walls: dict[str, list[float]] = {n: [] for n in cmds}
         rss: dict[str, list[int]] = {n: [] for n in cmds}
         for _ in range(args.rounds):
             for name, cmd in cmds.items():
-                w, r, _s = measure(cmd, env)
+                w, r, _s = measure(cmd, envs.get(name, env))
                 walls[name].append(w)
                 rss[name].append(r)
     med = {n: statistics.median(v) for n, v in walls.items()}
@@ -107,12 +117,19 @@ def main(argv: list[str] | None = None) -> int:
             print(f"| `{n}` | {med[n] * 1000:.1f} ms | {max(rss[n]) / 1024:.1f} MiB |")
         if ratio is not None:
             print(f"| **accel run / QEMU** | **{ratio:.2f}x** (goal <= 0.6x) | |")
+            for n in cmds:
+                if n.startswith("accel run ("):
+                    other_ratio = med[n] / med["qemu-system-x86_64"]
+                    print(f"| {n} / QEMU | {other_ratio:.2f}x | |")
     else:
         for n in cmds:
             print(f"{n:<28} {med[n] * 1000:8.1f} ms   {max(rss[n]) / 1024:6.1f} MiB")
         if ratio is not None:
             verdict = "meets" if ratio <= 0.6 else "misses"
             print(f"accel run / qemu = {ratio:.2f}x ({verdict} the 0.6x goal)")
+            for n in cmds:
+                if n.startswith("accel run ("):
+                    print(f"{n} / qemu = {med[n] / med['qemu-system-x86_64']:.2f}x")
         else:
             print("qemu-system-x86_64 not installed: no ratio")
     return 0
