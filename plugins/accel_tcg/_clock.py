@@ -19,15 +19,21 @@ class VirtualClock:
 
     While stopped (the VM is paused) the value stands still; :meth:`start` continues
     from it. Thread-safe: vCPU worker threads and callers may read it concurrently.
+
+    A read carries the host wall time at which its value was the guest time: the time of
+    the read while running, and while stopped the time the clock stopped (or was last
+    written), so that a catch-up restore (value + wall time elapsed since ``realtime``)
+    also counts the time between the pause and the read.
     """
 
-    __slots__ = ("_base", "_lock", "_running", "_since")
+    __slots__ = ("_base", "_lock", "_running", "_since", "_stopped_realtime")
 
     def __init__(self, start: int = 0) -> None:
         self._lock = threading.Lock()
         self._base = start  # guest ns at the moment `_since` was taken
         self._since = time.monotonic_ns()
         self._running = True
+        self._stopped_realtime = 0  # host wall time of `_base` while stopped
 
     def now(self) -> int:
         with self._lock:
@@ -36,8 +42,14 @@ class VirtualClock:
             return self._base + (time.monotonic_ns() - self._since)
 
     def read(self) -> ClockData:
-        clock = self.now()
-        return ClockData(clock=clock, flags=CLOCK_FLAGS, realtime=time.time_ns())
+        with self._lock:
+            if not self._running:
+                return ClockData(
+                    clock=self._base, flags=CLOCK_FLAGS, realtime=self._stopped_realtime
+                )
+            clock = self._base + (time.monotonic_ns() - self._since)
+            realtime = time.time_ns()
+        return ClockData(clock=clock, flags=CLOCK_FLAGS, realtime=realtime)
 
     def write(self, data: ClockData) -> None:
         """Set the clock; with REALTIME, also add the wall time elapsed since ``realtime``."""
@@ -47,11 +59,13 @@ class VirtualClock:
         with self._lock:
             self._base = value
             self._since = time.monotonic_ns()
+            self._stopped_realtime = time.time_ns()
 
     def stop(self) -> None:
         with self._lock:
             if self._running:
                 self._base += time.monotonic_ns() - self._since
+                self._stopped_realtime = time.time_ns()
                 self._running = False
 
     def start(self) -> None:

@@ -17,6 +17,14 @@ instruction completes exactly where it stopped. The handoff is two
 so vCPUs of one VM run in parallel. HLT, faults and :meth:`kick` end ``emu_start``;
 the worker maps the reason onto the contract's exits.
 
+Nothing in the handoff blocks without a bound on the worker: ``run()`` counts as running
+before it looks at the pause and kick flags (so a concurrent pause or kick is never
+missed), notices a worker thread that ended, and a ``run()`` left by an exception hands
+the exit it was owed to the next one; an exception on the worker becomes an
+:class:`~accel.InternalErrorExit`; ``emu_stop`` (lost when it lands just before
+``emu_start`` begins) is retried for kicks and for close; close() works from any thread
+and state and waits for the worker at most ``_JOIN_TIMEOUT`` seconds.
+
 While an exit is pending the worker is parked inside the instruction: registers can be
 read, but :meth:`TcgVcpu.set_regs` / :meth:`TcgVcpu.set_sregs` raise
 :class:`~accel.errors.VcpuStateError` until ``run()`` completes the exit.
@@ -47,6 +55,7 @@ import os
 import queue
 import struct
 import threading
+import time
 from typing import TYPE_CHECKING, Any, Final
 
 from accel.accelerator import (
@@ -101,6 +110,14 @@ SOURCE: Final = "software emulation (unicorn)"
 _NEVER: Final = 0x7FFF_FFFF_FFFF_FFF0
 _GO: Final = 1
 _STOP: Final = 2
+#: How often run() looks whether its worker thread is still there (seconds).
+_POLL: Final = 0.25
+#: close() waits this long for a worker thread to end (seconds); the engine stop is
+#: retried until then.
+_JOIN_TIMEOUT: Final = 10.0
+#: First retry of a lost emu_stop, and the longest wait between two (seconds).
+_RETRY_FIRST: Final = 0.002
+_RETRY_MAX: Final = 0.05
 
 _FLAGS_IF = 1 << 9
 _FLAGS_TF = 1 << 8
@@ -313,7 +330,7 @@ class TcgVM(VM):
                 )
 
     def _check_quiet(self, what: str) -> None:
-        busy = [c.index for c in self._vcpus if c._running]
+        busy = [c.index for c in self._vcpus if c._running or c._in_flight]
         if busy:
             raise VcpuStateError(
                 f"{what}: vCPU(s) {busy} are running; the engine cannot be remapped under them",
@@ -459,7 +476,10 @@ class TcgVM(VM):
         return self._paused
 
     def _close(self) -> None:
-        for cpu in list(self._vcpus):
+        cpus = list(self._vcpus)
+        for cpu in cpus:  # all workers stop at once, and share one bounded wait
+            cpu._request_close()
+        for cpu in cpus:
             cpu.close()
         for ram in self._ram:
             ram.region.view.release()
@@ -490,9 +510,11 @@ class TcgVcpu(Vcpu):
         self._to_caller: queue.SimpleQueue[Exit | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._pending: Exit | None = None
-        self._running = False
+        self._running = False  # a caller is inside run()
+        self._in_flight = False  # the worker owes run() an exit
         self._kick = False
         self._closing = False
+        self._close_deadline = 0.0
         self._event: Exit | None = None
         self._resume_at: int | None = None
         self._fault: tuple[int, int, int] | None = None
@@ -540,10 +562,14 @@ class TcgVcpu(Vcpu):
     # -- registers
     def _check_settable(self) -> None:
         self._check_open()
-        if self._pending is not None or self._running:
+        if self._pending is not None or self._running or self._in_flight:
             raise VcpuStateError(
                 f"vcpu {self.index}: registers cannot be set while "
-                + ("it runs" if self._running else f"an exit is pending ({self._pending!r})"),
+                + (
+                    "it runs"
+                    if self._running or self._in_flight
+                    else f"an exit is pending ({self._pending!r})"
+                ),
                 hint="call run() to complete the pending exit first (the engine is parked "
                 "inside the instruction)",
                 accelerator=NAME,
@@ -577,27 +603,45 @@ class TcgVcpu(Vcpu):
     # -- run
     def run(self) -> Exit:
         self._check_open()
+        # Published before the paused, kick and closed checks: pause(), kick() and close()
+        # set their flag first and look at _running second, so whichever of the two sides
+        # comes second sees the other. (Checked the other way round, a pause landing
+        # while run() started the worker thread left the vCPU in the guest of a paused
+        # VM, and run() never returned.)
+        self._running = True
+        try:
+            return self._run()
+        finally:
+            self._running = False
+
+    def _run(self) -> Exit:
+        self._check_open()  # closed by another thread since the first check
         if self.vm.paused:
             raise VcpuStateError(
                 f"vcpu {self.index}: the VM is paused",
                 hint="call vm.resume() before running vCPUs",
                 accelerator=NAME,
             )
-        if self._kick:
-            self._kick = False
-            return InterruptedExit()
-        if self._thread is None:
-            self._thread = threading.Thread(
-                target=self._worker, name=f"tcg-vcpu{self.index}", daemon=True
-            )
-            self._thread.start()
-        self._pending = None
-        self._running = True
-        try:
+        if not self._in_flight:
+            if self._kick:
+                self._kick = False
+                return InterruptedExit()
+            thread = self._thread
+            if thread is None or not thread.is_alive():
+                thread = threading.Thread(
+                    target=self._worker, name=f"tcg-vcpu{self.index}", daemon=True
+                )
+                thread.start()
+                self._thread = thread  # after start(): close() may join it at once
+            self._pending = None
+            self._in_flight = True
             self._to_worker.put(_GO)
-            ex = self._to_caller.get()
-        finally:
-            self._running = False
+        elif self._kick:
+            # a run left by an exception (KeyboardInterrupt) is still going: this run
+            # takes its exit over, and the kick has to stop the engine
+            self._stop_engine()
+        ex = self._wait_for_worker()
+        self._in_flight = False
         if ex is None:  # closed from another thread while running
             return InterruptedExit()
         if isinstance(ex, InterruptedExit):
@@ -606,42 +650,89 @@ class TcgVcpu(Vcpu):
             self._pending = ex
         return ex
 
+    def _wait_for_worker(self) -> Exit | None:
+        """The worker's next exit; never blocks on a worker that has gone away."""
+        get = self._to_caller.get
+        thread = self._thread
+        while True:
+            try:
+                return get(timeout=_POLL)
+            except queue.Empty:
+                pass
+            if self._closing and time.monotonic() > self._close_deadline:
+                return None  # the worker did not stop in time: close() gave up on it
+            if thread is not None and thread.is_alive():
+                continue
+            with contextlib.suppress(queue.Empty):
+                return get(timeout=0)  # posted just before it ended
+            if self._closing:
+                return None
+            return InternalErrorExit(
+                "internal-error", 0, f"tcg: the worker thread of vcpu {self.index} ended"
+            )
+
     def kick(self) -> None:
         self._kick = True
         if self._running:
             self._stop_engine()
 
-    def _stop_engine(self) -> None:
-        with contextlib.suppress(Exception):  # between runs: the flag is seen before the next
-            self._uc.emu_stop()
-        if self._running and self._kick:
-            # emu_stop is lost if it lands just before emu_start begins: retry until seen.
-            timer = threading.Timer(0.002, self._retry_kick)
+    def _stop_engine(self, attempt: int = 0) -> None:
+        """``emu_stop``, retried while a kick or close still wants the engine stopped.
+
+        ``emu_stop`` is lost when it lands just before ``emu_start`` begins (unicorn
+        clears its stop request there), so it is repeated, backing off, until the run
+        ends (kick), or the worker thread ends or the close deadline passes (close).
+        """
+        uc = self._uc
+        if uc is not None:
+            with contextlib.suppress(Exception):
+                uc.emu_stop()
+        if self._stop_wanted():
+            delay = min(_RETRY_FIRST * (2**attempt), _RETRY_MAX)
+            timer = threading.Timer(delay, self._retry_stop, (attempt + 1,))
             timer.daemon = True
             timer.start()
 
-    def _retry_kick(self) -> None:
-        if self._running and self._kick and not self._closed:
-            self._stop_engine()
+    def _stop_wanted(self) -> bool:
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return False  # nothing in emu_start; a new worker checks the flags first
+        if self._closing:
+            return time.monotonic() < self._close_deadline
+        return self._running and self._kick
+
+    def _retry_stop(self, attempt: int) -> None:
+        if self._stop_wanted():
+            self._stop_engine(attempt)
 
     # -- worker thread
     def _worker(self) -> None:
         get, put = self._to_worker.get, self._to_caller.put
-        while True:
-            if get() == _STOP:
-                return
-            ex = self._emulate()
-            if ex is None:
-                put(None)
-                return
+        while get() != _STOP:
+            try:
+                ex = self._emulate()
+            except Exception as exc:  # never end without an answer: run() waits for one
+                ex = (
+                    None
+                    if self._closing
+                    else InternalErrorExit(
+                        "internal-error",
+                        0,
+                        f"tcg: {type(exc).__name__} while emulating vcpu {self.index}: {exc}",
+                    )
+                )
             put(ex)
+            if ex is None:
+                return
 
     def _wait_for_caller(self, ex: Exit) -> bool:
         """Post ``ex`` and park until the next run(); False when the vCPU is closing."""
         self._to_caller.put(ex)
         if self._to_worker.get() == _STOP:
             self._closing = True
-            self._uc.emu_stop()
+            uc = self._uc
+            if uc is not None:
+                uc.emu_stop()
             return False
         return True
 
@@ -752,7 +843,14 @@ class TcgVcpu(Vcpu):
             elif cr0 & _CR0_PG:
                 why = "delivery with paging enabled is not emulated"
             else:
-                why = self._deliver_protected(vector, idt_base)
+                try:
+                    why = self._deliver_protected(vector, idt_base)
+                except Exception as exc:  # the IDT, GDT or stack is not in guest memory
+                    return InternalErrorExit(
+                        "emulation",
+                        vector,
+                        f"vector {vector}: protected-mode delivery failed: {exc}",
+                    )
             if why is None:
                 return None
             return InternalErrorExit(
@@ -875,17 +973,27 @@ class TcgVcpu(Vcpu):
         return InternalErrorExit("internal-error", code, f"unicorn: {exc}")
 
     # -- close
-    def _close(self) -> None:
+    def _request_close(self) -> None:
+        """Tell the worker to end (idempotent); :meth:`_close` then waits for it."""
+        if self._closing:
+            return
+        self._close_deadline = time.monotonic() + _JOIN_TIMEOUT
         self._closing = True
+        if self._thread is not None:
+            self._to_worker.put(_STOP)  # releases a hook parked in an exit, or ends an idle worker
+            self._stop_engine()  # ends emu_start; retried until the worker ends or the deadline
+
+    def _close(self) -> None:
+        # Safe from any thread and any state: idle, parked in an exit, inside emu_start,
+        # or racing with a run() that is starting the worker (which then sees _closing
+        # before it emulates). The wait is bounded; a worker that did not end by then is
+        # left behind (a daemon thread) with the engine it still uses.
+        self._request_close()
         thread = self._thread
-        if thread is not None:
-            if self._running:
-                with contextlib.suppress(Exception):
-                    self._uc.emu_stop()
-            self._to_worker.put(_STOP)
-            if thread is not threading.current_thread():
-                thread.join(timeout=5)
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=max(0.0, self._close_deadline - time.monotonic()))
         self._pending = None
         if isinstance(self.vm, TcgVM):
             self.vm._forget(self)
-        self._uc = None
+        if thread is None or not thread.is_alive():
+            self._uc = None
