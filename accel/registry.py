@@ -75,10 +75,10 @@ class PluginRecord:
 
 class _Dist(Protocol):
     @property
-    def name(self) -> str: ...
+    def name(self) -> str | None: ...
 
     @property
-    def version(self) -> str: ...
+    def version(self) -> str | None: ...
 
 
 class _EntryPointLike(Protocol):
@@ -116,7 +116,7 @@ class _PathDist:
         self._path = path
         self._headers: dict[str, str] | None = None
 
-    def _header(self, key: str) -> str:
+    def _header(self, key: str) -> str | None:
         if self._headers is None:
             text = (
                 _read(os.path.join(self._path, "METADATA"))
@@ -132,14 +132,14 @@ class _PathDist:
                 if sep and line[0] not in " \t":
                     headers.setdefault(name.strip().lower(), value.lstrip(" \t"))
             self._headers = headers
-        return self._headers.get(key, "")
+        return self._headers.get(key)  # None when missing, as importlib.metadata says
 
     @property
-    def name(self) -> str:
+    def name(self) -> str | None:
         return self._header("name")
 
     @property
-    def version(self) -> str:
+    def version(self) -> str | None:
         return self._header("version")
 
 

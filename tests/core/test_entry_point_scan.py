@@ -69,6 +69,20 @@ def test_order_duplicates_sections_and_comments_as_importlib(
     same_as_importlib("console_scripts")
 
 
+def test_metadata_without_version_or_file(tmp_path: Path, make_dist: MakeDist) -> None:
+    make_dist("placeholder", {})  # puts tmp_path on sys.path
+    bare = tmp_path / "bare-1.0.dist-info"
+    bare.mkdir()
+    (bare / "METADATA").write_text("Name: bare\n")
+    (bare / "entry_points.txt").write_text("[accel.plugins]\nbare = bare_mod\n")
+    nometa = tmp_path / "nometa-1.0.dist-info"
+    nometa.mkdir()
+    (nometa / "entry_points.txt").write_text("[accel.plugins]\nnometa = nometa_mod\n")
+    found = same_as_importlib("accel.plugins")
+    assert ("bare", "bare_mod", "bare", None) in found
+    assert ("nometa", "nometa_mod", None, None) in found
+
+
 def test_install_and_uninstall_show_at_once(make_dist: MakeDist, tmp_path: Path) -> None:
     before = same_as_importlib("accel.plugins")
     make_dist("fresh-plug", {"fresh": ""})
