@@ -673,7 +673,10 @@ class TcgVcpu(Vcpu):
 
     def kick(self) -> None:
         self._kick = True
-        if self._running:
+        # Only a worker that owes an exit can be inside emu_start. Otherwise the flag is
+        # enough (run() and the worker look at it before emulating), and an emu_stop
+        # would stay pending in an engine parked in a hook and cut the next run short.
+        if self._in_flight:
             self._stop_engine()
 
     def _stop_engine(self, attempt: int = 0) -> None:
@@ -699,7 +702,7 @@ class TcgVcpu(Vcpu):
             return False  # nothing in emu_start; a new worker checks the flags first
         if self._closing:
             return time.monotonic() < self._close_deadline
-        return self._running and self._kick
+        return self._in_flight and self._kick
 
     def _retry_stop(self, attempt: int) -> None:
         if self._stop_wanted():
