@@ -692,6 +692,8 @@ class Machine:
         pio = self._pio
         out = IoDirection.OUT
         after_io = False
+        io_rip: int | None = None  # where a possibly unfinished port/MMIO instruction is
+        retries = 0
         try:
             while True:
                 ex = vcpu.run()
@@ -744,16 +746,22 @@ class Machine:
                         f" (code {ex.code:#x}) {ex.detail} at rip={regs.rip:#x}".rstrip(),
                     )
                 elif t is InterruptedExit and self._pause_req.is_set():
-                    if after_io:
-                        # The kick landed just after a port/MMIO exit: the accelerator may
-                        # still hold that instruction half done (TCG parks inside it; a KVM
-                        # IN completes on the next KVM_RUN). Run once more so it completes,
-                        # kicking again shortly, and pause at that instruction boundary.
+                    # After a port/MMIO exit the accelerator may still hold that
+                    # instruction half done (TCG parks inside it, RIP on it; a KVM IN
+                    # completes on the next KVM_RUN), and a kick landing before the next
+                    # run returns at once. Run on, kicking again shortly, until the vCPU
+                    # has left the RIP of the last I/O exit (bounded: a guest may loop on
+                    # one OUT), so the pause lands on an instruction boundary.
+                    if after_io and io_rip is None:  # asked while the exit was handled
+                        io_rip = vcpu.get_regs().rip
+                    if io_rip is not None and retries < 50 and vcpu.get_regs().rip == io_rip:
+                        retries += 1
                         after_io = False
                         kicker = threading.Timer(0.002, self.kick)
                         kicker.daemon = True
                         kicker.start()
                         continue
+                    io_rip, retries = None, 0
                     self._pause_req.clear()
                     self._resumed.clear()
                     self._do_pause()
@@ -766,6 +774,8 @@ class Machine:
                         self._paused_ack.set()
                         self._resumed.wait()
                 after_io = t is PortIoExit or t is MmioExit
+                if after_io and self._pause_req.is_set():
+                    io_rip = vcpu.get_regs().rip
                 if self._stop is not None:
                     if self._stop.guest_ended:
                         self.ended = self._stop
