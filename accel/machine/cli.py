@@ -108,7 +108,7 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         default=None,
         metavar="FILE",
         help="resume the machine snapshot in FILE (machine, CPU, devices and image come "
-        "from it; --accel default: the snapshot's accelerator, then tcg)",
+        "from it; --accel default: the snapshot's accelerator, then the others)",
     )
     p.add_argument(
         "--restore-mode",
@@ -297,9 +297,9 @@ def _cmd_run_restore(args: argparse.Namespace, ctx: Context) -> int:
             ctx.err.write(f"accel: error: cannot read snapshot {args.restore!r}: {exc.strerror}\n")
             return 1
         spec = args.accel
-        if spec is None:  # the snapshot's accelerator, then tcg (like kvm:tcg)
-            known = ctx.registry.accelerators()
-            names = [n for n in dict.fromkeys([header.accelerator, "tcg"]) if n in known]
+        if spec is None:  # the snapshot's accelerator, then the others by priority
+            known = list(ctx.registry.accelerators())
+            names = [n for n in dict.fromkeys([header.accelerator, *known]) if n in known]
             spec = ":".join(names) or None
         options = RunOptions(timeout=args.timeout, stop_after=args.stop_after, save=args.save)
         console = _console(ctx)

@@ -16,7 +16,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,13 +72,12 @@ def timed_run(accel_name: str, *args: str) -> tuple[subprocess.CompletedProcess[
     return done, time.monotonic() - t0 - startup
 
 
-def stopped_mid_run(
-    run: Callable[[str], subprocess.CompletedProcess[str]], seconds: float
-) -> subprocess.CompletedProcess[str]:
-    """``run("--stop-after" value)`` until the stop lands before the guest's own end,
-    halving the duration each time it did not (guest speed varies with the host's load)."""
+def stopped_mid_run(args: list[str], seconds: float) -> subprocess.CompletedProcess[str]:
+    """``accel run --stop-after SECONDS *args`` until the stop lands before the guest's own
+    end, halving the duration each time it did not (guest speed varies with host load)."""
+    seconds = max(seconds, 0.1)
     for _ in range(6):
-        got = run(f"{seconds:.3f}s")
+        got = accel_run("--stop-after", f"{seconds:.3f}s", *args)
         if got.returncode == 0:
             assert "count =" not in got.stdout
             return got
@@ -139,14 +138,10 @@ def test_stop_after_then_restore_equals_an_uninterrupted_run(
 
     # Stop twice (the second time in a restored machine), then let it finish.
     s1, s2 = tmp_path / "one.snap", tmp_path / "two.snap"
-    base = ["--accel", accel_name, "--save", str(s1), image]
-    first = stopped_mid_run(lambda step: accel_run("--stop-after", step, *base), max(took / 4, 0.1))
+    first = stopped_mid_run(["--accel", accel_name, "--save", str(s1), image], took / 4)
     assert "stopped after" in one_line(first.stderr) and "snapshot written" in first.stderr
 
-    second = stopped_mid_run(
-        lambda step: accel_run("--restore", str(s1), "--stop-after", step, "--save", str(s2)),
-        max(took / 4, 0.1),
-    )
+    second = stopped_mid_run(["--restore", str(s1), "--save", str(s2)], took / 4)
     assert one_line(second.stderr).startswith(f"accel: {accel_name}: stopped after")
 
     last = accel_run("--restore", str(s2), "--restore-mode", "catch-up", "--accel", accel_name)
@@ -184,9 +179,7 @@ def test_a_stop_lands_on_an_instruction_boundary_after_port_io(
     for n in range(2):
         snap = tmp_path / f"{n}.snap"
         save = ["--accel", accel_name, "--save", str(snap), *args]
-        cut = stopped_mid_run(
-            lambda step, save=save: accel_run("--stop-after", step, *save), max(took / 3, 0.1)
-        )
+        cut = stopped_mid_run(save, took / 3)
         rest = accel_run("--restore", str(snap))
         assert rest.returncode == COUNT_STATUS
         assert len(cut.stdout) + len(rest.stdout) == 60_000, (len(cut.stdout), len(rest.stdout))
