@@ -584,6 +584,13 @@ class Machine:
                 self._do_pause()
                 return
         self._paused_ack.wait()
+        with self._lock:
+            # The run loop may have ended on its own (halt, exit device, stop request)
+            # before it saw the request: it then wakes us from its ``finally`` without
+            # pausing, and the pause is ours to make.
+            if self.state is RunState.RUNNING and self._run_thread is None:
+                self._pause_req.clear()
+                self._do_pause()
 
     def _do_pause(self) -> None:
         assert self.vm is not None
@@ -782,6 +789,7 @@ class Machine:
                     return self._stop
         finally:
             self._run_thread = None
+            self._paused_ack.set()  # a pause() waiting from another thread must not hang
             if timer is not None:
                 timer.cancel()
 

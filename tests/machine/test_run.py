@@ -254,3 +254,51 @@ def test_fallback_is_reported(tmp_path: Path) -> None:
     )  # fmt: skip
     assert p.returncode == 111
     assert "accel: kvm is not usable (" in p.stderr and "falling back to tcg" in p.stderr
+
+
+class _HaltThenPause:
+    """A vCPU proxy: when the guest halts, another thread asks the machine to pause
+    *before* the run loop sees the halt, so the loop ends without ever handling the
+    request — the race that once left ``Machine.pause()`` waiting for ever."""
+
+    def __init__(self, inner: accel.Vcpu, machine: Machine, paused: list[bool]) -> None:
+        self._inner = inner
+        self._machine = machine
+        self._paused = paused
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def run(self) -> accel.Exit:
+        import threading
+
+        ex = self._inner.run()
+        if isinstance(ex, accel.HaltExit):
+            asker = threading.Thread(
+                target=lambda: (self._machine.pause(), self._paused.append(True)), daemon=True
+            )
+            asker.start()
+            asker.join(0.3)  # it is now waiting for the loop to acknowledge
+        return ex
+
+
+def test_pause_requested_as_the_run_ends_does_not_hang() -> None:
+    import threading
+
+    acc = accel.open("tcg")
+    try:
+        with Machine(acc, "microvm") as m:
+            load_image(m, bytes.fromhex("f4"), 0x1000, None)  # hlt (interrupts off)
+            paused: list[bool] = []
+            m.vcpus[0] = _HaltThenPause(m.vcpus[0], m, paused)  # type: ignore[assignment]
+            result = m.run(timeout=30)
+            assert result.kind == "halt"
+            deadline = threading.Event()
+            for _ in range(100):
+                if paused:
+                    break
+                deadline.wait(0.05)
+            assert paused == [True], "pause() never returned after the run ended"
+            assert m.state is RunState.PAUSED
+    finally:
+        acc.close()
