@@ -41,7 +41,7 @@ from types import TracebackType
 from typing import ClassVar, Self
 
 from .capabilities import Capability, CapabilityAnswer, CapabilitySet, ClockFlags
-from .errors import HandleClosedError, InvalidArgumentError
+from .errors import HandleClosedError, InvalidArgumentError, MemoryLayoutError
 
 __all__ = [
     "Accelerator",
@@ -618,6 +618,72 @@ class VM(_Handle):
     @abc.abstractmethod
     def memory_regions(self) -> tuple[MemoryRegion, ...]:
         """The RAM regions, in guest-physical order."""
+
+    @property
+    @abc.abstractmethod
+    def mmio_ranges(self) -> tuple[tuple[int, int], ...]:
+        """The declared MMIO ranges as ``(guest_phys, size)``."""
+
+    #: Guest-physical address width: regions must end at or below ``1 << _phys_bits``.
+    #: 52 is the x86 architectural maximum; an accelerator with a smaller space lowers it.
+    _phys_bits: ClassVar[int] = 52
+
+    def _check_layout(self, guest_phys: int, size: int, *, what: str = "region") -> None:
+        """Raise unless ``[guest_phys, guest_phys+size)`` may become a new RAM/MMIO region.
+
+        The rule of :meth:`add_memory` and :meth:`add_mmio`: integers (not bools), a
+        positive size, a non-negative 4 KiB-aligned address and size, inside the
+        ``_phys_bits`` guest-physical space, no overlap with :attr:`memory_regions` or
+        :attr:`mmio_ranges`. A wrong type is an :class:`~accel.errors.InvalidArgumentError`
+        (fields ``argument``, ``value``); everything else a
+        :class:`~accel.errors.MemoryLayoutError` with fields ``address`` and ``size``
+        (and ``conflict``, ``conflict_kind`` on an overlap). ``what`` names the call in
+        messages. Implementations call it before changing anything, so nothing changes.
+        """
+        for name, value in (("guest_phys", guest_phys), ("size", size)):
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise InvalidArgumentError(
+                    f"{what}: {name} must be an int, not {value!r}",
+                    hint="pass integer byte addresses and sizes",
+                    argument=name,
+                    value=value,
+                )
+        if size <= 0:
+            raise MemoryLayoutError(
+                f"{what}: memory region at {guest_phys:#x} is empty (size {size:#x})",
+                hint="give a positive size, a multiple of 4 KiB",
+                address=guest_phys,
+                size=size,
+            )
+        if guest_phys < 0 or guest_phys % PAGE_SIZE or size % PAGE_SIZE:
+            raise MemoryLayoutError(
+                f"{what}: memory region {guest_phys:#x}+{size:#x} is not 4 KiB aligned",
+                hint=f"use non-negative multiples of {PAGE_SIZE} for both the address and the size",
+                address=guest_phys,
+                size=size,
+            )
+        end = guest_phys + size
+        if end > 1 << self._phys_bits:
+            raise MemoryLayoutError(
+                f"{what}: memory region {guest_phys:#x}..{end:#x} is beyond the "
+                f"{self._phys_bits}-bit guest-physical address space",
+                hint=f"keep regions below {1 << self._phys_bits:#x}",
+                address=guest_phys,
+                size=size,
+            )
+        spans = [(r.guest_phys, r.size, "RAM") for r in self.memory_regions]
+        spans += [(start, length, "MMIO") for start, length in self.mmio_ranges]
+        for start, length, kind in spans:
+            if guest_phys < start + length and start < end:
+                raise MemoryLayoutError(
+                    f"{what}: memory region {guest_phys:#x}..{end:#x} overlaps the {kind} "
+                    f"region {start:#x}..{start + length:#x}",
+                    hint="choose a free guest-physical range",
+                    address=guest_phys,
+                    size=size,
+                    conflict=(start, length),
+                    conflict_kind=kind,
+                )
 
     def read_memory(self, address: int, size: int) -> bytes:
         """Guest RAM bytes; the whole range must lie inside one region."""

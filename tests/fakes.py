@@ -52,11 +52,8 @@ from accel import (
 from accel.errors import (
     AcceleratorUnavailableError,
     BackendCallError,
-    MemoryLayoutError,
     VcpuStateError,
 )
-
-PAGE = 4096
 
 
 def all_answers(
@@ -153,19 +150,9 @@ class FakeVM(VM):
         return self.accelerator.capabilities()
 
     # -- memory
-    def _check_layout(self, guest_phys: int, size: int) -> None:
-        self._check_open()
-        if size <= 0 or guest_phys < 0 or guest_phys % PAGE or size % PAGE:
-            raise MemoryLayoutError("misaligned", address=guest_phys, size=size)
-        taken = [(r.guest_phys, r.size) for r in self._regions] + self.mmio
-        for start, length in taken:
-            if guest_phys < start + length and start < guest_phys + size:
-                raise MemoryLayoutError(
-                    f"overlaps {start:#x}..{start + length:#x}", address=guest_phys, size=size
-                )
-
     def add_memory(self, guest_phys: int, size: int, *, readonly: bool = False) -> MemoryRegion:
-        self._check_layout(guest_phys, size)
+        self._check_open()
+        self._check_layout(guest_phys, size, what="add_memory")
         region = MemoryRegion(
             guest_phys,
             size,
@@ -178,12 +165,17 @@ class FakeVM(VM):
         return region
 
     def add_mmio(self, guest_phys: int, size: int) -> None:
-        self._check_layout(guest_phys, size)
+        self._check_open()
+        self._check_layout(guest_phys, size, what="add_mmio")
         self.mmio.append((guest_phys, size))
 
     @property
     def memory_regions(self) -> tuple[MemoryRegion, ...]:
         return tuple(self._regions)
+
+    @property
+    def mmio_ranges(self) -> tuple[tuple[int, int], ...]:
+        return tuple(self.mmio)
 
     # -- vCPUs
     def create_vcpu(self, index: int | None = None, *, cpu: CpuSpec | None = None) -> FakeVcpu:

@@ -7,9 +7,9 @@ import ctypes
 import mmap as _mmap
 from typing import TYPE_CHECKING
 
-from accel.accelerator import PAGE_SIZE, VM, ClockData, CpuSpec, MemoryRegion, VmOptions
+from accel.accelerator import VM, ClockData, CpuSpec, MemoryRegion, VmOptions
 from accel.capabilities import Capability, CapabilitySet, ClockFlags
-from accel.errors import BackendCallError, InvalidArgumentError, MemoryLayoutError
+from accel.errors import BackendCallError, InvalidArgumentError
 
 from . import _abi
 from ._ioctl import Sys
@@ -101,48 +101,10 @@ class KvmVM(VM):
         return self._caps
 
     # ------------------------------------------------------------------ memory
-    def _check_layout(self, guest_phys: int, size: int) -> None:
-        for name, value in (("guest_phys", guest_phys), ("size", size)):
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise InvalidArgumentError(
-                    f"{name} must be an int, not {value!r}", argument=name, value=value
-                )
-        if size <= 0:
-            raise MemoryLayoutError(
-                f"memory region at {guest_phys:#x} is empty (size {size})",
-                hint="give a positive size, a multiple of 4 KiB",
-                address=guest_phys,
-                size=size,
-            )
-        if guest_phys < 0 or guest_phys % PAGE_SIZE or size % PAGE_SIZE:
-            raise MemoryLayoutError(
-                f"memory region {guest_phys:#x}+{size:#x} is not 4 KiB aligned",
-                hint="both the address and the size must be multiples of 4096",
-                address=guest_phys,
-                size=size,
-            )
-        end = guest_phys + size
-        if end > 1 << 52:
-            raise MemoryLayoutError(
-                f"memory region {guest_phys:#x}+{size:#x} is beyond the guest-physical space",
-                address=guest_phys,
-                size=size,
-            )
-        spans = [(r.guest_phys, r.end, "RAM") for r in self._regions]
-        spans += [(a, a + n, "MMIO") for a, n in self._mmio]
-        for start, stop, kind in spans:
-            if guest_phys < stop and start < end:
-                raise MemoryLayoutError(
-                    f"region {guest_phys:#x}..{end:#x} overlaps {kind} {start:#x}..{stop:#x}",
-                    hint="choose a free guest-physical range",
-                    address=guest_phys,
-                    size=size,
-                )
-
     def add_memory(self, guest_phys: int, size: int, *, readonly: bool = False) -> MemoryRegion:
         """Map zeroed anonymous memory at ``guest_phys`` (KVM_SET_USER_MEMORY_REGION)."""
         self._check_open()
-        self._check_layout(guest_phys, size)
+        self._check_layout(guest_phys, size, what="add_memory")
         used = {r.slot for r in self._regions}
         slot = next(i for i in range(len(used) + 1) if i not in used)
         try:
@@ -179,7 +141,7 @@ class KvmVM(VM):
     def add_mmio(self, guest_phys: int, size: int) -> None:
         """Record an MMIO range (KVM exits on unbacked addresses by itself)."""
         self._check_open()
-        self._check_layout(guest_phys, size)
+        self._check_layout(guest_phys, size, what="add_mmio")
         self._mmio.append((guest_phys, size))
         self._mmio.sort()
 
@@ -189,7 +151,7 @@ class KvmVM(VM):
         return tuple(self._regions)
 
     @property
-    def mmio_regions(self) -> tuple[tuple[int, int], ...]:
+    def mmio_ranges(self) -> tuple[tuple[int, int], ...]:
         """The declared MMIO ranges as ``(guest_phys, size)``."""
         self._check_open()
         return tuple(self._mmio)

@@ -59,7 +59,6 @@ import time
 from typing import TYPE_CHECKING, Any, Final
 
 from accel.accelerator import (
-    PAGE_SIZE,
     VM,
     Accelerator,
     Availability,
@@ -85,7 +84,6 @@ from accel.errors import (
     BackendCallError,
     CapabilityError,
     InvalidArgumentError,
-    MemoryLayoutError,
     VcpuStateError,
 )
 
@@ -273,6 +271,8 @@ def _host_address(buffer: mmap.mmap) -> int:
 class TcgVM(VM):
     """A TCG VM: RAM and MMIO ranges shared by its vCPUs, and a virtual clock."""
 
+    _phys_bits = PHYS_BITS
+
     def __init__(self, accelerator: TcgAccelerator, layout: ContextLayout, caps: CapabilitySet):
         self.accelerator = accelerator
         self._layout = layout
@@ -291,44 +291,6 @@ class TcgVM(VM):
         return self._caps
 
     # -- memory
-    def _check_range(self, guest_phys: int, size: int, what: str) -> None:
-        if not isinstance(guest_phys, int) or not isinstance(size, int):
-            raise MemoryLayoutError(
-                f"{what}: address and size must be integers",
-                address=guest_phys,
-                size=size,
-            )
-        if size <= 0:
-            raise MemoryLayoutError(
-                f"{what}: size {size:#x} must be positive", address=guest_phys, size=size
-            )
-        if guest_phys < 0 or guest_phys % PAGE_SIZE or size % PAGE_SIZE:
-            raise MemoryLayoutError(
-                f"{what}: {guest_phys:#x} size {size:#x} is not 4 KiB aligned",
-                hint="use multiples of 4096 for both the address and the size",
-                address=guest_phys,
-                size=size,
-            )
-        end = guest_phys + size
-        if end > 1 << PHYS_BITS:
-            raise MemoryLayoutError(
-                f"{what}: {guest_phys:#x}..{end:#x} is beyond the "
-                f"{PHYS_BITS}-bit guest-physical address space",
-                address=guest_phys,
-                size=size,
-            )
-        spans = [(r.region.guest_phys, r.region.end, "RAM") for r in self._ram]
-        spans += [(start, start + n, "MMIO") for start, n in self._mmio]
-        for start, stop, kind in spans:
-            if guest_phys < stop and start < end:
-                raise MemoryLayoutError(
-                    f"{what}: {guest_phys:#x}..{end:#x} overlaps the {kind} region "
-                    f"{start:#x}..{stop:#x}",
-                    hint="choose a free guest-physical range",
-                    address=guest_phys,
-                    size=size,
-                )
-
     def _check_quiet(self, what: str) -> None:
         busy = [c.index for c in self._vcpus if c._running or c._in_flight]
         if busy:
@@ -342,7 +304,7 @@ class TcgVM(VM):
         self._check_open()
         with self._lock:
             self._check_quiet("add_memory")
-            self._check_range(guest_phys, size, "add_memory")
+            self._check_layout(guest_phys, size, what="add_memory")
             buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
             region = MemoryRegion(
                 guest_phys, size, memoryview(buffer), readonly=readonly, slot=self._next_slot
@@ -368,7 +330,7 @@ class TcgVM(VM):
         self._check_open()
         with self._lock:
             self._check_quiet("add_mmio")
-            self._check_range(guest_phys, size, "add_mmio")
+            self._check_layout(guest_phys, size, what="add_mmio")
             mapped: list[TcgVcpu] = []
             try:
                 for cpu in self._vcpus:

@@ -104,6 +104,10 @@ class WrapVM(VM):
     def memory_regions(self) -> tuple[MemoryRegion, ...]:
         return self.inner.memory_regions
 
+    @property
+    def mmio_ranges(self) -> tuple[tuple[int, int], ...]:
+        return self.inner.mmio_ranges
+
     def read_memory(self, address: int, size: int) -> bytes:
         if self.breakage == "wrong-memory-after-program" and any(v.halted for v in self._vcpus):
             data = bytearray(self.inner.read_memory(address, size))

@@ -40,11 +40,11 @@ def test_bad_regions_are_rejected_and_change_nothing(
     with acc.create_vm() as vm:
         vm.add_memory(0x1000, 0x2000)
         vm.add_mmio(0x8000, 0x1000)
-        before = (vm.memory_regions, vm.mmio_regions, fd_count(), map_count())
+        before = (vm.memory_regions, vm.mmio_ranges, fd_count(), map_count())
         for add in (vm.add_memory, vm.add_mmio):
             with pytest.raises(MemoryLayoutError):
                 add(address, size)
-        assert (vm.memory_regions, vm.mmio_regions, fd_count(), map_count()) == before
+        assert (vm.memory_regions, vm.mmio_ranges, fd_count(), map_count()) == before
 
 
 def test_regions_are_sorted_with_distinct_slots(acc: KvmAccelerator) -> None:
@@ -102,7 +102,7 @@ def _public_calls(obj: Any) -> dict[str, Callable[[], Any]]:
             "add_memory": lambda: obj.add_memory(0x20000, 0x1000),
             "add_mmio": lambda: obj.add_mmio(0x30000, 0x1000),
             "memory_regions": lambda: obj.memory_regions,
-            "mmio_regions": lambda: obj.mmio_regions,
+            "mmio_ranges": lambda: obj.mmio_ranges,
             "read_memory": lambda: obj.read_memory(0, 1),
             "write_memory": lambda: obj.write_memory(0, b"x"),
             "create_vcpu": lambda: obj.create_vcpu(cpu=CpuSpec()),

@@ -115,6 +115,10 @@ class ExampleVM(VM):
     def memory_regions(self) -> tuple[MemoryRegion, ...]:
         return self._inner.memory_regions
 
+    @property
+    def mmio_ranges(self) -> tuple[tuple[int, int], ...]:
+        return self._inner.mmio_ranges
+
     def create_vcpu(self, index: int | None = None, *, cpu: CpuSpec | None = None) -> ExampleVcpu:
         self._check_open()
         vcpu = ExampleVcpu(self, self._inner.create_vcpu(index, cpu=cpu))
