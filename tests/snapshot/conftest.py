@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 
 import pytest
 
-from accel import CapabilityAnswer, ClockFlags, Registers
+import accel
+from accel import Accelerator, AccelError, CapabilityAnswer, ClockFlags, Registers
 from tests.fakes import FakeAccelerator, FakeVM, all_answers
 
 #: The fake's clock here: stable and carrying wall time, so a catch-up restore adds it.
@@ -47,3 +49,23 @@ def snapshot_bytes(vm: FakeVM) -> bytes:
 
     snapshot.save(vm, buf, machine_type="test-1.0", cpu_model="host")
     return buf.getvalue()
+
+
+def open_or_skip(name: str) -> Iterator[Accelerator]:
+    """The named real accelerator for one test, skipping with the reason where unusable."""
+    try:
+        real = accel.open(name)
+    except AccelError as exc:
+        pytest.skip(f"{name} is not usable here: {exc}")
+    with real:
+        yield real
+
+
+@pytest.fixture
+def kvm() -> Iterator[Accelerator]:
+    yield from open_or_skip("kvm")
+
+
+@pytest.fixture
+def tcg() -> Iterator[Accelerator]:
+    yield from open_or_skip("tcg")

@@ -12,9 +12,10 @@ import pytest
 
 import accel
 from accel import Accelerator, snapshot
-from accel.errors import AccelError, VcpuStateError
+from accel.errors import VcpuStateError
 from accel.snapshot import RestoreMode
 
+from .conftest import open_or_skip
 from .guests import (
     COUNTER_AT,
     counter_program,
@@ -27,28 +28,9 @@ from .guests import (
 LIMIT = 300
 
 
-def _open(name: str) -> Iterator[Accelerator]:
-    try:
-        acc = accel.open(name)
-    except AccelError as exc:
-        pytest.skip(f"{name} is not usable here: {exc}")
-    with acc:
-        yield acc
-
-
 @pytest.fixture(params=[pytest.param("kvm", marks=pytest.mark.kvm), "tcg"])
 def acc(request: pytest.FixtureRequest) -> Iterator[Accelerator]:
-    yield from _open(request.param)
-
-
-@pytest.fixture
-def kvm() -> Iterator[Accelerator]:
-    yield from _open("kvm")
-
-
-@pytest.fixture
-def tcg() -> Iterator[Accelerator]:
-    yield from _open("tcg")
+    yield from open_or_skip(request.param)
 
 
 def _uninterrupted(acc: Accelerator) -> tuple[list[int], bytes]:

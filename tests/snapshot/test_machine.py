@@ -18,33 +18,15 @@ from accel.snapshot import RestoreMode, encode, read
 from accel.snapshot.format import Header
 from accel.snapshot.machine import MACHINE, restore_machine, save_machine
 
+from .conftest import open_or_skip
 from .streams import Record, join, split
 
 LIMIT = 60
 
 
-def _open(name: str) -> Iterator[Accelerator]:
-    try:
-        acc = accel.open(name)
-    except AccelError as exc:
-        pytest.skip(f"{name} is not usable here: {exc}")
-    with acc:
-        yield acc
-
-
 @pytest.fixture(params=[pytest.param("kvm", marks=pytest.mark.kvm), "tcg"])
 def acc(request: pytest.FixtureRequest) -> Iterator[Accelerator]:
-    yield from _open(request.param)
-
-
-@pytest.fixture
-def tcg() -> Iterator[Accelerator]:
-    yield from _open("tcg")
-
-
-@pytest.fixture
-def kvm() -> Iterator[Accelerator]:
-    yield from _open("kvm")
+    yield from open_or_skip(request.param)
 
 
 def program(limit: int = LIMIT) -> bytes:
