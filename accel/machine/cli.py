@@ -15,6 +15,8 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ..errors import AccelError
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -341,11 +343,15 @@ def _open_with_fallback_notes(ctx: Context, spec: str | None) -> Accelerator:
     if spec:
         names = [n.strip() for n in spec.replace(",", ":").split(":") if n.strip()]
         for name in names[: names.index(acc.name)] if acc.name in names else []:
-            other = ctx.registry.create(name)
             try:
-                reason = other.probe().reason
-            finally:
-                other.close()
+                other = ctx.registry.create(name)
+            except AccelError as exc:  # not registered, disabled or failed to load
+                reason = exc.message
+            else:
+                try:
+                    reason = other.probe().reason
+                finally:
+                    other.close()
             ctx.err.write(f"accel: {name} is not usable ({reason}); falling back to {acc.name}\n")
     return acc
 

@@ -256,6 +256,17 @@ def test_fallback_is_reported(tmp_path: Path) -> None:
     assert "accel: kvm is not usable (" in p.stderr and "falling back to tcg" in p.stderr
 
 
+def test_fallback_over_a_plugin_that_is_not_loaded() -> None:
+    env = dict(os.environ, ACCEL_PLUGINS="tcg")
+    p = subprocess.run(
+        [sys.executable, "-m", "accel", "run", "--accel", "kvm:tcg", str(GUESTS / "compute.bin")],
+        capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
+    )  # fmt: skip
+    assert p.returncode == 111, p.stderr
+    assert "accel: kvm is not usable (" in p.stderr and "ACCEL_PLUGINS" in p.stderr
+    assert "falling back to tcg" in p.stderr
+
+
 class _HaltThenPause:
     """A vCPU proxy: when the guest halts, another thread asks the machine to pause
     *before* the run loop sees the halt, so the loop ends without ever handling the
