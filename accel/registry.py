@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Protocol, cast
@@ -571,7 +571,12 @@ class Registry:
         """A new, unprobed :class:`Accelerator` of the named type."""
         return self.info(name).factory()
 
-    def open(self, spec: str | Iterable[str] | None = None) -> Accelerator:
+    def open(
+        self,
+        spec: str | Iterable[str] | None = None,
+        *,
+        on_unusable: Callable[[str, str], None] | None = None,
+    ) -> Accelerator:
         """The first usable accelerator of ``spec``.
 
         ``spec`` is ``"kvm:tcg"`` (or a list of names) tried in order like QEMU's
@@ -582,7 +587,8 @@ class Registry:
         not usable (as QEMU skips an accelerator it was built without), so
         ``"kvm:tcg"`` still falls back when the first plugin is disabled or failed to
         load. :class:`NoAcceleratorError` lists every candidate's reason when none is
-        usable.
+        usable. ``on_unusable(name, reason)`` is called for each candidate passed over
+        before the one returned (``accel run`` prints QEMU's "falling back" lines from it).
         """
         names = self._parse_spec(spec)
         accs = self.accelerators()
@@ -594,6 +600,9 @@ class Registry:
                 continue
             acc, availability = self._try(name)
             if acc is not None:
+                if on_unusable is not None:
+                    for skipped, reason in tried:
+                        on_unusable(skipped, reason)
                 return acc
             tried.append((name, availability.reason))
         raise NoAcceleratorError(tried)

@@ -15,8 +15,6 @@ import os
 import sys
 from typing import TYPE_CHECKING, Any
 
-from ..errors import AccelError
-
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -337,22 +335,14 @@ def _console(ctx: Context) -> Callable[[bytes], object]:
 
 
 def _open_with_fallback_notes(ctx: Context, spec: str | None) -> Accelerator:
-    """``registry.open(spec)``, saying on stderr which candidates failed and why (like
-    QEMU's "failed to initialize kvm: ...; falling back to tcg")."""
-    acc = ctx.registry.open(spec)
-    if spec:
-        names = [n.strip() for n in spec.replace(",", ":").split(":") if n.strip()]
-        for name in names[: names.index(acc.name)] if acc.name in names else []:
-            try:
-                other = ctx.registry.create(name)
-            except AccelError as exc:  # not registered, disabled or failed to load
-                reason = exc.message
-            else:
-                try:
-                    reason = other.probe().reason
-                finally:
-                    other.close()
-            ctx.err.write(f"accel: {name} is not usable ({reason}); falling back to {acc.name}\n")
+    """``registry.open(spec)``, saying on stderr which candidates were passed over and why
+    (like QEMU's "failed to initialize kvm: ...; falling back to tcg")."""
+    skipped: list[tuple[str, str]] = []
+    acc = ctx.registry.open(
+        spec, on_unusable=(lambda name, reason: skipped.append((name, reason))) if spec else None
+    )
+    for name, reason in skipped:
+        ctx.err.write(f"accel: {name} is not usable ({reason}); falling back to {acc.name}\n")
     return acc
 
 

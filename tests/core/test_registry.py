@@ -184,6 +184,24 @@ def test_open_falls_back_and_closes_the_unavailable_ones() -> None:
     assert made and made[0].closed
 
 
+def test_open_reports_each_candidate_passed_over_once() -> None:
+    probes: list[str] = []
+
+    def factory() -> FakeAccelerator:
+        probes.append("down")
+        return FakeAccelerator("down", availability=Availability.unavailable("no device"))
+
+    reg = registry_with(fake_info("down", factory=factory), fake_info("up"))
+    skipped: list[tuple[str, str]] = []
+    with reg.open("down:up", on_unusable=lambda n, r: skipped.append((n, r))) as acc:
+        assert acc.name == "up"
+    assert skipped == [("down", "no device")]
+    assert probes == ["down"]  # the reason comes from the one probe selection made
+    skipped.clear()
+    with reg.open("up:down", on_unusable=lambda n, r: skipped.append((n, r))):
+        assert skipped == []
+
+
 def test_nothing_available_lists_every_candidate_reason() -> None:
     reg = registry_with(
         fake_info("a", availability=DOWN),
