@@ -7,13 +7,14 @@ alternation,
 * ``accel run --accel kvm -M microvm IMAGE`` (the ``accel`` script when it has the
   ``run`` command, else ``python -m accel.machine.cli``),
 * ``qemu-system-x86_64 -accel kvm -M microvm -bios IMAGE -device isa-debug-exit,...``,
-* ``python -c pass``, ``python -c "import accel"`` and pluggy plus an entry-point scan
-  with ``importlib.metadata`` (the floors under any plugin-discovering Python command),
+* ``python -c pass``, ``python -c "import accel"`` and, on KVM, bench/raw_run.py: the same
+  guest run through raw /dev/kvm ioctls with no accel code (the floor under any Python VMM),
 
 and, with ``--compare DIR``, the same ``accel run`` from another source tree (``DIR`` and
 ``DIR/plugins`` first on ``PYTHONPATH``, e.g. ``git archive REV accel plugins`` unpacked
 there: before and after in the same run). It reports the median wall time and peak RSS of
-each (``os.wait4`` per child) and the ratio accel/QEMU (the goal is <= 0.6). Python runs
+each (``os.wait4`` per child), the ratio accel/QEMU (the goal is <= 0.6) and the ratios
+to the raw floor. Python runs
 with a bytecode cache, as an installed package has one (``PYTHONDONTWRITEBYTECODE`` is
 dropped and ``PYTHONPYCACHEPREFIX`` points at a temporary directory), after one warm-up run
 of each command.
@@ -79,11 +80,13 @@ def main(argv: list[str] | None = None) -> int:
             "accel run": [*accel, "run", "--accel", args.accel, "-M", "microvm", str(image)],
             "python -c pass": [python, "-c", "pass"],
             "python -c 'import accel'": [python, "-c", "import accel"],
-            "pluggy + entry-point scan": [
-                python, "-c",
-                "import pluggy, importlib.metadata as m; m.entry_points(group='accel.plugins')",
-            ],
-        }  # fmt: skip
+        }
+        if args.accel == "kvm":
+            cmds["raw ioctl floor"] = [
+                python,
+                str(Path(__file__).with_name("raw_run.py")),
+                str(image),
+            ]
         envs: dict[str, dict[str, str]] = {}
         if args.compare:
             other = f"accel run ({args.compare})"
@@ -98,7 +101,11 @@ def main(argv: list[str] | None = None) -> int:
             ]  # fmt: skip
         for name, cmd in cmds.items():  # warm-up (fills the bytecode cache)
             _w, _r, status = measure(cmd, envs.get(name, env))
-            if (name.startswith("accel run") or name == "qemu-system-x86_64") and status != 33:
+            runs_guest = name.startswith("accel run") or name in (
+                "qemu-system-x86_64",
+                "raw ioctl floor",
+            )
+            if runs_guest and status != 33:
                 print(f"{name}: expected exit status 33, got {status}", file=sys.stderr)
                 return 1
         walls: dict[str, list[float]] = {n: [] for n in cmds}
@@ -121,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
                 if n.startswith("accel run ("):
                     other_ratio = med[n] / med["qemu-system-x86_64"]
                     print(f"| {n} / QEMU | {other_ratio:.2f}x | |")
+        if "raw ioctl floor" in med:
+            floor = med["raw ioctl floor"]
+            print(f"| accel run / raw ioctl floor | {med['accel run'] / floor:.2f}x | |")
+            if qemu:
+                print(f"| raw ioctl floor / QEMU | {floor / med['qemu-system-x86_64']:.2f}x | |")
     else:
         for n in cmds:
             print(f"{n:<28} {med[n] * 1000:8.1f} ms   {max(rss[n]) / 1024:6.1f} MiB")
@@ -130,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
             for n in cmds:
                 if n.startswith("accel run ("):
                     print(f"{n} / qemu = {med[n] / med['qemu-system-x86_64']:.2f}x")
+        if "raw ioctl floor" in med:
+            floor = med["raw ioctl floor"]
+            print(f"accel run / raw ioctl floor = {med['accel run'] / floor:.2f}x")
+            if qemu:
+                print(f"raw ioctl floor / qemu = {floor / med['qemu-system-x86_64']:.2f}x")
         else:
             print("qemu-system-x86_64 not installed: no ratio")
     return 0
