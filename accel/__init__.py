@@ -8,43 +8,45 @@ group (see docs/plugin-authors.md); this package never names one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
-from . import errors
-from .accelerator import (
-    VM,
-    Accelerator,
-    Availability,
-    ClockData,
-    CpuSpec,
-    DescriptorTable,
-    Exit,
-    HaltExit,
-    InternalErrorExit,
-    InterruptedExit,
-    IoDirection,
-    MemoryRegion,
-    MmioExit,
-    PortIoExit,
-    Registers,
-    Segment,
-    ShutdownExit,
-    SpecialRegisters,
-    Vcpu,
-    VmOptions,
-    real_mode_sregs,
-)
-from .capabilities import Capability, CapabilityAnswer, CapabilitySet, ClockFlags, Support
-from .errors import AccelError
-from .plugin import (
-    AcceleratorInfo,
-    ClockDeviceChoice,
-    DeviceType,
-    MachineView,
-    PropertySpec,
-    hookimpl,
-)
-from .registry import PluginRecord, Registry, default_registry
+    from . import errors
+    from .accelerator import (
+        VM,
+        Accelerator,
+        Availability,
+        ClockData,
+        CpuSpec,
+        DescriptorTable,
+        Exit,
+        HaltExit,
+        InternalErrorExit,
+        InterruptedExit,
+        IoDirection,
+        MemoryRegion,
+        MmioExit,
+        PortIoExit,
+        Registers,
+        Segment,
+        ShutdownExit,
+        SpecialRegisters,
+        Vcpu,
+        VmOptions,
+        real_mode_sregs,
+    )
+    from .capabilities import Capability, CapabilityAnswer, CapabilitySet, ClockFlags, Support
+    from .errors import AccelError
+    from .plugin import (
+        AcceleratorInfo,
+        ClockDeviceChoice,
+        DeviceType,
+        MachineView,
+        PropertySpec,
+        hookimpl,
+    )
+    from .registry import PluginRecord, Registry, default_registry
 
 __version__ = "0.1.0"
 
@@ -92,16 +94,90 @@ __all__ = [
 ]
 
 
+#: Where each lazily imported public name lives: name -> submodule of this package.
+#: ``import accel`` imports none of them; the first ``accel.NAME`` (or ``from accel
+#: import NAME``) imports its submodule and caches the value in this module's globals.
+_LAZY: dict[str, str] = {
+    "VM": "accelerator",
+    "Accelerator": "accelerator",
+    "Availability": "accelerator",
+    "ClockData": "accelerator",
+    "CpuSpec": "accelerator",
+    "DescriptorTable": "accelerator",
+    "Exit": "accelerator",
+    "HaltExit": "accelerator",
+    "InternalErrorExit": "accelerator",
+    "InterruptedExit": "accelerator",
+    "IoDirection": "accelerator",
+    "MemoryRegion": "accelerator",
+    "MmioExit": "accelerator",
+    "PortIoExit": "accelerator",
+    "Registers": "accelerator",
+    "Segment": "accelerator",
+    "ShutdownExit": "accelerator",
+    "SpecialRegisters": "accelerator",
+    "Vcpu": "accelerator",
+    "VmOptions": "accelerator",
+    "real_mode_sregs": "accelerator",
+    "Capability": "capabilities",
+    "CapabilityAnswer": "capabilities",
+    "CapabilitySet": "capabilities",
+    "ClockFlags": "capabilities",
+    "Support": "capabilities",
+    "AccelError": "errors",
+    "AcceleratorInfo": "plugin",
+    "ClockDeviceChoice": "plugin",
+    "DeviceType": "plugin",
+    "MachineView": "plugin",
+    "PropertySpec": "plugin",
+    "hookimpl": "plugin",
+    "PluginRecord": "registry",
+    "Registry": "registry",
+    "default_registry": "registry",
+}
+
+#: Submodules reachable as attributes before anything imported them (``accel.errors``).
+_SUBMODULES = frozenset(
+    {"accelerator", "capabilities", "errors", "hookspecs", "plugin", "registry"}
+)
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name):
+        import sys
+
+        if name in _SUBMODULES:
+            __import__(f"{__name__}.{name}")
+            return sys.modules[f"{__name__}.{name}"]
+        try:
+            submodule = _LAZY[name]
+        except KeyError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        __import__(f"{__name__}.{submodule}")
+        value = getattr(sys.modules[f"{__name__}.{submodule}"], name)
+        globals()[name] = value
+        return value
+
+    def __dir__():
+        return sorted(set(globals()) | set(__all__))
+
+
 def open(spec: str | Iterable[str] | None = None) -> Accelerator:
     """The first usable accelerator of ``spec`` (``"kvm:tcg"``), or the best available."""
+    from .registry import default_registry
+
     return default_registry().open(spec)
 
 
 def register(plugin: object, name: str | None = None) -> str:
     """Register a plugin from code on the default registry; returns its name."""
+    from .registry import default_registry
+
     return default_registry().register(plugin, name)
 
 
 def accelerators() -> dict[str, AcceleratorInfo]:
     """Every registered accelerator, highest priority first."""
+    from .registry import default_registry
+
     return default_registry().accelerators()

@@ -34,14 +34,17 @@ Example::
 from __future__ import annotations
 
 import abc
-import enum
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import ClassVar, Self
 
+from ._enums import Enum
+from ._records import field, record
 from .capabilities import Capability, CapabilityAnswer, CapabilitySet, ClockFlags
 from .errors import HandleClosedError, InvalidArgumentError, MemoryLayoutError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+    from types import TracebackType
+    from typing import ClassVar, Self
 
 __all__ = [
     "Accelerator",
@@ -72,7 +75,7 @@ PAGE_SIZE = 4096
 # --------------------------------------------------------------------------- probe
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class Availability:
     """Whether an accelerator can be used here, and if not why and what to do.
 
@@ -101,7 +104,7 @@ class Availability:
 # --------------------------------------------------------------------------- registers
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Registers:
     """x86 general-purpose registers, RIP and RFLAGS (64-bit views)."""
 
@@ -133,7 +136,7 @@ class Registers:
         return {name: getattr(self, name) for name in self.NAMES}
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class Segment:
     """A segment register with its hidden part (the KVM ``kvm_segment`` shape)."""
 
@@ -159,7 +162,7 @@ class Segment:
         return {name: getattr(self, name) for name in self.FIELDS}
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class DescriptorTable:
     """GDTR / IDTR."""
 
@@ -174,7 +177,7 @@ def _seg(selector: int = 0, base: int = 0, type_: int = 3) -> Segment:
     return Segment(base=base, limit=0xFFFF, selector=selector, type=type_)
 
 
-@dataclass(slots=True)
+@record(slots=True)
 class SpecialRegisters:
     """Segment, descriptor-table and control registers, EFER and the APIC base."""
 
@@ -223,7 +226,7 @@ def real_mode_sregs(base: SpecialRegisters, *, cs: int = 0, ds: int = 0) -> Spec
 # --------------------------------------------------------------------------- exits
 
 
-class IoDirection(enum.Enum):
+class IoDirection(Enum):
     IN = "in"
     OUT = "out"
 
@@ -372,7 +375,7 @@ Exit = PortIoExit | MmioExit | HaltExit | ShutdownExit | InternalErrorExit | Int
 # --------------------------------------------------------------------------- clock
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class ClockData:
     """The VM clock (kvmclock's ``kvm_clock_data`` shape): every field is kept.
 
@@ -395,7 +398,7 @@ class ClockData:
 # --------------------------------------------------------------------------- cpu spec
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CpuSpec:
     """A CPU model name and flags switched on or off, as in ``-cpu host,-kvmclock``.
 
@@ -507,7 +510,7 @@ class _Handle(abc.ABC):
         self.close()
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class VmOptions:
     """What :meth:`Accelerator.create_vm` sets up.
 

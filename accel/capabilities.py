@@ -21,12 +21,16 @@ Example::
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
-from typing import Any
+from _collections_abc import Mapping
 
+from ._enums import Enum, IntFlag
+from ._records import record
 from .errors import InvalidArgumentError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Iterator
+    from typing import Any
 
 __all__ = [
     "Capability",
@@ -37,7 +41,7 @@ __all__ = [
 ]
 
 
-class Support(enum.Enum):
+class Support(Enum):
     """Tri-state answer. ``bool(Support.UNKNOWN)`` raises: decide what unknown means."""
 
     YES = "yes"
@@ -50,7 +54,7 @@ class Support(enum.Enum):
         )
 
 
-class ClockFlags(enum.IntFlag):
+class ClockFlags(IntFlag):
     """Flags of an adjustable VM clock (bit values follow the Linux clock-data ABI).
 
     ``TSC_STABLE``: the clock read is reliable (the host's TSC is stable, so a clock read
@@ -65,7 +69,7 @@ class ClockFlags(enum.IntFlag):
     HOST_TSC = 1 << 3
 
 
-class Capability(enum.Enum):
+class Capability(Enum):
     """The closed set of capabilities every accelerator answers.
 
     The value is the stable name used in JSON output and on the command line. Members
@@ -159,7 +163,7 @@ _DESCRIPTIONS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@record(frozen=True, slots=True)
 class CapabilityAnswer:
     """One answer: ``support``, an optional integer ``value`` and its ``source``."""
 

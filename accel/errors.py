@@ -20,8 +20,11 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-from collections.abc import Iterable, Sequence
-from typing import Any
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+    from typing import Any
 
 __all__ = [
     "AccelError",
