@@ -13,10 +13,15 @@ import errno as _errno
 import fcntl
 import mmap as _mmap
 import os
-from collections.abc import Callable
-from typing import Any, Protocol
 
 from . import _abi
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Protocol
+else:
+    Protocol = object
 
 __all__ = ["FaultInjector", "HostSys", "RecordingSys", "Sys", "ioctl_name"]
 
