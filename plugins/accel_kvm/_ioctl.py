@@ -27,7 +27,8 @@ __all__ = ["FaultInjector", "HostSys", "RecordingSys", "Sys", "ioctl_name"]
 
 
 class Sys(Protocol):
-    """What the plugin needs from the operating system."""
+    """What the plugin needs from the operating system (a :class:`typing.Protocol` to a
+    type checker: any object with these methods will do)."""
 
     def open(self, path: str, flags: int) -> int: ...
 
