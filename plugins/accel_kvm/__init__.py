@@ -11,15 +11,16 @@ vCPU modules load with the first VM, the machine-device module (and with it
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from accel.accelerator import Accelerator
 from accel.plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, MachineView, hookimpl
 
 from ._ioctl import FaultInjector, HostSys, RecordingSys, Sys
 from .accelerator import KvmAccelerator
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .vcpu import KvmVcpu
     from .vm import KvmVM
 

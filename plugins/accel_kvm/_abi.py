@@ -11,7 +11,10 @@ fault-injection tests are parametrised over it, so an ioctl added here is tested
 from __future__ import annotations
 
 import ctypes
-from typing import Final
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 # --------------------------------------------------------------------------- ioctl encoding
 # asm-generic/ioctl.h: nr 8 bits, type 8 bits, size 14 bits, dir 2 bits.

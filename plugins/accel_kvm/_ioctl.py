@@ -13,16 +13,22 @@ import errno as _errno
 import fcntl
 import mmap as _mmap
 import os
-from collections.abc import Callable
-from typing import Any, Protocol
 
 from . import _abi
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, Protocol
+else:
+    Protocol = object
 
 __all__ = ["FaultInjector", "HostSys", "RecordingSys", "Sys", "ioctl_name"]
 
 
 class Sys(Protocol):
-    """What the plugin needs from the operating system."""
+    """What the plugin needs from the operating system (a :class:`typing.Protocol` to a
+    type checker: any object with these methods will do)."""
 
     def open(self, path: str, flags: int) -> int: ...
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import contextlib
-import mmap as _mmap
-from typing import Any
-
 from accel.errors import BackendCallError
 
-from ._ioctl import Sys
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import mmap as _mmap
+    from typing import Any
+
+    from ._ioctl import Sys
 
 ACCEL_NAME = "kvm"
 
@@ -25,5 +26,7 @@ def release_mapping(mm: _mmap.mmap) -> None:
     """Unmap ``mm`` now, or (if a caller still holds a view of it) when that view dies."""
     # If a memoryview handed to the caller (MemoryRegion.view, exit.data) is still alive,
     # close() raises BufferError; the mmap object unmaps once the last view is gone.
-    with contextlib.suppress(BufferError):
+    try:
         mm.close()
+    except BufferError:
+        return

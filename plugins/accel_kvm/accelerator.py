@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno as _errno
 import os
 import struct
-from typing import TYPE_CHECKING, Final
 
 from accel.accelerator import Accelerator, Availability, VmOptions
 from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
@@ -23,7 +21,10 @@ from . import _abi
 from ._ioctl import NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, Sys
 from ._util import ACCEL_NAME, call
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Final
+
     from .vm import KvmVM
 
 __all__ = ["KVM_CAPS", "CpuidEntry", "KvmAccelerator"]
@@ -339,7 +340,7 @@ class KvmAccelerator(Accelerator):
         return tuple(self._vms)
 
     def _forget(self, vm: KvmVM) -> None:
-        with contextlib.suppress(ValueError):
+        if vm in self._vms:
             self._vms.remove(vm)
 
     def _close(self) -> None:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import errno as _errno
 import struct
-from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from accel.accelerator import (
     CpuSpec,
@@ -29,7 +27,10 @@ from . import _abi
 from ._util import ACCEL_NAME, call, release_mapping
 from .accelerator import CpuidEntry
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ._ioctl import Sys
     from .vm import KvmVM
 

@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
-import mmap as _mmap
-from typing import TYPE_CHECKING
 
 from accel.accelerator import VM, ClockData, CpuSpec, MemoryRegion, VmOptions
 from accel.capabilities import Capability, CapabilitySet, ClockFlags
 from accel.errors import BackendCallError, InvalidArgumentError
 
 from . import _abi
-from ._ioctl import Sys
 from ._util import ACCEL_NAME, call, release_mapping
 from .accelerator import KVM_CAPS, answers_from_raw
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import mmap as _mmap
+
+    from ._ioctl import Sys
     from .accelerator import KvmAccelerator
     from .vcpu import KvmVcpu
 
@@ -196,7 +196,7 @@ class KvmVM(VM):
         return tuple(self._vcpus)
 
     def _forget(self, vcpu: KvmVcpu) -> None:
-        with contextlib.suppress(ValueError):
+        if vcpu in self._vcpus:
             self._vcpus.remove(vcpu)
 
     # ------------------------------------------------------------------ clock
@@ -286,8 +286,10 @@ class KvmVM(VM):
         self._vcpus.clear()
         for region in self._regions:
             # (BufferError: the caller exported the view further; the mapping outlives it)
-            with contextlib.suppress(BufferError):
+            try:
                 region.view.release()
+            except BufferError:
+                continue
         self._regions.clear()
         for mm in self._maps.values():
             release_mapping(mm)

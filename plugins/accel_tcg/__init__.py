@@ -10,11 +10,12 @@ the import error when it fails.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from accel.plugin import AcceleratorInfo, hookimpl
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from .accelerator import MAX_VCPUS, TcgAccelerator, TcgVcpu, TcgVM
 
 _LAZY = frozenset({"MAX_VCPUS", "TcgAccelerator", "TcgVM", "TcgVcpu"})

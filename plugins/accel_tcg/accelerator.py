@@ -56,7 +56,6 @@ import queue
 import struct
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Final
 
 from accel.accelerator import (
     VM,
@@ -89,7 +88,10 @@ from accel.errors import (
 
 from ._clock import CLOCK_FLAGS, VirtualClock
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any, Final
+
     from ._state import ContextLayout
 
 __all__ = ["MAX_VCPUS", "TcgAccelerator", "TcgVM", "TcgVcpu"]

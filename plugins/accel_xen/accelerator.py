@@ -15,11 +15,14 @@ creating a domain needs libxenctrl, which this plugin does not drive.
 from __future__ import annotations
 
 import os
-from typing import Final
 
 from accel.accelerator import VM, Accelerator, Availability, VmOptions
 from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
 from accel.errors import AcceleratorUnavailableError, UnsupportedError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Final
 
 __all__ = ["XenAccelerator", "xen_answers"]
 
