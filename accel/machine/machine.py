@@ -777,11 +777,14 @@ class Machine:
                                     chunk = data[i * size : (i + 1) * size]
                                     h[1](ex.port, size, int.from_bytes(chunk, "little"))
                     elif h is not None and h[0] is not None:
-                        reply = b"".join(
-                            (h[0](ex.port, size) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-                            for _ in range(ex.count)
-                        )
-                        ex.data[:] = reply
+                        mask = (1 << (8 * size)) - 1
+                        if ex.count == 1:
+                            ex.data[:] = (h[0](ex.port, size) & mask).to_bytes(size, "little")
+                        else:
+                            ex.data[:] = b"".join(
+                                (h[0](ex.port, size) & mask).to_bytes(size, "little")
+                                for _ in range(ex.count)
+                            )
                     else:
                         ex.data[:] = b"\xff" * len(ex.data)
                 elif t is MmioExit:
