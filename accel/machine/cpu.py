@@ -15,18 +15,21 @@ choices; it never names an accelerator's flag.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
-from types import MappingProxyType
-
+from .._records import record
 from ..accelerator import CpuSpec
 from ..errors import ConfigError, InvalidArgumentError, did_you_mean
-from ..plugin import AcceleratorInfo
+from .types import ReadOnlyMapping
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ..plugin import AcceleratorInfo
 
 __all__ = ["CPU_MODELS", "CpuModel", "cpu_models", "resolve_cpu"]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class CpuModel:
     """A named CPU model."""
 
@@ -62,7 +65,7 @@ _MODELS = (
     CpuModel("EPYC", "AMD EPYC Processor"),
 )
 
-CPU_MODELS: Mapping[str, CpuModel] = MappingProxyType({m.name: m for m in _MODELS})
+CPU_MODELS: Mapping[str, CpuModel] = ReadOnlyMapping({m.name: m for m in _MODELS})
 
 
 def cpu_models() -> list[CpuModel]:

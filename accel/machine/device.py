@@ -19,13 +19,14 @@ handlers there; it never holds an accelerator of its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
-
 from ..errors import ConfigError, did_you_mean
 from ..plugin import DeviceType, PropertySpec
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from typing import Any
+
     from ..registry import Registry
     from .machine import Machine, RunState
 

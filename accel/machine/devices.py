@@ -19,14 +19,15 @@ stops while the machine is paused.
 
 from __future__ import annotations
 
-import datetime as _dt
 import time
-from typing import TYPE_CHECKING
 
 from ..plugin import DeviceType, PropertySpec
 from .device import Device, PropValue
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import datetime
+
     from .machine import Machine
 
 __all__ = [
@@ -104,6 +105,11 @@ class DebugExit(Device):
         return {"iobase": self.props["iobase"], "iosize": self.props["iosize"]}
 
 
+#: The CMOS registers that read the clock: seconds, minutes, hours, day of the week,
+#: day of the month, month, year in the century, century.
+_TIME_REGS = frozenset({0x00, 0x02, 0x04, 0x06, 0x07, 0x08, 0x09, 0x32})
+
+
 def _bcd(v: int) -> int:
     return ((v // 10) << 4) | (v % 10)
 
@@ -127,8 +133,11 @@ class Rtc(Device):
         if base == "utc":
             self._epoch = time.time()
         else:
+            import datetime
+
             try:
-                self._epoch = _dt.datetime.fromisoformat(base).replace(tzinfo=_dt.UTC).timestamp()
+                start = datetime.datetime.fromisoformat(base)
+                self._epoch = start.replace(tzinfo=datetime.UTC).timestamp()
             except ValueError:
                 from ..errors import ConfigError
 
@@ -145,18 +154,33 @@ class Rtc(Device):
         base_port = int(self.props["iobase"])
         machine.register_pio(base_port, 2, self._read, self._write, self)
 
-    def now(self) -> _dt.datetime:
-        secs = self._epoch + (self.machine.guest_ns() - self._guest0) / 1e9
-        return _dt.datetime.fromtimestamp(secs, _dt.UTC)
+    def _seconds(self) -> float:
+        """The clock's time: seconds since the Unix epoch (UTC)."""
+        return self._epoch + (self.machine.guest_ns() - self._guest0) / 1e9
+
+    def now(self) -> datetime.datetime:
+        """The clock's time as an aware UTC datetime."""
+        import datetime
+
+        return datetime.datetime.fromtimestamp(self._seconds(), datetime.UTC)
 
     def _time_reg(self, reg: int) -> int | None:
-        t = self.now()
-        values = {
-            0x00: t.second, 0x02: t.minute, 0x04: t.hour, 0x06: t.isoweekday() % 7 + 1,
-            0x07: t.day, 0x08: t.month, 0x09: t.year % 100, 0x32: t.year // 100,
-        }  # fmt: skip
-        if reg not in values:
+        if reg not in _TIME_REGS:
             return None
+        # The whole second as datetime.fromtimestamp gives it (microseconds rounded
+        # half to even first).
+        secs = self._seconds()
+        whole = int(secs)
+        micro = round((secs - whole) * 1e6)
+        if micro >= 1_000_000:
+            whole += 1
+        elif micro < 0:
+            whole -= 1
+        t = time.gmtime(whole)
+        values = {
+            0x00: t.tm_sec, 0x02: t.tm_min, 0x04: t.tm_hour, 0x06: (t.tm_wday + 1) % 7 + 1,
+            0x07: t.tm_mday, 0x08: t.tm_mon, 0x09: t.tm_year % 100, 0x32: t.tm_year // 100,
+        }  # fmt: skip
         v = values[reg]
         return v if self.cmos[0x0B] & 0x04 else _bcd(v)
 

@@ -27,14 +27,11 @@ Snapshots: :meth:`Machine.save` and :meth:`Machine.restore` wrap
 
 from __future__ import annotations
 
-import enum
-import signal
-import threading
+import _thread
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
 
+from .._enums import Enum
+from .._records import field, record
 from ..accelerator import (
     VM,
     Accelerator,
@@ -51,14 +48,24 @@ from ..accelerator import (
 )
 from ..capabilities import Capability, Support
 from ..errors import ConfigError, UnknownAcceleratorError, VcpuStateError
-from ..plugin import AcceleratorInfo
 from ..registry import Registry, default_registry
 from .cpu import resolve_cpu
 from .device import Device, DeviceRegistry, parse_device_spec
 from .types import MachineType, resolve_machine_type
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import signal as _signal
+    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from typing import IO, Any
+
+    from ..plugin import AcceleratorInfo
     from ..snapshot.core import RestoreMode, SaveResult
+
+    PioRead = Callable[[int, int], int]
+    PioWrite = Callable[[int, int, int], None]
+else:
+    import _signal
 
 __all__ = [
     "DeviceDecision",
@@ -69,26 +76,24 @@ __all__ = [
     "parse_machine_spec",
 ]
 
-PioRead = Callable[[int, int], int]
-PioWrite = Callable[[int, int, int], None]
-
 _PLATFORM_WINDOW = (0xFEC00000, 0xFF000000)
 _MACHINE_OPTIONS = {"kernel-irqchip": ("on", "off", "split")}
 
 
 #: Sent to the thread running a vCPU after :meth:`accel.Vcpu.kick`, so a guest that never
 #: exits on its own (``jmp $``) still leaves a blocking run call (QEMU's SIG_IPI).
-KICK_SIGNAL = signal.SIGUSR1
+KICK_SIGNAL: int = _signal.SIGUSR1
 
 
 def _install_kick_handler() -> bool:
     """A no-op handler for :data:`KICK_SIGNAL` (only the main thread may install it)."""
-    current = signal.getsignal(KICK_SIGNAL)
-    if current not in (signal.SIG_DFL, None):
-        return current is not signal.SIG_IGN
-    if threading.current_thread() is not threading.main_thread():
+    current = _signal.getsignal(KICK_SIGNAL)
+    if current not in (_signal.SIG_DFL, None):
+        return current is not _signal.SIG_IGN
+    try:
+        _signal.signal(KICK_SIGNAL, _on_kick_signal)
+    except ValueError:  # not the main thread
         return False
-    signal.signal(KICK_SIGNAL, _on_kick_signal)
     return True
 
 
@@ -96,14 +101,71 @@ def _on_kick_signal(signum: int, frame: object) -> None:
     """Nothing to do: the signal only interrupts the vCPU thread's blocking call."""
 
 
-class RunState(enum.Enum):
+class _Event:
+    """A flag threads wait for (:class:`threading.Event`'s set, clear, is_set and wait,
+    built on :mod:`_thread` so a run does not import :mod:`threading`)."""
+
+    __slots__ = ("_flag", "_gate", "_mutex")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._mutex = _thread.allocate_lock()
+        self._gate = _thread.allocate_lock()  # held while the flag is clear
+        self._gate.acquire()
+
+    def is_set(self) -> bool:
+        return self._flag
+
+    def set(self) -> None:
+        with self._mutex:
+            if not self._flag:
+                self._flag = True
+                self._gate.release()
+
+    def clear(self) -> None:
+        with self._mutex:
+            if self._flag:
+                self._flag = False
+                self._gate.acquire()  # at most a waiter passing through holds it
+
+    def wait(self) -> None:
+        """Return once the flag is set (at once if it is)."""
+        with self._gate:
+            pass
+
+
+class _Timer:
+    """Calls ``fn(*args)`` after ``seconds`` on a thread of its own unless cancelled first
+    (:class:`threading.Timer` as a daemon thread, without importing :mod:`threading`)."""
+
+    __slots__ = ("_cancelled",)
+
+    def __init__(self, seconds: float, fn: Callable[..., object], args: tuple[Any, ...] = ()):
+        self._cancelled = _thread.allocate_lock()
+        self._cancelled.acquire()
+        _thread.start_new_thread(self._wait, (seconds, fn, args))
+
+    def _wait(self, seconds: float, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
+        if not self._cancelled.acquire(timeout=seconds):
+            fn(*args)
+
+    def cancel(self) -> None:
+        """Do not call ``fn`` if it has not been called yet."""
+        if self._cancelled.locked():
+            try:  # noqa: SIM105 - contextlib is not imported on the run path
+                self._cancelled.release()
+            except RuntimeError:  # cancelled at the same time from another thread
+                pass
+
+
+class RunState(Enum):
     CREATED = "created"
     RUNNING = "running"
     PAUSED = "paused"
     SHUTDOWN = "shutdown"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DeviceDecision:
     """One device of the machine's tree, present or not, and why."""
 
@@ -132,7 +194,7 @@ class DeviceDecision:
 GUEST_ENDS = frozenset({"debug-exit", "halt", "shutdown", "internal-error"})
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class RunResult:
     """How a run ended: the exit status ``accel run`` returns and what to tell people."""
 
@@ -217,7 +279,7 @@ class _View:
         return self._acc
 
 
-@dataclass
+@record
 class MachinePlan:
     """The device tree a machine gets (or would get), and the settings behind it."""
 
@@ -393,14 +455,14 @@ class Machine:
         #: has not. Carried by snapshots: a machine restored from one taken after the
         #: guest ended has it set, and ``accel run --restore`` reports it without running.
         self.ended: RunResult | None = None
-        self._lock = threading.RLock()
+        self._lock = _thread.RLock()
         self._t0 = time.monotonic_ns()
         self._paused_at: int | None = None
         self._paused_total = 0
         self._run_thread: int | None = None
-        self._pause_req = threading.Event()
-        self._paused_ack = threading.Event()
-        self._resumed = threading.Event()
+        self._pause_req = _Event()
+        self._paused_ack = _Event()
+        self._resumed = _Event()
         self._can_signal = _install_kick_handler()
 
     # ------------------------------------------------------------------ planning
@@ -576,7 +638,7 @@ class Machine:
                 return
             if self.state is not RunState.RUNNING:
                 return
-            if self._run_thread is not None and self._run_thread != threading.get_ident():
+            if self._run_thread is not None and self._run_thread != _thread.get_ident():
                 self._paused_ack.clear()
                 self._pause_req.set()
                 self.kick()
@@ -687,12 +749,8 @@ class Machine:
             raise VcpuStateError("machine is shut down")
         vcpu = self.vcpus[0]
         self._stop = None
-        timer: threading.Timer | None = None
-        if timeout is not None:
-            timer = threading.Timer(timeout, self._on_timeout, (timeout,))
-            timer.daemon = True
-            timer.start()
-        self._run_thread = threading.get_ident()
+        timer = _Timer(timeout, self._on_timeout, (timeout,)) if timeout is not None else None
+        self._run_thread = _thread.get_ident()
         if self.state is RunState.CREATED:
             self._set_state(RunState.RUNNING)
         self.ended = None
@@ -719,11 +777,14 @@ class Machine:
                                     chunk = data[i * size : (i + 1) * size]
                                     h[1](ex.port, size, int.from_bytes(chunk, "little"))
                     elif h is not None and h[0] is not None:
-                        reply = b"".join(
-                            (h[0](ex.port, size) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
-                            for _ in range(ex.count)
-                        )
-                        ex.data[:] = reply
+                        mask = (1 << (8 * size)) - 1
+                        if ex.count == 1:
+                            ex.data[:] = (h[0](ex.port, size) & mask).to_bytes(size, "little")
+                        else:
+                            ex.data[:] = b"".join(
+                                (h[0](ex.port, size) & mask).to_bytes(size, "little")
+                                for _ in range(ex.count)
+                            )
                     else:
                         ex.data[:] = b"\xff" * len(ex.data)
                 elif t is MmioExit:
@@ -764,9 +825,7 @@ class Machine:
                     if io_rip is not None and retries < 50 and vcpu.get_regs().rip == io_rip:
                         retries += 1
                         after_io = False
-                        kicker = threading.Timer(0.002, self.kick)
-                        kicker.daemon = True
-                        kicker.start()
+                        _Timer(0.002, self.kick)
                         continue
                     io_rip, retries = None, 0
                     self._pause_req.clear()
@@ -806,8 +865,8 @@ class Machine:
             return
         self.vcpus[0].kick()
         thread = self._run_thread
-        if thread is not None and self._can_signal and thread != threading.get_ident():
-            signal.pthread_kill(thread, KICK_SIGNAL)
+        if thread is not None and self._can_signal and thread != _thread.get_ident():
+            _signal.pthread_kill(thread, KICK_SIGNAL)
 
     def _mmio_access(self, ex: MmioExit) -> None:
         addr = ex.address

@@ -23,19 +23,21 @@ guest ended its run (exit device, halt, shutdown) reports that same end again.
 
 from __future__ import annotations
 
-import contextlib
-import re
-import signal
-import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
-from typing import IO, Any
-
+from .._records import record, replace
 from ..accelerator import Accelerator, Registers, real_mode_sregs
 from ..errors import ConfigError, SnapshotError
-from ..registry import Registry
 from .device import parse_device_spec
-from .machine import Machine, RunResult, parse_machine_spec
+from .machine import Machine, RunResult, _Timer, parse_machine_spec
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import signal as _signal
+    from collections.abc import Callable, Iterable, Sequence
+    from typing import IO, Any
+
+    from ..registry import Registry
+else:
+    import _signal
 
 __all__ = [
     "DEBUG_DEVICES",
@@ -57,7 +59,7 @@ MAX_IMAGE = 16 << 20
 DEBUG_DEVICES: tuple[str, ...] = ("isa-debugcon,iobase=0xe9", "isa-debug-exit,iobase=0xf4,iosize=4")
 
 
-@dataclass
+@record
 class RunOptions:
     machine: str = "pc"
     cpu: str | None = None
@@ -71,14 +73,15 @@ class RunOptions:
     save: str | None = None  # write a snapshot here whenever the run stops
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, None: 1.0}
 
 
 def parse_duration(text: str) -> float:
     """``"500ms"``, ``"2s"``, ``"1.5"`` (seconds), ``"1m"`` -> seconds (a float > 0);
     ValueError otherwise."""
-    m = _DURATION.fullmatch(text.strip())
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min)?", text.strip())
     value = float(m.group(1)) * _UNITS[m.group(2)] if m else 0.0
     if value <= 0:
         raise ValueError(f"duration {text!r}: give a positive number with ms, s or m, e.g. 500ms")
@@ -174,31 +177,33 @@ def run_image(
         return run_machine(machine, options)
 
 
-@contextlib.contextmanager
-def _sigint_stops(machine: Machine) -> Iterator[None]:
+class _SigintStops:
     """While inside: SIGINT (Ctrl-C) stops the run at an instruction boundary, status 130.
 
     Only the main thread may set a handler; elsewhere SIGINT keeps its meaning.
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
-    def on_sigint(signum: int, frame: object) -> None:
-        machine.stop(130, "interrupted (SIGINT): guest paused", kind="interrupted")
+    __slots__ = ("_installed", "_machine", "_previous")
 
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
+    def __init__(self, machine: Machine) -> None:
+        self._machine = machine
+        self._installed = False
+        self._previous: _signal._HANDLER = None
 
+    def _on_sigint(self, signum: int, frame: object) -> None:
+        self._machine.stop(130, "interrupted (SIGINT): guest paused", kind="interrupted")
 
-def _timer(seconds: float, fn: Callable[[], None]) -> threading.Timer:
-    timer = threading.Timer(seconds, fn)
-    timer.daemon = True
-    timer.start()
-    return timer
+    def __enter__(self) -> None:
+        try:
+            self._previous = _signal.signal(_signal.SIGINT, self._on_sigint)
+        except ValueError:  # not the main thread
+            return
+        self._installed = True
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            _signal.signal(_signal.SIGINT, self._previous)
+            self._installed = False
 
 
 def run_machine(machine: Machine, options: RunOptions) -> RunResult:
@@ -208,17 +213,17 @@ def run_machine(machine: Machine, options: RunOptions) -> RunResult:
     ``stop_after`` and ``timeout`` stop it through :meth:`Machine.stop` (paused at an
     instruction boundary), and so does SIGINT when called from the main thread.
     """
-    timers: list[threading.Timer] = []
-    with _sigint_stops(machine):
+    timers: list[_Timer] = []
+    with _SigintStops(machine):
         try:
             if options.timeout is not None:
                 t = options.timeout
                 msg = f"timeout: the guest was still running after {t:g} s"
-                timers.append(_timer(t, lambda: machine.stop(124, msg, kind="timeout")))
+                timers.append(_Timer(t, lambda: machine.stop(124, msg, kind="timeout")))
             if options.stop_after is not None:
                 after = options.stop_after
                 note = f"stopped after {_seconds(after)} (--stop-after)"
-                timers.append(_timer(after, lambda: machine.stop(0, note, kind="stopped")))
+                timers.append(_Timer(after, lambda: machine.stop(0, note, kind="stopped")))
             result = machine.run()
         finally:
             for timer in timers:

@@ -38,11 +38,17 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from types import MappingProxyType
+from _collections_abc import Mapping
 
+from .._records import field, record
 from ..errors import ConfigError, did_you_mean
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from typing import Any, TypeVar
+
+    _V = TypeVar("_V")
 
 __all__ = [
     "MACHINE_TYPES",
@@ -53,7 +59,53 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+class ReadOnlyMapping(Mapping[str, "_V"]):
+    """A read-only view of a dict (as :class:`types.MappingProxyType`, whose module
+    costs start-up time): lookups and iteration pass through, there is no way to write."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self, data: dict[str, _V]) -> None:
+        self._data = data
+
+    def __getitem__(self, key: str) -> _V:
+        return self._data[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._data.get(key, default)
+
+    def copy(self) -> dict[str, _V]:
+        return dict(self._data)
+
+    def __repr__(self) -> str:
+        return f"mappingproxy({self._data!r})"
+
+
+class _LazyMapping(ReadOnlyMapping["_V"]):
+    """A :class:`ReadOnlyMapping` whose dict ``make()`` builds on first use."""
+
+    __slots__ = ("_make",)
+
+    def __init__(self, make: Callable[[], dict[str, _V]]) -> None:
+        self._make = make
+
+    def __getattr__(self, name: str) -> dict[str, _V]:
+        if name != "_data":
+            raise AttributeError(name)
+        self._data = data = self._make()
+        return data
+
+
+@record(frozen=True)
 class PlatformDevice:
     """A device a machine type creates at initialisation, with its properties."""
 
@@ -61,7 +113,7 @@ class PlatformDevice:
     properties: tuple[tuple[str, object], ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class MachineType:
     """One machine type: name, family, version, default CPU, devices and compat props."""
 
@@ -77,7 +129,7 @@ class MachineType:
     is_default: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "compat", MappingProxyType(dict(self.compat)))
+        object.__setattr__(self, "compat", ReadOnlyMapping(dict(self.compat)))
 
     @property
     def version2(self) -> tuple[int, int] | None:
@@ -140,33 +192,41 @@ def _pc_compat(version: tuple[int, ...], family: str) -> dict[str, str]:
     return out
 
 
-def _build() -> dict[str, MachineType]:
-    types: dict[str, MachineType] = {}
-    for i, ver in enumerate(_PC_VERSIONS):
-        name = "pc-i440fx-" + ".".join(map(str, ver))
-        types[name] = MachineType(
-            name=name,
-            family="pc",
-            description="Standard PC (i440FX + PIIX, 1996)",
-            version=ver,
-            aliases=("pc",) if i == 0 else (),
-            devices=_PC_DEVICES,
-            compat=_pc_compat(ver, "pc"),
-            deprecated=ver <= (1, 7),
-            is_default=i == 0,
-        )
-    for i, ver in enumerate(_Q35_VERSIONS):
-        name = "pc-q35-" + ".".join(map(str, ver))
-        types[name] = MachineType(
-            name=name,
-            family="q35",
-            description="Standard PC (Q35 + ICH9, 2009)",
-            version=ver,
-            aliases=("q35",) if i == 0 else (),
-            devices=_PC_DEVICES,
-            compat=_pc_compat(ver, "q35"),
-        )
-    types["microvm"] = MachineType(
+def _dotted(version: tuple[int, ...]) -> str:
+    return ".".join(map(str, version))
+
+
+#: The versioned families: (family, name prefix, description, versions newest first).
+#: The newest version of each family also answers to the family's name.
+_FAMILIES: tuple[tuple[str, str, str, list[tuple[int, ...]]], ...] = (
+    ("pc", "pc-i440fx-", "Standard PC (i440FX + PIIX, 1996)", _PC_VERSIONS),
+    ("q35", "pc-q35-", "Standard PC (Q35 + ICH9, 2009)", _Q35_VERSIONS),
+)
+
+
+def _versioned(
+    family: str,
+    prefix: str,
+    description: str,
+    versions: list[tuple[int, ...]],
+    version: tuple[int, ...],
+) -> MachineType:
+    newest = version == versions[0]
+    return MachineType(
+        name=prefix + _dotted(version),
+        family=family,
+        description=description,
+        version=version,
+        aliases=(family,) if newest else (),
+        devices=_PC_DEVICES,
+        compat=_pc_compat(version, family),
+        deprecated=version <= (1, 7),
+        is_default=newest and family == "pc",
+    )
+
+
+def _microvm() -> MachineType:
+    return MachineType(
         name="microvm",
         family="microvm",
         description="microvm (i386): minimal platform, no PCI, no HPET",
@@ -177,7 +237,10 @@ def _build() -> dict[str, MachineType]:
             "machine.rtc": "auto",
         },
     )
-    types["isapc"] = MachineType(
+
+
+def _isapc() -> MachineType:
+    return MachineType(
         name="isapc",
         family="isapc",
         description="ISA-only PC",
@@ -189,12 +252,56 @@ def _build() -> dict[str, MachineType]:
             "machine.rtc": "on",
         },
     )
+
+
+_UNVERSIONED = {"microvm": _microvm, "isapc": _isapc}
+
+#: Machine types made so far, by name. :func:`resolve_machine_type` makes only the type it
+#: is asked for; the full table (:data:`MACHINE_TYPES`) is made on its first use. Both
+#: go through here, so one name always gives the same object.
+_made: dict[str, MachineType] = {}
+
+
+def _make(name: str) -> MachineType | None:
+    """The machine type called ``name`` (not an alias), None if there is none."""
+    mt = _made.get(name)
+    if mt is not None:
+        return mt
+    make = _UNVERSIONED.get(name)
+    if make is not None:
+        mt = make()
+    else:
+        for family, prefix, description, versions in _FAMILIES:
+            if name.startswith(prefix):
+                for version in versions:
+                    if prefix + _dotted(version) == name:
+                        mt = _versioned(family, prefix, description, versions, version)
+                        break
+                break
+    if mt is not None:
+        _made[name] = mt
+    return mt
+
+
+def _build() -> dict[str, MachineType]:
+    types: dict[str, MachineType] = {}
+    for family, prefix, description, versions in _FAMILIES:
+        for version in versions:
+            name = prefix + _dotted(version)
+            mt = _made.get(name)
+            if mt is None:
+                mt = _made[name] = _versioned(family, prefix, description, versions, version)
+            types[name] = mt
+    for name in _UNVERSIONED:
+        mt = _make(name)
+        assert mt is not None
+        types[name] = mt
     return types
 
 
-MACHINE_TYPES: Mapping[str, MachineType] = MappingProxyType(_build())
-_ALIASES: Mapping[str, str] = MappingProxyType(
-    {alias: mt.name for mt in MACHINE_TYPES.values() for alias in mt.aliases}
+MACHINE_TYPES: Mapping[str, MachineType] = _LazyMapping(_build)
+_ALIASES: Mapping[str, str] = ReadOnlyMapping(
+    {family: prefix + _dotted(versions[0]) for family, prefix, _d, versions in _FAMILIES}
 )
 
 
@@ -205,14 +312,13 @@ def machine_types() -> list[MachineType]:
 
 def resolve_machine_type(name: str) -> MachineType:
     """The machine type ``name`` names (an alias resolves to its versioned type)."""
-    key = _ALIASES.get(name, name)
-    try:
-        return MACHINE_TYPES[key]
-    except KeyError:
+    mt = _make(_ALIASES.get(name, name))
+    if mt is None:
         known = [*_ALIASES, *MACHINE_TYPES]
         guess = did_you_mean(name, known)
         raise ConfigError(
             f"unknown machine type {name!r}",
             hint=(f"did you mean {guess!r}? " if guess else "") + "see `accel machine list`",
             machine=name,
-        ) from None
+        )
+    return mt

@@ -171,3 +171,56 @@ def test_pit_latch_holds_and_mode3_counts_by_two() -> None:
     now[0] += 10_000_000  # the latched value does not move
     lo, hi = pit._read(0x40, 1), pit._read(0x40, 1)
     assert (hi << 8) | lo == 0x1000 - 200
+
+
+def test_rtc_registers_follow_the_clock_as_datetime_does() -> None:
+    """The CMOS time registers give the fields of ``Rtc.now()``, microseconds rounded."""
+    import datetime
+    import random
+
+    from accel.machine.devices import Rtc
+
+    acc = FakeAccelerator("fake", caps=all_answers(pv_clocksource=False))
+    m = Machine(acc, "pc", registry=REG).init()
+    rtc = m.device("mc146818rtc")
+    assert isinstance(rtc, Rtc)
+    now = [0]
+    m.guest_ns = lambda: now[0]  # type: ignore[method-assign]
+    rtc._guest0 = 0
+
+    def regs() -> list[int]:
+        out = []
+        for reg in (0x00, 0x02, 0x04, 0x06, 0x07, 0x08, 0x09, 0x32):
+            rtc._write(0x70, 1, reg)
+            out.append(rtc._read(0x71, 1))
+        return out
+
+    def expected() -> list[int]:
+        t = rtc.now()
+        values = [t.second, t.minute, t.hour, t.isoweekday() % 7 + 1, t.day, t.month,
+                  t.year % 100, t.year // 100]  # fmt: skip
+        return [((v // 10) << 4) | (v % 10) for v in values]
+
+    leap = datetime.datetime(2024, 2, 29, 23, 59, 59, tzinfo=datetime.UTC).timestamp()
+    rtc._epoch = leap + 0.9999996  # rounds up to Friday 2024-03-01 00:00:00
+    assert regs() == [0x00, 0x00, 0x00, 0x06, 0x01, 0x03, 0x24, 0x20] == expected()
+    rtc._epoch = leap + 0.9999994  # still Thursday the 29th
+    assert regs() == [0x59, 0x59, 0x23, 0x05, 0x29, 0x02, 0x24, 0x20] == expected()
+    rng = random.Random(7)
+    for _ in range(200):
+        rtc._epoch = rng.uniform(0, 4e9)
+        now[0] = rng.randrange(10**12)
+        assert regs() == expected()
+
+
+def test_machine_type_table_is_read_only_and_shared() -> None:
+    from accel.machine import MACHINE_TYPES
+
+    mt = resolve_machine_type("pc")
+    assert mt is MACHINE_TYPES["pc-i440fx-7.2"]
+    assert resolve_machine_type("microvm") is MACHINE_TYPES["microvm"]
+    assert list(MACHINE_TYPES)[-2:] == ["microvm", "isapc"]
+    with pytest.raises(TypeError):
+        mt.compat["machine.rtc"] = "off"  # type: ignore[index]
+    with pytest.raises(TypeError):
+        MACHINE_TYPES["mine"] = mt  # type: ignore[index]
