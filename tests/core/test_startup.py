@@ -144,8 +144,10 @@ def test_help_width_is_found_as_shutil_finds_it(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert cli._terminal_columns() == shutil.get_terminal_size().columns
+    from accel._cliparser import Parser
+
     stock = argparse.ArgumentParser(prog="accel", formatter_class=argparse.HelpFormatter)
-    ours = cli._Parser(prog="accel")
+    ours = Parser(prog="accel")
     for p in (stock, ours):
         p.add_argument("--flag", help="some words " * 20)
     assert ours.format_help() == stock.format_help()
@@ -153,3 +155,19 @@ def test_help_width_is_found_as_shutil_finds_it(
 
 def test_the_run_command_does_not_import_shutil() -> None:
     assert "shutil" not in imported_after("run", "/nonexistent.bin")
+
+
+def test_the_run_command_does_not_import_argparse() -> None:
+    """``accel run`` with a plain command line is parsed without argparse; ``--help`` and
+    errors still get argparse's parser."""
+    mods = imported_after("run", "--accel", "kvm", "-M", "microvm", "/nonexistent.bin")
+    assert not {"argparse", "accel._cliparser"} & mods
+    assert {"argparse", "accel._cliparser"} <= imported_after("run", "--acc", "kvm", "x.bin")
+
+
+def test_command_module_protocol_is_still_there() -> None:
+    from accel._cliparser import CommandModule
+
+    assert cli.CommandModule is CommandModule
+    with pytest.raises(AttributeError):
+        _ = cli.nope  # type: ignore[attr-defined]
