@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -171,3 +173,26 @@ def test_command_module_protocol_is_still_there() -> None:
     assert cli.CommandModule is CommandModule
     with pytest.raises(AttributeError):
         _ = cli.nope  # type: ignore[attr-defined]
+
+
+def test_the_accel_command_is_a_plain_script() -> None:
+    """pip installs bin/accel as the command (hatchling shared-scripts), not a console-script
+    entry point, whose generated wrapper imports re; the script itself imports nothing else."""
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "scripts" not in project["project"]
+    wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert wheel["shared-scripts"] == {"bin/accel": "accel"}
+    script = root / "bin" / "accel"
+    lines = [line for line in script.read_text().splitlines() if line]
+    assert lines == ["#!python", "import sys", "from accel.cli import main", "sys.exit(main())"]
+    path = os.pathsep.join([str(root), str(root / "plugins"), os.environ.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, str(script), "--version"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path},
+        timeout=60,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout) == (0, f"accel {cli.__version__}\n"), proc.stderr
