@@ -655,14 +655,13 @@ def parse_options(
                 given = arg
                 continue
             name, eq, text = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-            found = named.get(name)
-            if found is None:
+            option = named.get(name)
+            if option is None:
                 return None
-            opt = found
-            if opt.action == "store_true":
+            if option.action == "store_true":
                 if eq:
                     return None
-                values[opt.dest] = True
+                values[option.dest] = True
                 continue
             if eq:
                 if not text or text.startswith("-"):
@@ -672,10 +671,10 @@ def parse_options(
                 i += 1
             else:
                 return None
-            if opt.action == "append":
-                values.setdefault(opt.dest, list(opt.default)).append(_value(opt, text))
+            if option.action == "append":
+                values.setdefault(option.dest, list(option.default)).append(_value(option, text))
             else:
-                values[opt.dest] = _value(opt, text)
+                values[option.dest] = _value(option, text)
         for opt in positionals:
             if given is not None:
                 values[opt.dest] = _value(opt, given)
