@@ -13,10 +13,18 @@ Commands are contributed by *command modules* (:data:`COMMAND_MODULES`): each ex
 ``add_commands(subparsers)`` and registers its sub-parsers with
 ``set_defaults(handler=...)``, where a handler is ``handler(args, ctx) -> int`` and
 :class:`Context` gives it the registry and the output streams. A command module's top level
-should stay cheap (argparse only): its handlers import what they need. The parser imports
-command modules lazily: :data:`COMMAND_INDEX` says which module adds a top-level command, so
+should stay cheap: its handlers import what they need. The parser imports command modules
+lazily: :data:`COMMAND_INDEX` says which module adds a top-level command, so
 ``accel run ...`` imports only the module that adds ``run``; ``--help``, a command not in the
 index, or a module that turns out not to add it, imports them all.
+
+A command module may also expose ``parse_fast(command, args)``: the namespace argparse
+would return for ``accel COMMAND ARGS``, or None. :mod:`argparse` alone costs milliseconds
+at start-up, so ``accel run`` is parsed this way: its arguments are an :class:`Option` table
+that :func:`add_options` gives to argparse and :func:`parse_options` reads directly. The
+direct parser takes only the plain forms (exact option names, ``--name=value``, values not
+starting with ``-``) and declines anything else, so help, abbreviations and every error
+message are argparse's own.
 
 Example::
 
@@ -27,21 +35,52 @@ Example::
 
 from __future__ import annotations
 
-import argparse
-import contextlib
-import importlib
 import os
 import sys
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, NoReturn, Protocol, TextIO
+from _collections_abc import Callable
 
 from . import __version__
+from ._records import field, record
 from .accelerator import Accelerator, Availability
 from .capabilities import Capability, CapabilityAnswer, CapabilitySet, ClockFlags, Support
 from .errors import AccelError
 from .plugin import AcceleratorInfo
 from .registry import Registry, default_registry
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import argparse
+    from argparse import Namespace
+    from collections.abc import Iterable, Sequence
+    from typing import Any, TextIO
+
+    from ._cliparser import CommandModule
+else:
+
+    class Namespace:
+        """What a handler gets from :func:`parse_options`: :class:`argparse.Namespace`'s
+        attributes, ``==``, ``in`` and repr, without importing :mod:`argparse`."""
+
+        __hash__ = None
+
+        def __init__(self, **kwargs):
+            self.__dict__.update(kwargs)
+
+        def __eq__(self, other):
+            argparse = sys.modules.get("argparse")
+            if isinstance(other, Namespace) or (
+                argparse is not None and isinstance(other, argparse.Namespace)
+            ):
+                return vars(self) == vars(other)
+            return NotImplemented
+
+        def __contains__(self, key):
+            return key in self.__dict__
+
+        def __repr__(self):
+            items = ", ".join(f"{k}={v!r}" for k, v in self.__dict__.items())
+            return f"Namespace({items})"
+
 
 __all__ = [
     "COMMAND_INDEX",
@@ -50,9 +89,12 @@ __all__ = [
     "CommandModule",
     "Context",
     "Handler",
+    "Option",
     "Survey",
+    "add_options",
     "build_parser",
     "main",
+    "parse_options",
     "survey",
 ]
 
@@ -94,7 +136,7 @@ KEY_CAPABILITIES: tuple[Capability, ...] = (
 )
 
 
-@dataclass
+@record
 class Context:
     """What a command handler gets besides its arguments.
 
@@ -131,20 +173,22 @@ class Context:
         self.out.write("\n")
 
 
-Handler = Callable[[argparse.Namespace, Context], int]
+Handler = Callable[["argparse.Namespace", Context], int]
 """A subcommand: gets the parsed arguments and the :class:`Context`, returns the exit status."""
 
 
-class CommandModule(Protocol):
-    """What a module listed in :data:`COMMAND_MODULES` provides."""
+def __getattr__(name: str) -> object:
+    if name == "CommandModule":  # a typing.Protocol: built when asked for, not at start-up
+        from ._cliparser import CommandModule
 
-    def add_commands(self, subparsers: argparse._SubParsersAction[Any]) -> None: ...
+        return CommandModule
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- survey
 
 
-@dataclass
+@record
 class Survey:
     """One accelerator as the commands see it: its info, availability and capabilities.
 
@@ -207,6 +251,8 @@ def _survey_one(info: AcceleratorInfo) -> Survey:
                 result.capabilities_error = _describe(exc)
         return result
     finally:
+        import contextlib
+
         with contextlib.suppress(Exception):  # closing must not hide the answer
             acc.close()
 
@@ -340,7 +386,7 @@ def _cmd_plugins(args: argparse.Namespace, ctx: Context) -> int:
 # --------------------------------------------------------------------------- check
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Check:
     """One line of ``accel check``: ``subject: title : STATUS (detail; hint: ...)``."""
 
@@ -495,6 +541,158 @@ def _cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     return status
 
 
+# --------------------------------------------------------------------------- options
+
+
+@record(frozen=True)
+class Option:
+    """One argument of a command, for argparse (:func:`add_options`) and for the direct
+    parser (:func:`parse_options`) alike, so that the two cannot disagree.
+
+    ``names`` are the option strings as argparse takes them, long name first
+    (``("--machine", "-M")``), or a positional argument's one name (``("image",)``).
+    ``action`` is ``"store"`` (takes a value, which ``type`` converts and ``choices``
+    limits), ``"store_true"`` (a flag) or ``"append"`` (a repeatable value; ``default`` is
+    the items to start from, and each parse gets a new list of them). ``nargs`` is for a
+    positional: None (required) or ``"?"`` (optional).
+    """
+
+    names: tuple[str, ...]
+    help: str
+    metavar: str | None = None
+    default: Any = None
+    type: Callable[[str], Any] | None = None
+    choices: tuple[str, ...] | None = None
+    action: str = "store"
+    nargs: str | None = None
+
+    @property
+    def positional(self) -> bool:
+        return not self.names[0].startswith("-")
+
+    @property
+    def dest(self) -> str:
+        """The namespace attribute, named as argparse names it."""
+        if self.positional:
+            return self.names[0]
+        name = next((n for n in self.names if n.startswith("--")), self.names[0])
+        return name.lstrip("-").replace("-", "_")
+
+    def initial(self) -> Any:
+        """The value when not given (argparse converts a string default with ``type``)."""
+        if self.action == "store_true":
+            return False
+        if self.action == "append":
+            return list(self.default)
+        if isinstance(self.default, str) and self.type is not None:
+            return self.type(self.default)
+        return self.default
+
+
+def add_options(parser: argparse.ArgumentParser, options: Iterable[Option]) -> None:
+    """``parser.add_argument`` for each of ``options``, in order."""
+    for opt in options:
+        kwargs: dict[str, Any] = {"help": opt.help}
+        if opt.action == "store_true":
+            kwargs["action"] = "store_true"
+        else:
+            if opt.action != "store":
+                kwargs["action"] = opt.action
+            kwargs["default"] = list(opt.default) if opt.action == "append" else opt.default
+            for key in ("metavar", "type", "choices", "nargs"):
+                if getattr(opt, key) is not None:
+                    kwargs[key] = getattr(opt, key)
+        parser.add_argument(*opt.names, **kwargs)
+
+
+class _Decline(Exception):
+    """The direct parser leaves this command line to argparse."""
+
+
+def _value(opt: Option, text: str) -> Any:
+    try:
+        value = text if opt.type is None else opt.type(text)
+    except Exception:  # argparse reports it (or raises it) in its own words
+        raise _Decline from None
+    if opt.choices is not None and value not in opt.choices:
+        raise _Decline
+    return value
+
+
+def parse_options(
+    options: Sequence[Option], args: Sequence[str], **defaults: Any
+) -> Namespace | None:
+    """``args`` parsed with ``options`` (plus ``defaults``, as ``set_defaults`` adds them)
+    exactly as argparse parses them after :func:`add_options`, without importing argparse;
+    or None for argparse to parse them.
+
+    Only the plain forms are read here: exact option names (no abbreviations), each
+    followed by its value or written ``--name=value``; values (not empty after ``=``) and
+    the positional not starting with ``-``; flags without ``=``; repeated options (the
+    last one counts, or all of them for ``append``). Anything else, ``-h`` and ``--``
+    included, and a value that ``type`` rejects or ``choices`` excludes, a missing or
+    extra positional, gives None, so that help and error messages are argparse's own.
+    """
+    named: dict[str, Option] = {}
+    positionals = [opt for opt in options if opt.positional]
+    if len(positionals) > 1 or any(opt.nargs not in (None, "?") for opt in positionals):
+        return None  # how argparse shares strings out among positionals is its business
+    for opt in options:
+        if not opt.positional:
+            if opt.nargs is not None or opt.action not in ("store", "store_true", "append"):
+                return None
+            named.update(dict.fromkeys(opt.names, opt))
+    values: dict[str, Any] = {}
+    given: str | None = None
+    try:
+        i, end = 0, len(args)
+        while i < end:
+            arg = args[i]
+            i += 1
+            if not arg.startswith("-"):
+                if not positionals or given is not None:
+                    return None
+                given = arg
+                continue
+            name, eq, text = arg.partition("=") if arg.startswith("--") else (arg, "", "")
+            option = named.get(name)
+            if option is None:
+                return None
+            if option.action == "store_true":
+                if eq:
+                    return None
+                values[option.dest] = True
+                continue
+            if eq:
+                if not text or text.startswith("-"):
+                    return None
+            elif i < end and not args[i].startswith("-"):
+                text = args[i]
+                i += 1
+            else:
+                return None
+            if option.action == "append":
+                values.setdefault(option.dest, list(option.default)).append(_value(option, text))
+            else:
+                values[option.dest] = _value(option, text)
+        for opt in positionals:
+            if given is not None:
+                values[opt.dest] = _value(opt, given)
+            elif opt.nargs != "?":
+                return None
+            elif isinstance(opt.default, str):
+                values[opt.dest] = _value(opt, opt.default)
+        for opt in options:
+            if opt.dest not in values:
+                try:
+                    values[opt.dest] = opt.initial()
+                except Exception:  # a bad default: argparse says so
+                    raise _Decline from None
+    except _Decline:
+        return None
+    return Namespace(**{**defaults, **values})
+
+
 # --------------------------------------------------------------------------- parser
 
 
@@ -551,99 +749,22 @@ def _terminal_columns() -> int:
     return columns
 
 
-class _HelpFormatter(argparse.HelpFormatter):
-    """argparse's help formatter with the terminal width found as argparse finds it."""
-
-    def __init__(
-        self,
-        prog: str,
-        indent_increment: int = 2,
-        max_help_position: int = 24,
-        width: int | None = None,
-    ) -> None:
-        if width is None:
-            width = _terminal_columns() - 2
-        super().__init__(prog, indent_increment, max_help_position, width)
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but ``exit``/``error`` raise instead of leaving the process.
-
-    The top-level parser imports its command modules lazily (:meth:`_load_for`): only the
-    module that adds the command being parsed, or all of them whenever help, usage or an
-    unknown command needs the full list.
-    """
-
-    _pending: list[str] | None = None  # command modules not imported yet (top level only)
-    _commands: argparse._SubParsersAction[Any] | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("formatter_class", _HelpFormatter)
-        super().__init__(*args, **kwargs)
-
-    def exit(self, status: int = 0, message: str | None = None) -> NoReturn:
-        if message:
-            sys.stderr.write(message)
-        raise _ParserExit(status)
-
-    def _load(self, names: Iterable[str] | None = None) -> None:
-        """Import the pending command modules (those of ``names``; None: all), in order."""
-        if not self._pending or self._commands is None:
-            return
-        wanted = None if names is None else set(names)
-        for module_name in list(self._pending):
-            if wanted is None or module_name in wanted:
-                self._pending.remove(module_name)
-                module: CommandModule = importlib.import_module(module_name)
-                module.add_commands(self._commands)
-
-    def _load_for(self, args: Sequence[str]) -> None:
-        if not self._pending or self._commands is None:
-            return
-        command = args[0] if args else None
-        if command is None or command.startswith("-"):
-            self._load()  # --help, --version, no command: everything
-            return
-        if command not in self._commands.choices:
-            self._load([COMMAND_INDEX.get(command, "")])
-        if command not in self._commands.choices:
-            self._load()  # not in the index (or the index is wrong): find it anywhere
-
-    def parse_known_args(  # type: ignore[override]
-        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
-    ) -> tuple[argparse.Namespace, list[str]]:
-        self._load_for(list(sys.argv[1:] if args is None else args))
-        return super().parse_known_args(args, namespace)
-
-    def format_usage(self) -> str:
-        self._load()
-        return super().format_usage()
-
-    def format_help(self) -> str:
-        self._load()
-        return super().format_help()
-
-
-class _ParserExit(Exception):
-    def __init__(self, status: int) -> None:
-        super().__init__(status)
-        self.status = status
-
-
 def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The ``accel`` argument parser with the commands of ``modules`` (:data:`COMMAND_MODULES`).
 
     With explicit ``modules`` every one is imported now; by default they are imported when
     a command line is parsed, only the one that adds its command (see :data:`COMMAND_INDEX`).
     """
-    parser = _Parser(
+    from ._cliparser import Parser
+
+    parser = Parser(
         prog="accel",
         description="Virtualization accelerators behind one plugin interface.",
         epilog="Environment: ACCEL_PLUGINS=a,b loads only those plugins; "
         "ACCEL_DISABLE_PLUGINS=a,b skips those.",
     )
     parser.add_argument("--version", action="version", version=f"accel {__version__}")
-    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND", parser_class=Parser)
     parser._commands = sub
     parser._pending = list(dict.fromkeys(COMMAND_MODULES if modules is None else modules))
     if modules is not None:
@@ -651,18 +772,37 @@ def build_parser(modules: Sequence[str] | None = None) -> argparse.ArgumentParse
     return parser
 
 
+def _parse_fast(argv: Sequence[str]) -> Namespace | None:
+    """``argv`` parsed by its command module's ``parse_fast``, or None (no such parser, or
+    it declines): then argparse parses it."""
+    command = argv[0] if argv else ""
+    module_name = COMMAND_INDEX.get(command)
+    if module_name is None or module_name not in COMMAND_MODULES:
+        return None
+    __import__(module_name)
+    parse = getattr(sys.modules[module_name], "parse_fast", None)
+    if parse is None:
+        return None
+    args: Namespace | None = parse(command, list(argv[1:]))
+    return args
+
+
 def main(argv: list[str] | None = None, *, registry: Registry | None = None) -> int:
     """Run the ``accel`` command; returns the exit status (0, 1, or 2 for usage errors)."""
-    parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except _ParserExit as exc:
-        return exc.status
-    handler: Handler | None = getattr(args, "handler", None)
-    if handler is None:
-        parser.print_usage(sys.stderr)
-        sys.stderr.write("accel: error: a command is required (hint: try `accel --help`)\n")
-        return 2
+    args = _parse_fast(sys.argv[1:] if argv is None else argv)
+    if args is None:
+        from ._cliparser import ParserExit
+
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except ParserExit as exc:
+            return exc.status
+        if getattr(args, "handler", None) is None:
+            parser.print_usage(sys.stderr)
+            sys.stderr.write("accel: error: a command is required (hint: try `accel --help`)\n")
+            return 2
+    handler: Handler = args.handler
     ctx = Context(registry)
     try:
         return handler(args, ctx)
@@ -675,6 +815,8 @@ def main(argv: list[str] | None = None, *, registry: Registry | None = None) -> 
     except BrokenPipeError:
         # The reader went away (``accel info | head``): nothing more to say, and point
         # stdout at /dev/null so the interpreter's final flush does not complain.
+        import contextlib
+
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

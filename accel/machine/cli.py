@@ -10,24 +10,29 @@ there.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from typing import TYPE_CHECKING, Any
 
+from ..cli import Option, add_options, parse_options
+
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable
+    from typing import Any
 
     from ..accelerator import Accelerator
     from ..cli import Context
 
-__all__ = ["add_commands", "main"]
+__all__ = ["add_commands", "main", "parse_fast"]
 
 
 def _int(text: str) -> int:
     try:
         return int(text, 0)
     except ValueError:
+        import argparse
+
         raise argparse.ArgumentTypeError(
             f"{text!r} is not an integer (decimal or 0x hex)"
         ) from None
@@ -39,31 +44,99 @@ def _duration(text: str) -> float:
     try:
         return parse_duration(text)
     except ValueError as exc:
+        import argparse
+
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--accel",
-        default=None,
+#: The options of ``run`` and ``machine show`` that choose the machine.
+MACHINE_OPTIONS: tuple[Option, ...] = (
+    Option(
+        ("--accel",),
         metavar="LIST",
         help="accelerators to try in order, e.g. kvm:tcg (default: best available)",
-    )
-    p.add_argument(
-        "--machine",
-        "-M",
+    ),
+    Option(
+        ("--machine", "-M"),
         default="pc",
         metavar="TYPE[,OPT=VAL]",
         help="machine type (default: pc); option kernel-irqchip=on|split|off",
-    )
-    p.add_argument(
-        "--cpu",
-        default=None,
+    ),
+    Option(
+        ("--cpu",),
         metavar="SPEC",
         help="CPU model and flags, e.g. host,-kvmclock (default: the type's)",
-    )
-    p.add_argument("--device", action="append", default=[], metavar="SPEC",
-                   help="add a device (repeatable): isa-debug-exit,iobase=0xf4")  # fmt: skip
+    ),
+    Option(
+        ("--device",),
+        action="append",
+        default=(),
+        metavar="SPEC",
+        help="add a device (repeatable): isa-debug-exit,iobase=0xf4",
+    ),
+)
+
+#: The arguments of ``accel run``: argparse's (``--help``, errors) and :func:`parse_fast`'s.
+RUN_OPTIONS: tuple[Option, ...] = (
+    Option(("image",), metavar="IMAGE", nargs="?", help="flat binary (not with --restore)"),
+    *MACHINE_OPTIONS,
+    Option(
+        ("--timeout",),
+        type=float,
+        metavar="SECONDS",
+        help="stop the guest after this many seconds (exit status 124)",
+    ),
+    Option(
+        ("--stop-after",),
+        type=_duration,
+        metavar="DURATION",
+        help="stop (pause) the guest after DURATION, e.g. 500ms or 2s (exit status 0); "
+        "with --save, snapshot it",
+    ),
+    Option(
+        ("--save",),
+        metavar="FILE",
+        help="write a snapshot to FILE (atomically) whenever the run stops",
+    ),
+    Option(
+        ("--restore",),
+        metavar="FILE",
+        help="resume the machine snapshot in FILE (machine, CPU, devices and image come "
+        "from it; --accel default: the snapshot's accelerator, then the others)",
+    ),
+    Option(
+        ("--restore-mode",),
+        choices=("same-host", "catch-up"),
+        default="same-host",
+        help="same-host: the guest clock continues from the saved value (default); "
+        "catch-up: it advances by the wall time since the save",
+    ),
+    Option(
+        ("--load-addr",),
+        type=_int,
+        metavar="ADDR",
+        help="copy the image into RAM here instead of the -bios placement",
+    ),
+    Option(
+        ("--entry",),
+        type=_int,
+        metavar="ADDR",
+        help="start in real mode at this address (default: --load-addr)",
+    ),
+    Option(
+        ("--no-debug-devices",),
+        action="store_true",
+        help="do not add isa-debugcon and isa-debug-exit",
+    ),
+)
+
+
+def parse_fast(command: str, args: list[str]) -> argparse.Namespace | None:
+    """``accel COMMAND ARGS`` parsed without argparse, for ``run`` (see
+    :func:`accel.cli.parse_options`); None: argparse parses it."""
+    if command != "run":
+        return None
+    return parse_options(RUN_OPTIONS, args, handler=_cmd_run)
 
 
 def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
@@ -80,59 +153,7 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "snapshot whenever the run stops (guest exit, halt, shutdown, --stop-after, "
         "--timeout, Ctrl-C: status 130); --restore FILE resumes one instead of IMAGE.",
     )
-    p.add_argument("image", metavar="IMAGE", nargs="?", help="flat binary (not with --restore)")
-    _common(p)
-    p.add_argument(
-        "--timeout",
-        type=float,
-        default=None,
-        metavar="SECONDS",
-        help="stop the guest after this many seconds (exit status 124)",
-    )
-    p.add_argument(
-        "--stop-after",
-        type=_duration,
-        default=None,
-        metavar="DURATION",
-        help="stop (pause) the guest after DURATION, e.g. 500ms or 2s (exit status 0); "
-        "with --save, snapshot it",
-    )
-    p.add_argument(
-        "--save",
-        default=None,
-        metavar="FILE",
-        help="write a snapshot to FILE (atomically) whenever the run stops",
-    )
-    p.add_argument(
-        "--restore",
-        default=None,
-        metavar="FILE",
-        help="resume the machine snapshot in FILE (machine, CPU, devices and image come "
-        "from it; --accel default: the snapshot's accelerator, then the others)",
-    )
-    p.add_argument(
-        "--restore-mode",
-        choices=("same-host", "catch-up"),
-        default="same-host",
-        help="same-host: the guest clock continues from the saved value (default); "
-        "catch-up: it advances by the wall time since the save",
-    )
-    p.add_argument(
-        "--load-addr",
-        type=_int,
-        default=None,
-        metavar="ADDR",
-        help="copy the image into RAM here instead of the -bios placement",
-    )
-    p.add_argument(
-        "--entry",
-        type=_int,
-        default=None,
-        metavar="ADDR",
-        help="start in real mode at this address (default: --load-addr)",
-    )
-    p.add_argument("--no-debug-devices", action="store_true",
-                   help="do not add isa-debugcon and isa-debug-exit")  # fmt: skip
+    add_options(p, RUN_OPTIONS)
     p.set_defaults(handler=_cmd_run)
 
     mp = subparsers.add_parser(
@@ -151,7 +172,7 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
         "show",
         help="the device tree a machine gets, and why each clock device is or is not there",
     )
-    _common(sp)
+    add_options(sp, MACHINE_OPTIONS)
     sp.add_argument("--json", action="store_true", help="machine-readable output")
     sp.set_defaults(handler=_cmd_show)
     mp.set_defaults(handler=lambda args, ctx: _usage(mp))

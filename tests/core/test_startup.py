@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -144,8 +146,10 @@ def test_help_width_is_found_as_shutil_finds_it(
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert cli._terminal_columns() == shutil.get_terminal_size().columns
+    from accel._cliparser import Parser
+
     stock = argparse.ArgumentParser(prog="accel", formatter_class=argparse.HelpFormatter)
-    ours = cli._Parser(prog="accel")
+    ours = Parser(prog="accel")
     for p in (stock, ours):
         p.add_argument("--flag", help="some words " * 20)
     assert ours.format_help() == stock.format_help()
@@ -153,3 +157,42 @@ def test_help_width_is_found_as_shutil_finds_it(
 
 def test_the_run_command_does_not_import_shutil() -> None:
     assert "shutil" not in imported_after("run", "/nonexistent.bin")
+
+
+def test_the_run_command_does_not_import_argparse() -> None:
+    """``accel run`` with a plain command line is parsed without argparse; ``--help`` and
+    errors still get argparse's parser."""
+    mods = imported_after("run", "--accel", "kvm", "-M", "microvm", "/nonexistent.bin")
+    assert not {"argparse", "accel._cliparser"} & mods
+    assert {"argparse", "accel._cliparser"} <= imported_after("run", "--acc", "kvm", "x.bin")
+
+
+def test_command_module_protocol_is_still_there() -> None:
+    from accel._cliparser import CommandModule
+
+    assert cli.CommandModule is CommandModule
+    with pytest.raises(AttributeError):
+        _ = cli.nope  # type: ignore[attr-defined]
+
+
+def test_the_accel_command_is_a_plain_script() -> None:
+    """pip installs bin/accel as the command (hatchling shared-scripts), not a console-script
+    entry point, whose generated wrapper imports re; the script itself imports nothing else."""
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())
+    assert "scripts" not in project["project"]
+    wheel = project["tool"]["hatch"]["build"]["targets"]["wheel"]
+    assert wheel["shared-scripts"] == {"bin/accel": "accel"}
+    script = root / "bin" / "accel"
+    lines = [line for line in script.read_text().splitlines() if line]
+    assert lines == ["#!python", "import sys", "from accel.cli import main", "sys.exit(main())"]
+    path = os.pathsep.join([str(root), str(root / "plugins"), os.environ.get("PYTHONPATH", "")])
+    proc = subprocess.run(
+        [sys.executable, str(script), "--version"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": path},
+        timeout=60,
+        check=False,
+    )
+    assert (proc.returncode, proc.stdout) == (0, f"accel {cli.__version__}\n"), proc.stderr
