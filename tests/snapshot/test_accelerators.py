@@ -88,6 +88,10 @@ def test_repeated_saves_of_paused_vm_same_clock(acc: Accelerator) -> None:
         assert a.clock == b.clock > 0
 
 
+GAP = 0.1
+TOLERANCE_NS = 25_000_000
+
+
 def test_vm_clock_across_restore(acc: Accelerator) -> None:
     """VM.get_clock: resume continues from the saved value; catch-up adds the wall time."""
     for mode in RestoreMode:
@@ -98,17 +102,19 @@ def test_vm_clock_across_restore(acc: Accelerator) -> None:
             wall0 = time.time_ns()
             buf = io.BytesIO()
             snapshot.save(vm, buf)
-        time.sleep(0.05)
+        time.sleep(GAP)
         buf.seek(0)
         with snapshot.restore(buf, acc, mode=mode) as vm2:
             vm2.resume()
             now = vm2.get_clock().clock
             wall = time.time_ns() - wall0
             assert now >= saved.clock
+            # The gap between save and restore is 100 ms: resume must not add it, catch-up
+            # must. A quarter of the gap tells the two apart on a loaded host.
             if mode is RestoreMode.RESUME:
-                assert now - saved.clock < 1_000_000
+                assert now - saved.clock < TOLERANCE_NS
             else:
-                assert abs((now - saved.clock) - wall) < 1_000_000
+                assert abs((now - saved.clock) - wall) < TOLERANCE_NS
 
 
 # --------------------------------------------------------------------------- kvmclock
