@@ -1,6 +1,9 @@
-"""The plugin registry: pluggy, entry points, allow/deny lists, accelerator selection.
+"""The plugin registry: pluggy's hooks, entry points, allow/deny lists, accelerator selection.
 
-A :class:`Registry` owns one pluggy plugin manager. Entry points in the
+A :class:`Registry` holds plugins and calls their hooks under pluggy's contract (markers,
+registration rules, call order and results) without importing pluggy for plain
+implementations; hooks with wrappers go to a :class:`pluggy.PluginManager` holding the
+same plugins (:attr:`Registry.plugin_manager`). Entry points in the
 ``accel.plugins`` group are discovered once, lazily, on first use; a plugin whose import
 or registration fails is recorded (name, distribution, error) and the others still load.
 ``ACCEL_PLUGINS=a,b`` loads only those entry points, ``ACCEL_DISABLE_PLUGINS=a,b``
@@ -347,6 +350,7 @@ _ABSENT: Any = object()
 _TYPE_DICT = type.__dict__["__dict__"]
 _TYPE_MRO = type.__dict__["__mro__"]
 _IMPLICIT_NAMES = ("self", "cls", "obj") if sys.implementation.name == "pypy" else ("self", "cls")
+_MODULE_TYPE_ATTRS = frozenset(vars(_ModuleType)) | frozenset(vars(object))
 _IMPL_ATTR = PROJECT + "_impl"
 _SPEC_ATTR = PROJECT + "_spec"
 
@@ -401,6 +405,9 @@ def _is_type(obj: object) -> bool:
 
 def _getattr_static(obj: object, attr: str) -> Any:
     """``inspect.getattr_static(obj, attr, None)``."""
+    if type(obj) is _ModuleType and attr not in _MODULE_TYPE_ATTRS:
+        # The common case, a plugin module: only its own __dict__ can hold ``attr``.
+        return _instance_dict(obj).get(attr)
     instance_result = _ABSENT
     klass: Any
     if not _is_type(obj):
