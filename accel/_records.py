@@ -107,6 +107,7 @@ def field(
 
 def _is_classvar(annotation: object) -> bool:
     text = annotation if isinstance(annotation, str) else repr(annotation)
+    text = text.strip("'\"")
     return text.startswith(("ClassVar", "typing.ClassVar", "Final[ClassVar"))
 
 
@@ -186,17 +187,69 @@ def _init_source(
     return source, env
 
 
-def _install_lazy_init(cls: type, all_fields: tuple[Field, ...], frozen: bool) -> None:
-    # Validate the field order now, so a bad declaration fails at import as dataclasses do.
-    _init_source(cls, all_fields, frozen)
+#: Calls a record's ``__init__`` binds generically before compiling its own (a class made
+#: a few times at start-up never pays for compilation; a class made in a loop soon does).
+COMPILE_AFTER = 16
 
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+
+def _check_order(cls: type, all_fields: tuple[Field, ...]) -> None:
+    """Refuse a required positional field after one with a default, as dataclasses do."""
+    seen_default = False
+    for f in all_fields:
+        if not f.init or f.kw_only:
+            continue
+        if f.default is not MISSING or f.default_factory is not MISSING:
+            seen_default = True
+        elif seen_default:
+            raise TypeError(
+                f"non-default argument {f.name!r} follows default argument in {cls.__qualname__}"
+            )
+
+
+def _install_lazy_init(cls: type, all_fields: tuple[Field, ...], frozen: bool) -> None:
+    _check_order(cls, all_fields)
+    positional = tuple(f.name for f in all_fields if f.init and not f.kw_only)
+    accepted = frozenset(f.name for f in all_fields if f.init)
+    post_init = hasattr(cls, "__post_init__")
+    store = object.__setattr__ if frozen else setattr
+    calls = 0
+
+    def compile_init() -> Any:
         source, env = _init_source(cls, all_fields, frozen)
         exec(source, env)
         real = env["__init__"]
         real.__qualname__ = f"{cls.__qualname__}.__init__"
         type.__setattr__(cls, "__init__", real)
-        real(self, *args, **kwargs)
+        return real
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        nonlocal calls
+        calls += 1
+        if calls > COMPILE_AFTER or len(args) > len(positional):
+            compile_init()(self, *args, **kwargs)
+            return
+        values = dict(zip(positional, args, strict=False))
+        for key, value in kwargs.items():
+            if key in values or key not in accepted:
+                compile_init()(self, *args, **kwargs)  # raises Python's own TypeError
+                return
+            values[key] = value
+        for f in all_fields:
+            name = f.name
+            if name in values:
+                continue
+            if f.default is not MISSING:
+                values[name] = f.default
+            elif f.default_factory is not MISSING:
+                values[name] = f.default_factory()
+            elif f.init:
+                compile_init()(self, *args, **kwargs)  # a missing argument: Python's error
+                return
+        for f in all_fields:
+            if f.name in values:
+                store(self, f.name, values[f.name])
+        if post_init:
+            self.__post_init__()
 
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
     type.__setattr__(cls, "__init__", __init__)
