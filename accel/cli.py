@@ -249,10 +249,13 @@ class Option:
     @property
     def dest(self) -> str:
         """The namespace attribute, named as argparse names it."""
-        if self.positional:
-            return self.names[0]
-        name = next((n for n in self.names if n.startswith("--")), self.names[0])
-        return name.lstrip("-").replace("-", "_")
+        names = self.names
+        if not names[0].startswith("-"):
+            return names[0]
+        for name in names:
+            if name.startswith("--"):
+                return name.lstrip("-").replace("-", "_")
+        return names[0].lstrip("-").replace("-", "_")
 
     def initial(self) -> Any:
         """The value when not given (argparse converts a string default with ``type``)."""
@@ -293,15 +296,21 @@ def parse_options(
     included, and a value that ``type`` rejects or ``choices`` excludes, a missing or
     extra positional, gives None, so that help and error messages are argparse's own.
     """
-    named: dict[str, Option] = {}
-    positionals = [opt for opt in options if opt.positional]
-    if len(positionals) > 1 or any(opt.nargs not in (None, "?") for opt in positionals):
-        return None  # how argparse shares strings out among positionals is its business
+    named: dict[str, tuple[Option, str]] = {}
+    dests: list[tuple[Option, str]] = []
+    positional: tuple[Option, str] | None = None
     for opt in options:
-        if not opt.positional:
-            if opt.nargs is not None or opt.action not in ("store", "store_true", "append"):
-                return None
-            named.update(dict.fromkeys(opt.names, opt))
+        entry = (opt, opt.dest)
+        dests.append(entry)
+        if opt.positional:
+            if positional is not None or opt.nargs not in (None, "?"):
+                return None  # how argparse shares strings out among positionals is its business
+            positional = entry
+        elif opt.nargs is not None or opt.action not in ("store", "store_true", "append"):
+            return None
+        else:
+            for name in opt.names:
+                named[name] = entry
     values: dict[str, Any] = {}
     given: str | None = None
     try:
@@ -310,18 +319,19 @@ def parse_options(
             arg = args[i]
             i += 1
             if not arg.startswith("-"):
-                if not positionals or given is not None:
+                if positional is None or given is not None:
                     return None
                 given = arg
                 continue
             name, eq, text = arg.partition("=") if arg.startswith("--") else (arg, "", "")
-            option = named.get(name)
-            if option is None:
+            found = named.get(name)
+            if found is None:
                 return None
+            option, dest = found
             if option.action == "store_true":
                 if eq:
                     return None
-                values[option.dest] = True
+                values[dest] = True
                 continue
             if eq:
                 if not text or text.startswith("-"):
@@ -332,20 +342,21 @@ def parse_options(
             else:
                 return None
             if option.action == "append":
-                values.setdefault(option.dest, list(option.default)).append(_value(option, text))
+                values.setdefault(dest, list(option.default)).append(_value(option, text))
             else:
-                values[option.dest] = _value(option, text)
-        for opt in positionals:
+                values[dest] = _value(option, text)
+        if positional is not None:
+            option, dest = positional
             if given is not None:
-                values[opt.dest] = _value(opt, given)
-            elif opt.nargs != "?":
+                values[dest] = _value(option, given)
+            elif option.nargs != "?":
                 return None
-            elif isinstance(opt.default, str):
-                values[opt.dest] = _value(opt, opt.default)
-        for opt in options:
-            if opt.dest not in values:
+            elif isinstance(option.default, str):
+                values[dest] = _value(option, option.default)
+        for option, dest in dests:
+            if dest not in values:
                 try:
-                    values[opt.dest] = opt.initial()
+                    values[dest] = option.initial()
                 except Exception:  # a bad default: argparse says so
                     raise _Decline from None
     except _Decline:
