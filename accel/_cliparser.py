@@ -1,4 +1,5 @@
-"""The argparse side of the ``accel`` command (see :mod:`accel.cli`).
+"""The argparse side of the ``accel`` command (see :mod:`accel.cli`), and
+:func:`add_options`, which gives argparse a command's :class:`~accel.cli.Option` table.
 
 :mod:`argparse` costs milliseconds at start-up, so :mod:`accel.cli` imports this module
 only when a command line needs argparse: ``--help``, an error, a command without a fast
@@ -9,13 +10,18 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, NoReturn, Protocol
 
 from . import cli
 
-__all__ = ["CommandModule", "HelpFormatter", "Parser", "ParserExit"]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .cli import Option
+
+__all__ = ["CommandModule", "HelpFormatter", "Parser", "ParserExit", "add_options"]
 
 
 class CommandModule(Protocol):
@@ -35,7 +41,7 @@ class HelpFormatter(argparse.HelpFormatter):
         width: int | None = None,
     ) -> None:
         if width is None:
-            width = cli._terminal_columns() - 2
+            width = _terminal_columns() - 2
         super().__init__(prog, indent_increment, max_help_position, width)
 
 
@@ -103,3 +109,40 @@ class ParserExit(Exception):
     def __init__(self, status: int) -> None:
         super().__init__(status)
         self.status = status
+
+
+def add_options(parser: argparse.ArgumentParser, options: Iterable[Option]) -> None:
+    """``parser.add_argument`` for each of ``options``, in order."""
+    for opt in options:
+        kwargs: dict[str, Any] = {"help": opt.help}
+        if opt.action == "store_true":
+            kwargs["action"] = "store_true"
+        else:
+            if opt.action != "store":
+                kwargs["action"] = opt.action
+            kwargs["default"] = list(opt.default) if opt.action == "append" else opt.default
+            for key in ("metavar", "type", "choices", "nargs"):
+                if getattr(opt, key) is not None:
+                    kwargs[key] = getattr(opt, key)
+        parser.add_argument(*opt.names, **kwargs)
+
+
+def _terminal_columns() -> int:
+    """``shutil.get_terminal_size().columns``, without importing shutil (argparse makes a
+    formatter for every ``add_argument``, and shutil costs milliseconds at start-up)."""
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    try:
+        lines = int(os.environ["LINES"])
+    except (KeyError, ValueError):
+        lines = 0
+    if columns <= 0 or lines <= 0:
+        try:
+            size = os.get_terminal_size(sys.__stdout__.fileno())  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            size = os.terminal_size((80, 24))
+        if columns <= 0:
+            columns = size.columns or 80
+    return columns
