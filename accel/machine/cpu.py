@@ -18,7 +18,7 @@ from __future__ import annotations
 from .._records import record
 from ..accelerator import CpuSpec
 from ..errors import ConfigError, InvalidArgumentError, did_you_mean
-from .types import ReadOnlyMapping
+from .types import _LazyMapping
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -38,6 +38,15 @@ class CpuModel:
     requires_hardware: bool = False
     bits: int = 64
 
+    def __init__(
+        self, name: str, description: str, requires_hardware: bool = False, bits: int = 64
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "description", description)
+        set_(self, "requires_hardware", requires_hardware)
+        set_(self, "bits", bits)
+
     def to_json(self) -> dict[str, object]:
         return {
             "name": self.name,
@@ -47,25 +56,31 @@ class CpuModel:
         }
 
 
-_MODELS = (
-    CpuModel("host", "the host CPU, all supported features", requires_hardware=True),
-    CpuModel("max", "all features the accelerator supports"),
-    CpuModel("base", "base CPU model with no features enabled"),
-    CpuModel("qemu64", "QEMU Virtual CPU version 2.5+ (64-bit)"),
-    CpuModel("qemu32", "QEMU Virtual CPU version 2.5+ (32-bit)", bits=32),
-    CpuModel("486", "Intel 486", bits=32),
-    CpuModel("pentium", "Intel Pentium", bits=32),
-    CpuModel("pentium2", "Intel Pentium II", bits=32),
-    CpuModel("pentium3", "Intel Pentium III", bits=32),
-    CpuModel("core2duo", "Intel Core 2 Duo"),
-    CpuModel("Nehalem", "Intel Core i7 9xx (Nehalem Class Core i7)"),
-    CpuModel("SandyBridge", "Intel Xeon E312xx (Sandy Bridge)"),
-    CpuModel("Haswell", "Intel Core Processor (Haswell)"),
-    CpuModel("Skylake-Client", "Intel Core Processor (Skylake)"),
-    CpuModel("EPYC", "AMD EPYC Processor"),
-)
+#: name -> (description, requires_hardware, bits), in ``-cpu help`` order.
+_MODELS: dict[str, tuple[str, bool, int]] = {
+    "host": ("the host CPU, all supported features", True, 64),
+    "max": ("all features the accelerator supports", False, 64),
+    "base": ("base CPU model with no features enabled", False, 64),
+    "qemu64": ("QEMU Virtual CPU version 2.5+ (64-bit)", False, 64),
+    "qemu32": ("QEMU Virtual CPU version 2.5+ (32-bit)", False, 32),
+    "486": ("Intel 486", False, 32),
+    "pentium": ("Intel Pentium", False, 32),
+    "pentium2": ("Intel Pentium II", False, 32),
+    "pentium3": ("Intel Pentium III", False, 32),
+    "core2duo": ("Intel Core 2 Duo", False, 64),
+    "Nehalem": ("Intel Core i7 9xx (Nehalem Class Core i7)", False, 64),
+    "SandyBridge": ("Intel Xeon E312xx (Sandy Bridge)", False, 64),
+    "Haswell": ("Intel Core Processor (Haswell)", False, 64),
+    "Skylake-Client": ("Intel Core Processor (Skylake)", False, 64),
+    "EPYC": ("AMD EPYC Processor", False, 64),
+}
 
-CPU_MODELS: Mapping[str, CpuModel] = ReadOnlyMapping({m.name: m for m in _MODELS})
+
+def _build() -> dict[str, CpuModel]:
+    return {name: CpuModel(name, *entry) for name, entry in _MODELS.items()}
+
+
+CPU_MODELS: Mapping[str, CpuModel] = _LazyMapping(_build)
 
 
 def cpu_models() -> list[CpuModel]:
@@ -89,19 +104,17 @@ def resolve_cpu(
             cpu = CpuSpec.parse(spec)
         except InvalidArgumentError as exc:
             raise ConfigError(exc.message, hint=exc.hint, cpu=spec) from None
-    model = CPU_MODELS.get(cpu.model)
-    if model is None:
-        guess = did_you_mean(cpu.model, list(CPU_MODELS))
+    entry = _MODELS.get(cpu.model)
+    if entry is None:
+        guess = did_you_mean(cpu.model, list(_MODELS))
         raise ConfigError(
             f"unknown CPU model {cpu.model!r}",
-            hint=(f"did you mean {guess!r}? " if guess else "")
-            + "models: "
-            + ", ".join(CPU_MODELS),
+            hint=(f"did you mean {guess!r}? " if guess else "") + "models: " + ", ".join(_MODELS),
             cpu=str(cpu),
         )
-    if model.requires_hardware and info is not None and not info.hardware:
+    if entry[1] and info is not None and not info.hardware:
         raise ConfigError(
-            f"CPU model {model.name!r} requires a hardware accelerator; {info.name} is not one",
+            f"CPU model {cpu.model!r} requires a hardware accelerator; {info.name} is not one",
             hint="use a named model such as 'qemu64' or 'max'",
             cpu=str(cpu),
             accelerator=info.name,

@@ -31,7 +31,7 @@ import _thread
 import time
 
 from .._enums import Enum
-from .._records import field, record
+from .._records import MISSING, field, record
 from ..accelerator import (
     VM,
     Accelerator,
@@ -175,6 +175,21 @@ class DeviceDecision:
     origin: str  # "platform", "accelerator", "machine" or "user"
     properties: tuple[tuple[str, object], ...] = ()
 
+    def __init__(
+        self,
+        name: str,
+        present: bool,
+        reason: str,
+        origin: str,
+        properties: tuple[tuple[str, object], ...] = (),
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "present", present)
+        set_(self, "reason", reason)
+        set_(self, "origin", origin)
+        set_(self, "properties", properties)
+
     def to_json(self) -> dict[str, object]:
         return {
             "device": self.name,
@@ -201,6 +216,12 @@ class RunResult:
     status: int
     kind: str  # debug-exit, halt, shutdown, internal-error; timeout, stopped, interrupted
     message: str
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        set_ = object.__setattr__
+        set_(self, "status", status)
+        set_(self, "kind", kind)
+        set_(self, "message", message)
 
     @property
     def guest_ended(self) -> bool:
@@ -289,6 +310,22 @@ class MachinePlan:
     compat: dict[str, str]
     irqchip_in_accelerator: bool
     decisions: list[DeviceDecision] = field(default_factory=list)
+
+    def __init__(
+        self,
+        machine_type: MachineType,
+        accelerator: str,
+        cpu: CpuSpec,
+        compat: dict[str, str],
+        irqchip_in_accelerator: bool,
+        decisions: list[DeviceDecision] = MISSING,
+    ) -> None:
+        self.machine_type = machine_type
+        self.accelerator = accelerator
+        self.cpu = cpu
+        self.compat = compat
+        self.irqchip_in_accelerator = irqchip_in_accelerator
+        self.decisions = [] if decisions is MISSING else decisions
 
     @property
     def devices(self) -> list[DeviceDecision]:

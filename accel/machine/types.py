@@ -105,12 +105,19 @@ class _LazyMapping(ReadOnlyMapping["_V"]):
         return data
 
 
+_NO_COMPAT: Mapping[str, str] = {}
+
+
 @record(frozen=True)
 class PlatformDevice:
     """A device a machine type creates at initialisation, with its properties."""
 
     type: str
     properties: tuple[tuple[str, object], ...] = ()
+
+    def __init__(self, type: str, properties: tuple[tuple[str, object], ...] = ()) -> None:
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "properties", properties)
 
 
 @record(frozen=True)
@@ -128,8 +135,30 @@ class MachineType:
     deprecated: bool = False
     is_default: bool = False
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "compat", ReadOnlyMapping(dict(self.compat)))
+    def __init__(
+        self,
+        name: str,
+        family: str,
+        description: str,
+        version: tuple[int, ...] | None = None,
+        aliases: tuple[str, ...] = (),
+        default_cpu: str = "qemu64",
+        devices: tuple[PlatformDevice, ...] = (),
+        compat: Mapping[str, str] = _NO_COMPAT,
+        deprecated: bool = False,
+        is_default: bool = False,
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "family", family)
+        set_(self, "description", description)
+        set_(self, "version", version)
+        set_(self, "aliases", aliases)
+        set_(self, "default_cpu", default_cpu)
+        set_(self, "devices", devices)
+        set_(self, "compat", ReadOnlyMapping(dict(compat)))
+        set_(self, "deprecated", deprecated)
+        set_(self, "is_default", is_default)
 
     @property
     def version2(self) -> tuple[int, int] | None:
