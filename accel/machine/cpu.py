@@ -11,20 +11,20 @@ its own default, so a flag the user did not name takes that accelerator's defaul
 (QEMU turns its paravirtual clock flag on for every named model under a hypervisor
 that has one, and the flag means nothing elsewhere). The core only records the user's
 choices; it never names an accelerator's flag.
+
+The model table and :func:`resolve_cpu` live in :mod:`accel.machine.types` (a machine
+needs them, and that module is loaded anyway); they are re-exported here.
 """
 
 from __future__ import annotations
 
 from .._records import record
-from ..accelerator import CpuSpec
-from ..errors import ConfigError, InvalidArgumentError, did_you_mean
-from .types import _LazyMapping
+from .types import _CPU_MODELS as _MODELS
+from .types import _LazyMapping, resolve_cpu
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-    from ..plugin import AcceleratorInfo
 
 __all__ = ["CPU_MODELS", "CpuModel", "cpu_models", "resolve_cpu"]
 
@@ -56,26 +56,6 @@ class CpuModel:
         }
 
 
-#: name -> (description, requires_hardware, bits), in ``-cpu help`` order.
-_MODELS: dict[str, tuple[str, bool, int]] = {
-    "host": ("the host CPU, all supported features", True, 64),
-    "max": ("all features the accelerator supports", False, 64),
-    "base": ("base CPU model with no features enabled", False, 64),
-    "qemu64": ("QEMU Virtual CPU version 2.5+ (64-bit)", False, 64),
-    "qemu32": ("QEMU Virtual CPU version 2.5+ (32-bit)", False, 32),
-    "486": ("Intel 486", False, 32),
-    "pentium": ("Intel Pentium", False, 32),
-    "pentium2": ("Intel Pentium II", False, 32),
-    "pentium3": ("Intel Pentium III", False, 32),
-    "core2duo": ("Intel Core 2 Duo", False, 64),
-    "Nehalem": ("Intel Core i7 9xx (Nehalem Class Core i7)", False, 64),
-    "SandyBridge": ("Intel Xeon E312xx (Sandy Bridge)", False, 64),
-    "Haswell": ("Intel Core Processor (Haswell)", False, 64),
-    "Skylake-Client": ("Intel Core Processor (Skylake)", False, 64),
-    "EPYC": ("AMD EPYC Processor", False, 64),
-}
-
-
 def _build() -> dict[str, CpuModel]:
     return {name: CpuModel(name, *entry) for name, entry in _MODELS.items()}
 
@@ -85,38 +65,3 @@ CPU_MODELS: Mapping[str, CpuModel] = _LazyMapping(_build)
 
 def cpu_models() -> list[CpuModel]:
     return list(CPU_MODELS.values())
-
-
-def resolve_cpu(
-    spec: str | CpuSpec | None, default_model: str, info: AcceleratorInfo | None = None
-) -> CpuSpec:
-    """The :class:`CpuSpec` for ``spec`` (None: the machine type's ``default_model``).
-
-    Raises :class:`~accel.errors.ConfigError` for an unknown model, or for ``host`` on an
-    accelerator that is not hardware virtualization (``info.hardware`` False).
-    """
-    if spec is None:
-        cpu = CpuSpec(default_model)
-    elif isinstance(spec, CpuSpec):
-        cpu = spec
-    else:
-        try:
-            cpu = CpuSpec.parse(spec)
-        except InvalidArgumentError as exc:
-            raise ConfigError(exc.message, hint=exc.hint, cpu=spec) from None
-    entry = _MODELS.get(cpu.model)
-    if entry is None:
-        guess = did_you_mean(cpu.model, list(_MODELS))
-        raise ConfigError(
-            f"unknown CPU model {cpu.model!r}",
-            hint=(f"did you mean {guess!r}? " if guess else "") + "models: " + ", ".join(_MODELS),
-            cpu=str(cpu),
-        )
-    if entry[1] and info is not None and not info.hardware:
-        raise ConfigError(
-            f"CPU model {cpu.model!r} requires a hardware accelerator; {info.name} is not one",
-            hint="use a named model such as 'qemu64' or 'max'",
-            cpu=str(cpu),
-            accelerator=info.name,
-        )
-    return cpu

@@ -49,9 +49,8 @@ from ..accelerator import (
 from ..capabilities import Capability, Support
 from ..errors import ConfigError, UnknownAcceleratorError, VcpuStateError
 from ..registry import Registry, default_registry
-from .cpu import resolve_cpu
 from .device import Device, DeviceRegistry, parse_device_spec
-from .types import MachineType, resolve_machine_type
+from .types import MachineType, resolve_cpu, resolve_machine_type
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
