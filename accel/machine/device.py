@@ -76,45 +76,44 @@ class Device:
 
 
 def _coerce(dtype: DeviceType, spec: PropertySpec, value: object, origin: str) -> PropValue:
-    where = f"device {dtype.name!r} property {spec.name!r}"
-    if spec.type is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in (
-            "on",
-            "true",
-            "yes",
-            "1",
-            "off",
-            "false",
-            "no",
-            "0",
-        ):
-            return value.lower() in ("on", "true", "yes", "1")
-        raise ConfigError(
-            f"{where} takes on/off, not {value!r}", device=dtype.name, property=spec.name
-        )
-    if spec.type is int:
-        if isinstance(value, bool):
-            raise ConfigError(
-                f"{where} takes an integer, not {value!r}", device=dtype.name, property=spec.name
-            )
-        if isinstance(value, int):
+    kind = spec.type
+    if kind is int:
+        if type(value) is int:
             return value
         if isinstance(value, str):
             try:
                 return int(value, 0)
             except ValueError:
                 pass
-        raise ConfigError(
-            f"{where} takes an integer (decimal or 0x hex), not {value!r}",
-            device=dtype.name,
-            property=spec.name,
-        )
+        elif isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, bool):
+            raise _bad(dtype, spec, "takes an integer", value)
+        raise _bad(dtype, spec, "takes an integer (decimal or 0x hex)", value)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str):
+            word = value.lower()
+            if word in _TRUE:
+                return True
+            if word in _FALSE:
+                return False
+        raise _bad(dtype, spec, "takes on/off", value)
     if isinstance(value, str):
         return value
-    raise ConfigError(
-        f"{where} takes a string, not {value!r}", device=dtype.name, property=spec.name
+    raise _bad(dtype, spec, "takes a string", value)
+
+
+_TRUE = frozenset({"on", "true", "yes", "1"})
+_FALSE = frozenset({"off", "false", "no", "0"})
+
+
+def _bad(dtype: DeviceType, spec: PropertySpec, what: str, value: object) -> ConfigError:
+    return ConfigError(
+        f"device {dtype.name!r} property {spec.name!r} {what}, not {value!r}",
+        device=dtype.name,
+        property=spec.name,
     )
 
 

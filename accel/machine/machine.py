@@ -361,11 +361,17 @@ def _plan(
     user_devices: Sequence[str],
     vm: VM | None,
     device_registry: DeviceRegistry,
-    *,
-    ask_plugins: bool = True,
 ) -> MachinePlan:
-    """The machine's settings and device decisions; ``ask_plugins`` False stops before
-    the clock-device hooks (machine init's first pass, before the VM exists)."""
+    """The machine's settings and device decisions."""
+    plan, decisions = _plan_platform(registry, acc, machine, cpu)
+    return _plan_devices(plan, decisions, registry, acc, user_devices, vm, device_registry)
+
+
+def _plan_platform(
+    registry: Registry, acc: Accelerator, machine: str, cpu: str | CpuSpec | None
+) -> tuple[MachinePlan, dict[str, DeviceDecision]]:
+    """The machine's settings and its platform decisions (machine init's first pass,
+    before the VM exists); :func:`_plan_devices` completes them."""
     type_name, opts = parse_machine_spec(machine)
     mtype = resolve_machine_type(type_name)
     cpu_spec = resolve_cpu(cpu, mtype.default_cpu, _accel_info(registry, acc))
@@ -406,10 +412,20 @@ def _plan(
             "irqchip", False, f"interrupt controller not in the accelerator ({why})", "machine"
         )
 
-    if not ask_plugins:
-        plan.decisions = list(decisions.values())
-        return plan
-    view = _View(mtype, compat, cpu_spec, acc, vm)
+    return plan, decisions
+
+
+def _plan_devices(
+    plan: MachinePlan,
+    decisions: dict[str, DeviceDecision],
+    registry: Registry,
+    acc: Accelerator,
+    user_devices: Sequence[str],
+    vm: VM | None,
+    device_registry: DeviceRegistry,
+) -> MachinePlan:
+    """``plan`` with every plugin's clock-device decisions and the user's devices."""
+    view = _View(plan.machine_type, plan.compat, plan.cpu, acc, vm)
     decided: set[str] = set()
     for choice in registry.clock_devices(acc, view):
         if choice.device in decided:
@@ -523,32 +539,23 @@ class Machine:
         """Create the VM, RAM and vCPUs, then decide and realise the devices."""
         if self.vm is not None:
             return self
-        pre = _plan(
-            self.registry,
-            self.accelerator,
-            self._spec,
-            self._cpu_arg,
-            self._user_devices,
-            None,
-            self.device_registry,
-            ask_plugins=False,
-        )
-        caps = self.accelerator.capabilities()
-        irqchip = pre.irqchip_in_accelerator
-        pit = irqchip and caps[Capability.PIT].support is Support.YES
-        self.vm = self.accelerator.create_vm(VmOptions(irqchip=irqchip, pit=pit))
+        acc = self.accelerator
+        plan, decisions = _plan_platform(self.registry, acc, self._spec, self._cpu_arg)
+        irqchip = plan.irqchip_in_accelerator
+        pit = irqchip and acc.capabilities()[Capability.PIT].support is Support.YES
+        self.vm = vm = acc.create_vm(VmOptions(irqchip=irqchip, pit=pit))
         try:
-            self.vm.add_memory(0, self.ram_size)
+            vm.add_memory(0, self.ram_size)
             for i in range(self.smp):
-                self.vcpus.append(self.vm.create_vcpu(i, cpu=pre.cpu))
+                self.vcpus.append(vm.create_vcpu(i, cpu=plan.cpu))
             # vCPUs exist: now ask the accelerator's plugin for the clock devices.
-            self.plan = _plan(
+            self.plan = _plan_devices(
+                plan,
+                decisions,
                 self.registry,
-                self.accelerator,
-                self._spec,
-                pre.cpu,
+                acc,
                 self._user_devices,
-                self.vm,
+                vm,
                 self.device_registry,
             )
             for d in self.plan.decisions:
