@@ -3,21 +3,32 @@
 :class:`Machine` builds a machine of a versioned :class:`MachineType` on any accelerator:
 CPU model, platform devices, and the clock devices the accelerator's plugin chooses
 after the vCPUs exist. See docs/machines.md.
+
+The names below are imported from their submodules on first use, so importing one
+submodule (``accel.machine.cli``) does not load the others.
 """
 
 from __future__ import annotations
 
-from .cpu import CPU_MODELS, CpuModel, cpu_models, resolve_cpu
-from .device import Device, DeviceRegistry, parse_device_spec
-from .machine import (
-    DeviceDecision,
-    Machine,
-    MachinePlan,
-    RunResult,
-    RunState,
-    parse_machine_spec,
-)
-from .types import MACHINE_TYPES, MachineType, PlatformDevice, machine_types, resolve_machine_type
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from .cpu import CPU_MODELS, CpuModel, cpu_models, resolve_cpu
+    from .device import Device, DeviceRegistry, parse_device_spec
+    from .machine import (
+        DeviceDecision,
+        Machine,
+        MachinePlan,
+        RunResult,
+        RunState,
+        parse_machine_spec,
+    )
+    from .types import (
+        MACHINE_TYPES,
+        MachineType,
+        PlatformDevice,
+        machine_types,
+        resolve_machine_type,
+    )
 
 __all__ = [
     "CPU_MODELS",
@@ -39,3 +50,48 @@ __all__ = [
     "resolve_cpu",
     "resolve_machine_type",
 ]
+
+#: The submodule each public name comes from.
+_LAZY = {
+    "CPU_MODELS": "cpu",
+    "CpuModel": "cpu",
+    "cpu_models": "cpu",
+    "resolve_cpu": "cpu",
+    "Device": "device",
+    "DeviceRegistry": "device",
+    "parse_device_spec": "device",
+    "DeviceDecision": "machine",
+    "Machine": "machine",
+    "MachinePlan": "machine",
+    "RunResult": "machine",
+    "RunState": "machine",
+    "parse_machine_spec": "machine",
+    "MACHINE_TYPES": "types",
+    "MachineType": "types",
+    "PlatformDevice": "types",
+    "machine_types": "types",
+    "resolve_machine_type": "types",
+}
+
+#: Submodules reachable as attributes before anything imported them.
+_SUBMODULES = frozenset({"cpu", "device", "machine", "types"})
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name):
+        import sys
+
+        if name in _SUBMODULES:
+            __import__(f"{__name__}.{name}")
+            return sys.modules[f"{__name__}.{name}"]
+        try:
+            submodule = _LAZY[name]
+        except KeyError:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
+        __import__(f"{__name__}.{submodule}")
+        value = getattr(sys.modules[f"{__name__}.{submodule}"], name)
+        globals()[name] = value
+        return value
+
+    def __dir__():
+        return sorted(set(globals()) | set(__all__))

@@ -11,20 +11,20 @@ its own default, so a flag the user did not name takes that accelerator's defaul
 (QEMU turns its paravirtual clock flag on for every named model under a hypervisor
 that has one, and the flag means nothing elsewhere). The core only records the user's
 choices; it never names an accelerator's flag.
+
+The model table and :func:`resolve_cpu` live in :mod:`accel.machine.types` (a machine
+needs them, and that module is loaded anyway); they are re-exported here.
 """
 
 from __future__ import annotations
 
 from .._records import record
-from ..accelerator import CpuSpec
-from ..errors import ConfigError, InvalidArgumentError, did_you_mean
-from .types import ReadOnlyMapping
+from .types import _CPU_MODELS as _MODELS
+from .types import _LazyMapping, resolve_cpu
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-    from ..plugin import AcceleratorInfo
 
 __all__ = ["CPU_MODELS", "CpuModel", "cpu_models", "resolve_cpu"]
 
@@ -38,6 +38,15 @@ class CpuModel:
     requires_hardware: bool = False
     bits: int = 64
 
+    def __init__(
+        self, name: str, description: str, requires_hardware: bool = False, bits: int = 64
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "description", description)
+        set_(self, "requires_hardware", requires_hardware)
+        set_(self, "bits", bits)
+
     def to_json(self) -> dict[str, object]:
         return {
             "name": self.name,
@@ -47,63 +56,12 @@ class CpuModel:
         }
 
 
-_MODELS = (
-    CpuModel("host", "the host CPU, all supported features", requires_hardware=True),
-    CpuModel("max", "all features the accelerator supports"),
-    CpuModel("base", "base CPU model with no features enabled"),
-    CpuModel("qemu64", "QEMU Virtual CPU version 2.5+ (64-bit)"),
-    CpuModel("qemu32", "QEMU Virtual CPU version 2.5+ (32-bit)", bits=32),
-    CpuModel("486", "Intel 486", bits=32),
-    CpuModel("pentium", "Intel Pentium", bits=32),
-    CpuModel("pentium2", "Intel Pentium II", bits=32),
-    CpuModel("pentium3", "Intel Pentium III", bits=32),
-    CpuModel("core2duo", "Intel Core 2 Duo"),
-    CpuModel("Nehalem", "Intel Core i7 9xx (Nehalem Class Core i7)"),
-    CpuModel("SandyBridge", "Intel Xeon E312xx (Sandy Bridge)"),
-    CpuModel("Haswell", "Intel Core Processor (Haswell)"),
-    CpuModel("Skylake-Client", "Intel Core Processor (Skylake)"),
-    CpuModel("EPYC", "AMD EPYC Processor"),
-)
+def _build() -> dict[str, CpuModel]:
+    return {name: CpuModel(name, *entry) for name, entry in _MODELS.items()}
 
-CPU_MODELS: Mapping[str, CpuModel] = ReadOnlyMapping({m.name: m for m in _MODELS})
+
+CPU_MODELS: Mapping[str, CpuModel] = _LazyMapping(_build)
 
 
 def cpu_models() -> list[CpuModel]:
     return list(CPU_MODELS.values())
-
-
-def resolve_cpu(
-    spec: str | CpuSpec | None, default_model: str, info: AcceleratorInfo | None = None
-) -> CpuSpec:
-    """The :class:`CpuSpec` for ``spec`` (None: the machine type's ``default_model``).
-
-    Raises :class:`~accel.errors.ConfigError` for an unknown model, or for ``host`` on an
-    accelerator that is not hardware virtualization (``info.hardware`` False).
-    """
-    if spec is None:
-        cpu = CpuSpec(default_model)
-    elif isinstance(spec, CpuSpec):
-        cpu = spec
-    else:
-        try:
-            cpu = CpuSpec.parse(spec)
-        except InvalidArgumentError as exc:
-            raise ConfigError(exc.message, hint=exc.hint, cpu=spec) from None
-    model = CPU_MODELS.get(cpu.model)
-    if model is None:
-        guess = did_you_mean(cpu.model, list(CPU_MODELS))
-        raise ConfigError(
-            f"unknown CPU model {cpu.model!r}",
-            hint=(f"did you mean {guess!r}? " if guess else "")
-            + "models: "
-            + ", ".join(CPU_MODELS),
-            cpu=str(cpu),
-        )
-    if model.requires_hardware and info is not None and not info.hardware:
-        raise ConfigError(
-            f"CPU model {model.name!r} requires a hardware accelerator; {info.name} is not one",
-            hint="use a named model such as 'qemu64' or 'max'",
-            cpu=str(cpu),
-            accelerator=info.name,
-        )
-    return cpu

@@ -31,7 +31,7 @@ import _thread
 import time
 
 from .._enums import Enum
-from .._records import field, record
+from .._records import MISSING, field, record
 from ..accelerator import (
     VM,
     Accelerator,
@@ -49,9 +49,8 @@ from ..accelerator import (
 from ..capabilities import Capability, Support
 from ..errors import ConfigError, UnknownAcceleratorError, VcpuStateError
 from ..registry import Registry, default_registry
-from .cpu import resolve_cpu
 from .device import Device, DeviceRegistry, parse_device_spec
-from .types import MachineType, resolve_machine_type
+from .types import MachineType, resolve_cpu, resolve_machine_type
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -175,6 +174,21 @@ class DeviceDecision:
     origin: str  # "platform", "accelerator", "machine" or "user"
     properties: tuple[tuple[str, object], ...] = ()
 
+    def __init__(
+        self,
+        name: str,
+        present: bool,
+        reason: str,
+        origin: str,
+        properties: tuple[tuple[str, object], ...] = (),
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "present", present)
+        set_(self, "reason", reason)
+        set_(self, "origin", origin)
+        set_(self, "properties", properties)
+
     def to_json(self) -> dict[str, object]:
         return {
             "device": self.name,
@@ -201,6 +215,12 @@ class RunResult:
     status: int
     kind: str  # debug-exit, halt, shutdown, internal-error; timeout, stopped, interrupted
     message: str
+
+    def __init__(self, status: int, kind: str, message: str) -> None:
+        set_ = object.__setattr__
+        set_(self, "status", status)
+        set_(self, "kind", kind)
+        set_(self, "message", message)
 
     @property
     def guest_ended(self) -> bool:
@@ -290,6 +310,22 @@ class MachinePlan:
     irqchip_in_accelerator: bool
     decisions: list[DeviceDecision] = field(default_factory=list)
 
+    def __init__(
+        self,
+        machine_type: MachineType,
+        accelerator: str,
+        cpu: CpuSpec,
+        compat: dict[str, str],
+        irqchip_in_accelerator: bool,
+        decisions: list[DeviceDecision] = MISSING,
+    ) -> None:
+        self.machine_type = machine_type
+        self.accelerator = accelerator
+        self.cpu = cpu
+        self.compat = compat
+        self.irqchip_in_accelerator = irqchip_in_accelerator
+        self.decisions = [] if decisions is MISSING else decisions
+
     @property
     def devices(self) -> list[DeviceDecision]:
         return [d for d in self.decisions if d.present]
@@ -325,11 +361,17 @@ def _plan(
     user_devices: Sequence[str],
     vm: VM | None,
     device_registry: DeviceRegistry,
-    *,
-    ask_plugins: bool = True,
 ) -> MachinePlan:
-    """The machine's settings and device decisions; ``ask_plugins`` False stops before
-    the clock-device hooks (machine init's first pass, before the VM exists)."""
+    """The machine's settings and device decisions."""
+    plan, decisions = _plan_platform(registry, acc, machine, cpu)
+    return _plan_devices(plan, decisions, registry, acc, user_devices, vm, device_registry)
+
+
+def _plan_platform(
+    registry: Registry, acc: Accelerator, machine: str, cpu: str | CpuSpec | None
+) -> tuple[MachinePlan, dict[str, DeviceDecision]]:
+    """The machine's settings and its platform decisions (machine init's first pass,
+    before the VM exists); :func:`_plan_devices` completes them."""
     type_name, opts = parse_machine_spec(machine)
     mtype = resolve_machine_type(type_name)
     cpu_spec = resolve_cpu(cpu, mtype.default_cpu, _accel_info(registry, acc))
@@ -370,10 +412,20 @@ def _plan(
             "irqchip", False, f"interrupt controller not in the accelerator ({why})", "machine"
         )
 
-    if not ask_plugins:
-        plan.decisions = list(decisions.values())
-        return plan
-    view = _View(mtype, compat, cpu_spec, acc, vm)
+    return plan, decisions
+
+
+def _plan_devices(
+    plan: MachinePlan,
+    decisions: dict[str, DeviceDecision],
+    registry: Registry,
+    acc: Accelerator,
+    user_devices: Sequence[str],
+    vm: VM | None,
+    device_registry: DeviceRegistry,
+) -> MachinePlan:
+    """``plan`` with every plugin's clock-device decisions and the user's devices."""
+    view = _View(plan.machine_type, plan.compat, plan.cpu, acc, vm)
     decided: set[str] = set()
     for choice in registry.clock_devices(acc, view):
         if choice.device in decided:
@@ -487,32 +539,23 @@ class Machine:
         """Create the VM, RAM and vCPUs, then decide and realise the devices."""
         if self.vm is not None:
             return self
-        pre = _plan(
-            self.registry,
-            self.accelerator,
-            self._spec,
-            self._cpu_arg,
-            self._user_devices,
-            None,
-            self.device_registry,
-            ask_plugins=False,
-        )
-        caps = self.accelerator.capabilities()
-        irqchip = pre.irqchip_in_accelerator
-        pit = irqchip and caps[Capability.PIT].support is Support.YES
-        self.vm = self.accelerator.create_vm(VmOptions(irqchip=irqchip, pit=pit))
+        acc = self.accelerator
+        plan, decisions = _plan_platform(self.registry, acc, self._spec, self._cpu_arg)
+        irqchip = plan.irqchip_in_accelerator
+        pit = irqchip and acc.capabilities()[Capability.PIT].support is Support.YES
+        self.vm = vm = acc.create_vm(VmOptions(irqchip=irqchip, pit=pit))
         try:
-            self.vm.add_memory(0, self.ram_size)
+            vm.add_memory(0, self.ram_size)
             for i in range(self.smp):
-                self.vcpus.append(self.vm.create_vcpu(i, cpu=pre.cpu))
+                self.vcpus.append(vm.create_vcpu(i, cpu=plan.cpu))
             # vCPUs exist: now ask the accelerator's plugin for the clock devices.
-            self.plan = _plan(
+            self.plan = _plan_devices(
+                plan,
+                decisions,
                 self.registry,
-                self.accelerator,
-                self._spec,
-                pre.cpu,
+                acc,
                 self._user_devices,
-                self.vm,
+                vm,
                 self.device_registry,
             )
             for d in self.plan.decisions:

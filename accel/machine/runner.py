@@ -23,9 +23,9 @@ guest ended its run (exit device, halt, shutdown) reports that same end again.
 
 from __future__ import annotations
 
-from .._records import record, replace
+from .._records import record
 from ..accelerator import Accelerator, Registers, real_mode_sregs
-from ..errors import ConfigError, SnapshotError
+from ..errors import ConfigError
 from .device import parse_device_spec
 from .machine import Machine, RunResult, _Timer, parse_machine_spec
 
@@ -33,11 +33,23 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import signal as _signal
     from collections.abc import Callable, Iterable, Sequence
-    from typing import IO, Any
+    from typing import Any
 
     from ..registry import Registry
+    from ._snapshots import restore_image
 else:
     import _signal
+
+    def __getattr__(name):
+        if name == "restore_image":
+            from ._snapshots import restore_image
+
+            return restore_image
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__():
+        return sorted(set(globals()) | set(__all__))
+
 
 __all__ = [
     "DEBUG_DEVICES",
@@ -71,6 +83,30 @@ class RunOptions:
     ram_size: int = 16 << 20
     stop_after: float | None = None  # seconds: stop, pause (and save), status 0
     save: str | None = None  # write a snapshot here whenever the run stops
+
+    def __init__(
+        self,
+        machine: str = "pc",
+        cpu: str | None = None,
+        devices: Sequence[str] = (),
+        timeout: float | None = None,
+        load_addr: int | None = None,
+        entry: int | None = None,
+        debug_devices: bool = True,
+        ram_size: int = 16 << 20,
+        stop_after: float | None = None,
+        save: str | None = None,
+    ) -> None:
+        self.machine = machine
+        self.cpu = cpu
+        self.devices = devices
+        self.timeout = timeout
+        self.load_addr = load_addr
+        self.entry = entry
+        self.debug_devices = debug_devices
+        self.ram_size = ram_size
+        self.stop_after = stop_after
+        self.save = save
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, None: 1.0}
@@ -156,13 +192,16 @@ def run_image(
 ) -> RunResult:
     """Build the machine, load ``image``, run it; the machine is closed afterwards."""
     user = [*options.devices, *extra_devices]
-    user_types = {parse_device_spec(spec)[0] for spec in user}
-    defaults = [
-        spec
-        for spec in (DEBUG_DEVICES if options.debug_devices else ())
-        if parse_device_spec(spec)[0] not in user_types  # the user's own spec wins
-    ]
-    devices = [*defaults, *user]
+    if not options.debug_devices:
+        devices = user
+    elif user:
+        user_types = {parse_device_spec(spec)[0] for spec in user}
+        devices = [
+            *(s for s in DEBUG_DEVICES if parse_device_spec(s)[0] not in user_types),  # user wins
+            *user,
+        ]
+    else:
+        devices = list(DEBUG_DEVICES)
     machine = Machine(
         accelerator,
         _with_default_irqchip(options.machine),
@@ -228,47 +267,8 @@ def run_machine(machine: Machine, options: RunOptions) -> RunResult:
         finally:
             for timer in timers:
                 timer.cancel()
-        return _save_if_asked(machine, result, options)
+        if options.save is None:
+            return result
+        from ._snapshots import save_after_run
 
-
-def _save_if_asked(machine: Machine, result: RunResult, options: RunOptions) -> RunResult:
-    if options.save is None:
-        return result
-    from ..snapshot.core import atomic_file
-
-    machine.pause()
-    try:
-        with atomic_file(options.save) as f:
-            machine.save(f)
-    except OSError as exc:
-        raise SnapshotError(
-            f"cannot write the snapshot {options.save!r}: {exc.strerror or exc}",
-            hint=f"the run ended: {result.message}",
-        ) from exc
-    return replace(result, message=f"{result.message}; snapshot written to {options.save}")
-
-
-def restore_image(
-    accelerator: Accelerator,
-    stream: IO[bytes],
-    options: RunOptions,
-    *,
-    mode: str | None = None,
-    registry: Registry | None = None,
-    console: Callable[[bytes], Any] | None = None,
-) -> RunResult:
-    """Restore the machine snapshot in ``stream`` on ``accelerator`` and run it on (with
-    ``options``' ``timeout``, ``stop_after`` and ``save``; the image, machine, CPU and
-    device options come from the snapshot). The machine is closed afterwards.
-
-    A snapshot taken after the guest ended its run gives that same result again (and is
-    saved again with ``save``) without running the guest.
-    """
-    machine = Machine.restore(stream, accelerator, mode=mode, registry=registry, console=console)
-    with machine:
-        if machine.ended is not None:
-            ended = machine.ended
-            result = replace(ended, message=f"{ended.message} (the run had ended at the save)")
-            return _save_if_asked(machine, result, options)
-        machine.resume()
-        return run_machine(machine, options)
+        return save_after_run(machine, result, options)

@@ -9,6 +9,9 @@ sees the platform it always saw. The list follows QEMU 7.2's ``-machine help``:
 * ``pc-q35-2.4`` ... ``pc-q35-7.2`` (with ``pc-q35-4.0.1``) and ``q35``;
 * ``microvm`` and ``isapc`` (unversioned).
 
+The CPU model table and :func:`resolve_cpu` are here too (a machine needs them at
+initialisation); :mod:`accel.machine.cpu` re-exports them.
+
 Compat properties are ``"driver.property" -> value`` strings. Besides device
 properties a machine type sets machine-level options under the ``machine.`` driver,
 which clock-device hooks read:
@@ -41,12 +44,15 @@ from __future__ import annotations
 from _collections_abc import Mapping
 
 from .._records import field, record
-from ..errors import ConfigError, did_you_mean
+from ..accelerator import CpuSpec
+from ..errors import ConfigError, InvalidArgumentError, did_you_mean
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
     from typing import Any, TypeVar
+
+    from ..plugin import AcceleratorInfo
 
     _V = TypeVar("_V")
 
@@ -105,12 +111,19 @@ class _LazyMapping(ReadOnlyMapping["_V"]):
         return data
 
 
+_NO_COMPAT: Mapping[str, str] = {}
+
+
 @record(frozen=True)
 class PlatformDevice:
     """A device a machine type creates at initialisation, with its properties."""
 
     type: str
     properties: tuple[tuple[str, object], ...] = ()
+
+    def __init__(self, type: str, properties: tuple[tuple[str, object], ...] = ()) -> None:
+        object.__setattr__(self, "type", type)
+        object.__setattr__(self, "properties", properties)
 
 
 @record(frozen=True)
@@ -128,8 +141,30 @@ class MachineType:
     deprecated: bool = False
     is_default: bool = False
 
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "compat", ReadOnlyMapping(dict(self.compat)))
+    def __init__(
+        self,
+        name: str,
+        family: str,
+        description: str,
+        version: tuple[int, ...] | None = None,
+        aliases: tuple[str, ...] = (),
+        default_cpu: str = "qemu64",
+        devices: tuple[PlatformDevice, ...] = (),
+        compat: Mapping[str, str] = _NO_COMPAT,
+        deprecated: bool = False,
+        is_default: bool = False,
+    ) -> None:
+        set_ = object.__setattr__
+        set_(self, "name", name)
+        set_(self, "family", family)
+        set_(self, "description", description)
+        set_(self, "version", version)
+        set_(self, "aliases", aliases)
+        set_(self, "default_cpu", default_cpu)
+        set_(self, "devices", devices)
+        set_(self, "compat", ReadOnlyMapping(dict(compat)))
+        set_(self, "deprecated", deprecated)
+        set_(self, "is_default", is_default)
 
     @property
     def version2(self) -> tuple[int, int] | None:
@@ -322,3 +357,63 @@ def resolve_machine_type(name: str) -> MachineType:
             machine=name,
         )
     return mt
+
+
+# --------------------------------------------------------------------------- CPU models
+
+#: CPU models (re-exported by :mod:`accel.machine.cpu`): name -> (description,
+#: requires_hardware, bits), in ``-cpu help`` order.
+_CPU_MODELS: dict[str, tuple[str, bool, int]] = {
+    "host": ("the host CPU, all supported features", True, 64),
+    "max": ("all features the accelerator supports", False, 64),
+    "base": ("base CPU model with no features enabled", False, 64),
+    "qemu64": ("QEMU Virtual CPU version 2.5+ (64-bit)", False, 64),
+    "qemu32": ("QEMU Virtual CPU version 2.5+ (32-bit)", False, 32),
+    "486": ("Intel 486", False, 32),
+    "pentium": ("Intel Pentium", False, 32),
+    "pentium2": ("Intel Pentium II", False, 32),
+    "pentium3": ("Intel Pentium III", False, 32),
+    "core2duo": ("Intel Core 2 Duo", False, 64),
+    "Nehalem": ("Intel Core i7 9xx (Nehalem Class Core i7)", False, 64),
+    "SandyBridge": ("Intel Xeon E312xx (Sandy Bridge)", False, 64),
+    "Haswell": ("Intel Core Processor (Haswell)", False, 64),
+    "Skylake-Client": ("Intel Core Processor (Skylake)", False, 64),
+    "EPYC": ("AMD EPYC Processor", False, 64),
+}
+
+
+def resolve_cpu(
+    spec: str | CpuSpec | None, default_model: str, info: AcceleratorInfo | None = None
+) -> CpuSpec:
+    """The :class:`CpuSpec` for ``spec`` (None: the machine type's ``default_model``).
+
+    Raises :class:`~accel.errors.ConfigError` for an unknown model, or for ``host`` on an
+    accelerator that is not hardware virtualization (``info.hardware`` False).
+    """
+    if spec is None:
+        cpu = CpuSpec(default_model)
+    elif isinstance(spec, CpuSpec):
+        cpu = spec
+    else:
+        try:
+            cpu = CpuSpec.parse(spec)
+        except InvalidArgumentError as exc:
+            raise ConfigError(exc.message, hint=exc.hint, cpu=spec) from None
+    entry = _CPU_MODELS.get(cpu.model)
+    if entry is None:
+        guess = did_you_mean(cpu.model, list(_CPU_MODELS))
+        raise ConfigError(
+            f"unknown CPU model {cpu.model!r}",
+            hint=(f"did you mean {guess!r}? " if guess else "")
+            + "models: "
+            + ", ".join(_CPU_MODELS),
+            cpu=str(cpu),
+        )
+    if entry[1] and info is not None and not info.hardware:
+        raise ConfigError(
+            f"CPU model {cpu.model!r} requires a hardware accelerator; {info.name} is not one",
+            hint="use a named model such as 'qemu64' or 'max'",
+            cpu=str(cpu),
+            accelerator=info.name,
+        )
+    return cpu
