@@ -68,7 +68,7 @@ _DIST_INFO_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, P
 
 
 def _read(path: str) -> str | None:
-    """A metadata file's text, None where importlib.metadata finds none either."""
+    # A metadata file's text, None where importlib.metadata finds none either.
     try:
         fd = os.open(path, os.O_RDONLY)
     except _DIST_INFO_ERRORS:
@@ -86,8 +86,8 @@ def _read(path: str) -> str | None:
 
 
 class _PathDist:
-    """A ``*.dist-info`` / ``*.egg-info`` directory: name and version from its metadata
-    headers, read on first use (what ``importlib.metadata.PathDistribution`` reports)."""
+    # A ``*.dist-info`` / ``*.egg-info`` directory: name and version from its metadata
+    # headers, read on first use (what ``importlib.metadata.PathDistribution`` reports).
 
     def __init__(self, path: str) -> None:
         self._path = path
@@ -124,7 +124,7 @@ class _PathDist:
 
 
 class _EntryPoint:
-    """One ``name = module:attr`` line of an ``entry_points.txt``."""
+    # One ``name = module:attr`` line of an ``entry_points.txt``.
 
     def __init__(self, name: str, value: str, dist: _PathDist) -> None:
         self.name = name
@@ -148,7 +148,7 @@ class _EntryPoint:
 
 
 def _parse_entry_point_value(value: str) -> tuple[str, str]:
-    """``(module, attr)`` of an entry point value, as importlib.metadata parses it."""
+    # ``(module, attr)`` of an entry point value, as importlib.metadata parses it.
     if value.replace(".", "a").replace("_", "a").isalnum():
         return value, ""  # only ``[\w.]``: a module name
     from ._registry_extra import parse_entry_point_value
@@ -168,15 +168,15 @@ def _normalize(name: str) -> str:
 
 
 def _has_metadata(names: Iterable[str]) -> bool:
-    """Whether a directory listing may hold a ``*.dist-info`` or ``*.egg-info`` entry."""
+    # Whether a directory listing may hold a ``*.dist-info`` or ``*.egg-info`` entry.
     low = "\0".join(names).lower()
     return ".dist-info" in low or ".egg-info" in low
 
 
 def _unchanged_without_metadata(finder: object, root: str) -> bool:
-    """Whether the import system's listing of directory ``root`` is current and holds no
-    metadata directory (its ``FileFinder`` lists a directory again once its mtime moves,
-    as importlib.metadata's own listing cache does)."""
+    # Whether the import system's listing of directory ``root`` is current and holds no
+    # metadata directory (its ``FileFinder`` lists a directory again once its mtime moves,
+    # as importlib.metadata's own listing cache does).
     try:
         mtime = finder._path_mtime  # type: ignore[attr-defined]
         names = finder._path_cache  # type: ignore[attr-defined]
@@ -192,17 +192,16 @@ def _unchanged_without_metadata(finder: object, root: str) -> bool:
 
 
 def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
-    """``importlib.metadata.entry_points(group=group)`` without importing importlib.metadata.
-
-    Reads the ``*.dist-info`` / ``*.egg-info`` directories of the ``sys.path`` directories
-    as importlib.metadata's path finder does: each directory in ``os.listdir`` order, the
-    first distribution of a (normalised) name wins, ``entry_points.txt`` parsed the same
-    way. A directory whose current listing the import system already holds is not listed
-    again when that listing has no metadata directory; nothing else is cached, so an
-    install or uninstall shows at once. Returns None (use importlib.metadata) wherever the
-    two could differ: another distribution finder on ``sys.meta_path``, a zip archive or
-    non-string entry on ``sys.path``, an egg, or a metadata directory with an unusual suffix.
-    """
+    # ``importlib.metadata.entry_points(group=group)`` without importing importlib.metadata.
+    #
+    # Reads the ``*.dist-info`` / ``*.egg-info`` directories of the ``sys.path`` directories
+    # as importlib.metadata's path finder does: each directory in ``os.listdir`` order, the
+    # first distribution of a (normalised) name wins, ``entry_points.txt`` parsed the same
+    # way. A directory whose current listing the import system already holds is not listed
+    # again when that listing has no metadata directory; nothing else is cached, so an
+    # install or uninstall shows at once. Returns None (use importlib.metadata) wherever the
+    # two could differ: another distribution finder on ``sys.meta_path``, a zip archive or
+    # non-string entry on ``sys.path``, an egg, or a metadata directory with an unusual suffix.
     from _frozen_importlib_external import FileFinder, PathFinder
 
     finders = [f for f in sys.meta_path if getattr(f, "find_distributions", None) is not None]
@@ -242,14 +241,20 @@ def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
                     return None  # importlib.metadata would read the name from the metadata
                 stem = low.rpartition(".")[0].partition("-")[0]
                 by_name.setdefault(_normalize(stem), []).append(child)
-        for children_of_name in by_name.values():
+        prefix = os.path.join(root, "") if entry else ""
+        for normalized, children_of_name in by_name.items():
             for child in children_of_name:
-                key = _normalize(child.rpartition(".")[0].partition("-")[0])
+                # The name a distribution is known by comes from its directory's own case.
+                key = (
+                    normalized
+                    if child == child.lower()
+                    else _normalize(child.rpartition(".")[0].partition("-")[0])
+                )
                 if key in seen:
                     continue
                 seen.add(key)
-                path = os.path.join(root, child) if entry else child
-                text = _read(os.path.join(path, "entry_points.txt"))
+                path = prefix + child
+                text = _read(path + os.sep + "entry_points.txt")
                 if not text:
                     continue
                 dist = _PathDist(path)
@@ -272,11 +277,10 @@ def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
 
 
 def _entry_points(group: str) -> list[_EntryPointLike]:
-    """The entry points of ``group``, in importlib.metadata's order.
-
-    A direct scan of the metadata directories (:func:`_scan_entry_points`) where it gives
-    the same answer; importlib.metadata itself (tens of milliseconds to import) otherwise.
-    """
+    # The entry points of ``group``, in importlib.metadata's order.
+    #
+    # A direct scan of the metadata directories (:func:`_scan_entry_points`) where it gives
+    # the same answer; importlib.metadata itself (tens of milliseconds to import) otherwise.
     found = _scan_entry_points(group)
     if found is not None:
         return found
@@ -304,8 +308,8 @@ _SPEC_ATTR = PROJECT + "_spec"
 
 
 def _marked(plugin: object, attrname: str) -> list[tuple[str, Any, dict[str, Any]]]:
-    """``(attribute, function, marker options)`` of each attribute of ``plugin`` marked
-    with ``attrname``, in ``dir()`` order: what pluggy's ``parse_hookimpl_opts`` finds."""
+    # ``(attribute, function, marker options)`` of each attribute of ``plugin`` marked
+    # with ``attrname``, in ``dir()`` order: what pluggy's ``parse_hookimpl_opts`` finds.
     names: Mapping[str, object] | None = None
     if type(plugin) is _ModuleType:
         names = plugin.__dict__
@@ -336,12 +340,11 @@ def _first(item: tuple[str, object, object]) -> str:
 
 
 def _varnames(func: object) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """pluggy's ``varnames``: the positional parameters without and with defaults.
-
-    A class stands for its ``__init__`` and a callable object for its ``__call__``; the
-    bound first parameter of a method is dropped, as is an unbound method's first
-    parameter named ``self`` or ``cls``. Keyword-only parameters are not included.
-    """
+    # pluggy's ``varnames``: the positional parameters without and with defaults.
+    #
+    # A class stands for its ``__init__`` and a callable object for its ``__call__``; the
+    # bound first parameter of a method is dropped, as is an unbound method's first
+    # parameter named ``self`` or ``cls``. Keyword-only parameters are not included.
     if type(func) is not _FunctionType or "__wrapped__" in func.__dict__:
         from ._plugin_manager import varnames
 
@@ -360,7 +363,7 @@ def _varnames(func: object) -> tuple[tuple[str, ...], tuple[str, ...]]:
 
 
 class _Spec:
-    """One hook specification of :mod:`accel.hookspecs` (pluggy's ``HookSpec``)."""
+    # One hook specification of :mod:`accel.hookspecs` (pluggy's ``HookSpec``).
 
     __slots__ = ("allowed", "argnames", "kwargdefaults", "kwargnames", "name", "opts", "simple")
 
@@ -385,7 +388,7 @@ _specs: dict[str, _Spec] | None = None
 
 
 def _hook_specs() -> dict[str, _Spec]:
-    """The specifications ``PluginManager.add_hookspecs(accel.hookspecs)`` finds, in order."""
+    # The specifications ``PluginManager.add_hookspecs(accel.hookspecs)`` finds, in order.
     global _specs
     if _specs is None:
         _specs = {
@@ -396,7 +399,7 @@ def _hook_specs() -> dict[str, _Spec]:
 
 
 class _Impl:
-    """One hook implementation (pluggy's ``HookImpl``)."""
+    # One hook implementation (pluggy's ``HookImpl``).
 
     __slots__ = (
         "argnames",
@@ -431,7 +434,7 @@ class _Impl:
 
 
 def _scan_plugin(plugin: object, plugin_name: str) -> list[tuple[str, _Impl]]:
-    """``(hook name, implementation)`` for each marked attribute, in ``dir()`` order."""
+    # ``(hook name, implementation)`` for each marked attribute, in ``dir()`` order.
     out: list[tuple[str, _Impl]] = []
     for attr_name, function, opts in _marked(plugin, _IMPL_ATTR):
         opts.setdefault("tryfirst", False)  # pluggy's normalize_hookimpl_opts
@@ -445,11 +448,10 @@ def _scan_plugin(plugin: object, plugin_name: str) -> list[tuple[str, _Impl]]:
 
 
 def _add_impl(impls: list[_Impl], impl: _Impl) -> None:
-    """pluggy's ``HookCaller._add_hookimpl``: the list is called from its end.
-
-    Plain implementations come before wrappers; within each, trylast ones first (the
-    latest registered first), then the others and the tryfirst ones in registration order.
-    """
+    # pluggy's ``HookCaller._add_hookimpl``: the list is called from its end.
+    #
+    # Plain implementations come before wrappers; within each, trylast ones first (the
+    # latest registered first), then the others and the tryfirst ones in registration order.
     for i, method in enumerate(impls):
         if method.hookwrapper or method.wrapper:
             splitpoint = i
@@ -472,7 +474,7 @@ def _add_impl(impls: list[_Impl], impl: _Impl) -> None:
 
 
 def _call_impl(impl: _Impl, kwargs: Mapping[str, object]) -> object:
-    """Call one plain implementation with the arguments it declares, as ``_multicall``."""
+    # Call one plain implementation with the arguments it declares, as ``_multicall``.
     args = [kwargs[name] for name in impl.argnames]
     if impl.kwargnames:
         extra = {name: kwargs[name] for name in impl.kwargnames if name in kwargs}
@@ -576,14 +578,14 @@ class Registry:
             self._history.append((False, name, plugin))
 
     def _name_of(self, plugin: object) -> str | None:
-        """pluggy's ``get_name``: the name ``plugin`` is registered under."""
+        # pluggy's ``get_name``: the name ``plugin`` is registered under.
         for name, value in self._plugins.items():
             if plugin == value:
                 return name
         return None
 
     def _hooks_of(self, plugin: object) -> list[str]:
-        """The hooks ``plugin`` implements, in pluggy's ``get_hookcallers`` order."""
+        # The hooks ``plugin`` implements, in pluggy's ``get_hookcallers`` order.
         if self._name_of(plugin) is None:
             return []
         return [
@@ -593,19 +595,18 @@ class Registry:
         ]
 
     def _call_hook(self, name: str, kwargs: Mapping[str, object]) -> Any:
-        """``plugin_manager.hook.<name>(**kwargs)``: what pluggy returns or raises.
-
-        Plain implementations are called here, in pluggy's order, each with the arguments
-        it declares; None results are dropped and ``firstresult`` stops at the first
-        other one. A hook with a wrapper, a specification only pluggy implements, or a call
-        pluggy would warn about or refuse goes to the pluggy plugin manager instead.
-        """
+        # ``plugin_manager.hook.<name>(**kwargs)``: what pluggy returns or raises.
+        #
+        # Plain implementations are called here, in pluggy's order, each with the arguments
+        # it declares; None results are dropped and ``firstresult`` stops at the first
+        # other one. A hook with a wrapper, a specification only pluggy implements, or a call
+        # pluggy would warn about or refuse goes to the pluggy plugin manager instead.
         from ._plugin_manager import call_hook
 
         return call_hook(self, name, kwargs)
 
     def _light(self, name: str, kwargs: Mapping[str, object]) -> bool:
-        """Whether :meth:`_call_hook` may call ``name``'s implementations itself."""
+        # Whether :meth:`_call_hook` may call ``name``'s implementations itself.
         spec = _hook_specs().get(name)
         if spec is not None:
             if not spec.simple:
@@ -726,12 +727,11 @@ class Registry:
         self._found_from = self._impls["accel_accelerators"].copy()
 
     def _add_plugin(self, plugin: object, name: str, where: str, distribution: str | None) -> str:
-        """``PluginManager.register(plugin, name)``: validate, then add. Returns its name.
-
-        Implementations whose arguments are not in their hook's specification are refused
-        with pluggy's message. A plugin with a wrapper (whose rules pluggy alone checks),
-        or any plugin once the pluggy manager exists, is registered with pluggy itself.
-        """
+        # ``PluginManager.register(plugin, name)``: validate, then add. Returns its name.
+        #
+        # Implementations whose arguments are not in their hook's specification are refused
+        # with pluggy's message. A plugin with a wrapper (whose rules pluggy alone checks),
+        # or any plugin once the pluggy manager exists, is registered with pluggy itself.
         pm_name = name or _canonical_name(plugin)
         specs = _hook_specs()
         impls = _scan_plugin(plugin, pm_name)
@@ -763,8 +763,8 @@ class Registry:
     def _check_hook_names(
         self, plugin: object, name: str, where: str, distribution: str | None
     ) -> None:
-        """Unknown hook names (typos such as ``accel_accelerator``) are errors, and so are
-        names that look like hooks but are not marked (most often a forgotten decorator)."""
+        # Unknown hook names (typos such as ``accel_accelerator``) are errors, and so are
+        # names that look like hooks but are not marked (most often a forgotten decorator).
         implemented = self._hooks_of(plugin)
         specs = _hook_specs()
         for hook in implemented:
@@ -791,9 +791,9 @@ class Registry:
     # ------------------------------------------------------------------ accelerators
 
     def _collect_accelerators(self, added: object = None) -> dict[str, AcceleratorInfo]:
-        """Every plugin's accelerators in call order; refuses a wrong type or a name two
-        plugins provide. Just after ``added`` was registered at the end of the call order,
-        only its hook is called, on top of the accelerators last collected."""
+        # Every plugin's accelerators in call order; refuses a wrong type or a name two
+        # plugins provide. Just after ``added`` was registered at the end of the call order,
+        # only its hook is called, on top of the accelerators last collected.
         impls = self._impls["accel_accelerators"].copy()
         found: dict[str, AcceleratorInfo] = {}
         before = self._found_from
@@ -850,7 +850,7 @@ class Registry:
             raise unknown_accelerator(name, list(accs), self._why_missing(name)) from None
 
     def _why_missing(self, name: str) -> str | None:
-        """Why a plugin of the same name did not provide ``name``, when we know."""
+        # Why a plugin of the same name did not provide ``name``, when we know.
         for err in self._errors:
             if err.plugin == name:
                 return f"plugin {name!r} failed to load: {err.error}"
