@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     import pluggy
 
+    from ._registry_extra import _Dist
     from .registry import Registry, _Impl
 else:
     # The types of the types module, without importing it.
@@ -309,17 +310,18 @@ def build(registry: Registry) -> pluggy.PluginManager:
     return pm
 
 
-def register(
-    registry: Registry, plugin: object, name: str, where: str, distribution: str | None
-) -> None:
+def register(registry: Registry, plugin: object, name: str, dist: _Dist | None) -> None:
     """Register ``plugin`` with the registry's pluggy manager, in pluggy's words on refusal."""
     import pluggy
 
     try:
         registry._plugin_manager().register(plugin, name=name)
     except pluggy.PluginValidationError as exc:
+        from ._registry_extra import where
+
+        where_, distribution = where(name, dist)
         raise PluginValidationError(
-            f"{where}: {exc}", plugin=name, distribution=distribution
+            f"{where_}: {exc}", plugin=name, distribution=distribution
         ) from exc
 
 

@@ -72,47 +72,56 @@ PluginRecord.__module__ = "accel.registry"
 
 
 def plugin_records(records: Mapping[str, tuple[Any, ...]]) -> list[PluginRecord]:
-    """The records of ``Registry.plugins()``, by name."""
-    return sorted((PluginRecord(*fields) for fields in records.values()), key=lambda r: r.name)
+    """The records of ``Registry.plugins()``, by name, from the registry's
+    ``(name, distribution or None, hooks, source, error)`` tuples."""
+    out = []
+    for name, dist, hooks, source, error in records.values():
+        distribution = dist.name if dist is not None else None
+        version = dist.version if dist is not None else None
+        out.append(PluginRecord(name, distribution, version, tuple(sorted(hooks)), source, error))
+    return sorted(out, key=lambda r: r.name)
+
+
+def where(name: str, dist: _Dist | None) -> tuple[str, str | None]:
+    """``"plugin 'name' (from distribution)"`` for messages, and the distribution's name."""
+    distribution = dist.name if dist is not None else None
+    return f"plugin {name!r}" + (f" (from {distribution})" if distribution else ""), distribution
 
 
 def record_error(
-    registry: Registry,
-    name: str,
-    dist: str | None,
-    version: str | None,
-    error: str,
-    *,
-    keep_record: bool = False,
+    registry: Registry, name: str, dist: _Dist | None, error: str, *, keep_record: bool = False
 ) -> None:
-    """Record that entry point ``name`` could not be loaded, and why."""
+    """Record that entry point ``name`` (of distribution ``dist``) could not be loaded."""
+    distribution = dist.name if dist is not None else None
     err = PluginLoadError(
-        f"plugin {name!r} (from {dist or 'unknown distribution'}) could not be loaded: {error}",
+        f"plugin {name!r} (from {distribution or 'unknown distribution'}) "
+        f"could not be loaded: {error}",
         plugin=name,
-        distribution=dist,
+        distribution=distribution,
         error=error,
     )
     registry._errors.append(err)
     if not keep_record:  # keep the record of a plugin of that name that did load
-        registry._records[name] = (name, dist, version, (), "entry-point", error)
+        registry._records[name] = (name, dist, (), "entry-point", error)
 
 
 def record_duplicate(
-    registry: Registry, name: str, dist: str | None, version: str | None, first: str | None
+    registry: Registry, name: str, dist: _Dist | None, first: _Dist | None
 ) -> None:
-    """A second distribution claims entry point ``name``, which ``first`` provided."""
-    # importlib.metadata already drops a distribution found twice on sys.path, so this
-    # is a second distribution claiming the same plugin name.
-    record_error(
-        registry,
-        name,
-        dist,
-        version,
-        f"plugin name {name!r} is also registered by "
-        f"{first or 'unknown distribution'}; "
-        f"only the one from {first or 'unknown distribution'} is loaded",
-        keep_record=True,
-    )
+    """Entry point ``name`` again, after the one of distribution ``first``."""
+    # importlib.metadata already drops a distribution found twice on sys.path, so another
+    # name is a second distribution claiming the same plugin name.
+    taken = first.name if first is not None else None
+    if taken != (dist.name if dist is not None else None):
+        record_error(
+            registry,
+            name,
+            dist,
+            f"plugin name {name!r} is also registered by "
+            f"{taken or 'unknown distribution'}; "
+            f"only the one from {taken or 'unknown distribution'} is loaded",
+            keep_record=True,
+        )
 
 
 def probe_all(registry: Registry) -> dict[str, Availability]:
@@ -177,9 +186,10 @@ def _known_hooks(hookspecs: ModuleType) -> list[str]:
     return sorted(n for n in dir(hookspecs) if n.startswith("accel_"))
 
 
-def already_registered(where: str, name: str, distribution: str | None) -> PluginValidationError:
+def already_registered(name: str, dist: _Dist | None) -> PluginValidationError:
+    where_, distribution = where(name, dist)
     return PluginValidationError(
-        f"{where} is already registered",
+        f"{where_} is already registered",
         hint="register each plugin once, under a unique name",
         plugin=name,
         distribution=distribution,
@@ -187,21 +197,16 @@ def already_registered(where: str, name: str, distribution: str | None) -> Plugi
 
 
 def not_in_spec(
-    where: str,
-    pm_name: str,
-    hook: str,
-    impl: _Impl,
-    spec: _Spec,
-    name: str,
-    distribution: str | None,
+    pm_name: str, hook: str, impl: _Impl, spec: _Spec, name: str, dist: _Dist | None
 ) -> PluginValidationError:
     """pluggy's refusal of an implementation taking arguments its specification lacks."""
     import inspect
 
+    where_, distribution = where(name, dist)
     notinspec = set(impl.argnames) - (set(spec.argnames) | set(spec.kwargnames))
     func = impl.function
     return PluginValidationError(
-        f"{where}: Plugin {pm_name!r} for hook {hook!r}\n"
+        f"{where_}: Plugin {pm_name!r} for hook {hook!r}\n"
         f"hookimpl definition: {func.__name__}{inspect.signature(func)}\n"
         f"Argument(s) {notinspec} are declared in the hookimpl but "
         "can not be found in the hookspec",
@@ -211,12 +216,13 @@ def not_in_spec(
 
 
 def unknown_hook(
-    hookspecs: ModuleType, hook: str, name: str, where: str, distribution: str | None
+    hookspecs: ModuleType, hook: str, name: str, dist: _Dist | None
 ) -> PluginValidationError:
+    where_, distribution = where(name, dist)
     known = _known_hooks(hookspecs)
     guess = did_you_mean(hook, known)
     return PluginValidationError(
-        f"{where}: unknown hook {hook!r}" + (f" (did you mean {guess!r}?)" if guess else ""),
+        f"{where_}: unknown hook {hook!r}" + (f" (did you mean {guess!r}?)" if guess else ""),
         hint="hooks are: " + ", ".join(known),
         plugin=name,
         distribution=distribution,
@@ -229,15 +235,15 @@ def check_unmarked(
     plugin: object,
     suspects: Iterable[str],
     name: str,
-    where: str,
-    distribution: str | None,
+    dist: _Dist | None,
 ) -> None:
     """Refuse the first callable ``accel_*`` attribute that is not a marked implementation."""
+    where_, distribution = where(name, dist)
     for attr in suspects:
         if hasattr(hookspecs, attr):
             if callable(getattr(plugin, attr, None)):
                 raise PluginValidationError(
-                    f"{where}: {attr!r} is not marked with @accel.hookimpl, "
+                    f"{where_}: {attr!r} is not marked with @accel.hookimpl, "
                     "so it would never be called",
                     hint=f"decorate it: @accel.hookimpl def {attr}(...)",
                     plugin=name,
@@ -250,7 +256,7 @@ def check_unmarked(
                 known = _known_hooks(hookspecs)
                 guess = did_you_mean(attr, known)
                 raise PluginValidationError(
-                    f"{where}: {attr!r} looks like a hook but is not one"
+                    f"{where_}: {attr!r} looks like a hook but is not one"
                     + (f" (did you mean {guess!r}?)" if guess else ""),
                     hint="hooks are: " + ", ".join(known),
                     plugin=name,

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     import pluggy
 
-    from ._registry_extra import PluginRecord, _EntryPointLike
+    from ._registry_extra import PluginRecord, _Dist, _EntryPointLike
     from .accelerator import Accelerator
     from .errors import PluginLoadError
     from .plugin import MachineView
@@ -556,7 +556,7 @@ class Registry:
         with self._lock:
             self._discover()
             pname = name or _plugin_name(plugin)
-            self._register_checked(plugin, pname, distribution=None, version=None, source="code")
+            self._register_checked(plugin, pname, None, "code")
             return pname
 
     def unregister(self, name: str) -> None:
@@ -656,7 +656,8 @@ class Registry:
         env = self._env if self._env is not None else os.environ
         allow = _split_env(env.get("ACCEL_PLUGINS"))
         deny = _split_env(env.get("ACCEL_DISABLE_PLUGINS")) or frozenset()
-        seen: dict[str, str | None] = {}
+        # The distribution's name and version are read when a listing or an error needs them.
+        seen: dict[str, _Dist | None] = {}
         for ep in _entry_points(ENTRY_POINT_GROUP):
             if ep.name in deny:
                 self._skipped[ep.name] = "is disabled by ACCEL_DISABLE_PLUGINS"
@@ -664,15 +665,11 @@ class Registry:
             if allow is not None and ep.name not in allow:
                 self._skipped[ep.name] = "is not listed in ACCEL_PLUGINS"
                 continue
-            dist = ep.dist.name if ep.dist is not None else None
-            version = ep.dist.version if ep.dist is not None else None
+            dist = ep.dist
             if ep.name in seen:
-                # importlib.metadata already drops a distribution found twice on sys.path,
-                # so this is a second distribution claiming the same plugin name.
-                if seen[ep.name] != dist:
-                    from ._registry_extra import record_duplicate
+                from ._registry_extra import record_duplicate
 
-                    record_duplicate(self, ep.name, dist, version, seen[ep.name])
+                record_duplicate(self, ep.name, dist, seen[ep.name])
                 continue
             seen[ep.name] = dist
             try:
@@ -680,39 +677,27 @@ class Registry:
             except Exception as exc:  # any import failure is reported, not raised
                 from ._registry_extra import record_error
 
-                record_error(
-                    self, ep.name, dist, version, f"import of {ep.value!r} failed: {exc!r}"
-                )
+                record_error(self, ep.name, dist, f"import of {ep.value!r} failed: {exc!r}")
                 continue
             try:
-                self._register_checked(
-                    plugin, ep.name, distribution=dist, version=version, source="entry-point"
-                )
+                self._register_checked(plugin, ep.name, dist, "entry-point")
             except AccelError as exc:
                 from ._registry_extra import record_error
 
-                record_error(self, ep.name, dist, version, exc.message)
+                record_error(self, ep.name, dist, exc.message)
 
-    def _register_checked(
-        self,
-        plugin: object,
-        name: str,
-        *,
-        distribution: str | None,
-        version: str | None,
-        source: str,
-    ) -> None:
-        where = f"plugin {name!r}" + (f" (from {distribution})" if distribution else "")
+    def _register_checked(self, plugin: object, name: str, dist: _Dist | None, source: str) -> None:
+        # ``dist``: the distribution of an entry point, None for a plugin from code.
         if self._plugins.get(name) is not None or any(
             plugin == value for value in self._plugins.values()
         ):
             from ._registry_extra import already_registered
 
-            raise already_registered(where, name, distribution)
+            raise already_registered(name, dist)
         # pluggy ignores a None plugin
-        pm_name = None if plugin is None else self._add_plugin(plugin, name, where, distribution)
+        pm_name = None if plugin is None else self._add_plugin(plugin, name, dist)
         try:
-            self._check_hook_names(plugin, name, where, distribution)
+            hooks = self._check_hook_names(plugin, name, dist)
             # Provided accelerators must be well formed and unique.
             found = self._collect_accelerators(added=plugin)
         except AccelError:
@@ -720,13 +705,12 @@ class Registry:
                 self._unregister(pm_name)
             self._invalidate()
             raise
-        hooks = tuple(sorted(self._hooks_of(plugin)))
-        self._records[name] = (name, distribution, version, hooks, source, None)
+        self._records[name] = (name, dist, hooks, source, None)
         self._invalidate()
         self._found = found
         self._found_from = self._impls["accel_accelerators"].copy()
 
-    def _add_plugin(self, plugin: object, name: str, where: str, distribution: str | None) -> str:
+    def _add_plugin(self, plugin: object, name: str, dist: _Dist | None) -> str:
         # ``PluginManager.register(plugin, name)``: validate, then add. Returns its name.
         #
         # Implementations whose arguments are not in their hook's specification are refused
@@ -741,7 +725,7 @@ class Registry:
         ):
             from ._plugin_manager import register
 
-            register(self, plugin, name, where, distribution)
+            register(self, plugin, name, dist)
         else:
             for hook, impl in impls:
                 spec = specs.get(hook)
@@ -749,7 +733,7 @@ class Registry:
                 if spec is not None and not spec.allowed.issuperset(impl.argnames):
                     from ._registry_extra import not_in_spec
 
-                    raise not_in_spec(where, pm_name, hook, impl, spec, name, distribution)
+                    raise not_in_spec(pm_name, hook, impl, spec, name, dist)
         if self._pm is None:
             if self._history is None and any(impl.tryfirst and impl.trylast for _, impl in impls):
                 self._history = [(True, *entry) for entry in self._plugins.items()]
@@ -760,18 +744,17 @@ class Registry:
             _add_impl(self._impls.setdefault(hook, []), impl)
         return pm_name
 
-    def _check_hook_names(
-        self, plugin: object, name: str, where: str, distribution: str | None
-    ) -> None:
+    def _check_hook_names(self, plugin: object, name: str, dist: _Dist | None) -> list[str]:
         # Unknown hook names (typos such as ``accel_accelerator``) are errors, and so are
         # names that look like hooks but are not marked (most often a forgotten decorator).
+        # Returns the hooks ``plugin`` implements.
         implemented = self._hooks_of(plugin)
         specs = _hook_specs()
         for hook in implemented:
             if hook not in specs:
                 from ._registry_extra import unknown_hook
 
-                raise unknown_hook(hookspecs, hook, name, where, distribution)
+                raise unknown_hook(hookspecs, hook, name, dist)
         attrs: Iterable[str]
         if type(plugin) is _ModuleType and "__dir__" not in plugin.__dict__:
             attrs = plugin.__dict__  # dir() of a module, unsorted
@@ -781,7 +764,8 @@ class Registry:
         if suspects:
             from ._registry_extra import check_unmarked
 
-            check_unmarked(hookspecs, plugin, sorted(suspects), name, where, distribution)
+            check_unmarked(hookspecs, plugin, sorted(suspects), name, dist)
+        return implemented
 
     def _invalidate(self) -> None:
         self._accelerators = None
