@@ -817,7 +817,8 @@ class Registry:
             if self._accelerators is None:
                 found = self._found
                 if found is None:
-                    found = self._collect_accelerators()
+                    found = self._found = self._collect_accelerators()
+                    self._found_from = self._impls["accel_accelerators"].copy()
                 self._accelerators = dict(
                     sorted(found.items(), key=lambda kv: (-kv[1].priority, kv[0]))
                 )
