@@ -81,6 +81,14 @@ def test_accel_hookspecs_is_a_pluggy_spec_module() -> None:
     pm = pluggy.PluginManager("accel")
     pm.add_hookspecs(hookspecs)
     specs = registry_module._hook_specs()
+    assert isinstance(hookspecs.hookspec, HookspecMarker)
+    assert hookspecs.hookspec.project_name == "accel"
+
+    def plain() -> None: ...
+
+    defaults = pluggy.HookspecMarker("accel")(plain).accel_spec  # type: ignore[attr-defined]
+    for name in specs:
+        assert getattr(hookspecs, name).accel_spec == defaults  # what @hookspec sets
     assert list(specs) == [
         name for name in dir(hookspecs) if getattr(getattr(pm.hook, name, None), "spec", None)
     ]
