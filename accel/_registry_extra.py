@@ -3,6 +3,8 @@ for refused plugins and unknown names, and the full grammar of entry point value
 
 from __future__ import annotations
 
+import os
+
 from ._records import record
 from .accelerator import Availability
 from .errors import (
@@ -136,6 +138,30 @@ def probe_all(registry: Registry) -> dict[str, Availability]:
         finally:
             acc.close()
     return out
+
+
+def metadata_headers(path: str) -> dict[str, str]:
+    """The header fields (lower-case names) of metadata directory ``path``'s ``METADATA``
+    (or ``PKG-INFO``, or ``path`` itself as a file), the first of each name."""
+    from .registry import _read
+
+    text = (
+        _read(os.path.join(path, "METADATA"))
+        or _read(os.path.join(path, "PKG-INFO"))
+        or _read(path)
+        or ""
+    )
+    end = text.find("\n\n")
+    if end >= 0:  # the headers end at or before the first empty line
+        text = text[: end + 1]
+    headers: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            break  # the end of the header block
+        name, sep, value = line.partition(":")
+        if sep and line[0] not in " \t":
+            headers.setdefault(name.strip().lower(), value.lstrip(" \t"))
+    return headers
 
 
 def _word_or_dot(ch: str) -> bool:

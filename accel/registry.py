@@ -95,23 +95,9 @@ class _PathDist:
 
     def _header(self, key: str) -> str | None:
         if self._headers is None:
-            text = (
-                _read(os.path.join(self._path, "METADATA"))
-                or _read(os.path.join(self._path, "PKG-INFO"))
-                or _read(self._path)
-                or ""
-            )
-            end = text.find("\n\n")
-            if end >= 0:  # the headers end at or before the first empty line
-                text = text[: end + 1]
-            headers: dict[str, str] = {}
-            for line in text.splitlines():
-                if not line.strip():
-                    break  # the end of the header block
-                name, sep, value = line.partition(":")
-                if sep and line[0] not in " \t":
-                    headers.setdefault(name.strip().lower(), value.lstrip(" \t"))
-            self._headers = headers
+            from ._registry_extra import metadata_headers
+
+            self._headers = metadata_headers(self._path)
         return self._headers.get(key)  # None when missing, as importlib.metadata says
 
     @property
