@@ -288,6 +288,7 @@ def _entry_points(group: str) -> list[_EntryPointLike]:
 _IMPLICIT_NAMES = ("self", "cls", "obj") if sys.implementation.name == "pypy" else ("self", "cls")
 # A module attribute of one of these names may resolve to its type's attribute instead.
 _MODULE_TYPE_ATTRS = frozenset(vars(_ModuleType)) | frozenset(vars(object))
+# What pluggy's lookup can take for a hook: functions, static/class methods, bound methods.
 _HOOK_KINDS = (_FunctionType, staticmethod, classmethod, type(_PathDist(".")._header))
 _IMPL_ATTR = PROJECT + "_impl"
 _SPEC_ATTR = PROJECT + "_spec"
