@@ -451,3 +451,36 @@ def test_factory_raising_accel_error_is_a_reason_and_selection_goes_on() -> None
     with pytest.raises(NoAcceleratorError) as info:
         reg.open("first")
     assert info.value.candidates == (("first", "engine library missing (hint: install it)"),)
+
+
+def test_discovery_and_selection_leave_the_rarely_needed_modules_unloaded() -> None:
+    """The pluggy side, listings and error reports load only when something needs them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from accel.registry import Registry\n"
+        "reg = Registry()\n"
+        "reg.accelerators(); reg.device_types(); reg.info(next(iter(reg.accelerators())))\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("ACCEL_")},
+        timeout=60,
+        check=True,
+    )
+    loaded = set(json.loads(proc.stdout.splitlines()[-1]))
+    assert "accel.registry" in loaded
+    assert not loaded & {
+        "accel._plugin_manager",
+        "accel._registry_extra",
+        "accel._hookspec_marker",
+        "pluggy",
+        "importlib.metadata",
+    }
