@@ -166,15 +166,12 @@ def _unchanged_without_metadata(finder: object, root: str) -> bool:
     try:
         mtime = finder._path_mtime  # type: ignore[attr-defined]
         names = finder._path_cache  # type: ignore[attr-defined]
+        if type(names) is not set or _has_metadata(names):
+            return False
         st = os.stat(root)
     except (AttributeError, OSError):
         return False
-    return (
-        type(names) is set
-        and st.st_mode & 0o170000 == 0o040000  # still a directory
-        and st.st_mtime == mtime
-        and not _has_metadata(names)
-    )
+    return st.st_mode & 0o170000 == 0o040000 and st.st_mtime == mtime  # unchanged since listed
 
 
 def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
