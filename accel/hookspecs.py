@@ -9,82 +9,38 @@ from __future__ import annotations
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
-    from typing import Final, TypeVar, overload
+    from collections.abc import Callable, Iterable
+    from typing import Any, TypeVar
 
+    from ._hookspec_marker import HookspecMarker as HookspecMarker
+    from ._hookspec_marker import hookspec as hookspec
     from .accelerator import Accelerator
     from .plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, MachineView
 
     _F = TypeVar("_F", bound=Callable[..., object])
 
 
-class HookspecMarker:
-    """Marks hook specifications, as :class:`pluggy.HookspecMarker` does, without pluggy.
+def __getattr__(name: str) -> Any:
+    # ``HookspecMarker`` and ``hookspec``, the marker, live in accel._hookspec_marker.
+    if name in ("HookspecMarker", "hookspec"):
+        from . import _hookspec_marker
 
-    Decorating a function sets its ``<project>_spec`` attribute to the same options dict
-    pluggy's marker sets, so ``pluggy.PluginManager.add_hookspecs`` finds the hooks of
-    this module and reads the same options.
-    """
-
-    __slots__ = ("project_name",)
-
-    def __init__(self, project_name: str) -> None:
-        self.project_name: Final = project_name
-
-    if TYPE_CHECKING:
-
-        @overload
-        def __call__(
-            self,
-            function: _F,
-            firstresult: bool = False,
-            historic: bool = False,
-            warn_on_impl: Warning | None = None,
-            warn_on_impl_args: Mapping[str, Warning] | None = None,
-        ) -> _F: ...
-
-        @overload
-        def __call__(
-            self,
-            function: None = ...,
-            firstresult: bool = ...,
-            historic: bool = ...,
-            warn_on_impl: Warning | None = ...,
-            warn_on_impl_args: Mapping[str, Warning] | None = ...,
-        ) -> Callable[[_F], _F]: ...
-
-    def __call__(
-        self,
-        function: _F | None = None,
-        firstresult: bool = False,
-        historic: bool = False,
-        warn_on_impl: Warning | None = None,
-        warn_on_impl_args: Mapping[str, Warning] | None = None,
-    ) -> _F | Callable[[_F], _F]:
-        """Mark ``function``, or return a decorator marking with these options."""
-
-        def setattr_hookspec_opts(func: _F) -> _F:
-            if historic and firstresult:
-                raise ValueError("cannot have a historic firstresult hook")
-            opts = {
-                "firstresult": firstresult,
-                "historic": historic,
-                "warn_on_impl": warn_on_impl,
-                "warn_on_impl_args": warn_on_impl_args,
-            }
-            setattr(func, self.project_name + "_spec", opts)
-            return func
-
-        if function is not None:
-            return setattr_hookspec_opts(function)
-        return setattr_hookspec_opts
+        return getattr(_hookspec_marker, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-#: Marker for hook specifications (pluggy's ``HookspecMarker("accel")``).
-hookspec = HookspecMarker("accel")
+def _spec(function: _F) -> _F:
+    # What ``hookspec`` does to a function: pluggy's default specification options.
+    function.accel_spec = {  # type: ignore[attr-defined]
+        "firstresult": False,
+        "historic": False,
+        "warn_on_impl": None,
+        "warn_on_impl_args": None,
+    }
+    return function
 
 
-@hookspec
+@_spec
 def accel_accelerators() -> Iterable[AcceleratorInfo]:
     """Return the accelerators this plugin provides.
 
@@ -110,7 +66,7 @@ def accel_accelerators() -> Iterable[AcceleratorInfo]:
     raise NotImplementedError
 
 
-@hookspec
+@_spec
 def accel_device_types() -> Iterable[DeviceType]:
     """Return the device types this plugin contributes to the device registry.
 
@@ -135,7 +91,7 @@ def accel_device_types() -> Iterable[DeviceType]:
     raise NotImplementedError
 
 
-@hookspec
+@_spec
 def accel_clock_devices(
     accelerator: Accelerator, machine: MachineView
 ) -> Iterable[ClockDeviceChoice] | None:

@@ -3,10 +3,10 @@
 A :class:`Registry` holds plugins and calls their hooks under pluggy's contract (markers,
 registration rules, call order and results) without importing pluggy for plain
 implementations; hooks with wrappers go to a :class:`pluggy.PluginManager` holding the
-same plugins (:attr:`Registry.plugin_manager`). Entry points in the
-``accel.plugins`` group are discovered once, lazily, on first use; a plugin whose import
-or registration fails is recorded (name, distribution, error) and the others still load.
-``ACCEL_PLUGINS=a,b`` loads only those entry points, ``ACCEL_DISABLE_PLUGINS=a,b``
+same plugins (:attr:`Registry.plugin_manager`, see :mod:`accel._plugin_manager`). Entry
+points in the ``accel.plugins`` group are discovered once, lazily, on first use; a plugin
+whose import or registration fails is recorded (name, distribution, error) and the others
+still load. ``ACCEL_PLUGINS=a,b`` loads only those entry points, ``ACCEL_DISABLE_PLUGINS=a,b``
 blocks those; both apply to entry points, not to plugins registered from code.
 
 Nothing here is global: a program may make as many registries as it likes. The module
@@ -25,28 +25,27 @@ import _thread
 import os
 import sys
 
-from . import hookspecs
-from ._records import field, record
-from .accelerator import Accelerator, Availability
-from .errors import (
-    AccelError,
-    DuplicateAcceleratorError,
-    NoAcceleratorError,
-    PluginError,
-    PluginLoadError,
-    PluginValidationError,
-    UnknownAcceleratorError,
-    did_you_mean,
-)
-from .plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, MachineView
+from . import hookspecs as hookspecs
+from .accelerator import Availability
+from .errors import AccelError, NoAcceleratorError, did_you_mean
+from .plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
-    from types import CodeType, TracebackType
-    from typing import Any, Protocol
+    from types import FunctionType as _FunctionType
+    from types import ModuleType as _ModuleType
+    from typing import Any
 
     import pluggy
+
+    from ._registry_extra import PluginRecord, _Dist, _EntryPointLike
+    from .accelerator import Accelerator
+    from .errors import PluginLoadError
+    from .plugin import MachineView
+else:
+    _ModuleType = type(sys)
+    _FunctionType = type(did_you_mean)
 
 __all__ = ["ENTRY_POINT_GROUP", "PluginRecord", "Registry", "default_registry"]
 
@@ -54,70 +53,41 @@ ENTRY_POINT_GROUP = "accel.plugins"
 PROJECT = "accel"
 
 
-@record(frozen=True)
-class PluginRecord:
-    """One plugin as ``accel plugins`` shows it."""
+def __getattr__(name: str) -> Any:
+    if name == "PluginRecord":
+        from ._registry_extra import PluginRecord
 
-    name: str
-    distribution: str | None
-    version: str | None
-    hooks: tuple[str, ...]
-    source: str  # "entry-point" or "code"
-    error: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "distribution": self.distribution,
-            "version": self.version,
-            "hooks": list(self.hooks),
-            "source": self.source,
-            "error": self.error,
-        }
+        return PluginRecord
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # --------------------------------------------------------------------------- entry points
-
-
-if TYPE_CHECKING:
-
-    class _Dist(Protocol):
-        @property
-        def name(self) -> str | None: ...
-
-        @property
-        def version(self) -> str | None: ...
-
-    class _EntryPointLike(Protocol):
-        """What discovery uses of an entry point (``importlib.metadata.EntryPoint`` has it)."""
-
-        @property
-        def name(self) -> str: ...
-
-        @property
-        def value(self) -> str: ...
-
-        @property
-        def dist(self) -> _Dist | None: ...
-
-        def load(self) -> Any: ...
 
 
 _DIST_INFO_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
 
 
 def _read(path: str) -> str | None:
-    """A metadata file's text, None where importlib.metadata finds none either."""
+    # A metadata file's text, None where importlib.metadata finds none either.
     try:
-        with open(path, encoding="utf-8") as f:
-            return f.read()
+        fd = os.open(path, os.O_RDONLY)
     except _DIST_INFO_ERRORS:
         return None
+    chunks = []
+    try:
+        while chunk := os.read(fd, 0x10000):
+            chunks.append(chunk)
+    except _DIST_INFO_ERRORS:  # a directory opens, but does not read
+        return None
+    finally:
+        os.close(fd)
+    # Text mode's newline translation changes no line that splitlines() gives.
+    return b"".join(chunks).decode("utf-8")
 
 
 class _PathDist:
-    """A ``*.dist-info`` / ``*.egg-info`` directory: name and version from its metadata
-    headers, read on first use (what ``importlib.metadata.PathDistribution`` reports)."""
+    # A ``*.dist-info`` / ``*.egg-info`` directory: name and version from its metadata
+    # headers, read on first use (what ``importlib.metadata.PathDistribution`` reports).
 
     def __init__(self, path: str) -> None:
         self._path = path
@@ -125,20 +95,9 @@ class _PathDist:
 
     def _header(self, key: str) -> str | None:
         if self._headers is None:
-            text = (
-                _read(os.path.join(self._path, "METADATA"))
-                or _read(os.path.join(self._path, "PKG-INFO"))
-                or _read(self._path)
-                or ""
-            )
-            headers: dict[str, str] = {}
-            for line in text.splitlines():
-                if not line.strip():
-                    break  # the end of the header block
-                name, sep, value = line.partition(":")
-                if sep and line[0] not in " \t":
-                    headers.setdefault(name.strip().lower(), value.lstrip(" \t"))
-            self._headers = headers
+            from ._registry_extra import metadata_headers
+
+            self._headers = metadata_headers(self._path)
         return self._headers.get(key)  # None when missing, as importlib.metadata says
 
     @property
@@ -151,7 +110,7 @@ class _PathDist:
 
 
 class _EntryPoint:
-    """One ``name = module:attr`` line of an ``entry_points.txt``."""
+    # One ``name = module:attr`` line of an ``entry_points.txt``.
 
     def __init__(self, name: str, value: str, dist: _PathDist) -> None:
         self.name = name
@@ -174,48 +133,13 @@ class _EntryPoint:
         return obj
 
 
-def _word_or_dot(ch: str) -> bool:
-    # ``[\w.]`` of a str pattern: \w is str.isalnum() or the underscore.
-    return ch.isalnum() or ch == "_" or ch == "."
-
-
 def _parse_entry_point_value(value: str) -> tuple[str, str]:
-    r"""``(module, attr)`` of an entry point value; ``attr`` is "" for a module.
+    # ``(module, attr)`` of an entry point value, as importlib.metadata parses it.
+    if value.replace(".", "a").replace("_", "a").isalnum():
+        return value, ""  # only ``[\w.]``: a module name
+    from ._registry_extra import parse_entry_point_value
 
-    Accepts exactly what importlib.metadata's ``EntryPoint.pattern``,
-    ``(?P<module>[\w.]+)\s*(:\s*(?P<attr>[\w.]+)\s*)?((?P<extras>\[.*\])\s*)?$``,
-    matches (with ``re.match``); raises ValueError for anything else.
-    """
-    n = len(value)
-
-    def word(i: int) -> int:
-        while i < n and _word_or_dot(value[i]):
-            i += 1
-        return i
-
-    def space(i: int) -> int:
-        while i < n and value[i].isspace():
-            i += 1
-        return i
-
-    end = word(0)
-    module, attr = value[:end], ""
-    i = space(end)
-    if module and i < n and value[i] == ":":
-        start = space(i + 1)
-        end = word(start)
-        if end > start:
-            attr = value[start:end]
-            i = space(end)
-    if module and i < n and value[i] == "[":
-        # ``\[.*\]\s*$``: "." is anything but a newline, and the last "]" is the one
-        # followed by nothing but white space.
-        extras = value[i:].rstrip()
-        if len(extras) >= 2 and extras[-1] == "]" and "\n" not in extras[1:-1]:
-            i = n
-    if not module or i != n:
-        raise ValueError(f"malformed entry point value {value!r}")
-    return module, attr
+    return parse_entry_point_value(value)
 
 
 def _normalize(name: str) -> str:
@@ -229,28 +153,59 @@ def _normalize(name: str) -> str:
     return out
 
 
-def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
-    """``importlib.metadata.entry_points(group=group)`` without importing importlib.metadata.
+def _has_metadata(names: Iterable[str]) -> bool:
+    # Whether a directory listing may hold a ``*.dist-info`` or ``*.egg-info`` entry.
+    low = "\0".join(names).lower()
+    return ".dist-info" in low or ".egg-info" in low
 
-    Reads the ``*.dist-info`` / ``*.egg-info`` directories of the ``sys.path`` directories
-    as importlib.metadata's path finder does: each directory in ``os.listdir`` order, the
-    first distribution of a (normalised) name wins, ``entry_points.txt`` parsed the same
-    way. Nothing is cached, so an install or uninstall shows at once. Returns None (use
-    importlib.metadata) wherever the two could differ: another distribution finder on
-    ``sys.meta_path``, a zip archive or non-string entry on ``sys.path``, an egg, or a
-    metadata directory with an unusual suffix.
-    """
-    from _frozen_importlib_external import PathFinder  # importlib.machinery.PathFinder
+
+def _unchanged_without_metadata(finder: object, root: str) -> bool:
+    # Whether the import system's listing of directory ``root`` is current and holds no
+    # metadata directory (its ``FileFinder`` lists a directory again once its mtime moves,
+    # as importlib.metadata's own listing cache does).
+    try:
+        mtime = finder._path_mtime  # type: ignore[attr-defined]
+        names = finder._path_cache  # type: ignore[attr-defined]
+        if type(names) is not set or _has_metadata(names):
+            return False
+        st = os.stat(root)
+    except (AttributeError, OSError):
+        return False
+    return st.st_mode & 0o170000 == 0o040000 and st.st_mtime == mtime  # unchanged since listed
+
+
+def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
+    # ``importlib.metadata.entry_points(group=group)`` without importing importlib.metadata.
+    #
+    # Reads the ``*.dist-info`` / ``*.egg-info`` directories of the ``sys.path`` directories
+    # as importlib.metadata's path finder does: each directory in ``os.listdir`` order, the
+    # first distribution of a (normalised) name wins, ``entry_points.txt`` parsed the same
+    # way. A directory whose current listing the import system already holds is not listed
+    # again when that listing has no metadata directory; nothing else is cached, so an
+    # install or uninstall shows at once. Returns None (use importlib.metadata) wherever the
+    # two could differ: another distribution finder on ``sys.meta_path``, a zip archive or
+    # non-string entry on ``sys.path``, an egg, or a metadata directory with an unusual suffix.
+    from _frozen_importlib_external import FileFinder, PathFinder
 
     finders = [f for f in sys.meta_path if getattr(f, "find_distributions", None) is not None]
     if finders != [PathFinder]:
         return None
+    listed = sys.path_importer_cache
     seen: set[str] = set()
     out: list[_EntryPointLike] = []
     for entry in sys.path:
         if not isinstance(entry, str):
             return None
         root = entry or "."
+        finder = listed.get(entry)
+        if (
+            type(finder) is FileFinder
+            and finder.path == root
+            and _unchanged_without_metadata(finder, root)
+        ):
+            if os.path.basename(entry).lower().endswith(".egg"):
+                return None
+            continue
         try:
             children = os.listdir(root)
         except NotADirectoryError:
@@ -259,6 +214,8 @@ def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
             continue
         if os.path.basename(entry).lower().endswith(".egg"):
             return None
+        if not _has_metadata(children):
+            continue
         by_name: dict[str, list[str]] = {}
         for child in children:
             low = child.lower()
@@ -267,14 +224,20 @@ def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
                     return None  # importlib.metadata would read the name from the metadata
                 stem = low.rpartition(".")[0].partition("-")[0]
                 by_name.setdefault(_normalize(stem), []).append(child)
-        for children_of_name in by_name.values():
+        prefix = os.path.join(root, "") if entry else ""
+        for normalized, children_of_name in by_name.items():
             for child in children_of_name:
-                key = _normalize(child.rpartition(".")[0].partition("-")[0])
+                # The name a distribution is known by comes from its directory's own case.
+                key = (
+                    normalized
+                    if child == child.lower()
+                    else _normalize(child.rpartition(".")[0].partition("-")[0])
+                )
                 if key in seen:
                     continue
                 seen.add(key)
-                path = os.path.join(root, child) if entry else child
-                text = _read(os.path.join(path, "entry_points.txt"))
+                path = prefix + child
+                text = _read(path + os.sep + "entry_points.txt")
                 if not text:
                     continue
                 dist = _PathDist(path)
@@ -297,11 +260,10 @@ def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
 
 
 def _entry_points(group: str) -> list[_EntryPointLike]:
-    """The entry points of ``group``, in importlib.metadata's order.
-
-    A direct scan of the metadata directories (:func:`_scan_entry_points`) where it gives
-    the same answer; importlib.metadata itself (tens of milliseconds to import) otherwise.
-    """
+    # The entry points of ``group``, in importlib.metadata's order.
+    #
+    # A direct scan of the metadata directories (:func:`_scan_entry_points`) where it gives
+    # the same answer; importlib.metadata itself (tens of milliseconds to import) otherwise.
     found = _scan_entry_points(group)
     if found is not None:
         return found
@@ -316,262 +278,88 @@ def _entry_points(group: str) -> list[_EntryPointLike]:
 # pluggy (with typing and inspect) costs more than half of ``accel run``'s start-up budget,
 # so the registry keeps its plugins and hook implementations itself, as pluggy would, and
 # hands a hook to a real pluggy.PluginManager only when an implementation of it is a
-# wrapper. What follows mirrors pluggy 1.x: ``_static_hook_attr`` and ``_get_marker_opts``
-# (which attributes are hook implementations), ``varnames`` (the arguments an
-# implementation takes), ``HookCaller._add_hookimpl`` (call order) and ``_multicall``
-# (calling). tests/core/test_hook_dispatch.py checks each against pluggy.
+# wrapper. Plain functions in a plain module are read here directly; anything else goes
+# through accel._plugin_manager, which mirrors pluggy's lookup for every kind of object.
+# tests/core/test_hook_dispatch.py checks both against pluggy.
 
-if TYPE_CHECKING:
-    from types import BuiltinFunctionType as _BuiltinFunctionType
-    from types import FunctionType as _FunctionType
-    from types import GetSetDescriptorType as _GetSetDescriptorType
-    from types import MemberDescriptorType as _MemberDescriptorType
-    from types import MethodType as _MethodType
-    from types import MethodWrapperType as _MethodWrapperType
-    from types import ModuleType as _ModuleType
-else:
-    # The types of the types module, without importing it.
-    _ModuleType = type(sys)
-    _FunctionType = type(_read)
-    _BuiltinFunctionType = type(len)
-    _MethodWrapperType = type(object().__str__)
-    _GetSetDescriptorType = type(_FunctionType.__code__)
-    _MemberDescriptorType = type(_FunctionType.__globals__)
-
-    class _Bound:
-        def method(self):
-            """Only here for its type."""
-
-    _MethodType = type(_Bound().method)
-    del _Bound
-
-
-_ABSENT: Any = object()
-_TYPE_DICT = type.__dict__["__dict__"]
-_TYPE_MRO = type.__dict__["__mro__"]
 _IMPLICIT_NAMES = ("self", "cls", "obj") if sys.implementation.name == "pypy" else ("self", "cls")
+# A module attribute of one of these names may resolve to its type's attribute instead.
 _MODULE_TYPE_ATTRS = frozenset(vars(_ModuleType)) | frozenset(vars(object))
+# What pluggy's lookup can take for a hook: functions, static/class methods, bound methods.
+_HOOK_KINDS = (_FunctionType, staticmethod, classmethod, type(_PathDist(".")._header))
 _IMPL_ATTR = PROJECT + "_impl"
 _SPEC_ATTR = PROJECT + "_spec"
 
 
-def _static_mro(klass: object) -> tuple[type, ...]:
-    mro: tuple[type, ...] = _TYPE_MRO.__get__(klass)
-    return mro
+def _marked(plugin: object, attrname: str) -> list[tuple[str, Any, dict[str, Any]]]:
+    # ``(attribute, function, marker options)`` of each attribute of ``plugin`` marked
+    # with ``attrname``, in ``dir()`` order: what pluggy's ``parse_hookimpl_opts`` finds.
+    names: Mapping[str, object] | None = None
+    if type(plugin) is _ModuleType:
+        names = plugin.__dict__
+        if "__dir__" in names:
+            names = None
+    if names is None:
+        from ._plugin_manager import marked
+
+        return marked(plugin, attrname)
+    out: list[tuple[str, Any, dict[str, Any]]] = []
+    for name, value in names.items():
+        if type(value) is _FunctionType and name not in _MODULE_TYPE_ATTRS:
+            opts = value.__dict__.get(attrname)
+            if isinstance(opts, dict):
+                out.append((name, value, opts))
+        elif isinstance(value, _HOOK_KINDS):
+            from ._plugin_manager import marked_attr
+
+            found = marked_attr(plugin, name, attrname)
+            if found is not None:
+                out.append(found)
+    out.sort(key=_first)
+    return out
 
 
-def _shadowed_dict(klass: type) -> Any:
-    for entry in _static_mro(klass):
-        try:
-            class_dict = _TYPE_DICT.__get__(entry)["__dict__"]
-        except KeyError:
-            pass
-        else:
-            if not (
-                type(class_dict) is _GetSetDescriptorType
-                and class_dict.__name__ == "__dict__"
-                and class_dict.__objclass__ is entry
-            ):
-                return class_dict
-    return _ABSENT
-
-
-def _check_instance(obj: object, attr: str) -> Any:
-    instance_dict: Any
-    try:
-        instance_dict = object.__getattribute__(obj, "__dict__")
-    except AttributeError:
-        instance_dict = {}
-    return dict.get(instance_dict, attr, _ABSENT)
-
-
-def _check_class(klass: type, attr: str) -> Any:
-    for entry in _static_mro(klass):
-        if _shadowed_dict(type(entry)) is _ABSENT:
-            try:
-                return entry.__dict__[attr]
-            except KeyError:
-                pass
-    return _ABSENT
-
-
-def _is_type(obj: object) -> bool:
-    try:
-        _static_mro(obj)
-    except TypeError:
-        return False
-    return True
-
-
-def _getattr_static(obj: object, attr: str) -> Any:
-    """``inspect.getattr_static(obj, attr, None)``."""
-    if type(obj) is _ModuleType and attr not in _MODULE_TYPE_ATTRS:
-        # The common case, a plugin module: only its own __dict__ can hold ``attr``.
-        return _instance_dict(obj).get(attr)
-    instance_result = _ABSENT
-    klass: Any
-    if not _is_type(obj):
-        klass = type(obj)
-        dict_attr = _shadowed_dict(klass)
-        if dict_attr is _ABSENT or type(dict_attr) is _MemberDescriptorType:
-            instance_result = _check_instance(obj, attr)
-    else:
-        klass = obj
-    klass_result = _check_class(klass, attr)
-    if instance_result is not _ABSENT and klass_result is not _ABSENT:
-        kind = type(klass_result)
-        if _check_class(kind, "__get__") is not _ABSENT and (
-            _check_class(kind, "__set__") is not _ABSENT
-            or _check_class(kind, "__delete__") is not _ABSENT
-        ):
-            return klass_result
-    if instance_result is not _ABSENT:
-        return instance_result
-    if klass_result is not _ABSENT:
-        return klass_result
-    if obj is klass:
-        for entry in _static_mro(type(klass)):
-            if _shadowed_dict(type(entry)) is _ABSENT:
-                try:
-                    return entry.__dict__[attr]
-                except KeyError:
-                    pass
-    return None
-
-
-def _instance_dict(obj: object) -> dict[str, Any]:
-    try:
-        instance_dict = object.__getattribute__(obj, "__dict__")
-    except AttributeError:
-        return {}
-    return instance_dict if isinstance(instance_dict, dict) else {}
-
-
-def _hook_attr(obj: object, name: str) -> tuple[object, Callable[..., object]] | None:
-    """pluggy's ``_static_hook_attr``: ``(marker holder, function)`` or None.
-
-    Properties and other descriptors are not evaluated; only functions, static and class
-    methods and bound methods can be hooks, bound exactly as ``getattr()`` binds them.
-    """
-    is_class = isinstance(obj, type)
-    if not (is_class or isinstance(obj, _ModuleType)):
-        value = _instance_dict(obj).get(name, _ABSENT)
-        if value is _ABSENT:
-            slot = _getattr_static(obj, name)
-            if isinstance(slot, _MemberDescriptorType):
-                try:
-                    value = slot.__get__(obj, type(obj))
-                except AttributeError:
-                    value = _ABSENT
-        if value is not _ABSENT:
-            if isinstance(value, _MethodType):
-                return value.__func__, value
-            if isinstance(value, _FunctionType):
-                return value, value
-            return None
-    static = _getattr_static(obj, name)
-    if isinstance(static, staticmethod):
-        return static, static.__func__
-    if isinstance(static, classmethod):
-        owner: Any = obj if is_class else type(obj)
-        return static, static.__get__(owner, owner)
-    if isinstance(static, _MethodType):
-        return static.__func__, static
-    if isinstance(static, _FunctionType):
-        if is_class or isinstance(obj, _ModuleType):
-            return static, static
-        return static, static.__get__(obj, type(obj))
-    return None
-
-
-def _marker_opts(holder: object, attrname: str) -> dict[str, Any] | None:
-    """pluggy's ``_get_marker_opts``: the marker's options dict, or None."""
-    opts = getattr(holder, attrname, None)
-    if opts is not None:
-        return opts if isinstance(opts, dict) else None
-    func = getattr(holder, "__func__", None)
-    if func is not None:
-        opts = getattr(func, attrname, None)
-        if opts is not None:
-            return opts if isinstance(opts, dict) else None
-    return None
-
-
-def _is_routine(obj: object) -> bool:
-    """``inspect.isroutine``."""
-    if isinstance(obj, (_BuiltinFunctionType, _FunctionType, _MethodType, _MethodWrapperType)):
-        return True
-    if isinstance(obj, type):
-        return False
-    kind = type(obj)
-    return hasattr(kind, "__get__") and not hasattr(kind, "__set__")
-
-
-def _unwrap(func: Any) -> Any:
-    """``inspect.unwrap``: follow ``__wrapped__`` to the innermost function."""
-    original = func
-    memo = {id(func): func}
-    limit = sys.getrecursionlimit()
-    while hasattr(func, "__wrapped__"):
-        func = func.__wrapped__
-        if id(func) in memo or len(memo) >= limit:
-            raise ValueError(f"wrapper loop when unwrapping {original!r}")
-        memo[id(func)] = func
-    return func
+def _first(item: tuple[str, object, object]) -> str:
+    return item[0]
 
 
 def _varnames(func: object) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """pluggy's ``varnames``: the positional parameters without and with defaults.
+    # pluggy's ``varnames``: the positional parameters without and with defaults.
+    #
+    # A class stands for its ``__init__`` and a callable object for its ``__call__``; the
+    # bound first parameter of a method is dropped, as is an unbound method's first
+    # parameter named ``self`` or ``cls``. Keyword-only parameters are not included.
+    if type(func) is not _FunctionType or "__wrapped__" in func.__dict__:
+        from ._plugin_manager import varnames
 
-    A class stands for its ``__init__`` and a callable object for its ``__call__``; the
-    bound first parameter of a method is dropped, as is an unbound method's first
-    parameter named ``self`` or ``cls``. Keyword-only parameters are not included.
-    """
-    is_bound = False
-    target: Any = func
-    if isinstance(target, type):
-        try:
-            target = target.__init__  # type: ignore[misc]
-        except AttributeError:  # pragma: no cover - as pluggy (PyPy)
-            return (), ()
-        is_bound = True
-    elif not _is_routine(target):
-        try:
-            target = getattr(target, "__call__", target)  # noqa: B004
-        except Exception:  # pragma: no cover - as pluggy (PyPy)
-            return (), ()
-    if isinstance(target, _MethodType):
-        is_bound = True
-    target = _unwrap(target)
-    if isinstance(target, _MethodType):
-        is_bound = True
-        target = target.__func__
-    try:
-        code: CodeType = target.__code__
-        defaults: tuple[object, ...] | None = target.__defaults__
-        qualname: str = target.__qualname__
-    except AttributeError:
-        return (), ()
+        return varnames(func)
+    code = func.__code__
     args: tuple[str, ...] = code.co_varnames[: code.co_argcount]
     kwargs: tuple[str, ...] = ()
+    defaults = func.__defaults__
     if defaults:
         index = -len(defaults)
         args, kwargs = args[:index], args[index:]
-    tail = qualname.rsplit("<locals>.", maxsplit=1)[-1]
-    if args and (is_bound or ("." in tail and args[0] in _IMPLICIT_NAMES)):
+    tail = func.__qualname__.rsplit("<locals>.", maxsplit=1)[-1]
+    if args and "." in tail and args[0] in _IMPLICIT_NAMES:
         args = args[1:]
     return args, kwargs
 
 
 class _Spec:
-    """One hook specification of :mod:`accel.hookspecs` (pluggy's ``HookSpec``)."""
+    # One hook specification of :mod:`accel.hookspecs` (pluggy's ``HookSpec``).
 
-    __slots__ = ("argnames", "kwargdefaults", "kwargnames", "name", "opts", "simple")
+    __slots__ = ("allowed", "argnames", "kwargdefaults", "kwargnames", "name", "opts", "simple")
 
-    def __init__(self, name: str, function: object, opts: dict[str, Any]) -> None:
+    def __init__(self, name: str, function: Any, opts: dict[str, Any]) -> None:
         self.name = name
         self.argnames, self.kwargnames = _varnames(function)
-        defaults = _unwrap(function).__defaults__
+        self.allowed = frozenset(self.argnames + self.kwargnames)
+        if type(function) is not _FunctionType or "__wrapped__" in function.__dict__:
+            from ._plugin_manager import unwrap
+
+            function = unwrap(function)
+        defaults = function.__defaults__
         self.kwargdefaults = dict(zip(self.kwargnames, defaults or (), strict=False))
         self.opts = opts
         # Historic hooks and implementation warnings are pluggy's alone.
@@ -584,21 +372,18 @@ _specs: dict[str, _Spec] | None = None
 
 
 def _hook_specs() -> dict[str, _Spec]:
-    """The specifications ``PluginManager.add_hookspecs(accel.hookspecs)`` finds, in order."""
+    # The specifications ``PluginManager.add_hookspecs(accel.hookspecs)`` finds, in order.
     global _specs
     if _specs is None:
-        found: dict[str, _Spec] = {}
-        for name in dir(hookspecs):
-            attr = _hook_attr(hookspecs, name)
-            opts = _marker_opts(attr[0], _SPEC_ATTR) if attr is not None else None
-            if opts is not None:
-                found[name] = _Spec(name, getattr(hookspecs, name), opts)
-        _specs = found
+        _specs = {
+            name: _Spec(name, getattr(hookspecs, name), opts)
+            for name, _function, opts in _marked(hookspecs, _SPEC_ATTR)
+        }
     return _specs
 
 
 class _Impl:
-    """One hook implementation (pluggy's ``HookImpl``)."""
+    # One hook implementation (pluggy's ``HookImpl``).
 
     __slots__ = (
         "argnames",
@@ -633,31 +418,24 @@ class _Impl:
 
 
 def _scan_plugin(plugin: object, plugin_name: str) -> list[tuple[str, _Impl]]:
-    """``(hook name, implementation)`` for each marked attribute, in ``dir()`` order."""
+    # ``(hook name, implementation)`` for each marked attribute, in ``dir()`` order.
     out: list[tuple[str, _Impl]] = []
-    for attr_name in dir(plugin):
-        found = _hook_attr(plugin, attr_name)
-        if found is None:
-            continue
-        opts = _marker_opts(found[0], _IMPL_ATTR)
-        if opts is None:
-            continue
+    for attr_name, function, opts in _marked(plugin, _IMPL_ATTR):
         opts.setdefault("tryfirst", False)  # pluggy's normalize_hookimpl_opts
         opts.setdefault("trylast", False)
         opts.setdefault("wrapper", False)
         opts.setdefault("hookwrapper", False)
         opts.setdefault("optionalhook", False)
         opts.setdefault("specname", None)
-        out.append((opts.get("specname") or attr_name, _Impl(plugin, plugin_name, found[1], opts)))
+        out.append((opts.get("specname") or attr_name, _Impl(plugin, plugin_name, function, opts)))
     return out
 
 
 def _add_impl(impls: list[_Impl], impl: _Impl) -> None:
-    """pluggy's ``HookCaller._add_hookimpl``: the list is called from its end.
-
-    Plain implementations come before wrappers; within each, trylast ones first (the
-    latest registered first), then the others and the tryfirst ones in registration order.
-    """
+    # pluggy's ``HookCaller._add_hookimpl``: the list is called from its end.
+    #
+    # Plain implementations come before wrappers; within each, trylast ones first (the
+    # latest registered first), then the others and the tryfirst ones in registration order.
     for i, method in enumerate(impls):
         if method.hookwrapper or method.wrapper:
             splitpoint = i
@@ -680,34 +458,13 @@ def _add_impl(impls: list[_Impl], impl: _Impl) -> None:
 
 
 def _call_impl(impl: _Impl, kwargs: Mapping[str, object]) -> object:
-    """Call one plain implementation with the arguments it declares, as ``_multicall``."""
+    # Call one plain implementation with the arguments it declares, as ``_multicall``.
     args = [kwargs[name] for name in impl.argnames]
     if impl.kwargnames:
         extra = {name: kwargs[name] for name in impl.kwargnames if name in kwargs}
         if extra:
             return impl.function(*args, **extra)
     return impl.function(*args)
-
-
-def _code(function: object) -> object:
-    return getattr(getattr(function, "__func__", function), "__code__", None)
-
-
-def _raised_by(exc: BaseException, impls: Iterable[_Impl]) -> _Impl | None:
-    """The implementation in whose code ``exc`` was raised (the innermost one)."""
-    by_code = {_code(impl.function): impl for impl in impls}
-    found = None
-    tb: TracebackType | None = exc.__traceback__
-    while tb is not None:
-        found = by_code.get(tb.tb_frame.f_code, found)
-        tb = tb.tb_next
-    return found
-
-
-def _formatdef(func: Callable[..., object]) -> str:
-    import inspect  # only for the message of a plugin that is refused
-
-    return f"{func.__name__}{inspect.signature(func)}"
 
 
 def _canonical_name(plugin: object) -> str:
@@ -719,13 +476,6 @@ def _split_env(value: str | None) -> frozenset[str] | None:
     if value is None:
         return None
     return frozenset(p.strip() for p in value.split(",") if p.strip())
-
-
-@record
-class _State:
-    records: dict[str, PluginRecord] = field(default_factory=dict)
-    errors: list[PluginLoadError] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)  # entry point -> why not loaded
 
 
 class Registry:
@@ -741,8 +491,14 @@ class Registry:
         self._discovered = False
         self._loading = False
         self._lock = _thread.RLock()
-        self._state = _State()
+        # Plugin name -> PluginRecord fields; failed entry points; entry point -> why skipped.
+        self._records: dict[str, tuple[Any, ...]] = {}
+        self._errors: list[PluginLoadError] = []
+        self._skipped: dict[str, str] = {}
         self._accelerators: dict[str, AcceleratorInfo] | None = None
+        # Every plugin's accelerators in call order, as last collected (None: collect again).
+        self._found: dict[str, AcceleratorInfo] | None = {}
+        self._found_from: list[_Impl] = []
         self._device_types: dict[str, DeviceType] | None = None
         # What a pluggy.PluginManager holds: plugins by name in registration order, and
         # each hook's implementations in call order (reversed), hooks in creation order.
@@ -768,21 +524,9 @@ class Registry:
 
     def _plugin_manager(self) -> pluggy.PluginManager:
         if self._pm is None:
-            import pluggy
+            from ._plugin_manager import build
 
-            pm = pluggy.PluginManager(PROJECT)
-            pm.add_hookspecs(hookspecs)
-            if self._history is None:
-                for name, plugin in self._plugins.items():
-                    pm.register(plugin, name=name)
-            else:
-                for added, name, plugin in self._history:
-                    if added:
-                        pm.register(plugin, name=name)
-                    else:
-                        pm.unregister(name=name)
-                self._history = None
-            self._pm = pm
+            self._pm = build(self)
         return self._pm
 
     def register(self, plugin: object, name: str | None = None) -> str:
@@ -796,7 +540,7 @@ class Registry:
         with self._lock:
             self._discover()
             pname = name or _plugin_name(plugin)
-            self._register_checked(plugin, pname, distribution=None, version=None, source="code")
+            self._register_checked(plugin, pname, None, "code")
             return pname
 
     def unregister(self, name: str) -> None:
@@ -804,7 +548,7 @@ class Registry:
         with self._lock:
             self._discover()
             self._unregister(name)
-            self._state.records.pop(name, None)
+            self._records.pop(name, None)
             self._invalidate()
 
     def _unregister(self, name: str) -> None:
@@ -818,14 +562,14 @@ class Registry:
             self._history.append((False, name, plugin))
 
     def _name_of(self, plugin: object) -> str | None:
-        """pluggy's ``get_name``: the name ``plugin`` is registered under."""
+        # pluggy's ``get_name``: the name ``plugin`` is registered under.
         for name, value in self._plugins.items():
             if plugin == value:
                 return name
         return None
 
     def _hooks_of(self, plugin: object) -> list[str]:
-        """The hooks ``plugin`` implements, in pluggy's ``get_hookcallers`` order."""
+        # The hooks ``plugin`` implements, in pluggy's ``get_hookcallers`` order.
         if self._name_of(plugin) is None:
             return []
         return [
@@ -835,33 +579,18 @@ class Registry:
         ]
 
     def _call_hook(self, name: str, kwargs: Mapping[str, object]) -> Any:
-        """``plugin_manager.hook.<name>(**kwargs)``: what pluggy returns or raises.
+        # ``plugin_manager.hook.<name>(**kwargs)``: what pluggy returns or raises.
+        #
+        # Plain implementations are called here, in pluggy's order, each with the arguments
+        # it declares; None results are dropped and ``firstresult`` stops at the first
+        # other one. A hook with a wrapper, a specification only pluggy implements, or a call
+        # pluggy would warn about or refuse goes to the pluggy plugin manager instead.
+        from ._plugin_manager import call_hook
 
-        Plain implementations are called here, in pluggy's order, each with the arguments
-        it declares; None results are dropped and ``firstresult`` stops at the first
-        other one. A hook with a wrapper, a specification only pluggy implements, or a call
-        pluggy would warn about or refuse goes to the pluggy plugin manager instead.
-        """
-        impls = self._impls.get(name)
-        if impls is None or not self._light(name, kwargs):
-            return getattr(self._plugin_manager().hook, name)(**kwargs)
-        spec = _hook_specs().get(name)
-        firstresult = spec.opts.get("firstresult", False) if spec is not None else False
-        if spec is not None and spec.kwargdefaults:
-            kwargs = {**spec.kwargdefaults, **kwargs}
-        results: list[object] = []
-        for impl in reversed(impls.copy()):
-            result = _call_impl(impl, kwargs)
-            if result is not None:
-                results.append(result)
-                if firstresult:
-                    break
-        if firstresult:
-            return results[0] if results else None
-        return results
+        return call_hook(self, name, kwargs)
 
     def _light(self, name: str, kwargs: Mapping[str, object]) -> bool:
-        """Whether :meth:`_call_hook` may call ``name``'s implementations itself."""
+        # Whether :meth:`_call_hook` may call ``name``'s implementations itself.
         spec = _hook_specs().get(name)
         if spec is not None:
             if not spec.simple:
@@ -880,13 +609,15 @@ class Registry:
     def plugins(self) -> list[PluginRecord]:
         """Every plugin: registered ones and those that failed to load."""
         self._discover()
-        return sorted(self._state.records.values(), key=lambda r: r.name)
+        from ._registry_extra import plugin_records
+
+        return plugin_records(self._records)
 
     @property
     def load_errors(self) -> tuple[PluginLoadError, ...]:
         """Plugins that failed to import or register, with the reason for each."""
         self._discover()
-        return tuple(self._state.errors)
+        return tuple(self._errors)
 
     def _discover(self) -> None:
         if self._discovered:
@@ -909,105 +640,66 @@ class Registry:
         env = self._env if self._env is not None else os.environ
         allow = _split_env(env.get("ACCEL_PLUGINS"))
         deny = _split_env(env.get("ACCEL_DISABLE_PLUGINS")) or frozenset()
-        seen: dict[str, str | None] = {}
+        # The distribution's name and version are read when a listing or an error needs them.
+        seen: dict[str, _Dist | None] = {}
         for ep in _entry_points(ENTRY_POINT_GROUP):
             if ep.name in deny:
-                self._state.skipped[ep.name] = "is disabled by ACCEL_DISABLE_PLUGINS"
+                self._skipped[ep.name] = "is disabled by ACCEL_DISABLE_PLUGINS"
                 continue
             if allow is not None and ep.name not in allow:
-                self._state.skipped[ep.name] = "is not listed in ACCEL_PLUGINS"
+                self._skipped[ep.name] = "is not listed in ACCEL_PLUGINS"
                 continue
-            dist = ep.dist.name if ep.dist is not None else None
-            version = ep.dist.version if ep.dist is not None else None
+            dist = ep.dist
             if ep.name in seen:
-                # importlib.metadata already drops a distribution found twice on sys.path,
-                # so this is a second distribution claiming the same plugin name.
-                if seen[ep.name] != dist:
-                    self._record_error(
-                        ep.name,
-                        dist,
-                        version,
-                        f"plugin name {ep.name!r} is also registered by "
-                        f"{seen[ep.name] or 'unknown distribution'}; "
-                        f"only the one from {seen[ep.name] or 'unknown distribution'} is loaded",
-                        keep_record=True,
-                    )
+                from ._registry_extra import record_duplicate
+
+                record_duplicate(self, ep.name, dist, seen[ep.name])
                 continue
             seen[ep.name] = dist
             try:
                 plugin = ep.load()
             except Exception as exc:  # any import failure is reported, not raised
-                self._record_error(
-                    ep.name, dist, version, f"import of {ep.value!r} failed: {exc!r}"
-                )
+                from ._registry_extra import record_error
+
+                record_error(self, ep.name, dist, f"import of {ep.value!r} failed: {exc!r}")
                 continue
             try:
-                self._register_checked(
-                    plugin, ep.name, distribution=dist, version=version, source="entry-point"
-                )
+                self._register_checked(plugin, ep.name, dist, "entry-point")
             except AccelError as exc:
-                self._record_error(ep.name, dist, version, exc.message)
+                from ._registry_extra import record_error
 
-    def _record_error(
-        self,
-        name: str,
-        dist: str | None,
-        version: str | None,
-        error: str,
-        *,
-        keep_record: bool = False,
-    ) -> None:
-        err = PluginLoadError(
-            f"plugin {name!r} (from {dist or 'unknown distribution'}) could not be loaded: {error}",
-            plugin=name,
-            distribution=dist,
-            error=error,
-        )
-        self._state.errors.append(err)
-        if not keep_record:  # keep the record of a plugin of that name that did load
-            self._state.records[name] = PluginRecord(name, dist, version, (), "entry-point", error)
+                record_error(self, ep.name, dist, exc.message)
 
-    def _register_checked(
-        self,
-        plugin: object,
-        name: str,
-        *,
-        distribution: str | None,
-        version: str | None,
-        source: str,
-    ) -> None:
-        where = f"plugin {name!r}" + (f" (from {distribution})" if distribution else "")
+    def _register_checked(self, plugin: object, name: str, dist: _Dist | None, source: str) -> None:
+        # ``dist``: the distribution of an entry point, None for a plugin from code.
         if self._plugins.get(name) is not None or any(
             plugin == value for value in self._plugins.values()
         ):
-            raise PluginValidationError(
-                f"{where} is already registered",
-                hint="register each plugin once, under a unique name",
-                plugin=name,
-                distribution=distribution,
-            )
+            from ._registry_extra import already_registered
+
+            raise already_registered(name, dist)
         # pluggy ignores a None plugin
-        pm_name = None if plugin is None else self._add_plugin(plugin, name, where, distribution)
+        pm_name = None if plugin is None else self._add_plugin(plugin, name, dist)
         try:
-            self._check_hook_names(plugin, name, where, distribution)
+            hooks = self._check_hook_names(plugin, name, dist)
             # Provided accelerators must be well formed and unique.
-            self._collect_accelerators(extra_check=name)
+            found = self._collect_accelerators(added=plugin)
         except AccelError:
             if pm_name is not None:
                 self._unregister(pm_name)
             self._invalidate()
             raise
-        hooks = tuple(sorted(self._hooks_of(plugin)))
-        self._state.records[name] = PluginRecord(name, distribution, version, hooks, source)
+        self._records[name] = (name, dist, hooks, source, None)
         self._invalidate()
+        self._found = found
+        self._found_from = self._impls["accel_accelerators"].copy()
 
-    def _add_plugin(self, plugin: object, name: str, where: str, distribution: str | None) -> str:
-        """``PluginManager.register(plugin, name)``: validate, then add. Returns its name.
-
-        Implementations whose arguments are not in their hook's specification are refused
-        with pluggy's message. A plugin with a wrapper (whose rules pluggy alone checks),
-        or any plugin once the pluggy manager exists, is registered with pluggy itself.
-        """
+    def _add_plugin(self, plugin: object, name: str, dist: _Dist | None) -> str:
+        # ``PluginManager.register(plugin, name)``: validate, then add. Returns its name.
+        #
+        # Implementations whose arguments are not in their hook's specification are refused
+        # with pluggy's message. A plugin with a wrapper (whose rules pluggy alone checks),
+        # or any plugin once the pluggy manager exists, is registered with pluggy itself.
         pm_name = name or _canonical_name(plugin)
         specs = _hook_specs()
         impls = _scan_plugin(plugin, pm_name)
@@ -1015,29 +707,17 @@ class Registry:
             impl.wrapper or impl.hookwrapper or (hook in specs and not specs[hook].simple)
             for hook, impl in impls
         ):
-            import pluggy
+            from ._plugin_manager import register
 
-            try:
-                self._plugin_manager().register(plugin, name=name)
-            except pluggy.PluginValidationError as exc:
-                raise PluginValidationError(
-                    f"{where}: {exc}", plugin=name, distribution=distribution
-                ) from exc
+            register(self, plugin, name, dist)
         else:
             for hook, impl in impls:
                 spec = specs.get(hook)
-                if spec is None:
-                    continue  # an unknown hook: refused by _check_hook_names
-                notinspec = set(impl.argnames) - (set(spec.argnames) | set(spec.kwargnames))
-                if notinspec:
-                    raise PluginValidationError(
-                        f"{where}: Plugin {pm_name!r} for hook {hook!r}\n"
-                        f"hookimpl definition: {_formatdef(impl.function)}\n"
-                        f"Argument(s) {notinspec} are declared in the hookimpl but "
-                        "can not be found in the hookspec",
-                        plugin=name,
-                        distribution=distribution,
-                    )
+                # (an unknown hook is refused by _check_hook_names)
+                if spec is not None and not spec.allowed.issuperset(impl.argnames):
+                    from ._registry_extra import not_in_spec
+
+                    raise not_in_spec(pm_name, hook, impl, spec, name, dist)
         if self._pm is None:
             if self._history is None and any(impl.tryfirst and impl.trylast for _, impl in impls):
                 self._history = [(True, *entry) for entry in self._plugins.items()]
@@ -1048,85 +728,69 @@ class Registry:
             _add_impl(self._impls.setdefault(hook, []), impl)
         return pm_name
 
-    def _check_hook_names(
-        self, plugin: object, name: str, where: str, distribution: str | None
-    ) -> None:
-        """Unknown hook names (typos such as ``accel_accelerator``) are errors."""
+    def _check_hook_names(self, plugin: object, name: str, dist: _Dist | None) -> list[str]:
+        # Unknown hook names (typos such as ``accel_accelerator``) are errors, and so are
+        # names that look like hooks but are not marked (most often a forgotten decorator).
+        # Returns the hooks ``plugin`` implements.
         implemented = self._hooks_of(plugin)
+        specs = _hook_specs()
         for hook in implemented:
-            if hook not in _hook_specs():
-                known = sorted(n for n in dir(hookspecs) if n.startswith("accel_"))
-                guess = did_you_mean(hook, known)
-                raise PluginValidationError(
-                    f"{where}: unknown hook {hook!r}"
-                    + (f" (did you mean {guess!r}?)" if guess else ""),
-                    hint="hooks are: " + ", ".join(known),
-                    plugin=name,
-                    distribution=distribution,
-                    hook=hook,
-                )
-        # Names that look like hooks but are not marked: most often a forgotten decorator.
-        marked = set(implemented)
-        for attr in dir(plugin):
-            if not attr.startswith("accel_") or attr in marked:
-                continue
-            if hasattr(hookspecs, attr):
-                if callable(getattr(plugin, attr, None)):
-                    raise PluginValidationError(
-                        f"{where}: {attr!r} is not marked with @accel.hookimpl, "
-                        "so it would never be called",
-                        hint=f"decorate it: @accel.hookimpl def {attr}(...)",
-                        plugin=name,
-                        distribution=distribution,
-                        hook=attr,
-                    )
-            else:
-                obj = getattr(plugin, attr, None)
-                if callable(obj):
-                    known = sorted(n for n in dir(hookspecs) if n.startswith("accel_"))
-                    guess = did_you_mean(attr, known)
-                    raise PluginValidationError(
-                        f"{where}: {attr!r} looks like a hook but is not one"
-                        + (f" (did you mean {guess!r}?)" if guess else ""),
-                        hint="hooks are: " + ", ".join(known),
-                        plugin=name,
-                        distribution=distribution,
-                        hook=attr,
-                    )
+            if hook not in specs:
+                from ._registry_extra import unknown_hook
+
+                raise unknown_hook(hookspecs, hook, name, dist)
+        attrs: Iterable[str]
+        if type(plugin) is _ModuleType and "__dir__" not in plugin.__dict__:
+            attrs = plugin.__dict__  # dir() of a module, unsorted
+        else:
+            attrs = dir(plugin)
+        suspects = [a for a in attrs if a.startswith("accel_") and a not in implemented]
+        if suspects:
+            from ._registry_extra import check_unmarked
+
+            check_unmarked(hookspecs, plugin, sorted(suspects), name, dist)
+        return implemented
 
     def _invalidate(self) -> None:
         self._accelerators = None
+        self._found = None
         self._device_types = None
 
     # ------------------------------------------------------------------ accelerators
 
-    def _collect_accelerators(self, extra_check: str | None = None) -> dict[str, AcceleratorInfo]:
+    def _collect_accelerators(self, added: object = None) -> dict[str, AcceleratorInfo]:
+        # Every plugin's accelerators in call order; refuses a wrong type or a name two
+        # plugins provide. Just after ``added`` was registered at the end of the call order,
+        # only its hook is called, on top of the accelerators last collected.
+        impls = self._impls["accel_accelerators"].copy()
         found: dict[str, AcceleratorInfo] = {}
-        for impl in self._impls["accel_accelerators"].copy():
+        before = self._found_from
+        if (
+            added is not None
+            and self._found is not None
+            and impls[: len(before)] == before
+            and all(impl.plugin is added for impl in impls[len(before) :])
+        ):
+            found.update(self._found)
+            impls = impls[len(before) :]
+        for impl in impls:
             pname = self._name_of(impl.plugin) or "?"
             try:
                 result: Any = impl.function()
             except Exception as exc:  # reported with the plugin name
-                raise PluginValidationError(
-                    f"plugin {pname!r}: accel_accelerators() raised {exc!r}", plugin=pname
-                ) from exc
+                from ._registry_extra import hook_raised_on_check
+
+                raise hook_raised_on_check("accel_accelerators", pname, exc) from exc
             infos: Iterable[object] = result or ()
             for info in infos:
                 if not isinstance(info, AcceleratorInfo):
-                    raise PluginValidationError(
-                        f"plugin {pname!r}: accel_accelerators() must return AcceleratorInfo "
-                        f"objects, not {type(info).__name__}",
-                        plugin=pname,
-                    )
+                    from ._registry_extra import wrong_type
+
+                    raise wrong_type("accel_accelerators", "AcceleratorInfo", pname, info)
                 if info.name in found:
-                    other = found[info.name].plugin
-                    raise DuplicateAcceleratorError(
-                        f"accelerator {info.name!r} is provided by two plugins: "
-                        f"{other!r} and {pname!r}",
-                        plugin=pname,
-                        plugins=(other, pname),
-                        accelerator=info.name,
-                    )
+                    from ._registry_extra import duplicate_accelerator
+
+                    raise duplicate_accelerator(info.name, found[info.name].plugin, pname)
                 found[info.name] = _with_plugin(info, pname)
         return found
 
@@ -1135,7 +799,10 @@ class Registry:
         with self._lock:
             self._discover()
             if self._accelerators is None:
-                found = self._collect_accelerators()
+                found = self._found
+                if found is None:
+                    found = self._found = self._collect_accelerators()
+                    self._found_from = self._impls["accel_accelerators"].copy()
                 self._accelerators = dict(
                     sorted(found.items(), key=lambda kv: (-kv[1].priority, kv[0]))
                 )
@@ -1147,30 +814,17 @@ class Registry:
         try:
             return accs[name]
         except KeyError:
-            raise self._unknown(name, list(accs)) from None
+            from ._registry_extra import unknown_accelerator
 
-    def _unknown(self, name: str, known: list[str]) -> UnknownAcceleratorError:
-        guess = did_you_mean(name, known)
-        why = self._why_missing(name)
-        if guess:
-            hint = f"did you mean {guess!r}?"
-        else:
-            hint = "registered: " + (", ".join(known) if known else "none")
-        return UnknownAcceleratorError(
-            f"unknown accelerator {name!r}" + (f" ({why})" if why else ""),
-            hint=hint,
-            accelerator=name,
-            known=tuple(known),
-            suggestion=guess,
-        )
+            raise unknown_accelerator(name, list(accs), self._why_missing(name)) from None
 
     def _why_missing(self, name: str) -> str | None:
-        """Why a plugin of the same name did not provide ``name``, when we know."""
-        for err in self._state.errors:
+        # Why a plugin of the same name did not provide ``name``, when we know.
+        for err in self._errors:
             if err.plugin == name:
                 return f"plugin {name!r} failed to load: {err.error}"
-        if name in self._state.skipped:
-            return f"plugin {name!r} {self._state.skipped[name]}"
+        if name in self._skipped:
+            return f"plugin {name!r} {self._skipped[name]}"
         return None
 
     def create(self, name: str) -> Accelerator:
@@ -1204,7 +858,7 @@ class Registry:
                 why = self._why_missing(name)
                 tried.append((name, "not registered" + (f": {why}" if why else "")))
                 continue
-            acc, availability = self._try(name)
+            acc, availability = self._try(accs[name])
             if acc is not None:
                 if on_unusable is not None:
                     for skipped, reason in tried:
@@ -1215,31 +869,19 @@ class Registry:
 
     def probe_all(self) -> dict[str, Availability]:
         """Every accelerator's availability (each probed and closed again)."""
-        out: dict[str, Availability] = {}
-        for name, info in self.accelerators().items():
-            acc = info.factory()
-            try:
-                out[name] = acc.probe()
-            except AccelError as exc:  # probe() should not raise; report it as the reason
-                out[name] = Availability.unavailable(str(exc))
-            finally:
-                acc.close()
-        return out
+        from ._registry_extra import probe_all
+
+        return probe_all(self)
 
     def _parse_spec(self, spec: str | Iterable[str] | None) -> list[str]:
         if spec is None:
-            names = list(self.accelerators())
-        elif isinstance(spec, str):
+            return list(self.accelerators())
+        if isinstance(spec, str):
             names = [n.strip() for n in spec.replace(",", ":").split(":") if n.strip()]
             if not names:
-                from .errors import InvalidArgumentError
+                from ._registry_extra import empty_spec
 
-                raise InvalidArgumentError(
-                    f"empty accelerator list {spec!r}",
-                    hint="name one or more accelerators, e.g. 'kvm:tcg'",
-                    argument="accel",
-                    value=spec,
-                )
+                raise empty_spec(spec)
         else:
             names = list(spec)
         known = self.accelerators()
@@ -1250,9 +892,9 @@ class Registry:
                 self.info(name)
         return names
 
-    def _try(self, name: str) -> tuple[Accelerator | None, Availability]:
+    def _try(self, info: AcceleratorInfo) -> tuple[Accelerator | None, Availability]:
         try:
-            acc = self.info(name).factory()
+            acc = info.factory()
         except AccelError as exc:  # e.g. a backend library that cannot be loaded
             return None, Availability.unavailable(str(exc))
         try:
@@ -1281,23 +923,18 @@ class Registry:
                     try:
                         dtypes: Any = impl.function() or ()
                     except Exception as exc:  # reported with the plugin name
-                        raise PluginValidationError(
-                            f"plugin {pname!r}: accel_device_types() raised {exc!r}",
-                            plugin=pname,
-                        ) from exc
+                        from ._registry_extra import hook_raised_on_check
+
+                        raise hook_raised_on_check("accel_device_types", pname, exc) from exc
                     for dtype in dtypes:
                         if not isinstance(dtype, DeviceType):
-                            raise PluginValidationError(
-                                f"plugin {pname!r}: accel_device_types() must return "
-                                f"DeviceType objects, not {type(dtype).__name__}",
-                                plugin=pname,
-                            )
+                            from ._registry_extra import wrong_type
+
+                            raise wrong_type("accel_device_types", "DeviceType", pname, dtype)
                         if dtype.name in found:
-                            raise PluginValidationError(
-                                f"device type {dtype.name!r} is provided by two plugins: "
-                                f"{found[dtype.name].plugin!r} and {pname!r}",
-                                plugin=pname,
-                            )
+                            from ._registry_extra import duplicate_device_type
+
+                            raise duplicate_device_type(dtype.name, found[dtype.name].plugin, pname)
                         found[dtype.name] = _with_plugin(dtype, pname)
                 self._device_types = found
             return dict(self._device_types)
@@ -1325,30 +962,23 @@ class Registry:
                     if result is not None:
                         results.append((self._name_of(impl.plugin) or "?", result))
             else:
-                wrappers = [impl for impl in impls if impl.wrapper or impl.hookwrapper]
-                pname = (self._name_of(wrappers[-1].plugin) if wrappers else None) or "?"
-                results = [(pname, result) for result in self._call_hook(hook, kwargs)]
+                from ._plugin_manager import call_wrapped
+
+                results = call_wrapped(self, hook, kwargs, impls)
         except AccelError:
             raise
         except Exception as exc:
-            raiser = _raised_by(exc, impls)
-            pname = (self._name_of(raiser.plugin) if raiser is not None else None) or "?"
-            raise PluginError(
-                f"plugin {pname!r}: accel_clock_devices() raised {exc!r}",
-                hint="this is a bug in the plugin: report it, or skip the plugin with "
-                "ACCEL_DISABLE_PLUGINS=<name>",
-                plugin=pname,
-            ) from exc
+            from ._registry_extra import hook_raised
+
+            raise hook_raised(self, hook, exc, impls) from exc
         out: list[ClockDeviceChoice] = []
         for pname, result in results:
             choices: Iterable[object] = result or ()  # type: ignore[assignment]
             for choice in choices:
                 if not isinstance(choice, ClockDeviceChoice):
-                    raise PluginValidationError(
-                        f"plugin {pname!r}: accel_clock_devices() must return "
-                        f"ClockDeviceChoice objects, not {type(choice).__name__}",
-                        plugin=pname,
-                    )
+                    from ._registry_extra import wrong_type
+
+                    raise wrong_type(hook, "ClockDeviceChoice", pname, choice)
                 out.append(choice)
         return out
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
+import os
 import shutil
 import sys
 import zipfile
@@ -134,3 +135,41 @@ def test_importlib_metadata_is_used_where_the_scan_could_differ(
     assert registry._scan_entry_points("accel.plugins") is None  # importlib.metadata raises
     with pytest.raises(TypeError):  # as importlib.metadata says it
         registry._entry_points("accel.plugins")
+
+
+def test_a_directory_is_listed_again_once_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    (lib / "_accel_listed_module.py").write_text("", encoding="utf-8")
+    monkeypatch.syspath_prepend(str(lib))
+    monkeypatch.delitem(sys.modules, "_accel_listed_module", raising=False)
+    importlib.invalidate_caches()
+    importlib.import_module("_accel_listed_module")  # the import system lists ``lib``
+    real_listdir = os.listdir
+    listed: list[str] = []
+
+    def listdir(path: str) -> list[str]:
+        listed.append(path)
+        return real_listdir(path)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "listdir", listdir)
+        before = registry._scan_entry_points("accel.plugins")
+        assert before is not None
+        assert str(lib) not in listed  # its listing is current and holds no metadata
+        info = lib / "late-1.0.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text("Name: late\nVersion: 1.0\n", encoding="utf-8")
+        (info / "entry_points.txt").write_text(
+            "[accel.plugins]\nlate = late_mod\n", encoding="utf-8"
+        )
+        st = os.stat(lib)  # as at the next clock tick, whatever the file system's resolution
+        os.utime(lib, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+        after = registry._scan_entry_points("accel.plugins")
+        assert str(lib) in listed
+    assert after is not None
+    new = [r for r in rows(after) if r not in rows(before)]
+    assert new == [("late", "late_mod", "late", "1.0")]
+    assert same_as_importlib("accel.plugins") == rows(after)

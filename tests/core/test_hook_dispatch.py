@@ -26,6 +26,7 @@ from pluggy._hooks import varnames
 
 import accel
 from accel import Registry, hookspecs
+from accel import _plugin_manager as pm_module
 from accel import registry as registry_module
 from accel.errors import PluginError, PluginValidationError
 from accel.hookspecs import HookspecMarker
@@ -80,6 +81,14 @@ def test_accel_hookspecs_is_a_pluggy_spec_module() -> None:
     pm = pluggy.PluginManager("accel")
     pm.add_hookspecs(hookspecs)
     specs = registry_module._hook_specs()
+    assert isinstance(hookspecs.hookspec, HookspecMarker)
+    assert hookspecs.hookspec.project_name == "accel"
+
+    def plain() -> None: ...
+
+    defaults = pluggy.HookspecMarker("accel")(plain).accel_spec  # type: ignore[attr-defined]
+    for name in specs:
+        assert getattr(hookspecs, name).accel_spec == defaults  # what @hookspec sets
     assert list(specs) == [
         name for name in dir(hookspecs) if getattr(getattr(pm.hook, name, None), "spec", None)
     ]
@@ -165,6 +174,7 @@ CALLABLES: list[object] = [
 @pytest.mark.parametrize("func", CALLABLES, ids=repr)
 def test_argument_names_are_pluggys_varnames(func: object) -> None:
     assert registry_module._varnames(func) == varnames(func)
+    assert pm_module.varnames(func) == varnames(func)
 
 
 class _Slotted:
@@ -223,6 +233,7 @@ def _instances() -> list[object]:
         module,
         SimpleNamespace(a=_plain, b=_Methods().method, c=1),
         registry_module,
+        pm_module,
         hookspecs,
     ]
 
@@ -233,11 +244,77 @@ def test_hook_attributes_are_found_as_pluggy_finds_them(obj: object) -> None:
     # (The registry's own "no such attribute" marker is the one value it cannot look up.)
     names = {*dir(obj), "from_meta", "missing", "empty_slot"} - {"_ABSENT"}
     for name in sorted(names):
-        assert registry_module._getattr_static(obj, name) == inspect.getattr_static(
-            obj, name, None
-        ), name
+        assert pm_module.getattr_static(obj, name) == inspect.getattr_static(obj, name, None), name
         assert _static_hook_attr is not None
-        assert registry_module._hook_attr(obj, name) == _static_hook_attr(obj, name), name
+        assert pm_module.hook_attr(obj, name) == _static_hook_attr(obj, name), name
+
+
+class _ModuleSubclass(types.ModuleType):
+    pass
+
+
+def _plugin_modules() -> list[types.ModuleType]:
+    """Modules as plugins, with every kind of attribute the registry reads directly or not."""
+
+    @accel.hookimpl
+    def accel_accelerators() -> None: ...
+
+    @accel.hookimpl(specname="accel_device_types", tryfirst=True)
+    def provide() -> None: ...
+
+    @accel.hookimpl
+    def dunder() -> None: ...
+
+    def unmarked() -> None: ...
+
+    @accel.hookimpl
+    def wrapped_inner(machine: Any) -> None: ...
+
+    @functools.wraps(wrapped_inner)
+    def wrapped(*args: Any) -> None: ...
+
+    not_a_dict = lambda: None  # noqa: E731
+    not_a_dict.accel_impl = "yes"  # type: ignore[attr-defined]
+
+    class Holder:
+        @accel.hookimpl
+        def method(self, accelerator: Any) -> None: ...
+
+    plain = types.ModuleType("plain_plugin")
+    plain.accel_accelerators = accel_accelerators  # type: ignore[attr-defined]
+    plain.provide = provide  # type: ignore[attr-defined]
+    plain.unmarked = unmarked  # type: ignore[attr-defined]
+    plain.wrapped = wrapped  # type: ignore[attr-defined]
+    plain.not_a_dict = not_a_dict  # type: ignore[attr-defined]
+    plain.number = 3  # type: ignore[attr-defined]
+    kinds = types.ModuleType("kinds_plugin")
+    kinds.static = staticmethod(accel.hookimpl(lambda: None))  # type: ignore[attr-defined]
+    kinds.klass = classmethod(accel.hookimpl(lambda cls: None))  # type: ignore[attr-defined]
+    kinds.bound = Holder().method  # type: ignore[attr-defined]
+    kinds.__repr__ = dunder  # type: ignore[method-assign]
+    kinds.__init__ = dunder  # type: ignore[misc]
+    kinds.__dict__["__class__"] = dunder
+    listed = types.ModuleType("listed_plugin")
+    listed.accel_accelerators = accel_accelerators  # type: ignore[attr-defined]
+    listed.provide = provide  # type: ignore[attr-defined]
+    listed.__dir__ = lambda: ["provide"]  # type: ignore[method-assign]
+    subclass = _ModuleSubclass("subclass_plugin")
+    subclass.provide = provide  # type: ignore[attr-defined]
+    return [plain, kinds, listed, subclass, hookspecs, accel, registry_module]
+
+
+@needs_pluggy_1_7
+@pytest.mark.parametrize("module", _plugin_modules(), ids=lambda m: m.__name__)
+def test_module_plugins_are_read_as_pluggy_reads_them(module: types.ModuleType) -> None:
+    theirs = pluggy.PluginManager("accel")
+    expected = [
+        (name, opts)
+        for name in dir(module)
+        if (opts := theirs.parse_hookimpl_opts(module, name)) is not None
+    ]
+    found = registry_module._marked(module, "accel_impl")
+    assert [(name, opts) for name, _f, opts in found] == expected
+    assert found == pm_module.marked(module, "accel_impl")
 
 
 # --------------------------------------------------------------------------- plugins

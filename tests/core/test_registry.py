@@ -69,6 +69,52 @@ def test_duplicate_accelerator_names_both_plugins_and_registers_nothing() -> Non
     assert reg.accelerators()["dup"].plugin == "first"
 
 
+def test_duplicates_are_named_in_call_order_whatever_the_registration_order() -> None:
+    def plugin(name: str, **marker: bool) -> Any:
+        @accel.hookimpl(**marker)
+        def accel_accelerators() -> list[Any]:
+            return [fake_info("dup")]
+
+        return SimpleNamespace(accel_accelerators=accel_accelerators)
+
+    for marker, expected in (
+        ({}, ("first", "second")),
+        ({"tryfirst": True}, ("first", "second")),
+        ({"trylast": True}, ("second", "first")),  # the trylast one is collected first
+    ):
+        reg = Registry(entry_points=False)
+        reg.register(plugin("first"), name="first")
+        with pytest.raises(DuplicateAcceleratorError) as info:
+            reg.register(plugin("second", **marker), name="second")
+        assert info.value.plugins == expected
+        assert list(reg.accelerators()) == ["dup"]
+
+
+def test_each_plugin_is_asked_for_its_accelerators_once_while_registering() -> None:
+    calls: list[str] = []
+
+    def plugin(name: str, priority: int, **marker: bool) -> Any:
+        @accel.hookimpl(**marker)
+        def accel_accelerators() -> list[Any]:
+            calls.append(name)
+            return [fake_info(name, priority=priority)]
+
+        return SimpleNamespace(accel_accelerators=accel_accelerators)
+
+    reg = Registry(entry_points=False)
+    reg.register(plugin("a", 1), name="a")
+    reg.register(plugin("b", 3), name="b")
+    reg.register(plugin("c", 2), name="c")
+    assert list(reg.accelerators()) == ["b", "c", "a"]
+    assert {n: i.plugin for n, i in reg.accelerators().items()} == {"a": "a", "b": "b", "c": "c"}
+    assert calls == ["a", "b", "c"]
+    reg.register(plugin("d", 0, trylast=True), name="d")  # not last in the call order
+    assert calls[3:] == ["d", "a", "b", "c"]
+    reg.unregister("b")
+    assert list(reg.accelerators()) == ["c", "a", "d"]
+    assert calls[7:] == ["d", "a", "c"]
+
+
 def test_wrong_argument_names_name_the_plugin() -> None:
     @accel.hookimpl
     def accel_clock_devices(accelerator: Any, machin: Any) -> None:
@@ -405,3 +451,36 @@ def test_factory_raising_accel_error_is_a_reason_and_selection_goes_on() -> None
     with pytest.raises(NoAcceleratorError) as info:
         reg.open("first")
     assert info.value.candidates == (("first", "engine library missing (hint: install it)"),)
+
+
+def test_discovery_and_selection_leave_the_rarely_needed_modules_unloaded() -> None:
+    """The pluggy side, listings and error reports load only when something needs them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys\n"
+        "from accel.registry import Registry\n"
+        "reg = Registry()\n"
+        "reg.accelerators(); reg.device_types(); reg.info(next(iter(reg.accelerators())))\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("ACCEL_")},
+        timeout=60,
+        check=True,
+    )
+    loaded = set(json.loads(proc.stdout.splitlines()[-1]))
+    assert "accel.registry" in loaded
+    assert not loaded & {
+        "accel._plugin_manager",
+        "accel._registry_extra",
+        "accel._hookspec_marker",
+        "pluggy",
+        "importlib.metadata",
+    }
