@@ -13,6 +13,9 @@ if TYPE_CHECKING:
 
 ACCEL_NAME = "kvm"
 
+#: The ctypes ``c_char`` type, made on first use from :mod:`_ctypes` alone.
+_char: list[Any] = []
+
 
 def call(sys: Sys, name: str, fd: int, request: int, arg: Any = 0) -> Any:
     """``sys.ioctl`` with an ``OSError`` turned into :class:`BackendCallError` naming ``name``."""
@@ -30,3 +33,16 @@ def release_mapping(mm: _mmap.mmap) -> None:
         mm.close()
     except BufferError:
         return
+
+
+def buffer_address(buf: _mmap.mmap) -> int:
+    """The address of ``buf``'s first byte: ``ctypes.addressof(c_char.from_buffer(buf))``
+    through the C module :mod:`_ctypes`, without importing the :mod:`ctypes` package."""
+    import _ctypes
+
+    if not _char:
+        _char.append(type("c_char", (_ctypes._SimpleCData,), {"_type_": "c"}))
+    anchor = _char[0].from_buffer(buf)
+    address: int = _ctypes.addressof(anchor)
+    del anchor
+    return address

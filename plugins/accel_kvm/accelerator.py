@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
 import struct
@@ -34,8 +33,6 @@ CpuidEntry = tuple[int, int, int, int, int, int, int]
 
 _ENTRY = struct.Struct("<7I12x")
 _HEADER = struct.Struct("<II")
-assert _ENTRY.size == ctypes.sizeof(_abi.kvm_cpuid_entry2)
-assert _HEADER.size == ctypes.sizeof(_abi.kvm_cpuid2)
 
 #: The capabilities answered straight from KVM_CHECK_EXTENSION, with their KVM_CAP names.
 KVM_CAPS: Final[dict[Capability, tuple[str, int]]] = {

@@ -155,8 +155,8 @@ class KvmVcpu(Vcpu):
         self._u32 = self._mv.cast("I")
         self._u64 = self._mv.cast("Q")
         self._slices: dict[tuple[int, int], memoryview] = {}
-        self._regs = _abi.kvm_regs()
-        self._sregs = _abi.kvm_sregs()
+        self._regs: _abi.kvm_regs | None = None
+        self._sregs: _abi.kvm_sregs | None = None
         self._dispatch: dict[int, Callable[[], Exit | None]] = {
             _abi.KVM_EXIT_IO: self._exit_io,
             _abi.KVM_EXIT_MMIO: self._exit_mmio,
@@ -179,6 +179,8 @@ class KvmVcpu(Vcpu):
         """KVM_GET_REGS."""
         self._check_open()
         r = self._regs
+        if r is None:
+            r = self._regs = _abi.kvm_regs()
         call(self._sys, "KVM_GET_REGS", self._fd, _abi.KVM_GET_REGS, r)
         return Registers(*(getattr(r, n) for n in _REG_NAMES))
 
@@ -194,6 +196,8 @@ class KvmVcpu(Vcpu):
         """KVM_GET_SREGS."""
         self._check_open()
         s = self._sregs
+        if s is None:
+            s = self._sregs = _abi.kvm_sregs()
         call(self._sys, "KVM_GET_SREGS", self._fd, _abi.KVM_GET_SREGS, s)
         out = SpecialRegisters()
         for name in _SEG_NAMES:

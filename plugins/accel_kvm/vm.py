@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import ctypes
+import struct
 
 from accel.accelerator import VM, ClockData, CpuSpec, MemoryRegion, VmOptions
 from accel.capabilities import Capability, CapabilitySet, ClockFlags
 from accel.errors import BackendCallError, InvalidArgumentError
 
 from . import _abi
-from ._util import ACCEL_NAME, call, release_mapping
+from ._util import ACCEL_NAME, buffer_address, call, release_mapping
 from .accelerator import KVM_CAPS, answers_from_raw
 
 TYPE_CHECKING = False
@@ -23,6 +23,10 @@ if TYPE_CHECKING:
 __all__ = ["KvmVM"]
 
 _RESUME_FLAGS_MASK = ~(_abi.KVM_CLOCK_REALTIME | _abi.KVM_CLOCK_HOST_TSC)
+
+#: struct kvm_userspace_memory_region: slot, flags, guest_phys_addr, memory_size,
+#: userspace_addr.
+_REGION = struct.Struct("<IIQQQ")
 
 
 class KvmVM(VM):
@@ -53,7 +57,7 @@ class KvmVM(VM):
         self._paused = False
         self._clock_cache: ClockData | None = None
         self._clock_cache_set = False
-        self._clock_buf = _abi.kvm_clock_data()
+        self._clock_buf: _abi.kvm_clock_data | None = None
 
     @property
     def fd(self) -> int:
@@ -112,15 +116,12 @@ class KvmVM(VM):
         except OSError as exc:
             raise BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
         try:
-            anchor = ctypes.c_char.from_buffer(mm)
-            address = ctypes.addressof(anchor)
-            del anchor
-            region = _abi.kvm_userspace_memory_region(
+            region = _REGION.pack(
                 slot,
                 _abi.KVM_MEM_READONLY if readonly else 0,
                 guest_phys,
                 size,
-                address,
+                buffer_address(mm),
             )
             call(
                 self._sys,
@@ -202,6 +203,8 @@ class KvmVM(VM):
     # ------------------------------------------------------------------ clock
     def _read_clock(self) -> ClockData:
         buf = self._clock_buf
+        if buf is None:
+            buf = self._clock_buf = _abi.kvm_clock_data()
         call(self._sys, "KVM_GET_CLOCK", self._fd, _abi.KVM_GET_CLOCK, buf)
         return ClockData(
             clock=buf.clock,
