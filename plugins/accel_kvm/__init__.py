@@ -11,28 +11,36 @@ vCPU modules load with the first VM, the machine-device module (and with it
 
 from __future__ import annotations
 
-from accel.accelerator import Accelerator
-from accel.plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, MachineView, hookimpl
+from accel.plugin import AcceleratorInfo, hookimpl
 
-from ._ioctl import FaultInjector, HostSys, RecordingSys, Sys
+from ._ioctl import HostSys, Sys
 from .accelerator import KvmAccelerator
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from accel.accelerator import Accelerator
+    from accel.plugin import ClockDeviceChoice, DeviceType, MachineView
+
+    from ._wrappers import FaultInjector, RecordingSys
     from .vcpu import KvmVcpu
     from .vm import KvmVM
 
-_LAZY = {"KvmVcpu": "vcpu", "KvmVM": "vm"}
+_LAZY = {
+    "FaultInjector": "_wrappers",
+    "KvmVcpu": "vcpu",
+    "KvmVM": "vm",
+    "RecordingSys": "_wrappers",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``accel_kvm.KvmVM`` and ``accel_kvm.KvmVcpu``, imported on first use (PEP 562)."""
+    """``accel_kvm.KvmVM``, ``KvmVcpu``, ``FaultInjector`` and ``RecordingSys``, imported
+    on first use (PEP 562)."""
     if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        __import__(f"{__name__}.{_LAZY[name]}")
+        value = getattr(globals()[_LAZY[name]], name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -17,8 +17,7 @@ from accel.errors import (
 )
 
 from . import _abi
-from ._ioctl import NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, Sys
-from ._util import ACCEL_NAME, call
+from ._ioctl import ACCEL_NAME, NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, Sys, call
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

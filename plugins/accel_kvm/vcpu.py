@@ -24,7 +24,7 @@ from accel.accelerator import (
 from accel.errors import BackendCallError, HandleClosedError, VcpuStateError
 
 from . import _abi
-from ._util import ACCEL_NAME, call, release_mapping
+from ._ioctl import ACCEL_NAME, call, release_mapping
 from .accelerator import CpuidEntry
 
 TYPE_CHECKING = False

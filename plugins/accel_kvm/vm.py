@@ -9,7 +9,7 @@ from accel.capabilities import Capability, CapabilitySet, ClockFlags
 from accel.errors import BackendCallError, InvalidArgumentError
 
 from . import _abi
-from ._util import ACCEL_NAME, buffer_address, call, release_mapping
+from ._ioctl import ACCEL_NAME, buffer_address, call, release_mapping
 from .accelerator import KVM_CAPS, answers_from_raw
 
 TYPE_CHECKING = False

@@ -151,3 +151,27 @@ def test_the_watch_sees_a_plugin_import() -> None:
     """The watch is live: creating a tcg accelerator imports threading, and it says who."""
     wants, _ = watch("import accel_tcg\naccel_tcg.accel_accelerators()[0].factory()")
     assert "threading <- accel_tcg.accelerator" in wants
+
+
+#: Modules of the KVM plugin (and the ctypes package) that only registers, the VM clock,
+#: the in-kernel PIT and the test wrappers need: a guest run loads none of them.
+_RUN_SKIPS = ("ctypes", "accel_kvm._structs", "accel_kvm._wrappers")
+
+
+@pytest.mark.kvm
+def test_a_guest_run_loads_no_ctypes_structures_or_test_wrappers(tmp_path: Path) -> None:
+    steps = (
+        "import sys\n"
+        "from accel.cli import main\n"
+        "status = main(['run', '--accel', 'kvm', '-M', 'microvm', sys.argv[1]])\n"
+        "assert status == 33, status\n"
+        f"print([m for m in {_RUN_SKIPS!r} if m in sys.modules])\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", steps, str(_tiny_image(tmp_path))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[-1] == "[]"
