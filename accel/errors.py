@@ -26,6 +26,16 @@ if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import Any
 
+    from ._lazy_errors import AcceleratorUnavailableError as AcceleratorUnavailableError
+    from ._lazy_errors import CapabilityError as CapabilityError
+    from ._lazy_errors import ClockError as ClockError
+    from ._lazy_errors import SnapshotChecksumError as SnapshotChecksumError
+    from ._lazy_errors import SnapshotFormatError as SnapshotFormatError
+    from ._lazy_errors import SnapshotMismatchError as SnapshotMismatchError
+    from ._lazy_errors import SnapshotTruncatedError as SnapshotTruncatedError
+    from ._lazy_errors import SnapshotVersionError as SnapshotVersionError
+    from ._lazy_errors import UnsupportedError as UnsupportedError
+
 __all__ = [
     "AccelError",
     "AcceleratorUnavailableError",
@@ -187,13 +197,6 @@ class NoAcceleratorError(SelectionError):
         )
 
 
-class AcceleratorUnavailableError(AccelError):
-    """The accelerator cannot be used on this host. Fields: ``accelerator``, ``reason``."""
-
-    accelerator: str | None = None
-    reason: str | None = None
-
-
 # --------------------------------------------------------------------------- use
 
 
@@ -222,20 +225,6 @@ class ConfigError(AccelError, ValueError):
     """A machine, CPU or device specification is wrong. Fields vary (``device``, ``property``)."""
 
 
-class CapabilityError(AccelError):
-    """A capability is required but missing. Fields: ``accelerator``, ``capability``."""
-
-    accelerator: str | None = None
-    capability: object = None
-
-
-class UnsupportedError(AccelError):
-    """The accelerator does not implement this operation. Fields: ``accelerator``, ``feature``."""
-
-    accelerator: str | None = None
-    feature: str | None = None
-
-
 class VcpuStateError(AccelError):
     """A vCPU or VM is in the wrong state for the operation (e.g. run while paused)."""
 
@@ -249,12 +238,6 @@ class GuestMemoryError(AccelError):
 
 class MemoryLayoutError(GuestMemoryError, ValueError):
     """A memory region is misaligned, empty or overlaps another. Fields: ``address``, ``size``."""
-
-
-class ClockError(AccelError):
-    """The guest clock could not be read or written. Field ``accelerator``."""
-
-    accelerator: str | None = None
 
 
 class BackendCallError(AccelError, OSError):
@@ -332,38 +315,35 @@ class SnapshotError(AccelError):
         )
 
 
-class SnapshotFormatError(SnapshotError):
-    """The stream is not a snapshot, or its structure is malformed (bad magic, bad length)."""
+#: Classes defined in :mod:`accel._lazy_errors` (raised off the run path), imported
+#: from there on first use.
+_LAZY = frozenset(
+    {
+        "AcceleratorUnavailableError",
+        "CapabilityError",
+        "ClockError",
+        "SnapshotChecksumError",
+        "SnapshotFormatError",
+        "SnapshotMismatchError",
+        "SnapshotTruncatedError",
+        "SnapshotVersionError",
+        "UnsupportedError",
+    }
+)
 
-    default_hint = "the file is damaged or was not written by accel; use another snapshot"
+if not TYPE_CHECKING:
 
+    def __getattr__(name):
+        if name in _LAZY:
+            from . import _lazy_errors
 
-class SnapshotChecksumError(SnapshotError):
-    """A section's CRC32 does not match its bytes."""
+            value = getattr(_lazy_errors, name)
+            globals()[name] = value
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    default_hint = "the file is damaged; use another copy of the snapshot"
-
-
-class SnapshotTruncatedError(SnapshotError):
-    """The stream ended before the snapshot did."""
-
-    default_hint = "the file is incomplete (an interrupted copy or save?); use a complete one"
-
-
-class SnapshotVersionError(SnapshotError):
-    """A section's version is newer than this accel understands or older than its minimum.
-
-    ``expected`` is ``"min..max"`` understood here, ``found`` the version in the stream.
-    """
-
-    default_hint = "restore with the accel version that wrote the snapshot, or a newer one"
-
-
-class SnapshotMismatchError(SnapshotError):
-    """The snapshot does not fit the target: machine type, devices, memory layout, vCPUs,
-    or a section that is unknown here or missing from the stream."""
-
-    default_hint = "restore into a machine of the same type and configuration"
+    def __dir__():
+        return sorted(set(globals()) | _LAZY)
 
 
 def _errno_hint(err: int | None) -> str | None:

@@ -8,13 +8,7 @@ import struct
 
 from accel.accelerator import Accelerator, Availability, VmOptions
 from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
-from accel.errors import (
-    AcceleratorUnavailableError,
-    BackendCallError,
-    CapabilityError,
-    HandleClosedError,
-    InvalidArgumentError,
-)
+from accel.errors import BackendCallError, HandleClosedError, InvalidArgumentError
 
 from . import _abi
 from ._ioctl import ACCEL_NAME, NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, Sys, call
@@ -187,6 +181,8 @@ class KvmAccelerator(Accelerator):
     def _require(self) -> int:
         availability = self.probe()
         if not availability.available:
+            from accel.errors import AcceleratorUnavailableError
+
             raise AcceleratorUnavailableError(
                 f"kvm is unavailable: {availability.reason}",
                 hint=availability.hint,
@@ -310,6 +306,8 @@ class KvmAccelerator(Accelerator):
             )
         for wanted, cap in ((opts.irqchip, Capability.IRQCHIP), (opts.pit, Capability.PIT)):
             if wanted and not caps.supports(cap):
+                from accel.errors import CapabilityError
+
                 raise CapabilityError(
                     f"kvm does not support {KVM_CAPS[cap][0]}",
                     hint="create the VM without it",
