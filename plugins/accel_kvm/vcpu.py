@@ -7,7 +7,6 @@ import struct
 
 from accel.accelerator import (
     CpuSpec,
-    DescriptorTable,
     Exit,
     HaltExit,
     InternalErrorExit,
@@ -15,10 +14,7 @@ from accel.accelerator import (
     IoDirection,
     MmioExit,
     PortIoExit,
-    Registers,
-    Segment,
     ShutdownExit,
-    SpecialRegisters,
     Vcpu,
 )
 from accel.errors import BackendCallError, HandleClosedError, VcpuStateError
@@ -30,6 +26,8 @@ from .accelerator import CpuidEntry
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    from accel.accelerator import Registers, SpecialRegisters
 
     from ._ioctl import Sys
     from .vm import KvmVM
@@ -84,11 +82,6 @@ def filter_cpuid(entries: tuple[CpuidEntry, ...], cpu: CpuSpec) -> list[CpuidEnt
         out.append(entry)
     return out
 
-
-_REG_NAMES = Registers.NAMES
-_SEG_NAMES = SpecialRegisters.SEGMENTS
-_SEG_FIELDS = Segment.FIELDS
-_CTRL_NAMES = SpecialRegisters.CONTROL
 
 _EXIT_NAMES = {
     _abi.KVM_EXIT_UNKNOWN: "unknown",
@@ -177,50 +170,58 @@ class KvmVcpu(Vcpu):
     # ------------------------------------------------------------------ registers
     def get_regs(self) -> Registers:
         """KVM_GET_REGS."""
+        from accel.accelerator import Registers
+
         self._check_open()
         r = self._regs
         if r is None:
             r = self._regs = _abi.kvm_regs()
         call(self._sys, "KVM_GET_REGS", self._fd, _abi.KVM_GET_REGS, r)
-        return Registers(*(getattr(r, n) for n in _REG_NAMES))
+        return Registers(*(getattr(r, n) for n in Registers.NAMES))
 
     def set_regs(self, regs: Registers) -> None:
         """KVM_SET_REGS (every field of ``regs``)."""
+        from accel.accelerator import Registers
+
         self._check_open()
         r = _abi.kvm_regs()
-        for name in _REG_NAMES:
+        for name in Registers.NAMES:
             setattr(r, name, getattr(regs, name) & 0xFFFFFFFFFFFFFFFF)
         call(self._sys, "KVM_SET_REGS", self._fd, _abi.KVM_SET_REGS, r)
 
     def get_sregs(self) -> SpecialRegisters:
         """KVM_GET_SREGS."""
+        from accel.accelerator import DescriptorTable, Segment, SpecialRegisters
+
         self._check_open()
         s = self._sregs
         if s is None:
             s = self._sregs = _abi.kvm_sregs()
         call(self._sys, "KVM_GET_SREGS", self._fd, _abi.KVM_GET_SREGS, s)
         out = SpecialRegisters()
-        for name in _SEG_NAMES:
+        for name in SpecialRegisters.SEGMENTS:
             seg = getattr(s, name)
-            setattr(out, name, Segment(*(getattr(seg, f) for f in _SEG_FIELDS)))
+            setattr(out, name, Segment(*(getattr(seg, f) for f in Segment.FIELDS)))
         out.gdt = DescriptorTable(s.gdt.base, s.gdt.limit)
         out.idt = DescriptorTable(s.idt.base, s.idt.limit)
-        for name in _CTRL_NAMES:
+        for name in SpecialRegisters.CONTROL:
             setattr(out, name, getattr(s, name))
         return out
 
     def set_sregs(self, sregs: SpecialRegisters) -> None:
         """KVM_SET_SREGS (no pending interrupt is injected: the bitmap is zero)."""
+        from accel.accelerator import Segment, SpecialRegisters
+
         self._check_open()
         s = _abi.kvm_sregs()
-        for name in _SEG_NAMES:
+        for name in SpecialRegisters.SEGMENTS:
             src = getattr(sregs, name)
             dst = getattr(s, name)
-            for f in _SEG_FIELDS:
+            for f in Segment.FIELDS:
                 setattr(dst, f, getattr(src, f))
         s.gdt.base, s.gdt.limit = sregs.gdt.base, sregs.gdt.limit
         s.idt.base, s.idt.limit = sregs.idt.base, sregs.idt.limit
-        for name in _CTRL_NAMES:
+        for name in SpecialRegisters.CONTROL:
             setattr(s, name, getattr(sregs, name))
         call(self._sys, "KVM_SET_SREGS", self._fd, _abi.KVM_SET_SREGS, s)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from accel.accelerator import VM, ClockData, CpuSpec, MemoryRegion, VmOptions
+from accel.accelerator import VM, CpuSpec, MemoryRegion, VmOptions
 from accel.capabilities import Capability, CapabilitySet, ClockFlags
 from accel.errors import BackendCallError, InvalidArgumentError
 
@@ -15,6 +15,8 @@ from .accelerator import KVM_CAPS, answers_from_raw
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap as _mmap
+
+    from accel.accelerator import ClockData
 
     from ._ioctl import Sys
     from .accelerator import KvmAccelerator
@@ -202,6 +204,8 @@ class KvmVM(VM):
 
     # ------------------------------------------------------------------ clock
     def _read_clock(self) -> ClockData:
+        from accel.accelerator import ClockData
+
         buf = self._clock_buf
         if buf is None:
             buf = self._clock_buf = _abi.kvm_clock_data()
@@ -230,6 +234,8 @@ class KvmVM(VM):
 
     def set_clock(self, data: ClockData) -> None:
         """KVM_SET_CLOCK with every field of ``data`` (while paused: replaces the cache)."""
+        from accel.accelerator import ClockData
+
         self._check_open()
         if not isinstance(data, ClockData):
             raise InvalidArgumentError(
