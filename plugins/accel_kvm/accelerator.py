@@ -236,8 +236,9 @@ class KvmAccelerator(Accelerator):
                     ) from exc
                 break
             count = _HEADER.unpack_from(buf, 0)[0]
+            start = _HEADER.size
             self._cpuid = tuple(
-                _ENTRY.unpack_from(buf, _HEADER.size + i * _ENTRY.size) for i in range(count)
+                _ENTRY.iter_unpack(memoryview(buf)[start : start + count * _ENTRY.size])
             )
         return self._cpuid
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno as _errno
 import struct
+from itertools import chain
 
 from accel.accelerator import (
     CpuSpec,
@@ -130,10 +131,9 @@ class KvmVcpu(Vcpu):
             except OSError as exc:
                 raise BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
             try:
-                buf = bytearray(_HEADER.size + len(cpuid) * _ENTRY.size)
-                _HEADER.pack_into(buf, 0, len(cpuid), 0)
-                for i, entry in enumerate(cpuid):
-                    _ENTRY.pack_into(buf, _HEADER.size + i * _ENTRY.size, *entry)
+                n = len(cpuid)
+                fmt = _HEADER.format + _ENTRY.format[1:] * n
+                buf = bytearray(struct.pack(fmt, n, 0, *chain.from_iterable(cpuid)))
                 call(sys, "KVM_SET_CPUID2", fd, _abi.KVM_SET_CPUID2, buf)
             except BaseException:
                 mm.close()
