@@ -15,7 +15,6 @@ import errno as _errno
 import fcntl
 import mmap as _mmap
 import os
-import struct
 
 from accel.errors import BackendCallError
 
@@ -132,9 +131,9 @@ def buffer_address(buf: _mmap.mmap) -> int:
     return address
 
 
-#: ``char *data`` and ``Py_ssize_t size``, the fields that follow the object header in
-#: CPython's mmap object.
-_MMAP_FIELDS = struct.Struct("@Pn")
+#: Where CPython's mmap object keeps ``char *data`` and then ``Py_ssize_t size``: right
+#: after the object header.
+_MMAP_FIELDS_OFFSET = object.__basicsize__
 
 
 def _object_address(buf: _mmap.mmap) -> int | None:
@@ -153,10 +152,10 @@ def _object_address(buf: _mmap.mmap) -> int | None:
     except OSError:
         return None
     try:
-        fields = os.pread(fd, _MMAP_FIELDS.size, id(buf) + object.__basicsize__)
-        if len(fields) != _MMAP_FIELDS.size:
+        fields = os.pread(fd, 16, id(buf) + _MMAP_FIELDS_OFFSET)
+        if len(fields) != 16:
             return None
-        address, size = _MMAP_FIELDS.unpack(fields)
+        address, size = memoryview(fields).cast("P")
         if size != len(buf) or address % _mmap.PAGESIZE:
             return None
         before = buf[:16]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno as _errno
 import os
-import struct
 
 from accel.accelerator import Accelerator, Availability, VmOptions
 from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
@@ -15,7 +14,7 @@ from ._ioctl import ACCEL_NAME, NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, Sy
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Final
+    from typing import Any, Final
 
     from .vm import KvmVM
 
@@ -24,8 +23,10 @@ __all__ = ["KVM_CAPS", "CpuidEntry", "KvmAccelerator"]
 #: (function, index, flags, eax, ebx, ecx, edx) of one kvm_cpuid_entry2.
 CpuidEntry = tuple[int, int, int, int, int, int, int]
 
-_ENTRY = struct.Struct("<7I12x")
-_HEADER = struct.Struct("<II")
+#: struct kvm_cpuid2 and kvm_cpuid_entry2 in 32-bit words: a header (nent, padding), then
+#: per entry function, index, flags, eax, ebx, ecx, edx and three words of padding.
+_HEADER_WORDS = _abi.SIZEOF_KVM_CPUID2 // 4
+_ENTRY_WORDS = _abi.SIZEOF_KVM_CPUID_ENTRY2 // 4
 
 #: The capabilities answered straight from KVM_CHECK_EXTENSION, with their KVM_CAP names.
 KVM_CAPS: Final[dict[Capability, tuple[str, int]]] = {
@@ -223,8 +224,8 @@ class KvmAccelerator(Accelerator):
             fd = self._require()
             nent = _CPUID_START
             while True:
-                buf = bytearray(_HEADER.size + nent * _ENTRY.size)
-                _HEADER.pack_into(buf, 0, nent, 0)
+                buf = bytearray(4 * (_HEADER_WORDS + nent * _ENTRY_WORDS))
+                buf[:4] = nent.to_bytes(4, "little")
                 try:
                     self._sys.ioctl(fd, _abi.KVM_GET_SUPPORTED_CPUID, buf)
                 except OSError as exc:
@@ -235,11 +236,12 @@ class KvmAccelerator(Accelerator):
                         "KVM_GET_SUPPORTED_CPUID", exc.errno, accelerator=ACCEL_NAME
                     ) from exc
                 break
-            count = _HEADER.unpack_from(buf, 0)[0]
-            start = _HEADER.size
-            self._cpuid = tuple(
-                _ENTRY.iter_unpack(memoryview(buf)[start : start + count * _ENTRY.size])
-            )
+            words = memoryview(buf).cast("I")
+            flat = words.tolist()
+            words.release()
+            end = _HEADER_WORDS + flat[0] * _ENTRY_WORDS
+            entries: list[Any] = [flat[i : i + 7] for i in range(_HEADER_WORDS, end, _ENTRY_WORDS)]
+            self._cpuid = tuple(map(tuple, entries))
         return self._cpuid
 
     def capabilities(self) -> CapabilitySet:

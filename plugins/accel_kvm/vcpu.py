@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import errno as _errno
-import struct
-from itertools import chain
 
 from accel.accelerator import (
     CpuSpec,
@@ -22,7 +20,7 @@ from accel.errors import BackendCallError, HandleClosedError, VcpuStateError
 
 from . import _abi
 from ._ioctl import ACCEL_NAME, call, release_mapping
-from .accelerator import CpuidEntry
+from .accelerator import _ENTRY_WORDS, _HEADER_WORDS, CpuidEntry
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -57,8 +55,27 @@ PV_FLAGS: dict[str, tuple[int, ...]] = {
     "kvmclock-stable-bit": (_abi.KVM_FEATURE_CLOCKSOURCE_STABLE_BIT,),
 }
 
-_ENTRY = struct.Struct("<7I12x")
-_HEADER = struct.Struct("<II")
+
+def cpuid_buffer(entries: list[CpuidEntry]) -> bytearray:
+    """``entries`` as the ``struct kvm_cpuid2`` buffer KVM_SET_CPUID2 takes."""
+    n = len(entries)
+    buf = bytearray(4 * (_HEADER_WORDS + n * _ENTRY_WORDS))
+    words = memoryview(buf).cast("I")
+    words[0] = n
+    i = _HEADER_WORDS
+    for entry in entries:
+        (
+            words[i],
+            words[i + 1],
+            words[i + 2],
+            words[i + 3],
+            words[i + 4],
+            words[i + 5],
+            words[i + 6],
+        ) = entry
+        i += _ENTRY_WORDS
+    words.release()
+    return buf
 
 
 def filter_cpuid(entries: tuple[CpuidEntry, ...], cpu: CpuSpec) -> list[CpuidEntry]:
@@ -131,10 +148,7 @@ class KvmVcpu(Vcpu):
             except OSError as exc:
                 raise BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
             try:
-                n = len(cpuid)
-                fmt = _HEADER.format + _ENTRY.format[1:] * n
-                buf = bytearray(struct.pack(fmt, n, 0, *chain.from_iterable(cpuid)))
-                call(sys, "KVM_SET_CPUID2", fd, _abi.KVM_SET_CPUID2, buf)
+                call(sys, "KVM_SET_CPUID2", fd, _abi.KVM_SET_CPUID2, cpuid_buffer(cpuid))
             except BaseException:
                 mm.close()
                 raise

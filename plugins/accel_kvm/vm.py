@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-
 from accel.accelerator import VM, CpuSpec, MemoryRegion, VmOptions
 from accel.capabilities import Capability, CapabilitySet, ClockFlags
 from accel.errors import BackendCallError, InvalidArgumentError
@@ -26,9 +24,12 @@ __all__ = ["KvmVM"]
 
 _RESUME_FLAGS_MASK = ~(_abi.KVM_CLOCK_REALTIME | _abi.KVM_CLOCK_HOST_TSC)
 
-#: struct kvm_userspace_memory_region: slot, flags, guest_phys_addr, memory_size,
-#: userspace_addr.
-_REGION = struct.Struct("<IIQQQ")
+
+def region_bytes(slot: int, flags: int, guest_phys: int, size: int, address: int) -> bytes:
+    """A ``struct kvm_userspace_memory_region`` (slot and flags 32-bit, then guest_phys_addr,
+    memory_size and userspace_addr 64-bit, little-endian) for KVM_SET_USER_MEMORY_REGION."""
+    value = slot | flags << 32 | guest_phys << 64 | size << 128 | address << 192
+    return value.to_bytes(_abi.SIZEOF_KVM_USERSPACE_MEMORY_REGION, "little")
 
 
 class KvmVM(VM):
@@ -118,7 +119,7 @@ class KvmVM(VM):
         except OSError as exc:
             raise BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
         try:
-            region = _REGION.pack(
+            region = region_bytes(
                 slot,
                 _abi.KVM_MEM_READONLY if readonly else 0,
                 guest_phys,

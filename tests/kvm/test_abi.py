@@ -116,12 +116,18 @@ def test_sizes_and_offsets_match_the_ctypes_structures() -> None:
     }
     for const, offset in run_fields.items():
         assert getattr(_abi, const) == offset, const
-    for module in (accelerator, vcpu):
-        assert module._ENTRY.size == ctypes.sizeof(_abi.kvm_cpuid_entry2)
-        assert module._HEADER.size == ctypes.sizeof(_abi.kvm_cpuid2)
-    assert vm._REGION.size == ctypes.sizeof(_abi.kvm_userspace_memory_region)
-    region = _abi.kvm_userspace_memory_region(1, 2, 3, 4, 5)
-    assert vm._REGION.pack(1, 2, 3, 4, 5) == bytes(region)
+    assert ctypes.sizeof(_abi.kvm_cpuid2) == accelerator._HEADER_WORDS * 4
+    assert ctypes.sizeof(_abi.kvm_cpuid_entry2) == accelerator._ENTRY_WORDS * 4
+    region = _abi.kvm_userspace_memory_region(1, 2, 3 << 32, 4 << 20, 0x7F0012345000)
+    assert vm.region_bytes(1, 2, 3 << 32, 4 << 20, 0x7F0012345000) == bytes(region)
+    entries = [(0x40000001, 0, 1, 0x1FF, 0, 0, 0), (7, 1, 2, 3, 4, 5, 0xFFFFFFFF)]
+    buf = vcpu.cpuid_buffer(entries)
+    header = _abi.kvm_cpuid2.from_buffer_copy(buf)
+    assert header.nent == 2 and len(buf) == ctypes.sizeof(header) + 2 * 40
+    for i, entry in enumerate(entries):
+        got = _abi.kvm_cpuid_entry2.from_buffer_copy(buf, ctypes.sizeof(header) + i * 40)
+        assert (got.function, got.index, got.flags, got.eax, got.ebx, got.ecx, got.edx) == entry
+        assert list(got.padding) == [0, 0, 0]
 
 
 def test_structures_are_the_same_objects_through_abi() -> None:

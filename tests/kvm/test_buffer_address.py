@@ -63,7 +63,7 @@ def test_falls_back_to_ctypes_when_proc_mem_cannot_be_read(
 def test_an_unconfirmed_read_is_not_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fields read from the wrong place are refused, and ctypes gives the answer."""
     mm = _mapping()
-    monkeypatch.setattr(_ioctl, "_MMAP_FIELDS", _ioctl.struct.Struct("@8xPn"))
+    monkeypatch.setattr(_ioctl, "_MMAP_FIELDS_OFFSET", _ioctl._MMAP_FIELDS_OFFSET + 8)
     assert _ioctl._object_address(mm) is None
     assert _ioctl.buffer_address(mm) == _ctypes_address(mm)
     mm.close()
