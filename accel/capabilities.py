@@ -261,7 +261,7 @@ class CapabilitySet(Mapping[Capability, CapabilityAnswer]):
                 value=missing,
             )
         self._answers: dict[Capability, CapabilityAnswer] = {c: items[c] for c in Capability}
-        self._hash = hash(tuple(self._answers.items()))
+        self._hash: int | None = None
 
     def __getitem__(self, key: Capability) -> CapabilityAnswer:
         return self._answers[key]
@@ -273,6 +273,8 @@ class CapabilitySet(Mapping[Capability, CapabilityAnswer]):
         return len(self._answers)
 
     def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(tuple(self._answers.items()))
         return self._hash
 
     def __eq__(self, other: object) -> bool:
