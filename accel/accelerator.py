@@ -35,10 +35,11 @@ from __future__ import annotations
 
 import abc
 
+from . import errors as _errors
 from ._enums import Enum
 from ._records import field, record
 from .capabilities import Capability, CapabilityAnswer, CapabilitySet
-from .errors import HandleClosedError, InvalidArgumentError, MemoryLayoutError
+from .errors import InvalidArgumentError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -373,7 +374,7 @@ class _Handle(abc.ABC):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise HandleClosedError(self._describe())
+            raise _errors.HandleClosedError(self._describe())
 
     def close(self) -> None:
         """Release every resource; idempotent."""
@@ -541,14 +542,14 @@ class VM(_Handle):
                     value=value,
                 )
         if size <= 0:
-            raise MemoryLayoutError(
+            raise _errors.MemoryLayoutError(
                 f"{what}: memory region at {guest_phys:#x} is empty (size {size:#x})",
                 hint="give a positive size, a multiple of 4 KiB",
                 address=guest_phys,
                 size=size,
             )
         if guest_phys < 0 or guest_phys % PAGE_SIZE or size % PAGE_SIZE:
-            raise MemoryLayoutError(
+            raise _errors.MemoryLayoutError(
                 f"{what}: memory region {guest_phys:#x}+{size:#x} is not 4 KiB aligned",
                 hint=f"use non-negative multiples of {PAGE_SIZE} for both the address and the size",
                 address=guest_phys,
@@ -556,7 +557,7 @@ class VM(_Handle):
             )
         end = guest_phys + size
         if end > 1 << self._phys_bits:
-            raise MemoryLayoutError(
+            raise _errors.MemoryLayoutError(
                 f"{what}: memory region {guest_phys:#x}..{end:#x} is beyond the "
                 f"{self._phys_bits}-bit guest-physical address space",
                 hint=f"keep regions below {1 << self._phys_bits:#x}",
@@ -567,7 +568,7 @@ class VM(_Handle):
         spans += [(start, length, "MMIO") for start, length in self.mmio_ranges]
         for start, length, kind in spans:
             if guest_phys < start + length and start < end:
-                raise MemoryLayoutError(
+                raise _errors.MemoryLayoutError(
                     f"{what}: memory region {guest_phys:#x}..{end:#x} overlaps the {kind} "
                     f"region {start:#x}..{start + length:#x}",
                     hint="choose a free guest-physical range",
@@ -590,11 +591,9 @@ class VM(_Handle):
         region.view[off : off + len(data)] = data
 
     def _region_for(self, address: int, size: int) -> MemoryRegion:
-        from .errors import GuestMemoryError
-
         self._check_open()
         if size < 0 or address < 0:
-            raise GuestMemoryError(
+            raise _errors.GuestMemoryError(
                 f"invalid guest memory access at {address:#x} size {size}",
                 address=address,
                 size=size,
@@ -602,7 +601,7 @@ class VM(_Handle):
         for region in self.memory_regions:
             if region.contains(address, size):
                 return region
-        raise GuestMemoryError(
+        raise _errors.GuestMemoryError(
             f"guest range {address:#x}..{address + size:#x} is not inside one RAM region",
             hint="regions: "
             + (", ".join(f"{r.guest_phys:#x}..{r.end:#x}" for r in self.memory_regions) or "none"),

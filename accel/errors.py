@@ -18,17 +18,18 @@ Example::
 
 from __future__ import annotations
 
-import errno as _errno
-import os
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import Any
 
     from ._lazy_errors import AcceleratorUnavailableError as AcceleratorUnavailableError
+    from ._lazy_errors import BackendCallError as BackendCallError
     from ._lazy_errors import CapabilityError as CapabilityError
     from ._lazy_errors import ClockError as ClockError
+    from ._lazy_errors import GuestMemoryError as GuestMemoryError
+    from ._lazy_errors import HandleClosedError as HandleClosedError
+    from ._lazy_errors import MemoryLayoutError as MemoryLayoutError
     from ._lazy_errors import SnapshotChecksumError as SnapshotChecksumError
     from ._lazy_errors import SnapshotFormatError as SnapshotFormatError
     from ._lazy_errors import SnapshotMismatchError as SnapshotMismatchError
@@ -200,20 +201,6 @@ class NoAcceleratorError(SelectionError):
 # --------------------------------------------------------------------------- use
 
 
-class HandleClosedError(AccelError):
-    """A method was called on an accelerator, VM or vCPU handle after ``close()``.
-
-    Field ``handle``: what was closed (``"vm"``, ``"vcpu 0"`` ...).
-    """
-
-    handle: str
-
-    default_hint = "open a new handle; a closed one cannot be reused"
-
-    def __init__(self, handle: str, *, hint: str | None = None, **fields: Any) -> None:
-        super().__init__(f"{handle} is closed", hint=hint, handle=handle, **fields)
-
-
 class InvalidArgumentError(AccelError, ValueError):
     """A caller passed a value that is wrong. Fields: ``argument``, ``value``."""
 
@@ -227,51 +214,6 @@ class ConfigError(AccelError, ValueError):
 
 class VcpuStateError(AccelError):
     """A vCPU or VM is in the wrong state for the operation (e.g. run while paused)."""
-
-
-class GuestMemoryError(AccelError):
-    """A guest memory access was outside every region. Fields: ``address``, ``size``."""
-
-    address: int | None = None
-    size: int | None = None
-
-
-class MemoryLayoutError(GuestMemoryError, ValueError):
-    """A memory region is misaligned, empty or overlaps another. Fields: ``address``, ``size``."""
-
-
-class BackendCallError(AccelError, OSError):
-    """A call into the accelerator's backend (an ioctl, a hypercall, an engine call) failed.
-
-    Fields: ``accelerator``, ``call`` (e.g. ``"KVM_GET_CLOCK"``), ``errno`` (an int or None).
-    """
-
-    accelerator: str | None
-    call: str
-
-    def __init__(
-        self,
-        call: str,
-        err: int | None,
-        *,
-        accelerator: str | None = None,
-        detail: str | None = None,
-        hint: str | None = None,
-        **fields: Any,
-    ) -> None:
-        name = _errno.errorcode.get(err, str(err)) if err is not None else None
-        text = f"{call} failed"
-        if err is not None:
-            text += f": {name} ({os.strerror(err)})"
-        if detail:
-            text += f": {detail}"
-        if accelerator:
-            text = f"{accelerator}: {text}"
-        if hint is None:
-            hint = _errno_hint(err)
-        AccelError.__init__(
-            self, text, hint=hint, accelerator=accelerator, call=call, errno=err, **fields
-        )
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -320,8 +262,12 @@ class SnapshotError(AccelError):
 _LAZY = frozenset(
     {
         "AcceleratorUnavailableError",
+        "BackendCallError",
         "CapabilityError",
         "ClockError",
+        "GuestMemoryError",
+        "HandleClosedError",
+        "MemoryLayoutError",
         "SnapshotChecksumError",
         "SnapshotFormatError",
         "SnapshotMismatchError",
@@ -344,18 +290,6 @@ if not TYPE_CHECKING:
 
     def __dir__():
         return sorted(set(globals()) | _LAZY)
-
-
-def _errno_hint(err: int | None) -> str | None:
-    return {
-        _errno.EACCES: "check the device's permissions (on Linux, membership of its group)",
-        _errno.EPERM: "the operation is not permitted to this user",
-        _errno.ENOMEM: "the host is short of memory; close other VMs or lower the guest size",
-        _errno.EAGAIN: "the resource was busy; retrying may succeed",
-        _errno.EINTR: "the call was interrupted by a signal; retry it",
-        _errno.EBADF: "the handle's file descriptor is no longer valid; was it closed elsewhere?",
-        _errno.EFAULT: "the backend could not access a buffer; this is a bug, please report it",
-    }.get(err if err is not None else -1)
 
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str | None:

@@ -16,7 +16,7 @@ import fcntl
 import mmap as _mmap
 import os
 
-from accel.errors import BackendCallError
+from accel import errors as _errors
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -98,7 +98,7 @@ def call(sys: Sys, name: str, fd: int, request: int, arg: Any = 0) -> Any:
     try:
         return sys.ioctl(fd, request, arg)
     except OSError as exc:
-        raise BackendCallError(name, exc.errno, accelerator=ACCEL_NAME) from exc
+        raise _errors.BackendCallError(name, exc.errno, accelerator=ACCEL_NAME) from exc
 
 
 def release_mapping(mm: _mmap.mmap) -> None:

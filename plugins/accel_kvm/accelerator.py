@@ -5,9 +5,10 @@ from __future__ import annotations
 import errno as _errno
 import os
 
+from accel import errors as _errors
 from accel.accelerator import Accelerator, Availability, VmOptions
 from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
-from accel.errors import BackendCallError, HandleClosedError, InvalidArgumentError
+from accel.errors import InvalidArgumentError
 
 from . import _abi
 from ._ioctl import ACCEL_NAME, NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, Sys, call
@@ -232,7 +233,7 @@ class KvmAccelerator(Accelerator):
                     if exc.errno == _errno.E2BIG and nent < _CPUID_MAX:
                         nent *= 2
                         continue
-                    raise BackendCallError(
+                    raise _errors.BackendCallError(
                         "KVM_GET_SUPPORTED_CPUID", exc.errno, accelerator=ACCEL_NAME
                     ) from exc
                 break
@@ -274,7 +275,7 @@ class KvmAccelerator(Accelerator):
     def check(self, cap: Capability) -> CapabilityAnswer:
         """One host-level answer, from memory after the first read."""
         if self._closed:
-            raise HandleClosedError(self._describe())
+            raise _errors.HandleClosedError(self._describe())
         try:
             # keyed by the member's value: Enum.__hash__ is a Python-level call
             return self._answers[cap._value_]

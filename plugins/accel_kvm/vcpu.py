@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno as _errno
 
+from accel import errors as _errors
 from accel.accelerator import (
     CpuSpec,
     Exit,
@@ -16,7 +17,7 @@ from accel.accelerator import (
     ShutdownExit,
     Vcpu,
 )
-from accel.errors import BackendCallError, HandleClosedError, VcpuStateError
+from accel.errors import VcpuStateError
 
 from . import _abi
 from ._ioctl import ACCEL_NAME, call, release_mapping
@@ -146,7 +147,7 @@ class KvmVcpu(Vcpu):
             try:
                 mm = sys.mmap(fd, mmap_size)
             except OSError as exc:
-                raise BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
+                raise _errors.BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
             try:
                 call(sys, "KVM_SET_CPUID2", fd, _abi.KVM_SET_CPUID2, cpuid_buffer(cpuid))
             except BaseException:
@@ -252,14 +253,16 @@ class KvmVcpu(Vcpu):
         except OSError as exc:
             if exc.errno == _errno.EINVAL:
                 return False
-            raise BackendCallError("KVM_KVMCLOCK_CTRL", exc.errno, accelerator=ACCEL_NAME) from exc
+            raise _errors.BackendCallError(
+                "KVM_KVMCLOCK_CTRL", exc.errno, accelerator=ACCEL_NAME
+            ) from exc
         return True
 
     # ------------------------------------------------------------------ run
     def run(self) -> Exit:
         """KVM_RUN until an exit the caller must see (EINTR is retried unless kicked)."""
         if self._closed:
-            raise HandleClosedError(self._describe())
+            raise _errors.HandleClosedError(self._describe())
         if self.vm._paused:
             raise VcpuStateError(
                 f"vcpu {self.index}: the VM is paused",
@@ -280,7 +283,9 @@ class KvmVcpu(Vcpu):
                         self._mv[_abi.RUN_IMMEDIATE_EXIT] = 0
                         return InterruptedExit()
                     continue
-                raise BackendCallError("KVM_RUN", exc.errno, accelerator=ACCEL_NAME) from exc
+                raise _errors.BackendCallError(
+                    "KVM_RUN", exc.errno, accelerator=ACCEL_NAME
+                ) from exc
             handler = dispatch.get(u32[2])  # RUN_EXIT_REASON // 4
             if handler is None:
                 return self._exit_unknown()

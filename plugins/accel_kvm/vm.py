@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from accel import errors as _errors
 from accel.accelerator import VM, CpuSpec, MemoryRegion, VmOptions
 from accel.capabilities import Capability, CapabilitySet, ClockFlags
-from accel.errors import BackendCallError, InvalidArgumentError
+from accel.errors import InvalidArgumentError
 
 from . import _abi
 from ._ioctl import ACCEL_NAME, buffer_address, call, release_mapping
@@ -117,7 +118,7 @@ class KvmVM(VM):
         try:
             mm = self._sys.mmap(-1, size)
         except OSError as exc:
-            raise BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
+            raise _errors.BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
         try:
             region = region_bytes(
                 slot,
