@@ -5,8 +5,8 @@ Linux KVM on ``/dev/kvm`` through the standard library only (``os``, ``fcntl.ioc
 vCPUs with registers, CPUID and the run loop, and the kvmclock VM clock.
 
 Registration imports only what it needs (the accelerator class, the factory): the VM and
-vCPU modules load with the first VM, the machine-device module (and with it
-:mod:`accel.machine`) the first time a machine asks the device hooks.
+vCPU handles (:mod:`accel_kvm.vm`) load with the first VM, the machine-device module (and
+with it :mod:`accel.machine`) the first time a machine asks the device hooks.
 """
 
 from __future__ import annotations
@@ -24,12 +24,11 @@ if TYPE_CHECKING:
     from accel.plugin import ClockDeviceChoice, DeviceType, MachineView
 
     from ._wrappers import FaultInjector, RecordingSys
-    from .vcpu import KvmVcpu
-    from .vm import KvmVM
+    from .vm import KvmVcpu, KvmVM
 
 _LAZY = {
     "FaultInjector": "_wrappers",
-    "KvmVcpu": "vcpu",
+    "KvmVcpu": "vm",
     "KvmVM": "vm",
     "RecordingSys": "_wrappers",
 }
