@@ -132,8 +132,9 @@ def buffer_address(buf: _mmap.mmap) -> int:
 
 
 #: Where CPython's mmap object keeps ``char *data`` and then ``Py_ssize_t size``: right
-#: after the object header.
+#: after the object header; and their size, two pointers.
 _MMAP_FIELDS_OFFSET = object.__basicsize__
+_MMAP_FIELDS_SIZE = 2 * memoryview(bytes(8)).cast("P").itemsize
 
 
 def _object_address(buf: _mmap.mmap) -> int | None:
@@ -152,8 +153,8 @@ def _object_address(buf: _mmap.mmap) -> int | None:
     except OSError:
         return None
     try:
-        fields = os.pread(fd, 16, id(buf) + _MMAP_FIELDS_OFFSET)
-        if len(fields) != 16:
+        fields = os.pread(fd, _MMAP_FIELDS_SIZE, id(buf) + _MMAP_FIELDS_OFFSET)
+        if len(fields) != _MMAP_FIELDS_SIZE:
             return None
         address, size = memoryview(fields).cast("P")
         if size != len(buf) or address % _mmap.PAGESIZE:
