@@ -251,7 +251,16 @@ class KvmAccelerator(Accelerator):
         if caps is not None and not self._closed:
             return caps
         self._check_open()
-        raw = {number: self.check_extension(number) for _, number in KVM_CAPS.values()}
+        fd = self._require()
+        known = self._raw
+        raw: dict[int, int] = {}
+        for _, number in KVM_CAPS.values():
+            value = known.get(number)
+            if value is None:
+                value = known[number] = int(
+                    call(self._sys, "KVM_CHECK_EXTENSION", fd, _abi.KVM_CHECK_EXTENSION, number)
+                )
+            raw[number] = value
         cpuid = self.supported_cpuid()
         answers = answers_from_raw(raw)
         pv_eax = 0
@@ -268,7 +277,7 @@ class KvmAccelerator(Accelerator):
             pv and bool(pv_eax & _PV_STABLE_BIT), None, f"{src} bit 24"
         )
         caps = CapabilitySet(answers)
-        self._answers = {c.value: a for c, a in caps.items()}
+        self._answers = {c.value: a for c, a in answers.items()}
         self._caps = caps
         return caps
 
