@@ -35,16 +35,24 @@ from __future__ import annotations
 
 import abc
 
+from . import errors as _errors
 from ._enums import Enum
 from ._records import field, record
-from .capabilities import Capability, CapabilityAnswer, CapabilitySet, ClockFlags
-from .errors import HandleClosedError, InvalidArgumentError, MemoryLayoutError
+from .capabilities import Capability, CapabilityAnswer, CapabilitySet
+from .errors import InvalidArgumentError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
     from types import TracebackType
     from typing import ClassVar, Self
+
+    from ._registers import ClockData as ClockData
+    from ._registers import DescriptorTable as DescriptorTable
+    from ._registers import Registers as Registers
+    from ._registers import Segment as Segment
+    from ._registers import SpecialRegisters as SpecialRegisters
+    from ._registers import real_mode_sregs as real_mode_sregs
 
 __all__ = [
     "Accelerator",
@@ -70,6 +78,33 @@ __all__ = [
 ]
 
 PAGE_SIZE = 4096
+
+#: The register and clock records, defined in :mod:`accel._registers` and imported from
+#: there on first use (``accel.accelerator.Registers`` works as any other name).
+_LAZY = frozenset(
+    {
+        "ClockData",
+        "DescriptorTable",
+        "Registers",
+        "Segment",
+        "SpecialRegisters",
+        "real_mode_sregs",
+    }
+)
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name):
+        if name in _LAZY:
+            from . import _registers
+
+            value = getattr(_registers, name)
+            globals()[name] = value
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__():
+        return sorted(set(globals()) | _LAZY)
 
 
 # --------------------------------------------------------------------------- probe
@@ -99,128 +134,6 @@ class Availability:
 
     def __bool__(self) -> bool:
         return self.available
-
-
-# --------------------------------------------------------------------------- registers
-
-
-@record(slots=True)
-class Registers:
-    """x86 general-purpose registers, RIP and RFLAGS (64-bit views)."""
-
-    rax: int = 0
-    rbx: int = 0
-    rcx: int = 0
-    rdx: int = 0
-    rsi: int = 0
-    rdi: int = 0
-    rsp: int = 0
-    rbp: int = 0
-    r8: int = 0
-    r9: int = 0
-    r10: int = 0
-    r11: int = 0
-    r12: int = 0
-    r13: int = 0
-    r14: int = 0
-    r15: int = 0
-    rip: int = 0
-    rflags: int = 0x2
-
-    NAMES: ClassVar[tuple[str, ...]] = (
-        "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
-        "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags",
-    )  # fmt: skip
-
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.NAMES}
-
-
-@record(slots=True)
-class Segment:
-    """A segment register with its hidden part (the KVM ``kvm_segment`` shape)."""
-
-    base: int = 0
-    limit: int = 0xFFFF
-    selector: int = 0
-    type: int = 3
-    present: int = 1
-    dpl: int = 0
-    db: int = 0
-    s: int = 1
-    l: int = 0  # noqa: E741 - the architectural name of the 64-bit code bit
-    g: int = 0
-    avl: int = 0
-    unusable: int = 0
-
-    FIELDS: ClassVar[tuple[str, ...]] = (
-        "base", "limit", "selector", "type", "present", "dpl",
-        "db", "s", "l", "g", "avl", "unusable",
-    )  # fmt: skip
-
-    def as_dict(self) -> dict[str, int]:
-        return {name: getattr(self, name) for name in self.FIELDS}
-
-
-@record(slots=True)
-class DescriptorTable:
-    """GDTR / IDTR."""
-
-    base: int = 0
-    limit: int = 0xFFFF
-
-    def as_dict(self) -> dict[str, int]:
-        return {"base": self.base, "limit": self.limit}
-
-
-def _seg(selector: int = 0, base: int = 0, type_: int = 3) -> Segment:
-    return Segment(base=base, limit=0xFFFF, selector=selector, type=type_)
-
-
-@record(slots=True)
-class SpecialRegisters:
-    """Segment, descriptor-table and control registers, EFER and the APIC base."""
-
-    cs: Segment = field(default_factory=lambda: _seg(0xF000, 0xFFFF0000, 0xB))
-    ds: Segment = field(default_factory=_seg)
-    es: Segment = field(default_factory=_seg)
-    fs: Segment = field(default_factory=_seg)
-    gs: Segment = field(default_factory=_seg)
-    ss: Segment = field(default_factory=_seg)
-    tr: Segment = field(default_factory=lambda: Segment(type=0xB, s=0))
-    ldt: Segment = field(default_factory=lambda: Segment(type=2, s=0))
-    gdt: DescriptorTable = field(default_factory=DescriptorTable)
-    idt: DescriptorTable = field(default_factory=DescriptorTable)
-    cr0: int = 0x60000010
-    cr2: int = 0
-    cr3: int = 0
-    cr4: int = 0
-    cr8: int = 0
-    efer: int = 0
-    apic_base: int = 0xFEE00900
-
-    SEGMENTS: ClassVar[tuple[str, ...]] = ("cs", "ds", "es", "fs", "gs", "ss", "tr", "ldt")
-    CONTROL: ClassVar[tuple[str, ...]] = ("cr0", "cr2", "cr3", "cr4", "cr8", "efer", "apic_base")
-
-    def as_dict(self) -> dict[str, object]:
-        out: dict[str, object] = {s: getattr(self, s).as_dict() for s in self.SEGMENTS}
-        out["gdt"] = self.gdt.as_dict()
-        out["idt"] = self.idt.as_dict()
-        for name in self.CONTROL:
-            out[name] = getattr(self, name)
-        return out
-
-
-def real_mode_sregs(base: SpecialRegisters, *, cs: int = 0, ds: int = 0) -> SpecialRegisters:
-    """``base`` changed to flat real mode with CS = ``cs`` and DS/ES/SS/FS/GS = ``ds``.
-
-    Segment bases are ``selector << 4`` as the processor computes them in real mode.
-    """
-    base.cs = _seg(cs, cs << 4, 0xB)
-    for name in ("ds", "es", "fs", "gs", "ss"):
-        setattr(base, name, _seg(ds, ds << 4, 3))
-    base.cr0 &= ~1
-    return base
 
 
 # --------------------------------------------------------------------------- exits
@@ -372,29 +285,6 @@ Exit = PortIoExit | MmioExit | HaltExit | ShutdownExit | InternalErrorExit | Int
 """The closed set of things :meth:`Vcpu.run` returns."""
 
 
-# --------------------------------------------------------------------------- clock
-
-
-@record(frozen=True, slots=True)
-class ClockData:
-    """The VM clock (kvmclock's ``kvm_clock_data`` shape): every field is kept.
-
-    ``clock`` is guest nanoseconds; ``flags`` says which optional fields are valid:
-    ``realtime`` (host wall time, ns since the epoch, at the read) with
-    :attr:`ClockFlags.REALTIME`, ``host_tsc`` with :attr:`ClockFlags.HOST_TSC`.
-    """
-
-    clock: int
-    flags: ClockFlags = ClockFlags.NONE
-    realtime: int = 0
-    host_tsc: int = 0
-
-    @property
-    def reliable(self) -> bool:
-        """True when the read is stable across host CPUs (``TSC_STABLE``)."""
-        return bool(self.flags & ClockFlags.TSC_STABLE)
-
-
 # --------------------------------------------------------------------------- cpu spec
 
 
@@ -484,7 +374,7 @@ class _Handle(abc.ABC):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise HandleClosedError(self._describe())
+            raise _errors.HandleClosedError(self._describe())
 
     def close(self) -> None:
         """Release every resource; idempotent."""
@@ -652,14 +542,14 @@ class VM(_Handle):
                     value=value,
                 )
         if size <= 0:
-            raise MemoryLayoutError(
+            raise _errors.MemoryLayoutError(
                 f"{what}: memory region at {guest_phys:#x} is empty (size {size:#x})",
                 hint="give a positive size, a multiple of 4 KiB",
                 address=guest_phys,
                 size=size,
             )
         if guest_phys < 0 or guest_phys % PAGE_SIZE or size % PAGE_SIZE:
-            raise MemoryLayoutError(
+            raise _errors.MemoryLayoutError(
                 f"{what}: memory region {guest_phys:#x}+{size:#x} is not 4 KiB aligned",
                 hint=f"use non-negative multiples of {PAGE_SIZE} for both the address and the size",
                 address=guest_phys,
@@ -667,7 +557,7 @@ class VM(_Handle):
             )
         end = guest_phys + size
         if end > 1 << self._phys_bits:
-            raise MemoryLayoutError(
+            raise _errors.MemoryLayoutError(
                 f"{what}: memory region {guest_phys:#x}..{end:#x} is beyond the "
                 f"{self._phys_bits}-bit guest-physical address space",
                 hint=f"keep regions below {1 << self._phys_bits:#x}",
@@ -678,7 +568,7 @@ class VM(_Handle):
         spans += [(start, length, "MMIO") for start, length in self.mmio_ranges]
         for start, length, kind in spans:
             if guest_phys < start + length and start < end:
-                raise MemoryLayoutError(
+                raise _errors.MemoryLayoutError(
                     f"{what}: memory region {guest_phys:#x}..{end:#x} overlaps the {kind} "
                     f"region {start:#x}..{start + length:#x}",
                     hint="choose a free guest-physical range",
@@ -701,11 +591,9 @@ class VM(_Handle):
         region.view[off : off + len(data)] = data
 
     def _region_for(self, address: int, size: int) -> MemoryRegion:
-        from .errors import GuestMemoryError
-
         self._check_open()
         if size < 0 or address < 0:
-            raise GuestMemoryError(
+            raise _errors.GuestMemoryError(
                 f"invalid guest memory access at {address:#x} size {size}",
                 address=address,
                 size=size,
@@ -713,7 +601,7 @@ class VM(_Handle):
         for region in self.memory_regions:
             if region.contains(address, size):
                 return region
-        raise GuestMemoryError(
+        raise _errors.GuestMemoryError(
             f"guest range {address:#x}..{address + size:#x} is not inside one RAM region",
             hint="regions: "
             + (", ".join(f"{r.guest_phys:#x}..{r.end:#x}" for r in self.memory_regions) or "none"),

@@ -171,6 +171,14 @@ class CapabilityAnswer:
     value: int | None = None
     source: str = ""
 
+    def __init__(self, support: Support, value: int | None = None, source: str = "") -> None:
+        # The fields in order, as @record generates it (a set is built at every start-up).
+        set_ = object.__setattr__
+        set_(self, "support", support)
+        set_(self, "value", value)
+        set_(self, "source", source)
+        self.__post_init__()
+
     def __post_init__(self) -> None:
         if not isinstance(self.support, Support):
             raise InvalidArgumentError(
@@ -253,7 +261,7 @@ class CapabilitySet(Mapping[Capability, CapabilityAnswer]):
                 value=missing,
             )
         self._answers: dict[Capability, CapabilityAnswer] = {c: items[c] for c in Capability}
-        self._hash = hash(tuple(self._answers.items()))
+        self._hash: int | None = None
 
     def __getitem__(self, key: Capability) -> CapabilityAnswer:
         return self._answers[key]
@@ -265,6 +273,8 @@ class CapabilitySet(Mapping[Capability, CapabilityAnswer]):
         return len(self._answers)
 
     def __hash__(self) -> int:
+        if self._hash is None:
+            self._hash = hash(tuple(self._answers.items()))
         return self._hash
 
     def __eq__(self, other: object) -> bool:

@@ -18,13 +18,24 @@ Example::
 
 from __future__ import annotations
 
-import errno as _errno
-import os
-
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Iterable, Sequence
     from typing import Any
+
+    from ._lazy_errors import AcceleratorUnavailableError as AcceleratorUnavailableError
+    from ._lazy_errors import BackendCallError as BackendCallError
+    from ._lazy_errors import CapabilityError as CapabilityError
+    from ._lazy_errors import ClockError as ClockError
+    from ._lazy_errors import GuestMemoryError as GuestMemoryError
+    from ._lazy_errors import HandleClosedError as HandleClosedError
+    from ._lazy_errors import MemoryLayoutError as MemoryLayoutError
+    from ._lazy_errors import SnapshotChecksumError as SnapshotChecksumError
+    from ._lazy_errors import SnapshotFormatError as SnapshotFormatError
+    from ._lazy_errors import SnapshotMismatchError as SnapshotMismatchError
+    from ._lazy_errors import SnapshotTruncatedError as SnapshotTruncatedError
+    from ._lazy_errors import SnapshotVersionError as SnapshotVersionError
+    from ._lazy_errors import UnsupportedError as UnsupportedError
 
 __all__ = [
     "AccelError",
@@ -187,28 +198,7 @@ class NoAcceleratorError(SelectionError):
         )
 
 
-class AcceleratorUnavailableError(AccelError):
-    """The accelerator cannot be used on this host. Fields: ``accelerator``, ``reason``."""
-
-    accelerator: str | None = None
-    reason: str | None = None
-
-
 # --------------------------------------------------------------------------- use
-
-
-class HandleClosedError(AccelError):
-    """A method was called on an accelerator, VM or vCPU handle after ``close()``.
-
-    Field ``handle``: what was closed (``"vm"``, ``"vcpu 0"`` ...).
-    """
-
-    handle: str
-
-    default_hint = "open a new handle; a closed one cannot be reused"
-
-    def __init__(self, handle: str, *, hint: str | None = None, **fields: Any) -> None:
-        super().__init__(f"{handle} is closed", hint=hint, handle=handle, **fields)
 
 
 class InvalidArgumentError(AccelError, ValueError):
@@ -222,73 +212,8 @@ class ConfigError(AccelError, ValueError):
     """A machine, CPU or device specification is wrong. Fields vary (``device``, ``property``)."""
 
 
-class CapabilityError(AccelError):
-    """A capability is required but missing. Fields: ``accelerator``, ``capability``."""
-
-    accelerator: str | None = None
-    capability: object = None
-
-
-class UnsupportedError(AccelError):
-    """The accelerator does not implement this operation. Fields: ``accelerator``, ``feature``."""
-
-    accelerator: str | None = None
-    feature: str | None = None
-
-
 class VcpuStateError(AccelError):
     """A vCPU or VM is in the wrong state for the operation (e.g. run while paused)."""
-
-
-class GuestMemoryError(AccelError):
-    """A guest memory access was outside every region. Fields: ``address``, ``size``."""
-
-    address: int | None = None
-    size: int | None = None
-
-
-class MemoryLayoutError(GuestMemoryError, ValueError):
-    """A memory region is misaligned, empty or overlaps another. Fields: ``address``, ``size``."""
-
-
-class ClockError(AccelError):
-    """The guest clock could not be read or written. Field ``accelerator``."""
-
-    accelerator: str | None = None
-
-
-class BackendCallError(AccelError, OSError):
-    """A call into the accelerator's backend (an ioctl, a hypercall, an engine call) failed.
-
-    Fields: ``accelerator``, ``call`` (e.g. ``"KVM_GET_CLOCK"``), ``errno`` (an int or None).
-    """
-
-    accelerator: str | None
-    call: str
-
-    def __init__(
-        self,
-        call: str,
-        err: int | None,
-        *,
-        accelerator: str | None = None,
-        detail: str | None = None,
-        hint: str | None = None,
-        **fields: Any,
-    ) -> None:
-        name = _errno.errorcode.get(err, str(err)) if err is not None else None
-        text = f"{call} failed"
-        if err is not None:
-            text += f": {name} ({os.strerror(err)})"
-        if detail:
-            text += f": {detail}"
-        if accelerator:
-            text = f"{accelerator}: {text}"
-        if hint is None:
-            hint = _errno_hint(err)
-        AccelError.__init__(
-            self, text, hint=hint, accelerator=accelerator, call=call, errno=err, **fields
-        )
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -332,50 +257,39 @@ class SnapshotError(AccelError):
         )
 
 
-class SnapshotFormatError(SnapshotError):
-    """The stream is not a snapshot, or its structure is malformed (bad magic, bad length)."""
+#: Classes defined in :mod:`accel._lazy_errors` (raised off the run path), imported
+#: from there on first use.
+_LAZY = frozenset(
+    {
+        "AcceleratorUnavailableError",
+        "BackendCallError",
+        "CapabilityError",
+        "ClockError",
+        "GuestMemoryError",
+        "HandleClosedError",
+        "MemoryLayoutError",
+        "SnapshotChecksumError",
+        "SnapshotFormatError",
+        "SnapshotMismatchError",
+        "SnapshotTruncatedError",
+        "SnapshotVersionError",
+        "UnsupportedError",
+    }
+)
 
-    default_hint = "the file is damaged or was not written by accel; use another snapshot"
+if not TYPE_CHECKING:
 
+    def __getattr__(name):
+        if name in _LAZY:
+            from . import _lazy_errors
 
-class SnapshotChecksumError(SnapshotError):
-    """A section's CRC32 does not match its bytes."""
+            value = getattr(_lazy_errors, name)
+            globals()[name] = value
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
-    default_hint = "the file is damaged; use another copy of the snapshot"
-
-
-class SnapshotTruncatedError(SnapshotError):
-    """The stream ended before the snapshot did."""
-
-    default_hint = "the file is incomplete (an interrupted copy or save?); use a complete one"
-
-
-class SnapshotVersionError(SnapshotError):
-    """A section's version is newer than this accel understands or older than its minimum.
-
-    ``expected`` is ``"min..max"`` understood here, ``found`` the version in the stream.
-    """
-
-    default_hint = "restore with the accel version that wrote the snapshot, or a newer one"
-
-
-class SnapshotMismatchError(SnapshotError):
-    """The snapshot does not fit the target: machine type, devices, memory layout, vCPUs,
-    or a section that is unknown here or missing from the stream."""
-
-    default_hint = "restore into a machine of the same type and configuration"
-
-
-def _errno_hint(err: int | None) -> str | None:
-    return {
-        _errno.EACCES: "check the device's permissions (on Linux, membership of its group)",
-        _errno.EPERM: "the operation is not permitted to this user",
-        _errno.ENOMEM: "the host is short of memory; close other VMs or lower the guest size",
-        _errno.EAGAIN: "the resource was busy; retrying may succeed",
-        _errno.EINTR: "the call was interrupted by a signal; retry it",
-        _errno.EBADF: "the handle's file descriptor is no longer valid; was it closed elsewhere?",
-        _errno.EFAULT: "the backend could not access a buffer; this is a bug, please report it",
-    }.get(err if err is not None else -1)
+    def __dir__():
+        return sorted(set(globals()) | _LAZY)
 
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str | None:

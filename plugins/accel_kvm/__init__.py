@@ -5,34 +5,41 @@ Linux KVM on ``/dev/kvm`` through the standard library only (``os``, ``fcntl.ioc
 vCPUs with registers, CPUID and the run loop, and the kvmclock VM clock.
 
 Registration imports only what it needs (the accelerator class, the factory): the VM and
-vCPU modules load with the first VM, the machine-device module (and with it
-:mod:`accel.machine`) the first time a machine asks the device hooks.
+vCPU handles (:mod:`accel_kvm.vm`) load with the first VM, the machine-device module (and
+with it :mod:`accel.machine`) the first time a machine asks the device hooks.
 """
 
 from __future__ import annotations
 
-from accel.accelerator import Accelerator
-from accel.plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, MachineView, hookimpl
+from accel.plugin import AcceleratorInfo, hookimpl
 
-from ._ioctl import FaultInjector, HostSys, RecordingSys, Sys
+from ._ioctl import HostSys, Sys
 from .accelerator import KvmAccelerator
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from .vcpu import KvmVcpu
-    from .vm import KvmVM
+    from accel.accelerator import Accelerator
+    from accel.plugin import ClockDeviceChoice, DeviceType, MachineView
 
-_LAZY = {"KvmVcpu": "vcpu", "KvmVM": "vm"}
+    from ._wrappers import FaultInjector, RecordingSys
+    from .vm import KvmVcpu, KvmVM
+
+_LAZY = {
+    "FaultInjector": "_wrappers",
+    "KvmVcpu": "vm",
+    "KvmVM": "vm",
+    "RecordingSys": "_wrappers",
+}
 
 
 def __getattr__(name: str) -> Any:
-    """``accel_kvm.KvmVM`` and ``accel_kvm.KvmVcpu``, imported on first use (PEP 562)."""
+    """``accel_kvm.KvmVM``, ``KvmVcpu``, ``FaultInjector`` and ``RecordingSys``, imported
+    on first use (PEP 562)."""
     if name in _LAZY:
-        import importlib
-
-        value = getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+        __import__(f"{__name__}.{_LAZY[name]}")
+        value = getattr(globals()[_LAZY[name]], name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

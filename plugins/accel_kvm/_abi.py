@@ -1,16 +1,15 @@
-"""The /dev/kvm ABI for x86-64: ioctl numbers, constants and ctypes structures.
+"""The /dev/kvm ABI for x86-64: ioctl numbers, constants, sizes, offsets, structures.
 
 Everything here mirrors ``<linux/kvm.h>`` and ``<asm/kvm.h>`` (Debian ``linux-libc-dev``);
 tests/kvm/test_abi.py compiles a C program against those headers and compares every
-size, offset and ioctl number with this module.
+size, offset and ioctl number with this module. The ctypes structures (``kvm_regs`` ...)
+are defined in :mod:`accel_kvm._structs` and imported from there on first use.
 
 :data:`IOCTLS` maps the name of every ioctl the plugin issues to its request number; the
 fault-injection tests are parametrised over it, so an ioctl added here is tested.
 """
 
 from __future__ import annotations
-
-import ctypes
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -56,209 +55,40 @@ KVMIO: Final = 0xAE
 API_VERSION: Final = 12
 
 # --------------------------------------------------------------------------- structures
-
-
-class kvm_regs(ctypes.Structure):
-    _fields_ = [
-        (name, ctypes.c_uint64)
-        for name in (
-            "rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
-            "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip", "rflags",
-        )
-    ]  # fmt: skip
-
-
-class kvm_segment(ctypes.Structure):
-    _fields_ = [
-        ("base", ctypes.c_uint64),
-        ("limit", ctypes.c_uint32),
-        ("selector", ctypes.c_uint16),
-        ("type", ctypes.c_uint8),
-        ("present", ctypes.c_uint8),
-        ("dpl", ctypes.c_uint8),
-        ("db", ctypes.c_uint8),
-        ("s", ctypes.c_uint8),
-        ("l", ctypes.c_uint8),
-        ("g", ctypes.c_uint8),
-        ("avl", ctypes.c_uint8),
-        ("unusable", ctypes.c_uint8),
-        ("padding", ctypes.c_uint8),
-    ]
-
-
-class kvm_dtable(ctypes.Structure):
-    _fields_ = [
-        ("base", ctypes.c_uint64),
-        ("limit", ctypes.c_uint16),
-        ("padding", ctypes.c_uint16 * 3),
-    ]
-
+# The ctypes structures live in accel_kvm._structs (imported on first use, see
+# __getattr__ below); the sizes and offsets the plugin needs without them:
+SIZEOF_KVM_REGS: Final = 144
+SIZEOF_KVM_SREGS: Final = 312
+SIZEOF_KVM_USERSPACE_MEMORY_REGION: Final = 32
+SIZEOF_KVM_CLOCK_DATA: Final = 48
+SIZEOF_KVM_PIT_CONFIG: Final = 64
+SIZEOF_KVM_CPUID_ENTRY2: Final = 40
+SIZEOF_KVM_CPUID2: Final = 8
 
 KVM_NR_INTERRUPTS: Final = 256
-
-
-class kvm_sregs(ctypes.Structure):
-    _fields_ = [
-        ("cs", kvm_segment),
-        ("ds", kvm_segment),
-        ("es", kvm_segment),
-        ("fs", kvm_segment),
-        ("gs", kvm_segment),
-        ("ss", kvm_segment),
-        ("tr", kvm_segment),
-        ("ldt", kvm_segment),
-        ("gdt", kvm_dtable),
-        ("idt", kvm_dtable),
-        ("cr0", ctypes.c_uint64),
-        ("cr2", ctypes.c_uint64),
-        ("cr3", ctypes.c_uint64),
-        ("cr4", ctypes.c_uint64),
-        ("cr8", ctypes.c_uint64),
-        ("efer", ctypes.c_uint64),
-        ("apic_base", ctypes.c_uint64),
-        ("interrupt_bitmap", ctypes.c_uint64 * ((KVM_NR_INTERRUPTS + 63) // 64)),
-    ]
-
-
-class kvm_userspace_memory_region(ctypes.Structure):
-    _fields_ = [
-        ("slot", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("guest_phys_addr", ctypes.c_uint64),
-        ("memory_size", ctypes.c_uint64),
-        ("userspace_addr", ctypes.c_uint64),
-    ]
-
-
 KVM_MEM_READONLY: Final = 1 << 1
-
-
-class kvm_clock_data(ctypes.Structure):
-    _fields_ = [
-        ("clock", ctypes.c_uint64),
-        ("flags", ctypes.c_uint32),
-        ("pad0", ctypes.c_uint32),
-        ("realtime", ctypes.c_uint64),
-        ("host_tsc", ctypes.c_uint64),
-        ("pad", ctypes.c_uint32 * 4),
-    ]
-
-
 KVM_CLOCK_TSC_STABLE: Final = 2
 KVM_CLOCK_REALTIME: Final = 1 << 2
 KVM_CLOCK_HOST_TSC: Final = 1 << 3
 
-
-class kvm_pit_config(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint32), ("pad", ctypes.c_uint32 * 15)]
-
-
-class kvm_cpuid_entry2(ctypes.Structure):
-    _fields_ = [
-        ("function", ctypes.c_uint32),
-        ("index", ctypes.c_uint32),
-        ("flags", ctypes.c_uint32),
-        ("eax", ctypes.c_uint32),
-        ("ebx", ctypes.c_uint32),
-        ("ecx", ctypes.c_uint32),
-        ("edx", ctypes.c_uint32),
-        ("padding", ctypes.c_uint32 * 3),
-    ]
-
-
-class kvm_cpuid2(ctypes.Structure):
-    """The header of ``struct kvm_cpuid2``; ``nent`` entries follow it in the buffer."""
-
-    _fields_ = [("nent", ctypes.c_uint32), ("padding", ctypes.c_uint32)]
-
-
-# kvm_run: the fixed header, then a 256-byte union of per-exit structures.
-class kvm_run_io(ctypes.Structure):
-    _fields_ = [
-        ("direction", ctypes.c_uint8),
-        ("size", ctypes.c_uint8),
-        ("port", ctypes.c_uint16),
-        ("count", ctypes.c_uint32),
-        ("data_offset", ctypes.c_uint64),
-    ]
-
-
-class kvm_run_mmio(ctypes.Structure):
-    _fields_ = [
-        ("phys_addr", ctypes.c_uint64),
-        ("data", ctypes.c_uint8 * 8),
-        ("len", ctypes.c_uint32),
-        ("is_write", ctypes.c_uint8),
-    ]
-
-
-class kvm_run_fail_entry(ctypes.Structure):
-    _fields_ = [("hardware_entry_failure_reason", ctypes.c_uint64), ("cpu", ctypes.c_uint32)]
-
-
-class kvm_run_internal(ctypes.Structure):
-    _fields_ = [
-        ("suberror", ctypes.c_uint32),
-        ("ndata", ctypes.c_uint32),
-        ("data", ctypes.c_uint64 * 16),
-    ]
-
-
-class kvm_run_system_event(ctypes.Structure):
-    _fields_ = [
-        ("type", ctypes.c_uint32),
-        ("ndata", ctypes.c_uint32),
-        ("data", ctypes.c_uint64 * 16),
-    ]
-
-
-class kvm_run_exit_union(ctypes.Union):
-    _fields_ = [
-        ("io", kvm_run_io),
-        ("mmio", kvm_run_mmio),
-        ("fail_entry", kvm_run_fail_entry),
-        ("internal", kvm_run_internal),
-        ("system_event", kvm_run_system_event),
-        ("padding", ctypes.c_char * 256),
-    ]
-
-
-class kvm_run(ctypes.Structure):
-    """The leading part of ``struct kvm_run`` (the part the plugin reads)."""
-
-    _fields_ = [
-        ("request_interrupt_window", ctypes.c_uint8),
-        ("immediate_exit", ctypes.c_uint8),
-        ("padding1", ctypes.c_uint8 * 6),
-        ("exit_reason", ctypes.c_uint32),
-        ("ready_for_interrupt_injection", ctypes.c_uint8),
-        ("if_flag", ctypes.c_uint8),
-        ("flags", ctypes.c_uint16),
-        ("cr8", ctypes.c_uint64),
-        ("apic_base", ctypes.c_uint64),
-        ("u", kvm_run_exit_union),
-    ]
-
-
-# Offsets the run loop reads without building structures (checked against the header).
-RUN_IMMEDIATE_EXIT: Final = kvm_run.immediate_exit.offset
-RUN_EXIT_REASON: Final = kvm_run.exit_reason.offset
-_U: Final = kvm_run.u.offset
-RUN_IO_DIRECTION: Final = _U + kvm_run_io.direction.offset
-RUN_IO_SIZE: Final = _U + kvm_run_io.size.offset
-RUN_IO_PORT: Final = _U + kvm_run_io.port.offset
-RUN_IO_COUNT: Final = _U + kvm_run_io.count.offset
-RUN_IO_DATA_OFFSET: Final = _U + kvm_run_io.data_offset.offset
-RUN_MMIO_PHYS_ADDR: Final = _U + kvm_run_mmio.phys_addr.offset
-RUN_MMIO_DATA: Final = _U + kvm_run_mmio.data.offset
-RUN_MMIO_LEN: Final = _U + kvm_run_mmio.len.offset
-RUN_MMIO_IS_WRITE: Final = _U + kvm_run_mmio.is_write.offset
-RUN_FAIL_ENTRY_REASON: Final = _U + kvm_run_fail_entry.hardware_entry_failure_reason.offset
-RUN_FAIL_ENTRY_CPU: Final = _U + kvm_run_fail_entry.cpu.offset
-RUN_INTERNAL_SUBERROR: Final = _U + kvm_run_internal.suberror.offset
-RUN_INTERNAL_NDATA: Final = _U + kvm_run_internal.ndata.offset
-RUN_INTERNAL_DATA: Final = _U + kvm_run_internal.data.offset
-RUN_SYSTEM_EVENT_TYPE: Final = _U + kvm_run_system_event.type.offset
+# Offsets in kvm_run that the run loop reads (the exit union starts at 32).
+RUN_IMMEDIATE_EXIT: Final = 1
+RUN_EXIT_REASON: Final = 8
+RUN_IO_DIRECTION: Final = 32
+RUN_IO_SIZE: Final = 33
+RUN_IO_PORT: Final = 34
+RUN_IO_COUNT: Final = 36
+RUN_IO_DATA_OFFSET: Final = 40
+RUN_MMIO_PHYS_ADDR: Final = 32
+RUN_MMIO_DATA: Final = 40
+RUN_MMIO_LEN: Final = 48
+RUN_MMIO_IS_WRITE: Final = 52
+RUN_FAIL_ENTRY_REASON: Final = 32
+RUN_FAIL_ENTRY_CPU: Final = 40
+RUN_INTERNAL_SUBERROR: Final = 32
+RUN_INTERNAL_NDATA: Final = 36
+RUN_INTERNAL_DATA: Final = 40
+RUN_SYSTEM_EVENT_TYPE: Final = 32
 
 # --------------------------------------------------------------------------- exit reasons
 KVM_EXIT_UNKNOWN: Final = 0
@@ -323,19 +153,19 @@ KVM_GET_API_VERSION: Final = _io(KVMIO, 0x00)
 KVM_CREATE_VM: Final = _io(KVMIO, 0x01)
 KVM_CHECK_EXTENSION: Final = _io(KVMIO, 0x03)
 KVM_GET_VCPU_MMAP_SIZE: Final = _io(KVMIO, 0x04)
-KVM_GET_SUPPORTED_CPUID: Final = _iowr(KVMIO, 0x05, ctypes.sizeof(kvm_cpuid2))
+KVM_GET_SUPPORTED_CPUID: Final = _iowr(KVMIO, 0x05, SIZEOF_KVM_CPUID2)
 KVM_CREATE_VCPU: Final = _io(KVMIO, 0x41)
-KVM_SET_USER_MEMORY_REGION: Final = _iow(KVMIO, 0x46, ctypes.sizeof(kvm_userspace_memory_region))
+KVM_SET_USER_MEMORY_REGION: Final = _iow(KVMIO, 0x46, SIZEOF_KVM_USERSPACE_MEMORY_REGION)
 KVM_CREATE_IRQCHIP: Final = _io(KVMIO, 0x60)
-KVM_CREATE_PIT2: Final = _iow(KVMIO, 0x77, ctypes.sizeof(kvm_pit_config))
-KVM_SET_CLOCK: Final = _iow(KVMIO, 0x7B, ctypes.sizeof(kvm_clock_data))
-KVM_GET_CLOCK: Final = _ior(KVMIO, 0x7C, ctypes.sizeof(kvm_clock_data))
+KVM_CREATE_PIT2: Final = _iow(KVMIO, 0x77, SIZEOF_KVM_PIT_CONFIG)
+KVM_SET_CLOCK: Final = _iow(KVMIO, 0x7B, SIZEOF_KVM_CLOCK_DATA)
+KVM_GET_CLOCK: Final = _ior(KVMIO, 0x7C, SIZEOF_KVM_CLOCK_DATA)
 KVM_RUN: Final = _io(KVMIO, 0x80)
-KVM_GET_REGS: Final = _ior(KVMIO, 0x81, ctypes.sizeof(kvm_regs))
-KVM_SET_REGS: Final = _iow(KVMIO, 0x82, ctypes.sizeof(kvm_regs))
-KVM_GET_SREGS: Final = _ior(KVMIO, 0x83, ctypes.sizeof(kvm_sregs))
-KVM_SET_SREGS: Final = _iow(KVMIO, 0x84, ctypes.sizeof(kvm_sregs))
-KVM_SET_CPUID2: Final = _iow(KVMIO, 0x90, ctypes.sizeof(kvm_cpuid2))
+KVM_GET_REGS: Final = _ior(KVMIO, 0x81, SIZEOF_KVM_REGS)
+KVM_SET_REGS: Final = _iow(KVMIO, 0x82, SIZEOF_KVM_REGS)
+KVM_GET_SREGS: Final = _ior(KVMIO, 0x83, SIZEOF_KVM_SREGS)
+KVM_SET_SREGS: Final = _iow(KVMIO, 0x84, SIZEOF_KVM_SREGS)
+KVM_SET_CPUID2: Final = _iow(KVMIO, 0x90, SIZEOF_KVM_CPUID2)
 KVM_KVMCLOCK_CTRL: Final = _io(KVMIO, 0xAD)
 
 #: Every ioctl the plugin issues, by name (the fault-injection tests cover each one).
@@ -363,15 +193,58 @@ IOCTLS: Final[dict[str, int]] = {
 #: Request number -> name (for error messages and the fault-injection wrapper).
 IOCTL_NAMES: Final[dict[int, str]] = {number: name for name, number in IOCTLS.items()}
 
-#: Structures whose size and field offsets tests/kvm/test_abi.py checks against the headers.
-STRUCTS: Final[dict[str, type[ctypes.Structure]]] = {
-    "kvm_regs": kvm_regs,
-    "kvm_segment": kvm_segment,
-    "kvm_dtable": kvm_dtable,
-    "kvm_sregs": kvm_sregs,
-    "kvm_userspace_memory_region": kvm_userspace_memory_region,
-    "kvm_clock_data": kvm_clock_data,
-    "kvm_pit_config": kvm_pit_config,
-    "kvm_cpuid_entry2": kvm_cpuid_entry2,
-    "kvm_cpuid2": kvm_cpuid2,
-}
+#: The names :mod:`accel_kvm._structs` defines (``kvm_regs`` ... and ``STRUCTS``).
+_STRUCT_NAMES: Final = frozenset(
+    {
+        "STRUCTS",
+        "kvm_clock_data",
+        "kvm_cpuid2",
+        "kvm_cpuid_entry2",
+        "kvm_dtable",
+        "kvm_pit_config",
+        "kvm_regs",
+        "kvm_run",
+        "kvm_run_exit_union",
+        "kvm_run_fail_entry",
+        "kvm_run_internal",
+        "kvm_run_io",
+        "kvm_run_mmio",
+        "kvm_run_system_event",
+        "kvm_segment",
+        "kvm_sregs",
+        "kvm_userspace_memory_region",
+    }
+)
+
+if not TYPE_CHECKING:
+
+    def __getattr__(name):
+        """The ctypes structures (``kvm_regs``, ``STRUCTS`` ...), imported on first use."""
+        if name in _STRUCT_NAMES:
+            from . import _structs
+
+            value = getattr(_structs, name)
+            globals()[name] = value
+            return value
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__():
+        return sorted(set(globals()) | _STRUCT_NAMES)
+else:
+    from ._structs import STRUCTS as STRUCTS
+    from ._structs import kvm_clock_data as kvm_clock_data
+    from ._structs import kvm_cpuid2 as kvm_cpuid2
+    from ._structs import kvm_cpuid_entry2 as kvm_cpuid_entry2
+    from ._structs import kvm_dtable as kvm_dtable
+    from ._structs import kvm_pit_config as kvm_pit_config
+    from ._structs import kvm_regs as kvm_regs
+    from ._structs import kvm_run as kvm_run
+    from ._structs import kvm_run_exit_union as kvm_run_exit_union
+    from ._structs import kvm_run_fail_entry as kvm_run_fail_entry
+    from ._structs import kvm_run_internal as kvm_run_internal
+    from ._structs import kvm_run_io as kvm_run_io
+    from ._structs import kvm_run_mmio as kvm_run_mmio
+    from ._structs import kvm_run_system_event as kvm_run_system_event
+    from ._structs import kvm_segment as kvm_segment
+    from ._structs import kvm_sregs as kvm_sregs
+    from ._structs import kvm_userspace_memory_region as kvm_userspace_memory_region

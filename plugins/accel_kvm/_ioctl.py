@@ -4,7 +4,9 @@ Every ``open``/``close``/``ioctl``/``mmap`` the plugin makes goes through one ob
 the :class:`Sys` shape, handed to :class:`~accel_kvm.KvmAccelerator` (``sys=``) and passed
 down to its VMs and vCPUs. :class:`HostSys` calls the real functions; tests wrap it with
 :class:`FaultInjector` (make a named ioctl fail with an errno) or :class:`RecordingSys`
-(log the ioctls in order).
+(log the ioctls in order), which live in :mod:`accel_kvm._wrappers` and are re-exported
+here on first use. :func:`call` turns a failed ioctl into
+:class:`~accel.errors.BackendCallError`.
 """
 
 from __future__ import annotations
@@ -14,16 +16,22 @@ import fcntl
 import mmap as _mmap
 import os
 
-from . import _abi
+from accel import errors as _errors
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from typing import Any, Protocol
+
+    from ._wrappers import FaultInjector, RecordingSys, ioctl_name
 else:
     Protocol = object
 
 __all__ = ["FaultInjector", "HostSys", "RecordingSys", "Sys", "ioctl_name"]
+
+ACCEL_NAME = "kvm"
+
+#: The ctypes ``c_char`` type, made on first use from :mod:`_ctypes` alone.
+_char: list[Any] = []
 
 
 class Sys(Protocol):
@@ -68,106 +76,98 @@ class HostSys:
         )
 
 
-def ioctl_name(request: int) -> str:
-    """The KVM name of an ioctl request number (hex for numbers the plugin does not use)."""
-    return _abi.IOCTL_NAMES.get(request, f"ioctl {request:#x}")
-
-
-class FaultInjector:
-    """Wraps a :class:`Sys` and makes chosen calls fail with an errno.
-
-    ``fail`` maps an ioctl name (``"KVM_GET_CLOCK"``), or ``"open"``/``"mmap"``, to the
-    errno to raise; ``times`` limits how many times each fails (None: always).
-    ``answers`` maps an ioctl name to a fixed return value instead of calling the kernel
-    (``{"KVM_GET_API_VERSION": 11}``). ``calls`` counts the calls made per name.
-
-    Example::
-
-        inj = FaultInjector(fail={"KVM_SET_USER_MEMORY_REGION": errno.ENOMEM})
-        acc = KvmAccelerator(sys=inj)
-    """
-
-    def __init__(
-        self,
-        inner: Sys | None = None,
-        *,
-        fail: dict[str, int] | None = None,
-        times: int | None = None,
-        answers: dict[str, int] | None = None,
-    ) -> None:
-        self.inner: Sys = inner if inner is not None else HostSys()
-        self.fail: dict[str, int] = dict(fail or {})
-        self.times = times
-        self.answers: dict[str, int] = dict(answers or {})
-        self.calls: dict[str, int] = {}
-        self.injected: dict[str, int] = {}
-
-    def _maybe_fail(self, name: str) -> None:
-        self.calls[name] = self.calls.get(name, 0) + 1
-        err = self.fail.get(name)
-        if err is None:
-            return
-        done = self.injected.get(name, 0)
-        if self.times is not None and done >= self.times:
-            return
-        self.injected[name] = done + 1
-        raise OSError(err, os.strerror(err))
-
-    def open(self, path: str, flags: int) -> int:
-        self._maybe_fail("open")
-        return self.inner.open(path, flags)
-
-    def close(self, fd: int) -> None:
-        self.inner.close(fd)
-
-    def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any:
-        name = ioctl_name(request)
-        self._maybe_fail(name)
-        if name in self.answers:
-            return self.answers[name]
-        return self.inner.ioctl(fd, request, arg)
-
-    def mmap(self, fd: int, length: int) -> _mmap.mmap:
-        self._maybe_fail("mmap")
-        return self.inner.mmap(fd, length)
-
-
-class RecordingSys:
-    """Wraps a :class:`Sys` and appends ``(name, fd)`` for every ioctl to :attr:`log`.
-
-    ``on_ioctl(name, fd, arg)`` is called before each ioctl when given.
-    """
-
-    def __init__(
-        self,
-        inner: Sys | None = None,
-        on_ioctl: Callable[[str, int, Any], None] | None = None,
-    ) -> None:
-        self.inner: Sys = inner if inner is not None else HostSys()
-        self.log: list[tuple[str, int]] = []
-        self.on_ioctl = on_ioctl
-
-    def names(self) -> list[str]:
-        return [name for name, _ in self.log]
-
-    def open(self, path: str, flags: int) -> int:
-        return self.inner.open(path, flags)
-
-    def close(self, fd: int) -> None:
-        self.inner.close(fd)
-
-    def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any:
-        name = ioctl_name(request)
-        self.log.append((name, fd))
-        if self.on_ioctl is not None:
-            self.on_ioctl(name, fd, arg)
-        return self.inner.ioctl(fd, request, arg)
-
-    def mmap(self, fd: int, length: int) -> _mmap.mmap:
-        return self.inner.mmap(fd, length)
-
-
 #: errnos that mean "no such device" when opening /dev/kvm.
 NO_DEVICE_ERRNOS = frozenset({_errno.ENOENT, _errno.ENODEV, _errno.ENXIO})
 #: errnos that mean "permission denied".
 PERMISSION_ERRNOS = frozenset({_errno.EACCES, _errno.EPERM})
+
+
+def __getattr__(name: str) -> Any:
+    """The wrapping layers of :mod:`accel_kvm._wrappers`, imported on first use."""
+    if name in ("FaultInjector", "RecordingSys", "ioctl_name"):
+        from . import _wrappers
+
+        value = getattr(_wrappers, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def call(sys: Sys, name: str, fd: int, request: int, arg: Any = 0) -> Any:
+    """``sys.ioctl`` with an ``OSError`` turned into :class:`BackendCallError` naming ``name``."""
+    try:
+        return sys.ioctl(fd, request, arg)
+    except OSError as exc:
+        raise _errors.BackendCallError(name, exc.errno, accelerator=ACCEL_NAME) from exc
+
+
+def release_mapping(mm: _mmap.mmap) -> None:
+    """Unmap ``mm`` now, or (if a caller still holds a view of it) when that view dies."""
+    # If a memoryview handed to the caller (MemoryRegion.view, exit.data) is still alive,
+    # close() raises BufferError; the mmap object unmaps once the last view is gone.
+    try:
+        mm.close()
+    except BufferError:
+        return
+
+
+def buffer_address(buf: _mmap.mmap) -> int:
+    """The address of ``buf``'s first byte (``ctypes.addressof(c_char.from_buffer(buf))``).
+
+    Read from the mmap object itself where that can be checked, which costs a few
+    microseconds; otherwise through the C module :mod:`_ctypes` (not the :mod:`ctypes`
+    package), whose first import costs several hundred.
+    """
+    address = _object_address(buf)
+    if address is not None:
+        return address
+    import _ctypes
+
+    if not _char:
+        _char.append(type("c_char", (_ctypes._SimpleCData,), {"_type_": "c"}))
+    anchor = _char[0].from_buffer(buf)
+    address = _ctypes.addressof(anchor)
+    del anchor
+    return address
+
+
+#: Where CPython's mmap object keeps ``char *data`` and then ``Py_ssize_t size``: right
+#: after the object header; and their size, two pointers.
+_MMAP_FIELDS_OFFSET = object.__basicsize__
+_MMAP_FIELDS_SIZE = 2 * memoryview(bytes(8)).cast("P").itemsize
+
+
+def _object_address(buf: _mmap.mmap) -> int | None:
+    """``buf``'s address read through /proc/self/mem from the mmap object (``id(buf)`` is
+    its address in CPython), or None when that fails or cannot be confirmed.
+
+    Confirmed three ways: the size field equals ``len(buf)``, the address is page-aligned,
+    and 16 random bytes written through ``buf`` read back at the address (then the bytes
+    there before are put back: ``buf`` must not be in use elsewhere meanwhile, as a new
+    guest RAM mapping is not).
+    """
+    if len(buf) < 16:
+        return None
+    try:
+        fd = os.open("/proc/self/mem", os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fields = os.pread(fd, _MMAP_FIELDS_SIZE, id(buf) + _MMAP_FIELDS_OFFSET)
+        if len(fields) != _MMAP_FIELDS_SIZE:
+            return None
+        address, size = memoryview(fields).cast("P")
+        if size != len(buf) or address % _mmap.PAGESIZE:
+            return None
+        before = buf[:16]
+        marker = os.urandom(16)
+        buf[:16] = marker
+        try:
+            seen = os.pread(fd, 16, address)
+        finally:
+            buf[:16] = before
+        return address if seen == marker else None
+    except (OSError, OverflowError, TypeError):
+        return None
+    finally:
+        os.close(fd)

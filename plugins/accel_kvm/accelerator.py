@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import ctypes
 import errno as _errno
 import os
-import struct
 
+from accel import errors as _errors
 from accel.accelerator import Accelerator, Availability, VmOptions
 from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
-from accel.errors import (
-    AcceleratorUnavailableError,
-    BackendCallError,
-    CapabilityError,
-    HandleClosedError,
-    InvalidArgumentError,
-)
+from accel.errors import InvalidArgumentError
 
 from . import _abi
-from ._ioctl import NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, Sys
-from ._util import ACCEL_NAME, call
+from ._ioctl import ACCEL_NAME, NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, Sys, call
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Final
+    from typing import Any, Final
 
     from .vm import KvmVM
 
@@ -32,10 +24,10 @@ __all__ = ["KVM_CAPS", "CpuidEntry", "KvmAccelerator"]
 #: (function, index, flags, eax, ebx, ecx, edx) of one kvm_cpuid_entry2.
 CpuidEntry = tuple[int, int, int, int, int, int, int]
 
-_ENTRY = struct.Struct("<7I12x")
-_HEADER = struct.Struct("<II")
-assert _ENTRY.size == ctypes.sizeof(_abi.kvm_cpuid_entry2)
-assert _HEADER.size == ctypes.sizeof(_abi.kvm_cpuid2)
+#: struct kvm_cpuid2 and kvm_cpuid_entry2 in 32-bit words: a header (nent, padding), then
+#: per entry function, index, flags, eax, ebx, ecx, edx and three words of padding.
+_HEADER_WORDS = _abi.SIZEOF_KVM_CPUID2 // 4
+_ENTRY_WORDS = _abi.SIZEOF_KVM_CPUID_ENTRY2 // 4
 
 #: The capabilities answered straight from KVM_CHECK_EXTENSION, with their KVM_CAP names.
 KVM_CAPS: Final[dict[Capability, tuple[str, int]]] = {
@@ -191,6 +183,8 @@ class KvmAccelerator(Accelerator):
     def _require(self) -> int:
         availability = self.probe()
         if not availability.available:
+            from accel.errors import AcceleratorUnavailableError
+
             raise AcceleratorUnavailableError(
                 f"kvm is unavailable: {availability.reason}",
                 hint=availability.hint,
@@ -231,22 +225,24 @@ class KvmAccelerator(Accelerator):
             fd = self._require()
             nent = _CPUID_START
             while True:
-                buf = bytearray(_HEADER.size + nent * _ENTRY.size)
-                _HEADER.pack_into(buf, 0, nent, 0)
+                buf = bytearray(4 * (_HEADER_WORDS + nent * _ENTRY_WORDS))
+                buf[:4] = nent.to_bytes(4, "little")
                 try:
                     self._sys.ioctl(fd, _abi.KVM_GET_SUPPORTED_CPUID, buf)
                 except OSError as exc:
                     if exc.errno == _errno.E2BIG and nent < _CPUID_MAX:
                         nent *= 2
                         continue
-                    raise BackendCallError(
+                    raise _errors.BackendCallError(
                         "KVM_GET_SUPPORTED_CPUID", exc.errno, accelerator=ACCEL_NAME
                     ) from exc
                 break
-            count = _HEADER.unpack_from(buf, 0)[0]
-            self._cpuid = tuple(
-                _ENTRY.unpack_from(buf, _HEADER.size + i * _ENTRY.size) for i in range(count)
-            )
+            words = memoryview(buf).cast("I")
+            flat = words.tolist()
+            words.release()
+            end = _HEADER_WORDS + flat[0] * _ENTRY_WORDS
+            entries: list[Any] = [flat[i : i + 7] for i in range(_HEADER_WORDS, end, _ENTRY_WORDS)]
+            self._cpuid = tuple(map(tuple, entries))
         return self._cpuid
 
     def capabilities(self) -> CapabilitySet:
@@ -255,7 +251,16 @@ class KvmAccelerator(Accelerator):
         if caps is not None and not self._closed:
             return caps
         self._check_open()
-        raw = {number: self.check_extension(number) for _, number in KVM_CAPS.values()}
+        fd = self._require()
+        known = self._raw
+        raw: dict[int, int] = {}
+        for _, number in KVM_CAPS.values():
+            value = known.get(number)
+            if value is None:
+                value = known[number] = int(
+                    call(self._sys, "KVM_CHECK_EXTENSION", fd, _abi.KVM_CHECK_EXTENSION, number)
+                )
+            raw[number] = value
         cpuid = self.supported_cpuid()
         answers = answers_from_raw(raw)
         pv_eax = 0
@@ -272,14 +277,14 @@ class KvmAccelerator(Accelerator):
             pv and bool(pv_eax & _PV_STABLE_BIT), None, f"{src} bit 24"
         )
         caps = CapabilitySet(answers)
-        self._answers = {c.value: a for c, a in caps.items()}
+        self._answers = {c.value: a for c, a in answers.items()}
         self._caps = caps
         return caps
 
     def check(self, cap: Capability) -> CapabilityAnswer:
         """One host-level answer, from memory after the first read."""
         if self._closed:
-            raise HandleClosedError(self._describe())
+            raise _errors.HandleClosedError(self._describe())
         try:
             # keyed by the member's value: Enum.__hash__ is a Python-level call
             return self._answers[cap._value_]
@@ -314,6 +319,8 @@ class KvmAccelerator(Accelerator):
             )
         for wanted, cap in ((opts.irqchip, Capability.IRQCHIP), (opts.pit, Capability.PIT)):
             if wanted and not caps.supports(cap):
+                from accel.errors import CapabilityError
+
                 raise CapabilityError(
                     f"kvm does not support {KVM_CAPS[cap][0]}",
                     hint="create the VM without it",

@@ -1,28 +1,57 @@
-"""A KVM VM handle: guest memory slots, MMIO ranges, vCPUs and the kvmclock clock."""
+"""The KVM VM and vCPU handles (one module: a VM is made to run vCPUs).
+
+:class:`KvmVM`: guest memory slots, MMIO ranges, vCPUs and the kvmclock clock.
+:class:`KvmVcpu`: registers, CPUID, and the KVM_RUN loop mapped onto accel exits
+(also importable from :mod:`accel_kvm.vcpu`).
+"""
 
 from __future__ import annotations
 
-import ctypes
+import errno as _errno
 
-from accel.accelerator import VM, ClockData, CpuSpec, MemoryRegion, VmOptions
+from accel import errors as _errors
+from accel.accelerator import (
+    VM,
+    CpuSpec,
+    Exit,
+    HaltExit,
+    InternalErrorExit,
+    InterruptedExit,
+    IoDirection,
+    MemoryRegion,
+    MmioExit,
+    PortIoExit,
+    ShutdownExit,
+    Vcpu,
+    VmOptions,
+)
 from accel.capabilities import Capability, CapabilitySet, ClockFlags
-from accel.errors import BackendCallError, InvalidArgumentError
+from accel.errors import InvalidArgumentError, VcpuStateError
 
 from . import _abi
-from ._util import ACCEL_NAME, call, release_mapping
-from .accelerator import KVM_CAPS, answers_from_raw
+from ._ioctl import ACCEL_NAME, buffer_address, call, release_mapping
+from .accelerator import _ENTRY_WORDS, _HEADER_WORDS, KVM_CAPS, CpuidEntry, answers_from_raw
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap as _mmap
+    from collections.abc import Callable
+
+    from accel.accelerator import ClockData, Registers, SpecialRegisters
 
     from ._ioctl import Sys
     from .accelerator import KvmAccelerator
-    from .vcpu import KvmVcpu
 
-__all__ = ["KvmVM"]
+__all__ = ["PV_FLAGS", "KvmVM", "KvmVcpu", "cpuid_buffer", "filter_cpuid"]
 
 _RESUME_FLAGS_MASK = ~(_abi.KVM_CLOCK_REALTIME | _abi.KVM_CLOCK_HOST_TSC)
+
+
+def region_bytes(slot: int, flags: int, guest_phys: int, size: int, address: int) -> bytes:
+    """A ``struct kvm_userspace_memory_region`` (slot and flags 32-bit, then guest_phys_addr,
+    memory_size and userspace_addr 64-bit, little-endian) for KVM_SET_USER_MEMORY_REGION."""
+    value = slot | flags << 32 | guest_phys << 64 | size << 128 | address << 192
+    return value.to_bytes(_abi.SIZEOF_KVM_USERSPACE_MEMORY_REGION, "little")
 
 
 class KvmVM(VM):
@@ -53,7 +82,7 @@ class KvmVM(VM):
         self._paused = False
         self._clock_cache: ClockData | None = None
         self._clock_cache_set = False
-        self._clock_buf = _abi.kvm_clock_data()
+        self._clock_buf: _abi.kvm_clock_data | None = None
 
     @property
     def fd(self) -> int:
@@ -110,17 +139,14 @@ class KvmVM(VM):
         try:
             mm = self._sys.mmap(-1, size)
         except OSError as exc:
-            raise BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
+            raise _errors.BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
         try:
-            anchor = ctypes.c_char.from_buffer(mm)
-            address = ctypes.addressof(anchor)
-            del anchor
-            region = _abi.kvm_userspace_memory_region(
+            region = region_bytes(
                 slot,
                 _abi.KVM_MEM_READONLY if readonly else 0,
                 guest_phys,
                 size,
-                address,
+                buffer_address(mm),
             )
             call(
                 self._sys,
@@ -159,8 +185,6 @@ class KvmVM(VM):
     # ------------------------------------------------------------------ vCPUs
     def create_vcpu(self, index: int | None = None, *, cpu: CpuSpec | None = None) -> KvmVcpu:
         """KVM_CREATE_VCPU, its kvm_run mapping, and KVM_SET_CPUID2 filtered by ``cpu``."""
-        from .vcpu import KvmVcpu, filter_cpuid
-
         self._check_open()
         taken = self._vcpu_ids
         if index is None:
@@ -201,7 +225,11 @@ class KvmVM(VM):
 
     # ------------------------------------------------------------------ clock
     def _read_clock(self) -> ClockData:
+        from accel.accelerator import ClockData
+
         buf = self._clock_buf
+        if buf is None:
+            buf = self._clock_buf = _abi.kvm_clock_data()
         call(self._sys, "KVM_GET_CLOCK", self._fd, _abi.KVM_GET_CLOCK, buf)
         return ClockData(
             clock=buf.clock,
@@ -227,6 +255,8 @@ class KvmVM(VM):
 
     def set_clock(self, data: ClockData) -> None:
         """KVM_SET_CLOCK with every field of ``data`` (while paused: replaces the cache)."""
+        from accel.accelerator import ClockData
+
         self._check_open()
         if not isinstance(data, ClockData):
             raise InvalidArgumentError(
@@ -300,3 +330,365 @@ class KvmVM(VM):
             self._sys.close(fd)
         finally:
             self.accelerator._forget(self)
+
+
+# --------------------------------------------------------------------------- vCPU
+
+#: QEMU's names of the KVM paravirtual CPUID flags (leaf 0x40000001 EAX) -> bits.
+PV_FLAGS: dict[str, tuple[int, ...]] = {
+    "kvmclock": (
+        _abi.KVM_FEATURE_CLOCKSOURCE,
+        _abi.KVM_FEATURE_CLOCKSOURCE2,
+        _abi.KVM_FEATURE_CLOCKSOURCE_STABLE_BIT,
+    ),
+    "kvm-nopiodelay": (_abi.KVM_FEATURE_NOP_IO_DELAY,),
+    "kvm-asyncpf": (_abi.KVM_FEATURE_ASYNC_PF,),
+    "kvm-steal-time": (_abi.KVM_FEATURE_STEAL_TIME,),
+    "kvm-pv-eoi": (_abi.KVM_FEATURE_PV_EOI,),
+    "kvm-pv-unhalt": (_abi.KVM_FEATURE_PV_UNHALT,),
+    "kvm-pv-tlb-flush": (_abi.KVM_FEATURE_PV_TLB_FLUSH,),
+    "kvm-asyncpf-vmexit": (_abi.KVM_FEATURE_ASYNC_PF_VMEXIT,),
+    "kvm-pv-ipi": (_abi.KVM_FEATURE_PV_SEND_IPI,),
+    "kvm-poll-control": (_abi.KVM_FEATURE_POLL_CONTROL,),
+    "kvm-pv-sched-yield": (_abi.KVM_FEATURE_PV_SCHED_YIELD,),
+    "kvm-asyncpf-int": (_abi.KVM_FEATURE_ASYNC_PF_INT,),
+    "kvm-msi-ext-dest-id": (_abi.KVM_FEATURE_MSI_EXT_DEST_ID,),
+    "kvmclock-stable-bit": (_abi.KVM_FEATURE_CLOCKSOURCE_STABLE_BIT,),
+}
+
+
+def cpuid_buffer(entries: list[CpuidEntry]) -> bytearray:
+    """``entries`` as the ``struct kvm_cpuid2`` buffer KVM_SET_CPUID2 takes."""
+    n = len(entries)
+    buf = bytearray(4 * (_HEADER_WORDS + n * _ENTRY_WORDS))
+    words = memoryview(buf).cast("I")
+    words[0] = n
+    i = _HEADER_WORDS
+    for entry in entries:
+        (
+            words[i],
+            words[i + 1],
+            words[i + 2],
+            words[i + 3],
+            words[i + 4],
+            words[i + 5],
+            words[i + 6],
+        ) = entry
+        i += _ENTRY_WORDS
+    words.release()
+    return buf
+
+
+def filter_cpuid(entries: tuple[CpuidEntry, ...], cpu: CpuSpec) -> list[CpuidEntry]:
+    """The supported CPUID with the KVM paravirtual flags ``cpu`` switches off cleared.
+
+    ``-kvm`` hides the whole KVM leaf range (0x40000000..0x400000FF). A flag switched on
+    that the host does not support stays off (KVM cannot offer it). Other flags are not
+    KVM's business here and are ignored.
+    """
+    if cpu.flag("kvm", True) is False:
+        return [e for e in entries if not 0x40000000 <= e[0] <= 0x400000FF]
+    clear = 0
+    for name, bits in PV_FLAGS.items():
+        if cpu.flag(name, True) is False:
+            for bit in bits:
+                clear |= 1 << bit
+    out: list[CpuidEntry] = []
+    for entry in entries:
+        if entry[0] == _abi.KVM_CPUID_FEATURES and clear:
+            function, index, flags, eax, ebx, ecx, edx = entry
+            entry = (function, index, flags, eax & ~clear, ebx, ecx, edx)
+        out.append(entry)
+    return out
+
+
+_EXIT_NAMES = {
+    _abi.KVM_EXIT_UNKNOWN: "unknown",
+    _abi.KVM_EXIT_EXCEPTION: "exception",
+    _abi.KVM_EXIT_HYPERCALL: "hypercall",
+    _abi.KVM_EXIT_DEBUG: "debug",
+    _abi.KVM_EXIT_SYSTEM_EVENT: "system-event",
+}
+
+
+class KvmVcpu(Vcpu):
+    """One KVM vCPU: its fd, its mapped ``kvm_run`` page, and :meth:`run`.
+
+    The run loop reads ``kvm_run`` through preallocated memoryview casts and dispatches
+    on the exit reason through a table built once; each exit allocates only its Exit
+    object. ``exit.data`` of a port-I/O or MMIO exit is a view into the kvm_run page, so
+    an IN or MMIO read is answered by writing into it before the next :meth:`run`.
+    """
+
+    vm: KvmVM
+
+    def __init__(
+        self,
+        vm: KvmVM,
+        index: int,
+        fd: int,
+        cpu: CpuSpec,
+        sys: Sys,
+        mmap_size: int,
+        cpuid: list[CpuidEntry],
+    ) -> None:
+        """Take over vCPU ``fd`` (from KVM_CREATE_VCPU): map kvm_run, KVM_SET_CPUID2.
+
+        Made by :meth:`KvmVM.create_vcpu`; on failure ``fd`` is closed.
+        """
+        self.vm = vm
+        self.index = index
+        self.cpu = cpu
+        self._sys = sys
+        self._ioctl = sys.ioctl
+        self._kicked = False
+        self._closed = False
+        try:
+            try:
+                mm = sys.mmap(fd, mmap_size)
+            except OSError as exc:
+                raise _errors.BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
+            try:
+                call(sys, "KVM_SET_CPUID2", fd, _abi.KVM_SET_CPUID2, cpuid_buffer(cpuid))
+            except BaseException:
+                mm.close()
+                raise
+        except BaseException:
+            sys.close(fd)
+            raise
+        self._fd = fd
+        self._mm = mm
+        self._mv = memoryview(mm)
+        self._u16 = self._mv.cast("H")
+        self._u32 = self._mv.cast("I")
+        self._u64 = self._mv.cast("Q")
+        self._slices: dict[tuple[int, int], memoryview] = {}
+        self._regs: _abi.kvm_regs | None = None
+        self._sregs: _abi.kvm_sregs | None = None
+        self._dispatch: dict[int, Callable[[], Exit | None]] = {
+            _abi.KVM_EXIT_IO: self._exit_io,
+            _abi.KVM_EXIT_MMIO: self._exit_mmio,
+            _abi.KVM_EXIT_HLT: self._exit_hlt,
+            _abi.KVM_EXIT_SHUTDOWN: self._exit_shutdown,
+            _abi.KVM_EXIT_FAIL_ENTRY: self._exit_fail_entry,
+            _abi.KVM_EXIT_INTERNAL_ERROR: self._exit_internal,
+            _abi.KVM_EXIT_SYSTEM_EVENT: self._exit_system_event,
+            _abi.KVM_EXIT_IRQ_WINDOW_OPEN: self._exit_continue,
+            _abi.KVM_EXIT_INTR: self._exit_continue,
+        }
+
+    @property
+    def fd(self) -> int:
+        """The vCPU file descriptor."""
+        return self._fd
+
+    # ------------------------------------------------------------------ registers
+    def get_regs(self) -> Registers:
+        """KVM_GET_REGS."""
+        from accel.accelerator import Registers
+
+        self._check_open()
+        r = self._regs
+        if r is None:
+            r = self._regs = _abi.kvm_regs()
+        call(self._sys, "KVM_GET_REGS", self._fd, _abi.KVM_GET_REGS, r)
+        return Registers(*(getattr(r, n) for n in Registers.NAMES))
+
+    def set_regs(self, regs: Registers) -> None:
+        """KVM_SET_REGS (every field of ``regs``)."""
+        from accel.accelerator import Registers
+
+        self._check_open()
+        r = _abi.kvm_regs()
+        for name in Registers.NAMES:
+            setattr(r, name, getattr(regs, name) & 0xFFFFFFFFFFFFFFFF)
+        call(self._sys, "KVM_SET_REGS", self._fd, _abi.KVM_SET_REGS, r)
+
+    def get_sregs(self) -> SpecialRegisters:
+        """KVM_GET_SREGS."""
+        from accel.accelerator import DescriptorTable, Segment, SpecialRegisters
+
+        self._check_open()
+        s = self._sregs
+        if s is None:
+            s = self._sregs = _abi.kvm_sregs()
+        call(self._sys, "KVM_GET_SREGS", self._fd, _abi.KVM_GET_SREGS, s)
+        out = SpecialRegisters()
+        for name in SpecialRegisters.SEGMENTS:
+            seg = getattr(s, name)
+            setattr(out, name, Segment(*(getattr(seg, f) for f in Segment.FIELDS)))
+        out.gdt = DescriptorTable(s.gdt.base, s.gdt.limit)
+        out.idt = DescriptorTable(s.idt.base, s.idt.limit)
+        for name in SpecialRegisters.CONTROL:
+            setattr(out, name, getattr(s, name))
+        return out
+
+    def set_sregs(self, sregs: SpecialRegisters) -> None:
+        """KVM_SET_SREGS (no pending interrupt is injected: the bitmap is zero)."""
+        from accel.accelerator import Segment, SpecialRegisters
+
+        self._check_open()
+        s = _abi.kvm_sregs()
+        for name in SpecialRegisters.SEGMENTS:
+            src = getattr(sregs, name)
+            dst = getattr(s, name)
+            for f in Segment.FIELDS:
+                setattr(dst, f, getattr(src, f))
+        s.gdt.base, s.gdt.limit = sregs.gdt.base, sregs.gdt.limit
+        s.idt.base, s.idt.limit = sregs.idt.base, sregs.idt.limit
+        for name in SpecialRegisters.CONTROL:
+            setattr(s, name, getattr(sregs, name))
+        call(self._sys, "KVM_SET_SREGS", self._fd, _abi.KVM_SET_SREGS, s)
+
+    # ------------------------------------------------------------------ kvmclock
+    def kvmclock_ctrl(self) -> bool:
+        """KVM_KVMCLOCK_CTRL: tell the guest it was paused (so its watchdogs do not fire).
+
+        Returns False when the guest has not enabled kvmclock (the kernel's EINVAL), which
+        is not an error.
+        """
+        self._check_open()
+        try:
+            self._sys.ioctl(self._fd, _abi.KVM_KVMCLOCK_CTRL, 0)
+        except OSError as exc:
+            if exc.errno == _errno.EINVAL:
+                return False
+            raise _errors.BackendCallError(
+                "KVM_KVMCLOCK_CTRL", exc.errno, accelerator=ACCEL_NAME
+            ) from exc
+        return True
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> Exit:
+        """KVM_RUN until an exit the caller must see (EINTR is retried unless kicked)."""
+        if self._closed:
+            raise _errors.HandleClosedError(self._describe())
+        if self.vm._paused:
+            raise VcpuStateError(
+                f"vcpu {self.index}: the VM is paused",
+                hint="call vm.resume() first",
+                accelerator=ACCEL_NAME,
+            )
+        ioctl = self._ioctl
+        fd = self._fd
+        dispatch = self._dispatch
+        u32 = self._u32
+        while True:
+            try:
+                ioctl(fd, _abi.KVM_RUN, 0)
+            except OSError as exc:
+                if exc.errno == _errno.EINTR:
+                    if self._kicked:
+                        self._kicked = False
+                        self._mv[_abi.RUN_IMMEDIATE_EXIT] = 0
+                        return InterruptedExit()
+                    continue
+                raise _errors.BackendCallError(
+                    "KVM_RUN", exc.errno, accelerator=ACCEL_NAME
+                ) from exc
+            handler = dispatch.get(u32[2])  # RUN_EXIT_REASON // 4
+            if handler is None:
+                return self._exit_unknown()
+            result = handler()
+            if result is not None:
+                return result
+
+    def _data(self, offset: int, length: int) -> memoryview:
+        key = (offset, length)
+        view = self._slices.get(key)
+        if view is None:
+            view = self._slices[key] = self._mv[offset : offset + length]
+        return view
+
+    def _exit_io(self) -> Exit:
+        mv = self._mv
+        size = mv[_abi.RUN_IO_SIZE]
+        count = self._u32[_abi.RUN_IO_COUNT >> 2]
+        return PortIoExit(
+            self._u16[_abi.RUN_IO_PORT >> 1],
+            size,
+            IoDirection.OUT if mv[_abi.RUN_IO_DIRECTION] else IoDirection.IN,
+            self._data(self._u64[_abi.RUN_IO_DATA_OFFSET >> 3], size * count),
+            count,
+        )
+
+    def _exit_mmio(self) -> Exit:
+        length = self._u32[_abi.RUN_MMIO_LEN >> 2]
+        return MmioExit(
+            self._u64[_abi.RUN_MMIO_PHYS_ADDR >> 3],
+            length,
+            bool(self._mv[_abi.RUN_MMIO_IS_WRITE]),
+            self._data(_abi.RUN_MMIO_DATA, length),
+        )
+
+    def _exit_hlt(self) -> Exit:
+        return HaltExit()
+
+    def _exit_shutdown(self) -> Exit:
+        return ShutdownExit("triple fault")
+
+    def _exit_system_event(self) -> Exit:
+        kind = self._u32[_abi.RUN_SYSTEM_EVENT_TYPE >> 2]
+        if kind == _abi.KVM_SYSTEM_EVENT_SHUTDOWN:
+            return ShutdownExit("system event: shutdown")
+        if kind == _abi.KVM_SYSTEM_EVENT_RESET:
+            return ShutdownExit("system event: reset")
+        if kind == _abi.KVM_SYSTEM_EVENT_CRASH:
+            return ShutdownExit("system event: crash")
+        return InternalErrorExit("system-event", kind, f"KVM_EXIT_SYSTEM_EVENT type {kind}")
+
+    def _exit_fail_entry(self) -> Exit:
+        reason = self._u64[_abi.RUN_FAIL_ENTRY_REASON >> 3]
+        cpu = self._u32[_abi.RUN_FAIL_ENTRY_CPU >> 2]
+        return InternalErrorExit(
+            "fail-entry",
+            reason,
+            f"KVM_EXIT_FAIL_ENTRY: hardware entry failure reason {reason:#x} on cpu {cpu}",
+            (cpu,),
+        )
+
+    def _exit_internal(self) -> Exit:
+        suberror = self._u32[_abi.RUN_INTERNAL_SUBERROR >> 2]
+        ndata = min(self._u32[_abi.RUN_INTERNAL_NDATA >> 2], 16)
+        base = _abi.RUN_INTERNAL_DATA >> 3
+        data = tuple(self._u64[base + i] for i in range(ndata))
+        return InternalErrorExit(
+            "internal-error",
+            suberror,
+            f"KVM_EXIT_INTERNAL_ERROR: suberror {suberror}",
+            data,
+        )
+
+    def _exit_continue(self) -> Exit | None:
+        if self._kicked:
+            self._kicked = False
+            self._mv[_abi.RUN_IMMEDIATE_EXIT] = 0
+            return InterruptedExit()
+        return None
+
+    def _exit_unknown(self) -> Exit:
+        reason = self._u32[_abi.RUN_EXIT_REASON >> 2]
+        name = _EXIT_NAMES.get(reason, "unhandled")
+        return InternalErrorExit("exit-" + name, reason, f"unhandled KVM exit reason {reason}")
+
+    def kick(self) -> None:
+        """Set ``kvm_run.immediate_exit``: the next KVM_RUN returns at once (EINTR) and
+        :meth:`run` returns :class:`InterruptedExit`. Async-signal and thread safe; a run
+        already inside the guest stops at its next exit."""
+        self._check_open()
+        self._kicked = True
+        self._mv[_abi.RUN_IMMEDIATE_EXIT] = 1
+
+    # ------------------------------------------------------------------ close
+    def _close(self) -> None:
+        for view in self._slices.values():
+            view.release()
+        self._slices.clear()
+        for view in (self._u16, self._u32, self._u64, self._mv):
+            view.release()
+        release_mapping(self._mm)
+        fd, self._fd = self._fd, -1
+        try:
+            self._sys.close(fd)
+        finally:
+            self.vm._forget(self)

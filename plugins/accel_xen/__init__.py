@@ -5,15 +5,24 @@ drive libxenctrl: on a dom0 it is present and ``create_vm`` raises
 :class:`~accel.errors.UnsupportedError`. Its clock-device hook follows QEMU for Xen
 machines: no PIT device (Xen emulates the PIT in the hypervisor) and no kvmclock (the
 guest's paravirtual clock comes from Xen itself).
+
+Registering the plugin imports neither :mod:`accel_xen.accelerator` nor the accelerator
+interface: the factory imports them when a xen accelerator is first created, and
+``XenAccelerator`` and ``xen_answers`` are re-exported lazily.
 """
 
 from __future__ import annotations
 
-from accel.accelerator import Accelerator
-from accel.capabilities import Support
-from accel.plugin import AcceleratorInfo, ClockDeviceChoice, MachineView, hookimpl
+from accel.plugin import AcceleratorInfo, ClockDeviceChoice, hookimpl
 
-from .accelerator import XenAccelerator, xen_answers
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from accel.accelerator import Accelerator
+    from accel.plugin import MachineView
+
+    from .accelerator import XenAccelerator, xen_answers
 
 __all__ = [
     "UNSUPPORTED",
@@ -23,33 +32,72 @@ __all__ = [
     "xen_answers",
 ]
 
+_NOT_DRIVEN = "this stub does not drive libxenctrl"
+_WHY = f"{_NOT_DRIVEN}, so it cannot ask the hypervisor"
 _NO_VMS = "this stub does not drive libxenctrl, so it creates no VMs"
+
+#: The stub's answer for every capability, in :class:`~accel.Capability` order:
+#: (capability value, support value, source). :func:`xen_answers` builds its
+#: :class:`~accel.CapabilitySet` from it.
+_ANSWERS: tuple[tuple[str, str, str], ...] = (
+    ("user-memory", "no", "Xen guest RAM is hypervisor-owned, mapped by foreign mapping"),
+    ("nr-vcpus", "unknown", _WHY),
+    ("max-vcpus", "unknown", _WHY),
+    ("irqchip", "yes", "Xen emulates PIC/IOAPIC/LAPIC in the hypervisor for HVM guests"),
+    ("pit", "yes", "Xen emulates the i8254 PIT in the hypervisor for HVM guests (as in QEMU)"),
+    (
+        "pv-clocksource",
+        "unknown",
+        "the guest's paravirtual clock is Xen's own (not kvmclock); " + _WHY,
+    ),
+    ("pv-clocksource-stable", "unknown", _WHY),
+    ("adjust-clock", "unknown", _WHY),
+    ("clock-ctrl", "unknown", _WHY),
+    ("tsc-control", "unknown", _WHY),
+    ("tsc-khz", "unknown", _WHY),
+    ("ioeventfd", "unknown", _WHY),
+    ("irqfd", "unknown", _WHY),
+    ("xsave", "unknown", _WHY),
+    ("vm-capability-query", "no", f"no VMs: {_NOT_DRIVEN}"),
+)
 
 #: Conformance features the stub cannot provide, with the reason: every feature that
 #: needs a VM, and every capability it cannot answer "yes" (the source says why).
-UNSUPPORTED: dict[str, str] = {
-    **{
-        feature: _NO_VMS
-        for feature in (
-            "vm",
-            "multiple-vms",
-            "registers",
-            "guest-code",
-            "port-io",
-            "mmio",
-            "protected-mode",
-            "clock",
-            "pause",
-            "clock-devices",
-            "snapshot",
-        )
-    },
-    **{
-        cap.value: answer.source
-        for cap, answer in xen_answers().items()
-        if answer.support is not Support.YES
-    },
-}
+UNSUPPORTED: dict[str, str] = dict.fromkeys(
+    (
+        "vm",
+        "multiple-vms",
+        "registers",
+        "guest-code",
+        "port-io",
+        "mmio",
+        "protected-mode",
+        "clock",
+        "pause",
+        "clock-devices",
+        "snapshot",
+    ),
+    _NO_VMS,
+)
+UNSUPPORTED.update((cap, source) for cap, support, source in _ANSWERS if support != "yes")
+
+
+def __getattr__(name: str) -> Any:
+    """``accel_xen.XenAccelerator`` and ``accel_xen.xen_answers``, imported on first use."""
+    if name in ("XenAccelerator", "xen_answers"):
+        from . import accelerator
+
+        value = getattr(accelerator, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _create() -> XenAccelerator:
+    """A new :class:`XenAccelerator` (the factory; imports the accelerator module)."""
+    from .accelerator import XenAccelerator
+
+    return XenAccelerator()
 
 
 @hookimpl
@@ -59,7 +107,7 @@ def accel_accelerators() -> list[AcceleratorInfo]:
         AcceleratorInfo(
             name="xen",
             summary="Xen (stub: probes dom0/domU, does not drive libxenctrl)",
-            factory=XenAccelerator,
+            factory=_create,
             priority=90,
             unsupported=UNSUPPORTED,
             hardware=True,

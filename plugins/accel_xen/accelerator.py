@@ -17,8 +17,10 @@ from __future__ import annotations
 import os
 
 from accel.accelerator import VM, Accelerator, Availability, VmOptions
-from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
+from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet, Support
 from accel.errors import AcceleratorUnavailableError, UnsupportedError
+
+from . import _ANSWERS, _NOT_DRIVEN
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -31,38 +33,13 @@ HYPERVISOR_TYPE: Final = "sys/hypervisor/type"
 CAPABILITIES: Final = "proc/xen/capabilities"
 PRIVCMD: Final = "dev/xen/privcmd"
 
-_NOT_DRIVEN = "this stub does not drive libxenctrl"
-
 
 def xen_answers() -> CapabilitySet:
     """Capability answers for a Xen dom0 as far as this stub can tell without libxenctrl."""
-    unknown, no, yes = CapabilityAnswer.unknown, CapabilityAnswer.no, CapabilityAnswer.yes
-    why = f"{_NOT_DRIVEN}, so it cannot ask the hypervisor"
     return CapabilitySet(
         {
-            Capability.USER_MEMORY: no(
-                source="Xen guest RAM is hypervisor-owned, mapped by foreign mapping"
-            ),
-            Capability.NR_VCPUS: unknown(source=why),
-            Capability.MAX_VCPUS: unknown(source=why),
-            Capability.IRQCHIP: yes(
-                source="Xen emulates PIC/IOAPIC/LAPIC in the hypervisor for HVM guests"
-            ),
-            Capability.PIT: yes(
-                source="Xen emulates the i8254 PIT in the hypervisor for HVM guests (as in QEMU)"
-            ),
-            Capability.PV_CLOCKSOURCE: unknown(
-                source="the guest's paravirtual clock is Xen's own (not kvmclock); " + why
-            ),
-            Capability.PV_CLOCKSOURCE_STABLE: unknown(source=why),
-            Capability.ADJUST_CLOCK: unknown(source=why),
-            Capability.CLOCK_CTRL: unknown(source=why),
-            Capability.TSC_CONTROL: unknown(source=why),
-            Capability.TSC_KHZ: unknown(source=why),
-            Capability.IOEVENTFD: unknown(source=why),
-            Capability.IRQFD: unknown(source=why),
-            Capability.XSAVE: unknown(source=why),
-            Capability.VM_CAPABILITY_QUERY: no(source=f"no VMs: {_NOT_DRIVEN}"),
+            Capability(cap): CapabilityAnswer(Support(support), None, source)
+            for cap, support, source in _ANSWERS
         }
     )
 

@@ -91,3 +91,25 @@ def test_reply_out_of_range_is_a_typed_error() -> None:
         with pytest.raises(InvalidArgumentError, match="does not fit in 1 bytes"):
             ex.reply(bad)
     assert ex.value() == 0
+
+
+def test_off_path_classes_resolve_lazily_and_say_accel_errors() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, accel.errors as e\n"
+        "print('accel._lazy_errors' in sys.modules)\n"
+        "print(all(n in e.__all__ and n not in vars(e) for n in e._LAZY))\n"
+        "print(e.SnapshotFormatError.__module__)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert out == ["False", "True", "accel.errors"]
+    for name in errors._LAZY:
+        cls = getattr(errors, name)
+        assert cls.__module__ == "accel.errors" and name in dir(errors)
+    assert issubclass(errors.SnapshotFormatError, errors.SnapshotError)
+    with pytest.raises(AttributeError, match="has no attribute 'NoSuchError'"):
+        errors.NoSuchError  # type: ignore[attr-defined]  # noqa: B018

@@ -90,3 +90,23 @@ def test_lazy_access_and_from_import_in_a_fresh_interpreter() -> None:
         """
     )
     assert out == "accel.registry"
+
+
+def test_register_and_clock_records_load_on_first_use() -> None:
+    """accel.accelerator defines the register and clock records in accel._registers."""
+    out = _run(
+        """
+        import sys
+        import accel.accelerator as a
+        print("accel._registers" in sys.modules)
+        from accel.accelerator import Registers, real_mode_sregs
+        print(Registers is sys.modules["accel._registers"].Registers is a.Registers)
+        print(a.ClockData.__module__, real_mode_sregs.__module__)
+        print(sorted(a._LAZY) == sorted(n for n in a._LAZY if n in dir(a)))
+        """
+    )
+    assert out.splitlines() == ["False", "True", "accel.accelerator accel.accelerator", "True"]
+    import accel.accelerator
+
+    with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
+        accel.accelerator.Nope  # type: ignore[attr-defined]  # noqa: B018

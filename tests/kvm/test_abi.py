@@ -82,3 +82,59 @@ def test_structs_ioctls_and_offsets_match_the_headers(tmp_path: Path) -> None:
         assert got == expected, f"{kind} {key}: python {got} != C {expected}"
         checked += 1
     assert checked > 100
+
+
+def test_sizes_and_offsets_match_the_ctypes_structures() -> None:
+    """The constants the run path uses instead of ctypes agree with the structures."""
+    from accel_kvm import _structs, accelerator, vcpu, vm
+
+    sizes = [n for n in dir(_abi) if n.startswith("SIZEOF_")]
+    assert len(sizes) == 7
+    for const in sizes:
+        struct = _abi.STRUCTS[const.removeprefix("SIZEOF_").lower()]
+        assert getattr(_abi, const) == ctypes.sizeof(struct), const
+    union = _structs.kvm_run.u.offset
+    run_fields = {
+        "RUN_IMMEDIATE_EXIT": _structs.kvm_run.immediate_exit.offset,
+        "RUN_EXIT_REASON": _structs.kvm_run.exit_reason.offset,
+        "RUN_IO_DIRECTION": union + _structs.kvm_run_io.direction.offset,
+        "RUN_IO_SIZE": union + _structs.kvm_run_io.size.offset,
+        "RUN_IO_PORT": union + _structs.kvm_run_io.port.offset,
+        "RUN_IO_COUNT": union + _structs.kvm_run_io.count.offset,
+        "RUN_IO_DATA_OFFSET": union + _structs.kvm_run_io.data_offset.offset,
+        "RUN_MMIO_PHYS_ADDR": union + _structs.kvm_run_mmio.phys_addr.offset,
+        "RUN_MMIO_DATA": union + _structs.kvm_run_mmio.data.offset,
+        "RUN_MMIO_LEN": union + _structs.kvm_run_mmio.len.offset,
+        "RUN_MMIO_IS_WRITE": union + _structs.kvm_run_mmio.is_write.offset,
+        "RUN_FAIL_ENTRY_REASON": union
+        + _structs.kvm_run_fail_entry.hardware_entry_failure_reason.offset,
+        "RUN_FAIL_ENTRY_CPU": union + _structs.kvm_run_fail_entry.cpu.offset,
+        "RUN_INTERNAL_SUBERROR": union + _structs.kvm_run_internal.suberror.offset,
+        "RUN_INTERNAL_NDATA": union + _structs.kvm_run_internal.ndata.offset,
+        "RUN_INTERNAL_DATA": union + _structs.kvm_run_internal.data.offset,
+        "RUN_SYSTEM_EVENT_TYPE": union + _structs.kvm_run_system_event.type.offset,
+    }
+    for const, offset in run_fields.items():
+        assert getattr(_abi, const) == offset, const
+    assert ctypes.sizeof(_abi.kvm_cpuid2) == accelerator._HEADER_WORDS * 4
+    assert ctypes.sizeof(_abi.kvm_cpuid_entry2) == accelerator._ENTRY_WORDS * 4
+    region = _abi.kvm_userspace_memory_region(1, 2, 3 << 32, 4 << 20, 0x7F0012345000)
+    assert vm.region_bytes(1, 2, 3 << 32, 4 << 20, 0x7F0012345000) == bytes(region)
+    entries = [(0x40000001, 0, 1, 0x1FF, 0, 0, 0), (7, 1, 2, 3, 4, 5, 0xFFFFFFFF)]
+    buf = vcpu.cpuid_buffer(entries)
+    header = _abi.kvm_cpuid2.from_buffer_copy(buf)
+    assert header.nent == 2 and len(buf) == ctypes.sizeof(header) + 2 * 40
+    for i, entry in enumerate(entries):
+        got = _abi.kvm_cpuid_entry2.from_buffer_copy(buf, ctypes.sizeof(header) + i * 40)
+        assert (got.function, got.index, got.flags, got.eax, got.ebx, got.ecx, got.edx) == entry
+        assert list(got.padding) == [0, 0, 0]
+
+
+def test_structures_are_the_same_objects_through_abi() -> None:
+    from accel_kvm import _structs
+
+    for name in ("kvm_regs", "kvm_sregs", "kvm_run", "STRUCTS"):
+        assert getattr(_abi, name) is getattr(_structs, name)
+        assert name in dir(_abi)
+    with pytest.raises(AttributeError):
+        _abi.no_such_name  # noqa: B018

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import accel_xen
@@ -118,6 +120,30 @@ def test_registered_through_entry_point() -> None:
     assert info.hardware is True
     assert "libxenctrl" in info.unsupported_features["vm"]
     assert isinstance(info.factory(), XenAccelerator)
+
+
+def test_unsupported_names_every_capability_not_answered_yes() -> None:
+    answers = accel_xen.xen_answers()
+    for cap, answer in answers.items():
+        if answer.support is Support.YES:
+            assert cap.value not in accel_xen.UNSUPPORTED
+        else:
+            assert accel_xen.UNSUPPORTED[cap.value] == answer.source
+
+
+def test_registration_does_not_import_the_accelerator_module() -> None:
+    code = (
+        "import sys, accel_xen\n"
+        "accel_xen.accel_accelerators()\n"
+        "lazy = ('accel_xen.accelerator', 'accel.accelerator', 'accel.capabilities')\n"
+        "print([m for m in lazy if m in sys.modules])\n"
+        "accel_xen.XenAccelerator\n"
+        "print('accel_xen.accelerator' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.splitlines()
+    assert out == ["[]", "True"]
 
 
 class _Named:
