@@ -24,7 +24,7 @@ guest ended its run (exit device, halt, shutdown) reports that same end again.
 from __future__ import annotations
 
 from .._records import record
-from ..accelerator import Accelerator, Registers, real_mode_sregs
+from ..accelerator import Accelerator
 from ..errors import ConfigError
 from .device import parse_device_spec
 from .machine import Machine, RunResult, _Timer, parse_machine_spec
@@ -175,6 +175,8 @@ def load_image(machine: Machine, image: bytes, load_addr: int | None, entry: int
             f"entry {start:#x} must lie in the first megabyte (the vCPU starts in real mode)",
             argument="entry",
         )
+    from ..accelerator import Registers, real_mode_sregs  # only for --load-addr images
+
     cpu = machine.vcpus[0]
     cs = (start >> 4) & 0xF000
     cpu.set_sregs(real_mode_sregs(cpu.get_sregs(), cs=cs, ds=0))
