@@ -47,7 +47,12 @@ def main(path: str) -> int:
             return 1
         _direction, _size, port, _count, offset = struct.unpack_from("BBHIQ", run, 32)
         if port == 0xF4:
-            return int(run[offset]) << 1 | 1
+            status = int(run[offset]) << 1 | 1
+            run.close()
+            os.close(cpu)
+            os.close(vm)
+            os.close(kvm)
+            return status
 
 
 if __name__ == "__main__":
