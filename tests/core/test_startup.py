@@ -185,7 +185,7 @@ def test_the_accel_command_is_a_plain_script() -> None:
     assert wheel["shared-scripts"] == {"bin/accel": "accel"}
     script = root / "bin" / "accel"
     lines = [line for line in script.read_text().splitlines() if line]
-    assert lines == ["#!python", "import sys", "from accel.cli import main", "sys.exit(main())"]
+    assert lines == ["#!python", "from accel.cli import command", "command()"]
     path = os.pathsep.join([str(root), str(root / "plugins"), os.environ.get("PYTHONPATH", "")])
     proc = subprocess.run(
         [sys.executable, str(script), "--version"],
@@ -196,3 +196,49 @@ def test_the_accel_command_is_a_plain_script() -> None:
         check=False,
     )
     assert (proc.returncode, proc.stdout) == (0, f"accel {cli.__version__}\n"), proc.stderr
+
+
+def _run_command(tmp_path: Path, body: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``accel.cli.command()`` in a fresh interpreter, after ``body`` (a plugin's doing)."""
+    script = tmp_path / "cmd.py"
+    script.write_text(f"import sys\nsys.argv = ['accel', *{list(argv)!r}]\n{body}\n"
+                      "from accel.cli import command\ncommand()\n")  # fmt: skip
+    return subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+
+
+def test_command_runs_atexit_callbacks_and_flushes_output(tmp_path: Path) -> None:
+    """The fast exit still runs what was registered with atexit and loses no output."""
+    marker = tmp_path / "atexit-ran"
+    body = (
+        "import atexit, pathlib\n"
+        f"atexit.register(pathlib.Path({str(marker)!r}).write_text, 'yes')\n"
+        "sys.stdout.write('buffered line without newline')\n"
+    )
+    proc = _run_command(tmp_path, body, "--version")
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("buffered line without newline")
+    assert "accel" in proc.stdout.splitlines()[-1]
+    assert marker.read_text() == "yes"
+
+
+def test_command_keeps_the_exit_status(tmp_path: Path) -> None:
+    proc = _run_command(tmp_path, "", "run", "--accel", "kvm", "missing.bin")
+    assert proc.returncode == 1
+    assert "cannot read image 'missing.bin'" in proc.stderr
+    usage = _run_command(tmp_path, "", "--no-such-option")
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+
+
+def test_command_waits_for_a_live_thread(tmp_path: Path) -> None:
+    """With another thread alive the interpreter's own exit runs, which joins it."""
+    marker = tmp_path / "thread-finished"
+    body = (
+        "import threading, time, pathlib\n"
+        "def work():\n"
+        "    time.sleep(0.2)\n"
+        f"    pathlib.Path({str(marker)!r}).write_text('done')\n"
+        "threading.Thread(target=work).start()\n"
+    )
+    proc = _run_command(tmp_path, body, "--version")
+    assert proc.returncode == 0
+    assert marker.read_text() == "done"
