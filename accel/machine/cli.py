@@ -421,35 +421,6 @@ def run_image(
         return run_machine(machine, options)
 
 
-class _SigintStops:
-    """While inside: SIGINT (Ctrl-C) stops the run at an instruction boundary, status 130.
-
-    Only the main thread may set a handler; elsewhere SIGINT keeps its meaning.
-    """
-
-    __slots__ = ("_installed", "_machine", "_previous")
-
-    def __init__(self, machine: Machine) -> None:
-        self._machine = machine
-        self._installed = False
-        self._previous: _signal._HANDLER = None
-
-    def _on_sigint(self, signum: int, frame: object) -> None:
-        self._machine.stop(130, "interrupted (SIGINT): guest paused", kind="interrupted")
-
-    def __enter__(self) -> None:
-        try:
-            self._previous = _signal.signal(_signal.SIGINT, self._on_sigint)
-        except ValueError:  # not the main thread
-            return
-        self._installed = True
-
-    def __exit__(self, *exc: object) -> None:
-        if self._installed:
-            _signal.signal(_signal.SIGINT, self._previous)
-            self._installed = False
-
-
 def run_machine(machine: Machine, options: RunOptions) -> RunResult:
     """Run an initialised (or resumed) machine until it stops; with ``options.save``,
     pause it and write its snapshot (atomically), saying so in the result's message.
@@ -459,8 +430,21 @@ def run_machine(machine: Machine, options: RunOptions) -> RunResult:
     """
     from .machine import _Timer
 
+    def on_sigint(signum: int, frame: object) -> None:
+        machine.stop(130, "interrupted (SIGINT): guest paused", kind="interrupted")
+
+    # SIGINT (Ctrl-C) stops the run at an instruction boundary, status 130, while the
+    # machine runs and saves; only the main thread may set a handler, elsewhere SIGINT
+    # keeps its meaning.
+    previous: _signal._HANDLER = None
+    try:
+        previous = _signal.signal(_signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread
+        installed = False
+    else:
+        installed = True
     timers: list[_Timer] = []
-    with _SigintStops(machine):
+    try:
         try:
             if options.timeout is not None:
                 t = options.timeout
@@ -479,6 +463,9 @@ def run_machine(machine: Machine, options: RunOptions) -> RunResult:
         from ._snapshots import save_after_run
 
         return save_after_run(machine, result, options)
+    finally:
+        if installed:
+            _signal.signal(_signal.SIGINT, previous)
 
 
 def main(argv: list[str] | None = None) -> int:
