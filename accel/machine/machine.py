@@ -70,7 +70,7 @@ from __future__ import annotations
 
 import _thread
 import time
-from _collections_abc import ItemsView, KeysView, Mapping, ValuesView
+from _collections_abc import Mapping
 
 from .._enums import Enum
 from .._records import MISSING, field, record
@@ -131,35 +131,7 @@ __all__ = [
 # --------------------------------------------------------------------------- machine types
 
 
-if TYPE_CHECKING:
-    _MappingBase = Mapping
-else:
-
-    class _MappingBase:
-        """:class:`collections.abc.Mapping`'s mixin methods without subclassing the ABC
-        (an ABC subclass costs several times a plain class to create);
-        :class:`ReadOnlyMapping` is registered as a Mapping instead."""
-
-        __slots__ = ()
-        __reversed__ = None
-        __class_getitem__ = classmethod(type(list[int]))
-
-        def keys(self):
-            return KeysView(self)
-
-        def items(self):
-            return ItemsView(self)
-
-        def values(self):
-            return ValuesView(self)
-
-        def __eq__(self, other):
-            if not isinstance(other, Mapping):
-                return NotImplemented
-            return dict(self.items()) == dict(other.items())
-
-
-class ReadOnlyMapping(_MappingBase[str, "_V"]):
+class ReadOnlyMapping(Mapping[str, "_V"]):
     """A read-only view of a dict (as :class:`types.MappingProxyType`, whose module
     costs start-up time): lookups and iteration pass through, there is no way to write."""
 
@@ -203,9 +175,6 @@ class _LazyMapping(ReadOnlyMapping["_V"]):
             raise AttributeError(name)
         self._data = data = self._make()
         return data
-
-
-Mapping.register(ReadOnlyMapping)
 
 
 _NO_COMPAT: Mapping[str, str] = {}
