@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import os
 import sys
-from _collections_abc import Callable
 
 from . import __version__
 from ._records import field, record
@@ -39,7 +38,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
     from argparse import Namespace
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
     from typing import Any, NoReturn, TextIO
 
     from ._clihost import CAPABILITY_CHECKS as CAPABILITY_CHECKS
@@ -170,8 +169,10 @@ class Context:
         self.out.write("\n")
 
 
-Handler = Callable[["argparse.Namespace", Context], int]
-"""A subcommand: gets the parsed arguments and the :class:`Context`, returns the exit status."""
+if TYPE_CHECKING:
+    Handler = Callable[[argparse.Namespace, Context], int]
+    """A subcommand: gets the parsed arguments and the :class:`Context`, returns the exit
+    status (built on first use at run time)."""
 
 #: Names defined in the modules that only some command lines need.
 _ELSEWHERE = {
@@ -189,6 +190,11 @@ _ELSEWHERE = {
 
 
 def __getattr__(name: str) -> object:
+    if name == "Handler":
+        from _collections_abc import Callable
+
+        handler = globals()["Handler"] = Callable[["argparse.Namespace", Context], int]
+        return handler
     module = _ELSEWHERE.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

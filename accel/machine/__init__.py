@@ -15,18 +15,16 @@ if TYPE_CHECKING:
     from .cpu import CPU_MODELS, CpuModel, cpu_models, resolve_cpu
     from .device import Device, DeviceRegistry, parse_device_spec
     from .machine import (
+        MACHINE_TYPES,
         DeviceDecision,
         Machine,
         MachinePlan,
-        RunResult,
-        RunState,
-        parse_machine_spec,
-    )
-    from .types import (
-        MACHINE_TYPES,
         MachineType,
         PlatformDevice,
+        RunResult,
+        RunState,
         machine_types,
+        parse_machine_spec,
         resolve_machine_type,
     )
 
@@ -66,11 +64,11 @@ _LAZY = {
     "RunResult": "machine",
     "RunState": "machine",
     "parse_machine_spec": "machine",
-    "MACHINE_TYPES": "types",
-    "MachineType": "types",
-    "PlatformDevice": "types",
-    "machine_types": "types",
-    "resolve_machine_type": "types",
+    "MACHINE_TYPES": "machine",
+    "MachineType": "machine",
+    "PlatformDevice": "machine",
+    "machine_types": "machine",
+    "resolve_machine_type": "machine",
 }
 
 #: Submodules reachable as attributes before anything imported them.

@@ -144,7 +144,7 @@ def _cmd_show(args: argparse.Namespace, ctx: Context) -> int:
 def cmd_run_restore(args: argparse.Namespace, ctx: Context) -> int:
     """``accel run --restore FILE``: the machine comes from the snapshot."""
     from ..snapshot.format import _Input, read_header
-    from .runner import RunOptions, restore_image
+    from .cli import RunOptions, restore_image
 
     pairs = (
         ("IMAGE", args.image), ("--cpu", args.cpu), ("--device", args.device),

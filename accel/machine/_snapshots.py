@@ -1,13 +1,14 @@
 """Snapshot glue of ``accel run``: the save after a run and :func:`restore_image`
-(re-exported by :mod:`accel.machine.runner`; loaded only when a run saves or restores)."""
+(re-exported by :mod:`accel.machine.cli` and :mod:`accel.machine.runner`; loaded only
+when a run saves or restores)."""
 
 from __future__ import annotations
 
 from .._records import replace
 from ..errors import SnapshotError
 from ..snapshot.core import atomic_file
+from .cli import run_machine
 from .machine import Machine
-from .runner import run_machine
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -16,8 +17,8 @@ if TYPE_CHECKING:
 
     from ..accelerator import Accelerator
     from ..registry import Registry
+    from .cli import RunOptions
     from .machine import RunResult
-    from .runner import RunOptions
 
 __all__ = ["restore_image", "save_after_run"]
 

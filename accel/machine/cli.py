@@ -1,11 +1,34 @@
-"""``accel run``, ``accel machine list`` and ``accel machine show`` (a command module).
+"""``accel run``, ``accel machine list`` and ``accel machine show`` (a command module),
+and the runner behind ``accel run`` (:mod:`accel.machine.runner` re-exports it).
 
-``accel run IMAGE`` runs a flat binary (see :mod:`accel.machine.runner`): debug-console
-output streams to stdout, one line on stderr says how the run ended, and the exit status
-follows QEMU's isa-debug-exit convention. ``accel machine list`` lists machine types
-(``--cpus``: CPU models; ``--devices``: device types). ``accel machine show`` prints the
-device tree a machine would get on an accelerator and why each clock device is or is not
-there.
+``accel run IMAGE`` runs a flat binary: debug-console output streams to stdout, one line
+on stderr says how the run ended, and the exit status follows QEMU's isa-debug-exit
+convention. ``accel machine list`` lists machine types (``--cpus``: CPU models;
+``--devices``: device types). ``accel machine show`` prints the device tree a machine
+would get on an accelerator and why each clock device is or is not there.
+
+Placement (default) is QEMU's ``-bios``: the image is mapped so that it ends at the top
+of the 4 GiB space, and its last 128 KiB (or all of it, if smaller) also end at the top
+of the first megabyte; the vCPU starts in the architectural reset state (CS base
+0xFFFF0000, IP 0xFFF0), so the reset vector is the image's 16th byte from the end.
+``load_addr``/``entry`` instead copy the image into RAM at ``load_addr`` and start in
+real mode at ``entry`` (default ``load_addr``).
+
+Exit statuses: isa-debug-exit's ``(value << 1) | 1`` (low 8 bits, as the process exit
+status); 0 when the guest halts with interrupts disabled or shuts down; 124 when
+``timeout`` passes; 125 when the accelerator cannot run the guest (internal error).
+Configuration errors raise :class:`~accel.errors.AccelError` (the command prints them and
+exits 1).
+
+Stopping and snapshots: ``stop_after`` ends the run after that many seconds with status
+0, ``timeout`` with 124, SIGINT (in the main thread) with 130 — each through
+:meth:`Machine.stop`, so the machine is paused at an instruction boundary. With ``save``
+the machine is paused and written atomically to that path whenever the run stops,
+however it stopped. :func:`restore_image` resumes such a snapshot; one taken after the
+guest ended its run (exit device, halt, shutdown) reports that same end again.
+
+The machine layer (:mod:`accel.machine.machine`) is imported when a run starts, not with
+this module, so that ``--help`` and ``machine list`` do not load it.
 """
 
 from __future__ import annotations
@@ -13,18 +36,48 @@ from __future__ import annotations
 import os
 import sys
 
+from .._records import record
 from ..cli import Option, parse_options
+from ..errors import ConfigError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable
+    import signal as _signal
+    from collections.abc import Callable, Iterable, Sequence
     from typing import Any
 
     from ..accelerator import Accelerator
     from ..cli import Context
+    from ..registry import Registry
+    from ._snapshots import restore_image
+    from .machine import Machine, RunResult, _Timer
+else:
+    import _signal
 
-__all__ = ["add_commands", "main", "parse_fast"]
+    def __getattr__(name):
+        if name == "restore_image":
+            from ._snapshots import restore_image
+
+            return restore_image
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+    def __dir__():
+        return sorted(set(globals()) | set(__all__))
+
+
+__all__ = [
+    "DEBUG_DEVICES",
+    "RunOptions",
+    "add_commands",
+    "load_image",
+    "main",
+    "parse_duration",
+    "parse_fast",
+    "restore_image",
+    "run_image",
+    "run_machine",
+]
 
 
 def _int(text: str) -> int:
@@ -39,8 +92,6 @@ def _int(text: str) -> int:
 
 
 def _duration(text: str) -> float:
-    from .runner import parse_duration
-
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -147,8 +198,6 @@ def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
 
 
 def _cmd_run(args: argparse.Namespace, ctx: Context) -> int:
-    from .runner import RunOptions, run_image
-
     if args.restore is not None:
         from ._climachine import cmd_run_restore
 
@@ -206,6 +255,217 @@ def _open_with_fallback_notes(ctx: Context, spec: str | None) -> Accelerator:
     for name, reason in skipped:
         ctx.err.write(f"accel: {name} is not usable ({reason}); falling back to {acc.name}\n")
     return acc
+
+
+# --------------------------------------------------------------------------- the runner
+
+FOUR_GIB = 1 << 32
+ONE_MIB = 1 << 20
+ISA_BIOS_MAX = 128 << 10
+PAGE = 4096
+MAX_IMAGE = 16 << 20
+
+#: The devices ``accel run`` adds unless told not to.
+DEBUG_DEVICES: tuple[str, ...] = ("isa-debugcon,iobase=0xe9", "isa-debug-exit,iobase=0xf4,iosize=4")
+
+
+@record
+class RunOptions:
+    machine: str = "pc"
+    cpu: str | None = None
+    devices: Sequence[str] = ()
+    timeout: float | None = None
+    load_addr: int | None = None
+    entry: int | None = None
+    debug_devices: bool = True
+    ram_size: int = 16 << 20
+    stop_after: float | None = None  # seconds: stop, pause (and save), status 0
+    save: str | None = None  # write a snapshot here whenever the run stops
+
+    def __init__(
+        self,
+        machine: str = "pc",
+        cpu: str | None = None,
+        devices: Sequence[str] = (),
+        timeout: float | None = None,
+        load_addr: int | None = None,
+        entry: int | None = None,
+        debug_devices: bool = True,
+        ram_size: int = 16 << 20,
+        stop_after: float | None = None,
+        save: str | None = None,
+    ) -> None:
+        self.machine = machine
+        self.cpu = cpu
+        self.devices = devices
+        self.timeout = timeout
+        self.load_addr = load_addr
+        self.entry = entry
+        self.debug_devices = debug_devices
+        self.ram_size = ram_size
+        self.stop_after = stop_after
+        self.save = save
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, None: 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """``"500ms"``, ``"2s"``, ``"1.5"`` (seconds), ``"1m"`` -> seconds (a float > 0);
+    ValueError otherwise."""
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min)?", text.strip())
+    value = float(m.group(1)) * _UNITS[m.group(2)] if m else 0.0
+    if value <= 0:
+        raise ValueError(f"duration {text!r}: give a positive number with ms, s or m, e.g. 500ms")
+    return value
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:g} ms" if value < 1 else f"{value:g} s"
+
+
+def _with_default_irqchip(spec: str) -> str:
+    """``accel run`` keeps the interrupt controller out of the accelerator by default.
+
+    With an in-kernel irqchip a HLT does not leave the accelerator, so "the guest halted
+    with interrupts disabled" could not end the run; a user who wants the in-kernel
+    irqchip (and PIT) passes ``--machine TYPE,kernel-irqchip=on``.
+    """
+    from .machine import parse_machine_spec
+
+    _type, opts = parse_machine_spec(spec)
+    return spec if "kernel-irqchip" in opts else f"{spec},kernel-irqchip=off"
+
+
+def load_image(machine: Machine, image: bytes, load_addr: int | None, entry: int | None) -> None:
+    """Place ``image`` in ``machine`` (initialised) and set the first vCPU's start."""
+    vm = machine.vm
+    assert vm is not None
+    if not image:
+        raise ConfigError("the image is empty", hint="give a flat binary", image="")
+    if load_addr is None:
+        if entry is not None:
+            raise ConfigError("--entry needs --load-addr", argument="entry")
+        if len(image) > MAX_IMAGE:
+            raise ConfigError(
+                f"image of {len(image)} bytes is larger than {MAX_IMAGE >> 20} MiB",
+                image=len(image),
+            )
+        size = (len(image) + PAGE - 1) // PAGE * PAGE
+        padded = bytes(size - len(image)) + image
+        vm.add_memory(FOUR_GIB - size, size)
+        vm.write_memory(FOUR_GIB - size, padded)
+        isa = padded[-min(size, ISA_BIOS_MAX) :]
+        if machine.ram_size < ONE_MIB:
+            raise ConfigError("RAM must cover the first megabyte", argument="ram_size")
+        vm.write_memory(ONE_MIB - len(isa), isa)
+        return
+    if load_addr < 0 or load_addr + len(image) > machine.ram_size:
+        raise ConfigError(
+            f"image at {load_addr:#x}..{load_addr + len(image):#x} does not fit in RAM "
+            f"(0..{machine.ram_size:#x})",
+            argument="load_addr",
+        )
+    vm.write_memory(load_addr, image)
+    start = load_addr if entry is None else entry
+    if not 0 <= start < ONE_MIB:
+        raise ConfigError(
+            f"entry {start:#x} must lie in the first megabyte (the vCPU starts in real mode)",
+            argument="entry",
+        )
+    from ..accelerator import Registers, real_mode_sregs  # only for --load-addr images
+
+    cpu = machine.vcpus[0]
+    cs = (start >> 4) & 0xF000
+    cpu.set_sregs(real_mode_sregs(cpu.get_sregs(), cs=cs, ds=0))
+    cpu.set_regs(Registers(rip=start - (cs << 4), rflags=2, rdx=0x600))
+
+
+def run_image(
+    accelerator: Accelerator,
+    image: bytes,
+    options: RunOptions,
+    *,
+    registry: Registry | None = None,
+    console: Callable[[bytes], Any] | None = None,
+    extra_devices: Iterable[str] = (),
+) -> RunResult:
+    """Build the machine, load ``image``, run it; the machine is closed afterwards."""
+    from .device import parse_device_spec
+    from .machine import Machine
+
+    user = [*options.devices, *extra_devices]
+    if not options.debug_devices:
+        devices = user
+    elif user:
+        user_types = {parse_device_spec(spec)[0] for spec in user}
+        devices = [
+            *(s for s in DEBUG_DEVICES if parse_device_spec(s)[0] not in user_types),  # user wins
+            *user,
+        ]
+    else:
+        devices = list(DEBUG_DEVICES)
+    machine = Machine(
+        accelerator,
+        _with_default_irqchip(options.machine),
+        options.cpu,
+        devices,
+        registry=registry,
+        ram_size=options.ram_size,
+        console=console,
+    )
+    with machine:
+        load_image(machine, image, options.load_addr, options.entry)
+        return run_machine(machine, options)
+
+
+def run_machine(machine: Machine, options: RunOptions) -> RunResult:
+    """Run an initialised (or resumed) machine until it stops; with ``options.save``,
+    pause it and write its snapshot (atomically), saying so in the result's message.
+
+    ``stop_after`` and ``timeout`` stop it through :meth:`Machine.stop` (paused at an
+    instruction boundary), and so does SIGINT when called from the main thread.
+    """
+    from .machine import _Timer
+
+    def on_sigint(signum: int, frame: object) -> None:
+        machine.stop(130, "interrupted (SIGINT): guest paused", kind="interrupted")
+
+    # SIGINT (Ctrl-C) stops the run at an instruction boundary, status 130, while the
+    # machine runs and saves; only the main thread may set a handler, elsewhere SIGINT
+    # keeps its meaning.
+    previous: _signal._HANDLER = None
+    try:
+        previous = _signal.signal(_signal.SIGINT, on_sigint)
+    except ValueError:  # not the main thread
+        installed = False
+    else:
+        installed = True
+    timers: list[_Timer] = []
+    try:
+        try:
+            if options.timeout is not None:
+                t = options.timeout
+                msg = f"timeout: the guest was still running after {t:g} s"
+                timers.append(_Timer(t, lambda: machine.stop(124, msg, kind="timeout")))
+            if options.stop_after is not None:
+                after = options.stop_after
+                note = f"stopped after {_seconds(after)} (--stop-after)"
+                timers.append(_Timer(after, lambda: machine.stop(0, note, kind="stopped")))
+            result = machine.run()
+        finally:
+            for timer in timers:
+                timer.cancel()
+        if options.save is None:
+            return result
+        from ._snapshots import save_after_run
+
+        return save_after_run(machine, result, options)
+    finally:
+        if installed:
+            _signal.signal(_signal.SIGINT, previous)
 
 
 def main(argv: list[str] | None = None) -> int:

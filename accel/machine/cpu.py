@@ -12,15 +12,15 @@ its own default, so a flag the user did not name takes that accelerator's defaul
 that has one, and the flag means nothing elsewhere). The core only records the user's
 choices; it never names an accelerator's flag.
 
-The model table and :func:`resolve_cpu` live in :mod:`accel.machine.types` (a machine
+The model table and :func:`resolve_cpu` live in :mod:`accel.machine.machine` (a machine
 needs them, and that module is loaded anyway); they are re-exported here.
 """
 
 from __future__ import annotations
 
 from .._records import record
-from .types import _CPU_MODELS as _MODELS
-from .types import _LazyMapping, resolve_cpu
+from .machine import _CPU_MODELS as _MODELS
+from .machine import _LazyMapping, resolve_cpu
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
