@@ -34,34 +34,39 @@ else:
         """Metaclass: turns the plain class attributes of the body into members."""
 
         def __new__(mcs, name, bases, ns, **kwargs):
-            members = [(k, v) for k, v in ns.items() if _is_member(k, v)]
             for base in bases:
                 if getattr(base, "_member_map_", None):
                     raise TypeError(f"{name}: cannot extend enumeration {base.__name__!r}")
-            body = {k: v for k, v in ns.items() if not _is_member(k, v)}
-            cls = super().__new__(mcs, name, bases, body, **kwargs)
-            member_map = {}
-            value_map = {}
+            members = []
+            body = {}
+            for key, value in ns.items():
+                kind = value.__class__
+                plain = (kind is str or kind is int) and not key.startswith("_")
+                if plain or _is_member(key, value):
+                    members.append((key, value))
+                else:
+                    body[key] = value
+            member_map = body["_member_map_"] = {}
+            value_map = body["_value2member_map_"] = {}
+            canonical = body["_member_list_"] = []
+            cls = type.__new__(mcs, name, bases, body, **kwargs)
             flag = issubclass(cls, int)
+            setattr_ = type.__setattr__
             for key, value in members:
                 existing = value_map.get(value)
                 if existing is not None:
                     member_map[key] = existing  # an alias, as in the standard enum
+                    setattr_(cls, key, existing)
                     continue
                 member = int.__new__(cls, value) if flag else object.__new__(cls)
                 member._name_ = key
                 member._value_ = value
                 member_map[key] = member
                 value_map[value] = member
-            type.__setattr__(cls, "_member_map_", member_map)
-            type.__setattr__(cls, "_value2member_map_", value_map)
-            # Iteration skips aliases; a flag class lists only its single-bit members.
-            canonical = [m for k, m in member_map.items() if m._name_ == k]
-            if flag:
-                canonical = [m for m in canonical if m._value_ and not m._value_ & (m._value_ - 1)]
-            type.__setattr__(cls, "_member_list_", canonical)
-            for key, member in member_map.items():
-                type.__setattr__(cls, key, member)
+                setattr_(cls, key, member)
+                # Iteration skips aliases; a flag class lists only its single-bit members.
+                if not flag or (value and not value & (value - 1)):
+                    canonical.append(member)
             return cls
 
         def __call__(cls, value):

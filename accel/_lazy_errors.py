@@ -1,7 +1,8 @@
 """The error classes of :mod:`accel.errors` that a working guest run does not raise.
 
-A closed handle, a failed backend call, a bad memory access or layout, snapshots' errors,
-an unavailable accelerator, a missing capability or operation, a clock failure:
+A plugin that fails to load or validate, a closed handle, a failed backend call, a bad
+memory access or layout, snapshots' errors, an unavailable accelerator, a missing
+capability or operation, a clock failure:
 :mod:`accel.errors` re-exports each of them on first use, so they are imported from there
 (``from accel.errors import BackendCallError``), and their ``__module__`` says so too.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 import errno as _errno
 import os
 
-from .errors import AccelError, SnapshotError
+from .errors import AccelError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -22,16 +23,114 @@ __all__ = [
     "BackendCallError",
     "CapabilityError",
     "ClockError",
+    "DuplicateAcceleratorError",
     "GuestMemoryError",
     "HandleClosedError",
     "MemoryLayoutError",
+    "PluginError",
+    "PluginLoadError",
+    "PluginValidationError",
     "SnapshotChecksumError",
+    "SnapshotError",
     "SnapshotFormatError",
     "SnapshotMismatchError",
     "SnapshotTruncatedError",
     "SnapshotVersionError",
     "UnsupportedError",
 ]
+
+
+class PluginError(AccelError):
+    """A plugin could not be used. Fields: ``plugin``, ``distribution``."""
+
+    __module__ = "accel.errors"
+
+    plugin: str | None
+    distribution: str | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        plugin: str | None = None,
+        distribution: str | None = None,
+        hint: str | None = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(message, hint=hint, plugin=plugin, distribution=distribution, **fields)
+
+
+class PluginLoadError(PluginError):
+    """Importing or registering a plugin failed. Field ``error``: the original exception text."""
+
+    __module__ = "accel.errors"
+
+    error: str | None = None
+
+    default_hint = (
+        "fix or uninstall the plugin's distribution, or skip it with ACCEL_DISABLE_PLUGINS=<name>"
+    )
+
+
+class PluginValidationError(PluginError):
+    """A plugin's hook implementation does not match the hook specification."""
+
+    __module__ = "accel.errors"
+
+    hook: str | None = None
+
+    default_hint = "compare the implementation with the hook reference (docs/hooks.md)"
+
+
+class DuplicateAcceleratorError(PluginError):
+    """Two plugins provide an accelerator of the same name. Field ``plugins``: both names."""
+
+    __module__ = "accel.errors"
+
+    plugins: tuple[str | None, ...] = ()
+    accelerator: str | None = None
+
+    default_hint = "uninstall one of them, or disable one with ACCEL_DISABLE_PLUGINS=<name>"
+
+
+class SnapshotError(AccelError):
+    """A snapshot could not be written, read or restored.
+
+    Fields: ``section`` and ``instance`` (which section, when one is to blame), ``expected``
+    and ``found`` (versions, names or values), ``offset`` (byte offset in the stream).
+    A restore that raises this left its target exactly as it was.
+    """
+
+    __module__ = "accel.errors"
+
+    section: str | None
+    instance: int | None
+    expected: object
+    found: object
+    offset: int | None
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        section: str | None = None,
+        instance: int | None = None,
+        expected: object = None,
+        found: object = None,
+        offset: int | None = None,
+        hint: str | None = None,
+        **fields: Any,
+    ) -> None:
+        super().__init__(
+            message,
+            hint=hint,
+            section=section,
+            instance=instance,
+            expected=expected,
+            found=found,
+            offset=offset,
+            **fields,
+        )
 
 
 class HandleClosedError(AccelError):

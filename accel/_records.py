@@ -105,34 +105,12 @@ def field(
     return Field(default, default_factory, init, repr, compare, hash, kw_only)
 
 
-def _is_classvar(annotation: object) -> bool:
-    text = annotation if isinstance(annotation, str) else repr(annotation)
+_builtin_repr = repr
+
+
+def _is_classvar(text: str) -> bool:
     text = text.strip("'\"")
     return text.startswith(("ClassVar", "typing.ClassVar", "Final[ClassVar"))
-
-
-def _own_fields(cls: type) -> list[Field]:
-    out: list[Field] = []
-    own_annotations = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 - no inspect
-    for name, annotation in own_annotations.items():
-        if _is_classvar(annotation):
-            continue
-        value = cls.__dict__.get(name, MISSING)
-        f = value if isinstance(value, Field) else Field(default=value)
-        f.name = name
-        f.type = annotation
-        out.append(f)
-    return out
-
-
-def _all_fields(cls: type, own: list[Field]) -> dict[str, Field]:
-    merged: dict[str, Field] = {}
-    for base in reversed(cls.__mro__[1:]):
-        for f in base.__dict__.get("__record_fields__", ()):
-            merged[f.name] = f
-    for f in own:
-        merged[f.name] = f
-    return merged
 
 
 def _init_source(
@@ -192,29 +170,22 @@ def _init_source(
 COMPILE_AFTER = 16
 
 
-def _check_order(cls: type, all_fields: tuple[Field, ...]) -> None:
-    """Refuse a required positional field after one with a default, as dataclasses do."""
-    seen_default = False
-    for f in all_fields:
-        if not f.init or f.kw_only:
-            continue
-        if f.default is not MISSING or f.default_factory is not MISSING:
-            seen_default = True
-        elif seen_default:
-            raise TypeError(
-                f"non-default argument {f.name!r} follows default argument in {cls.__qualname__}"
-            )
-
-
-def _install_lazy_init(cls: type, all_fields: tuple[Field, ...], frozen: bool) -> None:
-    _check_order(cls, all_fields)
-    positional = tuple(f.name for f in all_fields if f.init and not f.kw_only)
-    accepted = frozenset(f.name for f in all_fields if f.init)
+def _lazy_init(
+    owner: Callable[[], type],
+    all_fields: tuple[Field, ...],
+    positional: list[str],
+    accepted: set[str],
+    frozen: bool,
+) -> Callable[..., None]:
+    """A generic ``__init__`` that compiles the class's own after :data:`COMPILE_AFTER` calls."""
+    cls = owner()
     post_init = hasattr(cls, "__post_init__")
     store = object.__setattr__ if frozen else setattr
+    n_positional = len(positional)
     calls = 0
 
     def compile_init() -> Any:
+        cls = owner()
         source, env = _init_source(cls, all_fields, frozen)
         exec(source, env)
         real = env["__init__"]
@@ -225,7 +196,7 @@ def _install_lazy_init(cls: type, all_fields: tuple[Field, ...], frozen: bool) -
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
         nonlocal calls
         calls += 1
-        if calls > COMPILE_AFTER or len(args) > len(positional):
+        if calls > COMPILE_AFTER or len(args) > n_positional:
             compile_init()(self, *args, **kwargs)
             return
         values = dict(zip(positional, args, strict=False))
@@ -252,7 +223,7 @@ def _install_lazy_init(cls: type, all_fields: tuple[Field, ...], frozen: bool) -
             self.__post_init__()
 
     __init__.__qualname__ = f"{cls.__qualname__}.__init__"
-    type.__setattr__(cls, "__init__", __init__)
+    return __init__
 
 
 class _DataclassFields:
@@ -277,6 +248,9 @@ class _DataclassFields:
             df._field_type = dataclasses._FIELD  # type: ignore[attr-defined]
             out[f.name] = df
         return out
+
+
+_DATACLASS_FIELDS = _DataclassFields()
 
 
 def _repr(self: Any) -> str:
@@ -341,12 +315,75 @@ def _process(
     kw_only: bool,
     slots: bool,
 ) -> type:
-    own = _own_fields(cls)
-    if kw_only:
-        for f in own:
-            f.kw_only = True
-    merged = _all_fields(cls, own)
     ns = cls.__dict__
+    own: list[Field] = []
+    for name, annotation in ns.get("__annotations__", {}).items():
+        text = annotation if annotation.__class__ is str else _builtin_repr(annotation)
+        if "ClassVar" in text and _is_classvar(text):
+            continue
+        value = ns.get(name, MISSING)
+        f = value if isinstance(value, Field) else Field(value)
+        f.name = name
+        f.type = annotation
+        if kw_only:
+            f.kw_only = True
+        own.append(f)
+    merged: dict[str, Field] = {}
+    for base in cls.__mro__[-1:0:-1]:
+        for f in base.__dict__.get("__record_fields__", ()):
+            merged[f.name] = f
+    for f in own:
+        merged[f.name] = f
+    all_fields = tuple(merged.values())
+
+    positional: list[str] = []
+    accepted: set[str] = set()
+    check_order = init and "__init__" not in ns
+    seen_default = False
+    for f in all_fields:
+        if not f.init:
+            continue
+        accepted.add(f.name)
+        if f.kw_only:
+            continue
+        positional.append(f.name)
+        if f.default is not MISSING or f.default_factory is not MISSING:
+            seen_default = True
+        elif seen_default and check_order:
+            raise TypeError(
+                f"non-default argument {f.name!r} follows default argument in {cls.__qualname__}"
+            )
+
+    # The attributes to set: a slotted record is rebuilt with them in its body, any other
+    # record gets them set on the class.
+    attrs: dict[str, Any] = {
+        "__record_fields__": all_fields,
+        "__record_names__": frozenset(merged),
+        "__dataclass_fields__": _DATACLASS_FIELDS,
+        "__match_args__": tuple(positional),
+    }
+    if check_order:
+        attrs["__init__"] = _lazy_init(lambda: cls, all_fields, positional, accepted, frozen)
+    if repr and "__repr__" not in ns:
+        attrs["__repr__"] = _repr
+    if eq and "__eq__" not in ns:
+        attrs["__eq__"] = _eq
+    # dataclasses' rule: a __hash__ written in the class body wins; Python's implicit
+    # ``__hash__ = None`` from defining __eq__ does not count as written.
+    class_hash = ns.get("__hash__", MISSING)
+    explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in ns))
+    if not explicit_hash:
+        if unsafe_hash or (eq and frozen):
+            attrs["__hash__"] = _hash
+        elif eq:
+            attrs["__hash__"] = None
+    if order:
+        for op in ("__lt__", "__le__", "__gt__", "__ge__"):
+            attrs[op] = _order(op)
+    if frozen:
+        attrs["__setattr__"] = _frozen_setattr
+        attrs["__delattr__"] = _frozen_delattr
+
     if slots:
         body = dict(ns)
         for f in own:
@@ -355,41 +392,17 @@ def _process(
         body.pop("__weakref__", None)
         inherited = {n for base in cls.__mro__[1:] for n in getattr(base, "__slots__", ())}
         body["__slots__"] = tuple(f.name for f in own if f.name not in inherited)
+        body.update(attrs)
         cls = type(cls)(cls.__name__, cls.__bases__, body)
-    else:
-        for f in own:
-            if isinstance(ns.get(f.name), Field):
-                if f.default is MISSING:
-                    type.__delattr__(cls, f.name)
-                else:
-                    type.__setattr__(cls, f.name, f.default)
-    all_fields = tuple(merged.values())
-    setattr_ = type.__setattr__
-    setattr_(cls, "__record_fields__", all_fields)
-    setattr_(cls, "__record_names__", frozenset(merged))
-    setattr_(cls, "__dataclass_fields__", _DataclassFields())
-    setattr_(cls, "__match_args__", tuple(f.name for f in all_fields if f.init and not f.kw_only))
-    if init and "__init__" not in ns:
-        _install_lazy_init(cls, all_fields, frozen)
-    if repr and "__repr__" not in ns:
-        setattr_(cls, "__repr__", _repr)
-    if eq and "__eq__" not in ns:
-        setattr_(cls, "__eq__", _eq)
-    # dataclasses' rule: a __hash__ written in the class body wins; Python's implicit
-    # ``__hash__ = None`` from defining __eq__ does not count as written.
-    class_hash = ns.get("__hash__", MISSING)
-    explicit_hash = not (class_hash is MISSING or (class_hash is None and "__eq__" in ns))
-    if not explicit_hash:
-        if unsafe_hash or (eq and frozen):
-            setattr_(cls, "__hash__", _hash)
-        elif eq:
-            setattr_(cls, "__hash__", None)
-    if order:
-        for op in ("__lt__", "__le__", "__gt__", "__ge__"):
-            setattr_(cls, op, _order(op))
-    if frozen:
-        setattr_(cls, "__setattr__", _frozen_setattr)
-        setattr_(cls, "__delattr__", _frozen_delattr)
+        return cls
+    for f in own:
+        if isinstance(ns.get(f.name), Field):
+            if f.default is MISSING:
+                type.__delattr__(cls, f.name)
+            else:
+                type.__setattr__(cls, f.name, f.default)
+    for key, value in attrs.items():
+        type.__setattr__(cls, key, value)
     return cls
 
 

@@ -27,10 +27,15 @@ if TYPE_CHECKING:
     from ._lazy_errors import BackendCallError as BackendCallError
     from ._lazy_errors import CapabilityError as CapabilityError
     from ._lazy_errors import ClockError as ClockError
+    from ._lazy_errors import DuplicateAcceleratorError as DuplicateAcceleratorError
     from ._lazy_errors import GuestMemoryError as GuestMemoryError
     from ._lazy_errors import HandleClosedError as HandleClosedError
     from ._lazy_errors import MemoryLayoutError as MemoryLayoutError
+    from ._lazy_errors import PluginError as PluginError
+    from ._lazy_errors import PluginLoadError as PluginLoadError
+    from ._lazy_errors import PluginValidationError as PluginValidationError
     from ._lazy_errors import SnapshotChecksumError as SnapshotChecksumError
+    from ._lazy_errors import SnapshotError as SnapshotError
     from ._lazy_errors import SnapshotFormatError as SnapshotFormatError
     from ._lazy_errors import SnapshotMismatchError as SnapshotMismatchError
     from ._lazy_errors import SnapshotTruncatedError as SnapshotTruncatedError
@@ -113,54 +118,6 @@ def _restore(cls: type[AccelError], args: tuple[Any, ...], state: dict[str, Any]
     return exc
 
 
-# --------------------------------------------------------------------------- plugins
-
-
-class PluginError(AccelError):
-    """A plugin could not be used. Fields: ``plugin``, ``distribution``."""
-
-    plugin: str | None
-    distribution: str | None
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        plugin: str | None = None,
-        distribution: str | None = None,
-        hint: str | None = None,
-        **fields: Any,
-    ) -> None:
-        super().__init__(message, hint=hint, plugin=plugin, distribution=distribution, **fields)
-
-
-class PluginLoadError(PluginError):
-    """Importing or registering a plugin failed. Field ``error``: the original exception text."""
-
-    error: str | None = None
-
-    default_hint = (
-        "fix or uninstall the plugin's distribution, or skip it with ACCEL_DISABLE_PLUGINS=<name>"
-    )
-
-
-class PluginValidationError(PluginError):
-    """A plugin's hook implementation does not match the hook specification."""
-
-    hook: str | None = None
-
-    default_hint = "compare the implementation with the hook reference (docs/hooks.md)"
-
-
-class DuplicateAcceleratorError(PluginError):
-    """Two plugins provide an accelerator of the same name. Field ``plugins``: both names."""
-
-    plugins: tuple[str | None, ...] = ()
-    accelerator: str | None = None
-
-    default_hint = "uninstall one of them, or disable one with ACCEL_DISABLE_PLUGINS=<name>"
-
-
 # --------------------------------------------------------------------------- selection
 
 
@@ -216,47 +173,6 @@ class VcpuStateError(AccelError):
     """A vCPU or VM is in the wrong state for the operation (e.g. run while paused)."""
 
 
-# --------------------------------------------------------------------------- snapshots
-
-
-class SnapshotError(AccelError):
-    """A snapshot could not be written, read or restored.
-
-    Fields: ``section`` and ``instance`` (which section, when one is to blame), ``expected``
-    and ``found`` (versions, names or values), ``offset`` (byte offset in the stream).
-    A restore that raises this left its target exactly as it was.
-    """
-
-    section: str | None
-    instance: int | None
-    expected: object
-    found: object
-    offset: int | None
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        section: str | None = None,
-        instance: int | None = None,
-        expected: object = None,
-        found: object = None,
-        offset: int | None = None,
-        hint: str | None = None,
-        **fields: Any,
-    ) -> None:
-        super().__init__(
-            message,
-            hint=hint,
-            section=section,
-            instance=instance,
-            expected=expected,
-            found=found,
-            offset=offset,
-            **fields,
-        )
-
-
 #: Classes defined in :mod:`accel._lazy_errors` (raised off the run path), imported
 #: from there on first use.
 _LAZY = frozenset(
@@ -265,10 +181,15 @@ _LAZY = frozenset(
         "BackendCallError",
         "CapabilityError",
         "ClockError",
+        "DuplicateAcceleratorError",
         "GuestMemoryError",
         "HandleClosedError",
         "MemoryLayoutError",
+        "PluginError",
+        "PluginLoadError",
+        "PluginValidationError",
         "SnapshotChecksumError",
+        "SnapshotError",
         "SnapshotFormatError",
         "SnapshotMismatchError",
         "SnapshotTruncatedError",

@@ -117,3 +117,52 @@ def test_flag_operations_match(x: int, y: int) -> None:
     assert [m.name for m in ours_x] == [m.name for m in std_x]
     assert bool(ours_x) == bool(std_x)
     assert ours_x == x and hash(ours_x) == hash(x)
+
+
+def test_member_detection_matches_enum() -> None:
+    def body(ns: dict[str, object]) -> None:
+        items = {
+            "INT": 1,
+            "TEXT": "t",
+            "FLAG": True,
+            "PAIR": (1, 2),
+            "ALIAS": 1,
+            "method": lambda self: 0,
+            "prop": property(lambda self: 0),
+            "static": staticmethod(lambda: 0),
+        }
+        for key, value in items.items():
+            ns[key] = value
+
+    def build(base: type) -> type:
+        import types
+
+        return types.new_class("Mixed", (base,), {}, body)
+
+    std, ours = build(enum.Enum), build(_enums.Enum)
+    assert list(ours.__members__) == list(std.__members__)
+    assert [m.name for m in ours] == [m.name for m in std]
+    assert ours.ALIAS is ours.INT and ours(True) is ours.INT
+    assert ours.static() == 0
+    assert ours.TEXT.prop == 0 and ours.PAIR.value == (1, 2)
+    # Not members here (the standard enum of 3.11 differs): underscored names, classes.
+    extra = _enums._EnumType("Extra", (_enums.Enum,), {"_private": 3, "Nested": int, "X": 1})
+    assert list(extra.__members__) == ["X"] and extra.Nested is int and extra._private == 3
+
+
+def test_flag_aliases_and_composites_are_not_listed() -> None:
+    class StdF(enum.IntFlag):
+        A = 1
+        B = 2
+        AB = 3
+        ALSO_A = 1
+
+    class F(_enums.IntFlag):
+        A = 1
+        B = 2
+        AB = 3
+        ALSO_A = 1
+
+    assert [m.name for m in F] == [m.name for m in StdF] == ["A", "B"]
+    assert list(F.__members__) == list(StdF.__members__)
+    assert F.ALSO_A is F.A and F(3) is F.AB

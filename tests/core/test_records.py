@@ -148,3 +148,74 @@ def test_classvar_is_not_a_field() -> None:
 
     assert [f.name for f in _records.fields(C)] == ["x"]
     assert C.shared == 5
+
+
+_OPTIONS: list[dict[str, Any]] = [
+    {},
+    {"frozen": True},
+    {"eq": False},
+    {"unsafe_hash": True},
+    {"order": True},
+]
+_WRITTEN = ["", "__eq__", "__hash__", "__hash__None", "both"]
+
+
+@pytest.mark.parametrize("slots", [False, True])
+@pytest.mark.parametrize(
+    ("options", "written"),
+    [
+        (options, written)
+        for options in _OPTIONS
+        for written in _WRITTEN
+        # dataclasses refuses unsafe_hash with a __hash__ written in the body
+        if not (options.get("unsafe_hash") and written in ("__hash__", "__hash__None", "both"))
+    ],
+)
+def test_methods_written_in_the_body_follow_dataclasses(
+    slots: bool, options: dict[str, Any], written: str
+) -> None:
+    def eq(self: Any, other: object) -> bool:
+        return True
+
+    def hash_(self: Any) -> int:
+        return 42
+
+    def make(decorate: Any) -> type:
+        ns: dict[str, Any] = {"__annotations__": {"a": "int"}, "__module__": __name__}
+        if written in ("__eq__", "both"):
+            ns["__eq__"] = eq
+        if written in ("__hash__", "both"):
+            ns["__hash__"] = hash_
+        if written == "__hash__None":
+            ns["__hash__"] = None
+        return decorate(slots=slots, **options)(type("W", (), ns))
+
+    d, r = make(dataclasses.dataclass), make(record)
+    for name in ("__eq__", "__hash__", "__lt__", "__setattr__", "__repr__"):
+        d_own, r_own = name in d.__dict__, name in r.__dict__
+        assert d_own == r_own, name
+        if d.__dict__.get(name) is None:
+            assert r.__dict__.get(name) is None, name
+    assert hasattr(r, "__slots__") == slots
+    if d.__hash__ is not None:
+        assert (hash(d(1)) == 42) == (hash(r(1)) == 42)
+
+
+def test_slotted_post_init_and_compiled_init_see_the_rebuilt_class() -> None:
+    @record(frozen=True, slots=True, order=True)
+    class S:
+        x: int
+        y: int = 0
+
+        def __post_init__(self) -> None:
+            if self.x < 0:
+                raise ValueError("negative")
+
+    objs = [S(i) for i in range(_records.COMPILE_AFTER + 3)]
+    assert S.__init__.__qualname__.endswith("S.__init__")
+    assert "__init__" in S.__dict__ and not hasattr(objs[0], "__dict__")
+    assert objs[1] < objs[2] and objs[3] == S(3, 0)
+    with pytest.raises(ValueError, match="negative"):
+        S(-1)
+    with pytest.raises(FrozenInstanceError):
+        objs[0].x = 5
