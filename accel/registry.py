@@ -1017,7 +1017,16 @@ class Registry:
 
 
 def _with_plugin(obj: Any, plugin: str) -> Any:
-    if hasattr(type(obj), "__record_fields__"):
+    cls = type(obj)
+    if cls is AcceleratorInfo or cls is DeviceType:
+        # ``replace(obj, plugin=plugin)``: its ``__post_init__`` gives back the values it
+        # already checked and normalised, so they are copied as they are.
+        new = object.__new__(cls)
+        fields = new.__dict__
+        fields.update(obj.__dict__)
+        fields["plugin"] = plugin
+        return new
+    if hasattr(cls, "__record_fields__"):
         from ._records import replace
 
         return replace(obj, plugin=plugin)
