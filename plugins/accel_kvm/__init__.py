@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from accel.plugin import AcceleratorInfo, hookimpl
 
-from ._ioctl import HostSys, Sys
+from ._abi import HostSys, Sys
 from .accelerator import KvmAccelerator
 
 TYPE_CHECKING = False

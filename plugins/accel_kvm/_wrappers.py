@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 
 from . import _abi
-from ._ioctl import HostSys
+from ._abi import HostSys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import Any
 
-    from ._ioctl import Sys
+    from ._abi import Sys
 
 __all__ = ["FaultInjector", "RecordingSys", "ioctl_name"]
 

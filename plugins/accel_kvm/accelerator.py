@@ -11,7 +11,7 @@ from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
 from accel.errors import InvalidArgumentError
 
 from . import _abi
-from ._ioctl import ACCEL_NAME, NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, Sys, call
+from ._abi import ACCEL_NAME, NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, Sys, call
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:

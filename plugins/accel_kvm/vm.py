@@ -29,7 +29,7 @@ from accel.capabilities import Capability, CapabilitySet, ClockFlags
 from accel.errors import InvalidArgumentError, VcpuStateError
 
 from . import _abi
-from ._ioctl import ACCEL_NAME, buffer_address, call, release_mapping
+from ._abi import ACCEL_NAME, buffer_address, call, release_mapping
 from .accelerator import _ENTRY_WORDS, _HEADER_WORDS, KVM_CAPS, CpuidEntry, answers_from_raw
 
 TYPE_CHECKING = False
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from accel.accelerator import ClockData, Registers, SpecialRegisters
 
-    from ._ioctl import Sys
+    from ._abi import Sys
     from .accelerator import KvmAccelerator
 
 __all__ = ["PV_FLAGS", "KvmVM", "KvmVcpu", "cpuid_buffer", "filter_cpuid"]
