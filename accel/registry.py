@@ -242,7 +242,9 @@ def _scan_directory(
             if not child.endswith((".dist-info", ".egg-info")) or not child.rpartition(".")[0]:
                 return None  # importlib.metadata would read the name from the metadata
             stem = low.rpartition(".")[0].partition("-")[0]
-            by_name.setdefault(_normalize(stem), []).append(child)
+            if "." in stem or "__" in stem:  # else lower-case, no "-": normalised already
+                stem = _normalize(stem)
+            by_name.setdefault(stem, []).append(child)
     keys: list[str] = []
     ordered = 0  # distributions whose order counts
     out: list[_EntryPointLike] = []

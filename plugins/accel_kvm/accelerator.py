@@ -254,12 +254,17 @@ class KvmAccelerator(Accelerator):
         fd = self._require()
         known = self._raw
         raw: dict[int, int] = {}
+        ioctl = self._sys.ioctl
+        request = _abi.KVM_CHECK_EXTENSION
         for _, number in KVM_CAPS.values():
             value = known.get(number)
             if value is None:
-                value = known[number] = int(
-                    call(self._sys, "KVM_CHECK_EXTENSION", fd, _abi.KVM_CHECK_EXTENSION, number)
-                )
+                try:
+                    value = known[number] = int(ioctl(fd, request, number))
+                except OSError as exc:  # as call() reports it
+                    raise _errors.BackendCallError(
+                        "KVM_CHECK_EXTENSION", exc.errno, accelerator=ACCEL_NAME
+                    ) from exc
             raw[number] = value
         cpuid = self.supported_cpuid()
         answers = answers_from_raw(raw)
