@@ -9,7 +9,7 @@ name of every ioctl the plugin issues to its request number; the fault-injection
 are parametrised over it, so an ioctl added here is tested.
 
 The system calls: every ``open``/``close``/``ioctl``/``mmap`` the plugin makes goes
-through one object with the :class:`Sys` shape, handed to
+through one object with the :class:`~accel_kvm._wrappers.Sys` shape, handed to
 :class:`~accel_kvm.KvmAccelerator` (``sys=``) and passed down to its VMs and vCPUs.
 :class:`HostSys` calls the real functions; tests wrap it with the layers of
 :mod:`accel_kvm._wrappers`. :func:`call` turns a failed ioctl into
@@ -28,9 +28,9 @@ from accel import errors as _errors
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Final, Protocol
-else:
-    Protocol = object
+    from typing import Any, Final
+
+    from ._wrappers import Sys as Sys
 
 # --------------------------------------------------------------------------- ioctl encoding
 # asm-generic/ioctl.h: nr 8 bits, type 8 bits, size 14 bits, dir 2 bits.
@@ -217,21 +217,6 @@ ACCEL_NAME = "kvm"
 _char: list[Any] = []
 
 
-class Sys(Protocol):
-    """What the plugin needs from the operating system (a :class:`typing.Protocol` to a
-    type checker: any object with these methods will do)."""
-
-    def open(self, path: str, flags: int) -> int: ...
-
-    def close(self, fd: int) -> None: ...
-
-    def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any: ...
-
-    def mmap(self, fd: int, length: int) -> _mmap.mmap:
-        """A shared read-write mapping of ``fd`` (``fd == -1``: anonymous, private, zeroed)."""
-        ...
-
-
 class HostSys:
     """The real system calls (``os.open``, ``fcntl.ioctl``, ``mmap.mmap``).
 
@@ -371,17 +356,21 @@ _STRUCT_NAMES: Final = frozenset(
 if not TYPE_CHECKING:
 
     def __getattr__(name):
-        """The ctypes structures (``kvm_regs``, ``STRUCTS`` ...), imported on first use."""
-        if name in _STRUCT_NAMES:
-            from . import _structs
+        """The ctypes structures (``kvm_regs``, ``STRUCTS`` ...) and the :class:`Sys`
+        protocol (defined in :mod:`accel_kvm._wrappers`), imported on first use."""
+        if name in _STRUCT_NAMES or name == "Sys":
+            if name == "Sys":
+                from . import _wrappers as _module
+            else:
+                from . import _structs as _module
 
-            value = getattr(_structs, name)
+            value = getattr(_module, name)
             globals()[name] = value
             return value
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
     def __dir__():
-        return sorted(set(globals()) | _STRUCT_NAMES)
+        return sorted(set(globals()) | _STRUCT_NAMES | {"Sys"})
 else:
     from ._structs import STRUCTS as STRUCTS
     from ._structs import kvm_clock_data as kvm_clock_data

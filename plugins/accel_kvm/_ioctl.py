@@ -16,7 +16,6 @@ from ._abi import ACCEL_NAME as ACCEL_NAME
 from ._abi import NO_DEVICE_ERRNOS as NO_DEVICE_ERRNOS
 from ._abi import PERMISSION_ERRNOS as PERMISSION_ERRNOS
 from ._abi import HostSys as HostSys
-from ._abi import Sys as Sys
 from ._abi import buffer_address as buffer_address
 from ._abi import call as call
 from ._abi import release_mapping as release_mapping
@@ -25,14 +24,15 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from ._wrappers import FaultInjector, RecordingSys, ioctl_name
+    from ._wrappers import FaultInjector, RecordingSys, Sys, ioctl_name
 
 __all__ = ["FaultInjector", "HostSys", "RecordingSys", "Sys", "ioctl_name"]
 
 
 def __getattr__(name: str) -> Any:
-    """The wrapping layers of :mod:`accel_kvm._wrappers`, imported on first use."""
-    if name in ("FaultInjector", "RecordingSys", "ioctl_name"):
+    """The :class:`Sys` shape and the wrapping layers of :mod:`accel_kvm._wrappers`,
+    imported on first use."""
+    if name in ("FaultInjector", "RecordingSys", "Sys", "ioctl_name"):
         from . import _wrappers
 
         value = getattr(_wrappers, name)

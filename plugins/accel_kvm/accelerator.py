@@ -11,12 +11,13 @@ from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
 from accel.errors import InvalidArgumentError
 
 from . import _abi
-from ._abi import ACCEL_NAME, NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, Sys, call
+from ._abi import ACCEL_NAME, NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, call
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Final
 
+    from ._wrappers import Sys
     from .vm import KvmVM
 
 __all__ = ["KVM_CAPS", "CpuidEntry", "KvmAccelerator"]

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from accel.accelerator import ClockData, Registers, SpecialRegisters
 
-    from ._abi import Sys
+    from ._wrappers import Sys
     from .accelerator import KvmAccelerator
 
 __all__ = ["PV_FLAGS", "KvmVM", "KvmVcpu", "cpuid_buffer", "filter_cpuid"]

@@ -168,6 +168,7 @@ _RUN_SKIPS = (
 
 def test_the_system_call_layer_is_importable_from_ioctl() -> None:
     """accel_kvm._ioctl names the objects accel_kvm._abi defines, and the wrappers."""
+    import accel_kvm
     from accel_kvm import _abi, _ioctl, _wrappers
 
     for name in ("ACCEL_NAME", "HostSys", "Sys", "buffer_address", "call", "release_mapping"):
@@ -177,6 +178,9 @@ def test_the_system_call_layer_is_importable_from_ioctl() -> None:
     assert _ioctl.FaultInjector is _wrappers.FaultInjector
     assert _ioctl.RecordingSys is _wrappers.RecordingSys
     assert _ioctl.ioctl_name is _wrappers.ioctl_name
+    assert _ioctl.Sys is _wrappers.Sys
+    assert accel_kvm.Sys is _wrappers.Sys
+    assert "Sys" in dir(_abi)
 
 
 @pytest.mark.kvm
