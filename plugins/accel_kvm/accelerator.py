@@ -106,6 +106,8 @@ class KvmAccelerator(Accelerator):
         self._answers: dict[str, CapabilityAnswer] = {}
         self._closed = False
         self._cpuid: tuple[CpuidEntry, ...] | None = None
+        # The KVM_GET_SUPPORTED_CPUID result as the kernel wrote it (a struct kvm_cpuid2).
+        self._cpuid_struct = b""
         self._mmap_size = 0
         self._vms: list[KvmVM] = []
 
@@ -243,6 +245,7 @@ class KvmAccelerator(Accelerator):
             words.release()
             end = _HEADER_WORDS + flat[0] * _ENTRY_WORDS
             entries: list[Any] = [flat[i : i + 7] for i in range(_HEADER_WORDS, end, _ENTRY_WORDS)]
+            self._cpuid_struct = bytes(buf[: 4 * end])
             self._cpuid = tuple(map(tuple, entries))
         return self._cpuid
 

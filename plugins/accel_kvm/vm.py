@@ -206,11 +206,18 @@ class KvmVM(VM):
         spec = cpu if cpu is not None else CpuSpec()
         acc = self.accelerator
         size = acc.vcpu_mmap_size()
-        cpuid = filter_cpuid(acc.supported_cpuid(), spec)
+        supported = acc.supported_cpuid()
+        cpuid = filter_cpuid(supported, spec)
+        # Nothing filtered out: a copy of the kernel's own struct, whose padding it zeroed
+        # (a mutable buffer: fcntl.ioctl copies an immutable one only up to 1024 bytes).
+        if cpuid == list(supported) and acc._cpuid_struct:
+            struct = bytearray(acc._cpuid_struct)
+        else:
+            struct = cpuid_buffer(cpuid)
         fd = int(call(self._sys, "KVM_CREATE_VCPU", self._fd, _abi.KVM_CREATE_VCPU, index))
         # From here KVM holds vCPU ``index`` until the VM is closed, even if the rest fails.
         taken.add(index)
-        vcpu = KvmVcpu(self, index, fd, spec, self._sys, size, cpuid)
+        vcpu = KvmVcpu(self, index, fd, spec, self._sys, size, struct)
         self._vcpus.append(vcpu)
         return vcpu
 
@@ -430,9 +437,10 @@ class KvmVcpu(Vcpu):
         cpu: CpuSpec,
         sys: Sys,
         mmap_size: int,
-        cpuid: list[CpuidEntry],
+        cpuid: bytearray,
     ) -> None:
-        """Take over vCPU ``fd`` (from KVM_CREATE_VCPU): map kvm_run, KVM_SET_CPUID2.
+        """Take over vCPU ``fd`` (from KVM_CREATE_VCPU): map kvm_run, KVM_SET_CPUID2 with
+        ``cpuid`` (a ``struct kvm_cpuid2``, see :func:`cpuid_buffer`).
 
         Made by :meth:`KvmVM.create_vcpu`; on failure ``fd`` is closed.
         """
@@ -449,7 +457,7 @@ class KvmVcpu(Vcpu):
             except OSError as exc:
                 raise _errors.BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
             try:
-                call(sys, "KVM_SET_CPUID2", fd, _abi.KVM_SET_CPUID2, cpuid_buffer(cpuid))
+                call(sys, "KVM_SET_CPUID2", fd, _abi.KVM_SET_CPUID2, cpuid)
             except BaseException:
                 mm.close()
                 raise

@@ -177,3 +177,30 @@ def test_vm_level_falls_back_to_host_without_check_extension_vm() -> None:
         assert not a.capabilities().supports(Capability.VM_CAPABILITY_QUERY)
         assert vm.capabilities() == a.capabilities()
         assert vm.check_extension(_abi.KVM_CAP_IRQCHIP) == a.check_extension(_abi.KVM_CAP_IRQCHIP)
+
+
+@pytest.mark.parametrize("model", ["host", "host,-kvmclock", "host,-kvm"])
+def test_set_cpuid2_gets_the_filtered_supported_cpuid(model: str) -> None:
+    """KVM_SET_CPUID2's argument is exactly cpuid_buffer(filter_cpuid(supported, cpu))."""
+    from accel_kvm.vm import cpuid_buffer, filter_cpuid
+
+    from accel import CpuSpec
+
+    seen: list[bytes] = []
+
+    class Capture(HostSys):
+        def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any:
+            if request == _abi.KVM_SET_CPUID2:
+                seen.append(bytes(arg))
+            return super().ioctl(fd, request, arg)
+
+    acc = KvmAccelerator(sys=Capture())
+    try:
+        cpu = CpuSpec.parse(model)
+        with acc.create_vm() as vm:
+            vm.create_vcpu(cpu=cpu)
+            vm.create_vcpu(cpu=cpu)
+        expected = bytes(cpuid_buffer(filter_cpuid(acc.supported_cpuid(), cpu)))
+        assert seen == [expected, expected]
+    finally:
+        acc.close()
