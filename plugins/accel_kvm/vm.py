@@ -400,9 +400,11 @@ def filter_cpuid(entries: tuple[CpuidEntry, ...], cpu: CpuSpec) -> list[CpuidEnt
         if cpu.flag(name, True) is False:
             for bit in bits:
                 clear |= 1 << bit
+    if not clear:
+        return list(entries)
     out: list[CpuidEntry] = []
     for entry in entries:
-        if entry[0] == _abi.KVM_CPUID_FEATURES and clear:
+        if entry[0] == _abi.KVM_CPUID_FEATURES:
             function, index, flags, eax, ebx, ecx, edx = entry
             entry = (function, index, flags, eax & ~clear, ebx, ecx, edx)
         out.append(entry)
