@@ -159,19 +159,21 @@ def _has_metadata(names: Iterable[str]) -> bool:
     return ".dist-info" in low or ".egg-info" in low
 
 
-def _unchanged_without_metadata(finder: object, root: str) -> bool:
-    # Whether the import system's listing of directory ``root`` is current and holds no
-    # metadata directory (its ``FileFinder`` lists a directory again once its mtime moves,
-    # as importlib.metadata's own listing cache does).
+def _current_listing(finder: object, root: str) -> set[str] | None:
+    # The import system's listing of directory ``root`` (unordered) when it is current, else
+    # None (its ``FileFinder`` lists a directory again once its mtime moves, as
+    # importlib.metadata's own listing cache does).
     try:
         mtime = finder._path_mtime  # type: ignore[attr-defined]
         names = finder._path_cache  # type: ignore[attr-defined]
-        if type(names) is not set or _has_metadata(names):
-            return False
+        if type(names) is not set:
+            return None
         st = os.stat(root)
     except (AttributeError, OSError):
-        return False
-    return st.st_mode & 0o170000 == 0o040000 and st.st_mtime == mtime  # unchanged since listed
+        return None
+    if st.st_mode & 0o170000 == 0o040000 and st.st_mtime == mtime:  # unchanged since listed
+        return names
+    return None
 
 
 def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
@@ -180,17 +182,20 @@ def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
     # Reads the ``*.dist-info`` / ``*.egg-info`` directories of the ``sys.path`` directories
     # as importlib.metadata's path finder does: each directory in ``os.listdir`` order, the
     # first distribution of a (normalised) name wins, ``entry_points.txt`` parsed the same
-    # way. A directory whose current listing the import system already holds is not listed
-    # again when that listing has no metadata directory; nothing else is cached, so an
-    # install or uninstall shows at once. Returns None (use importlib.metadata) wherever the
-    # two could differ: another distribution finder on ``sys.meta_path``, a zip archive or
-    # non-string entry on ``sys.path``, an egg, or a metadata directory with an unusual suffix.
+    # way. Where the import system already holds a directory's current listing, that listing
+    # is used instead, unless the order of its names could matter (two distributions of one
+    # name, or entry points of ``group`` from two distributions); nothing else is cached, so
+    # an install or uninstall shows at once. Returns None (use importlib.metadata) wherever
+    # the two could differ: another distribution finder on ``sys.meta_path``, a zip archive
+    # or non-string entry on ``sys.path``, an egg, or a metadata directory with an unusual
+    # suffix.
     from _frozen_importlib_external import FileFinder, PathFinder
 
     finders = [f for f in sys.meta_path if getattr(f, "find_distributions", None) is not None]
     if finders != [PathFinder]:
         return None
     listed = sys.path_importer_cache
+    header = "[" + group + "]"  # in the text of any file with a section named ``group``
     seen: set[str] = set()
     out: list[_EntryPointLike] = []
     for entry in sys.path:
@@ -198,65 +203,95 @@ def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
             return None
         root = entry or "."
         finder = listed.get(entry)
-        if (
-            type(finder) is FileFinder
-            and finder.path == root
-            and _unchanged_without_metadata(finder, root)
-        ):
-            if os.path.basename(entry).lower().endswith(".egg"):
-                return None
-            continue
-        try:
-            children = os.listdir(root)
-        except NotADirectoryError:
-            return None  # a zip archive: importlib.metadata reads those
-        except OSError:
-            continue
+        children: Iterable[str] | None = None
+        if type(finder) is FileFinder and finder.path == root:
+            children = _current_listing(finder, root)
+        if children is None:
+            try:
+                children = os.listdir(root)
+            except NotADirectoryError:
+                return None  # a zip archive: importlib.metadata reads those
+            except OSError:
+                continue
         if os.path.basename(entry).lower().endswith(".egg"):
             return None
         if not _has_metadata(children):
             continue
-        by_name: dict[str, list[str]] = {}
-        for child in children:
-            low = child.lower()
-            if low.endswith((".dist-info", ".egg-info")):
-                if not child.endswith((".dist-info", ".egg-info")) or not child.rpartition(".")[0]:
-                    return None  # importlib.metadata would read the name from the metadata
-                stem = low.rpartition(".")[0].partition("-")[0]
-                by_name.setdefault(_normalize(stem), []).append(child)
         prefix = os.path.join(root, "") if entry else ""
-        for normalized, children_of_name in by_name.items():
-            for child in children_of_name:
-                # The name a distribution is known by comes from its directory's own case.
-                key = (
-                    normalized
-                    if child == child.lower()
-                    else _normalize(child.rpartition(".")[0].partition("-")[0])
-                )
-                if key in seen:
-                    continue
-                seen.add(key)
-                path = prefix + child
-                text = _read(path + os.sep + "entry_points.txt")
-                if not text:
-                    continue
-                dist = _PathDist(path)
-                section: str | None = None
-                for raw in text.splitlines():
-                    line = raw.strip()
-                    if not line or line.startswith("#"):
-                        continue
-                    if line.startswith("[") and line.endswith("]"):
-                        section = line.strip("[]")
-                        continue
-                    if section is None:
-                        continue
-                    name, sep, value = line.partition("=")
-                    if not sep:
-                        return None  # importlib.metadata raises for this file: let it say so
-                    if section == group:
-                        out.append(_EntryPoint(name.strip(), value.strip(), dist))
+        found = _scan_directory(prefix, children, group, header, seen)
+        if found is not None and type(children) is set and found[1] > 1:
+            found = _scan_directory(prefix, os.listdir(root), group, header, seen)
+        if found is None:
+            return None
+        keys, _count, eps = found
+        seen.update(keys)
+        out += eps
     return out
+
+
+def _scan_directory(
+    prefix: str, children: Iterable[str], group: str, header: str, seen: set[str]
+) -> tuple[list[str], int, list[_EntryPointLike]] | None:
+    # The distributions of one directory not in ``seen``: their names, how many of them
+    # could depend on the listing's order (2 or more: it does), and the entry points of
+    # ``group`` in listing order. None where importlib.metadata must answer.
+    by_name: dict[str, list[str]] = {}
+    for child in children:
+        low = child.lower()
+        if low.endswith((".dist-info", ".egg-info")):
+            if not child.endswith((".dist-info", ".egg-info")) or not child.rpartition(".")[0]:
+                return None  # importlib.metadata would read the name from the metadata
+            stem = low.rpartition(".")[0].partition("-")[0]
+            if "." in stem or "__" in stem:  # else lower-case, no "-": normalised already
+                stem = _normalize(stem)
+            by_name.setdefault(stem, []).append(child)
+    keys: list[str] = []
+    ordered = 0  # distributions whose order counts
+    out: list[_EntryPointLike] = []
+    for normalized, children_of_name in by_name.items():
+        if len(children_of_name) > 1:
+            ordered = 2
+        for child in children_of_name:
+            # The name a distribution is known by comes from its directory's own case.
+            key = (
+                normalized
+                if child == child.lower()
+                else _normalize(child.rpartition(".")[0].partition("-")[0])
+            )
+            if key in seen:
+                continue
+            if key in keys:
+                ordered = 2
+                continue
+            keys.append(key)
+            path = prefix + child
+            text = _read(path + os.sep + "entry_points.txt")
+            if not text:
+                continue
+            dist = _PathDist(path)
+            lines = text.splitlines()
+            if header not in text:
+                # No entry point of ``group`` here, only lines to check: a line with
+                # "=" and no "[" is neither a header nor a malformed entry.
+                lines = [raw for raw in lines if "=" not in raw or "[" in raw]
+            else:
+                ordered += 1
+            section: str | None = None
+            for raw in lines:
+                line = raw.strip()
+                if not line or line.startswith("#"):
+                    continue
+                if line.startswith("[") and line.endswith("]"):
+                    section = line.strip("[]")
+                    continue
+                if section is None:
+                    continue
+                name, sep, value = line.partition("=")
+                if not sep:
+                    return None  # importlib.metadata raises for this file: let it say so
+                if section == group:
+                    out.append(_EntryPoint(name.strip(), value.strip(), dist))
+    return keys, ordered, out
 
 
 def _entry_points(group: str) -> list[_EntryPointLike]:
@@ -984,7 +1019,16 @@ class Registry:
 
 
 def _with_plugin(obj: Any, plugin: str) -> Any:
-    if hasattr(type(obj), "__record_fields__"):
+    cls = type(obj)
+    if cls is AcceleratorInfo or cls is DeviceType:
+        # ``replace(obj, plugin=plugin)``: its ``__post_init__`` gives back the values it
+        # already checked and normalised, so they are copied as they are.
+        new = object.__new__(cls)
+        fields = new.__dict__
+        fields.update(obj.__dict__)
+        fields["plugin"] = plugin
+        return new
+    if hasattr(cls, "__record_fields__"):
         from ._records import replace
 
         return replace(obj, plugin=plugin)

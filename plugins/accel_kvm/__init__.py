@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from accel.plugin import AcceleratorInfo, hookimpl
 
-from ._ioctl import HostSys, Sys
+from ._abi import HostSys
 from .accelerator import KvmAccelerator
 
 TYPE_CHECKING = False
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from accel.accelerator import Accelerator
     from accel.plugin import ClockDeviceChoice, DeviceType, MachineView
 
-    from ._wrappers import FaultInjector, RecordingSys
+    from ._wrappers import FaultInjector, RecordingSys, Sys
     from .vm import KvmVcpu, KvmVM
 
 _LAZY = {
@@ -31,12 +31,13 @@ _LAZY = {
     "KvmVcpu": "vm",
     "KvmVM": "vm",
     "RecordingSys": "_wrappers",
+    "Sys": "_wrappers",
 }
 
 
 def __getattr__(name: str) -> Any:
-    """``accel_kvm.KvmVM``, ``KvmVcpu``, ``FaultInjector`` and ``RecordingSys``, imported
-    on first use (PEP 562)."""
+    """``accel_kvm.KvmVM``, ``KvmVcpu``, ``FaultInjector``, ``RecordingSys`` and ``Sys``,
+    imported on first use (PEP 562)."""
     if name in _LAZY:
         __import__(f"{__name__}.{_LAZY[name]}")
         value = getattr(globals()[_LAZY[name]], name)

@@ -1,8 +1,10 @@
-"""System-call layers that wrap another :class:`~accel_kvm._ioctl.Sys` (for tests).
+"""The :class:`Sys` shape of the KVM plugin's system-call layer, and layers that wrap
+another one (for tests).
 
 :class:`FaultInjector` makes chosen calls fail with an errno or answer a fixed value;
-:class:`RecordingSys` logs every ioctl by name. Both are re-exported by
-:mod:`accel_kvm` and :mod:`accel_kvm._ioctl`.
+:class:`RecordingSys` logs every ioctl by name. All three are re-exported by
+:mod:`accel_kvm` and :mod:`accel_kvm._ioctl` (and ``Sys`` by :mod:`accel_kvm._abi`,
+whose :class:`~accel_kvm._abi.HostSys` has that shape).
 """
 
 from __future__ import annotations
@@ -10,17 +12,32 @@ from __future__ import annotations
 import os
 
 from . import _abi
-from ._ioctl import HostSys
+from ._abi import HostSys
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     import mmap as _mmap
     from collections.abc import Callable
-    from typing import Any
+    from typing import Any, Protocol
+else:
+    Protocol = object
 
-    from ._ioctl import Sys
+__all__ = ["FaultInjector", "RecordingSys", "Sys", "ioctl_name"]
 
-__all__ = ["FaultInjector", "RecordingSys", "ioctl_name"]
+
+class Sys(Protocol):
+    """What the plugin needs from the operating system (a :class:`typing.Protocol` to a
+    type checker: any object with these methods will do)."""
+
+    def open(self, path: str, flags: int) -> int: ...
+
+    def close(self, fd: int) -> None: ...
+
+    def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any: ...
+
+    def mmap(self, fd: int, length: int) -> _mmap.mmap:
+        """A shared read-write mapping of ``fd`` (``fd == -1``: anonymous, private, zeroed)."""
+        ...
 
 
 def ioctl_name(request: int) -> str:

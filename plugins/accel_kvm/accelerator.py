@@ -11,12 +11,13 @@ from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
 from accel.errors import InvalidArgumentError
 
 from . import _abi
-from ._ioctl import ACCEL_NAME, NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, Sys, call
+from ._abi import ACCEL_NAME, NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, call
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any, Final
 
+    from ._wrappers import Sys
     from .vm import KvmVM
 
 __all__ = ["KVM_CAPS", "CpuidEntry", "KvmAccelerator"]
@@ -105,6 +106,8 @@ class KvmAccelerator(Accelerator):
         self._answers: dict[str, CapabilityAnswer] = {}
         self._closed = False
         self._cpuid: tuple[CpuidEntry, ...] | None = None
+        # The KVM_GET_SUPPORTED_CPUID result as the kernel wrote it (a struct kvm_cpuid2).
+        self._cpuid_struct = b""
         self._mmap_size = 0
         self._vms: list[KvmVM] = []
 
@@ -242,6 +245,7 @@ class KvmAccelerator(Accelerator):
             words.release()
             end = _HEADER_WORDS + flat[0] * _ENTRY_WORDS
             entries: list[Any] = [flat[i : i + 7] for i in range(_HEADER_WORDS, end, _ENTRY_WORDS)]
+            self._cpuid_struct = bytes(buf[: 4 * end])
             self._cpuid = tuple(map(tuple, entries))
         return self._cpuid
 
@@ -254,12 +258,17 @@ class KvmAccelerator(Accelerator):
         fd = self._require()
         known = self._raw
         raw: dict[int, int] = {}
+        ioctl = self._sys.ioctl
+        request = _abi.KVM_CHECK_EXTENSION
         for _, number in KVM_CAPS.values():
             value = known.get(number)
             if value is None:
-                value = known[number] = int(
-                    call(self._sys, "KVM_CHECK_EXTENSION", fd, _abi.KVM_CHECK_EXTENSION, number)
-                )
+                try:
+                    value = known[number] = int(ioctl(fd, request, number))
+                except OSError as exc:  # as call() reports it
+                    raise _errors.BackendCallError(
+                        "KVM_CHECK_EXTENSION", exc.errno, accelerator=ACCEL_NAME
+                    ) from exc
             raw[number] = value
         cpuid = self.supported_cpuid()
         answers = answers_from_raw(raw)

@@ -29,7 +29,7 @@ from accel.capabilities import Capability, CapabilitySet, ClockFlags
 from accel.errors import InvalidArgumentError, VcpuStateError
 
 from . import _abi
-from ._ioctl import ACCEL_NAME, buffer_address, call, release_mapping
+from ._abi import ACCEL_NAME, buffer_address, call, release_mapping
 from .accelerator import _ENTRY_WORDS, _HEADER_WORDS, KVM_CAPS, CpuidEntry, answers_from_raw
 
 TYPE_CHECKING = False
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 
     from accel.accelerator import ClockData, Registers, SpecialRegisters
 
-    from ._ioctl import Sys
+    from ._wrappers import Sys
     from .accelerator import KvmAccelerator
 
 __all__ = ["PV_FLAGS", "KvmVM", "KvmVcpu", "cpuid_buffer", "filter_cpuid"]
@@ -206,11 +206,18 @@ class KvmVM(VM):
         spec = cpu if cpu is not None else CpuSpec()
         acc = self.accelerator
         size = acc.vcpu_mmap_size()
-        cpuid = filter_cpuid(acc.supported_cpuid(), spec)
+        supported = acc.supported_cpuid()
+        cpuid = filter_cpuid(supported, spec)
+        # Nothing filtered out: a copy of the kernel's own struct, whose padding it zeroed
+        # (a mutable buffer: fcntl.ioctl copies an immutable one only up to 1024 bytes).
+        if cpuid == list(supported) and acc._cpuid_struct:
+            struct = bytearray(acc._cpuid_struct)
+        else:
+            struct = cpuid_buffer(cpuid)
         fd = int(call(self._sys, "KVM_CREATE_VCPU", self._fd, _abi.KVM_CREATE_VCPU, index))
         # From here KVM holds vCPU ``index`` until the VM is closed, even if the rest fails.
         taken.add(index)
-        vcpu = KvmVcpu(self, index, fd, spec, self._sys, size, cpuid)
+        vcpu = KvmVcpu(self, index, fd, spec, self._sys, size, struct)
         self._vcpus.append(vcpu)
         return vcpu
 
@@ -393,9 +400,11 @@ def filter_cpuid(entries: tuple[CpuidEntry, ...], cpu: CpuSpec) -> list[CpuidEnt
         if cpu.flag(name, True) is False:
             for bit in bits:
                 clear |= 1 << bit
+    if not clear:
+        return list(entries)
     out: list[CpuidEntry] = []
     for entry in entries:
-        if entry[0] == _abi.KVM_CPUID_FEATURES and clear:
+        if entry[0] == _abi.KVM_CPUID_FEATURES:
             function, index, flags, eax, ebx, ecx, edx = entry
             entry = (function, index, flags, eax & ~clear, ebx, ecx, edx)
         out.append(entry)
@@ -430,9 +439,10 @@ class KvmVcpu(Vcpu):
         cpu: CpuSpec,
         sys: Sys,
         mmap_size: int,
-        cpuid: list[CpuidEntry],
+        cpuid: bytearray,
     ) -> None:
-        """Take over vCPU ``fd`` (from KVM_CREATE_VCPU): map kvm_run, KVM_SET_CPUID2.
+        """Take over vCPU ``fd`` (from KVM_CREATE_VCPU): map kvm_run, KVM_SET_CPUID2 with
+        ``cpuid`` (a ``struct kvm_cpuid2``, see :func:`cpuid_buffer`).
 
         Made by :meth:`KvmVM.create_vcpu`; on failure ``fd`` is closed.
         """
@@ -449,7 +459,7 @@ class KvmVcpu(Vcpu):
             except OSError as exc:
                 raise _errors.BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
             try:
-                call(sys, "KVM_SET_CPUID2", fd, _abi.KVM_SET_CPUID2, cpuid_buffer(cpuid))
+                call(sys, "KVM_SET_CPUID2", fd, _abi.KVM_SET_CPUID2, cpuid)
             except BaseException:
                 mm.close()
                 raise

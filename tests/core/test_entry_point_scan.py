@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata as md
+import importlib.util
 import os
 import shutil
 import sys
@@ -173,3 +174,70 @@ def test_a_directory_is_listed_again_once_it_changes(
     new = [r for r in rows(after) if r not in rows(before)]
     assert new == [("late", "late_mod", "late", "1.0")]
     assert same_as_importlib("accel.plugins") == rows(after)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[a=b]\nno equals sign\n",
+        "no section yet\n[other]\nk = v [extra]\n# c = d\n",
+        "[other]\n  \n[x = y]\nk=v\n[accel.plugins]\nplug = plug.mod\n",
+        "[[accel.plugins]]\nplug = plug.mod\n[other]\nno equals sign\n",
+        "[other]\nk = [v\n= nameless\n",
+    ],
+)
+def test_files_without_the_group_are_checked_as_importlib(
+    text: str, make_dist: MakeDist, tmp_path: Path
+) -> None:
+    make_dist("placeholder", {})  # puts tmp_path on sys.path
+    info = tmp_path / "odd-1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Name: odd\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text(text)
+    importlib.invalidate_caches()
+    try:
+        expected = rows(md.entry_points(group="accel.plugins"))
+    except (TypeError, ValueError):  # importlib.metadata refuses the file
+        assert registry._scan_entry_points("accel.plugins") is None
+    else:
+        same_as_importlib("accel.plugins")
+        assert expected == rows(registry._entry_points("accel.plugins"))
+
+
+@pytest.mark.parametrize(
+    ("plugin_dists", "other_dists", "listed_again"),
+    [
+        (["alpha"], ["gamma", "delta"], False),  # the import system's listing is enough
+        (["alpha", "beta"], ["gamma"], True),  # two distributions in order: listed again
+        (["alpha"], ["gamma", "Gamma-9.0"], True),  # one name twice: the first one wins
+    ],
+)
+def test_a_current_listing_is_used_where_its_order_cannot_matter(
+    plugin_dists: list[str],
+    other_dists: list[str],
+    listed_again: bool,
+    make_dist: MakeDist,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in plugin_dists:
+        make_dist(name, {f"{name}-ep": ""})
+    for name in other_dists:
+        dist, _, version = name.partition("-")
+        make_dist(dist, {f"{dist.lower()}-{version or 1}": ""}, version=version or "1.0", group="x")
+    importlib.util.find_spec("_accel_no_such_module_")  # the import system lists tmp_path
+    listings: list[str] = []
+    listdir = os.listdir
+
+    def counting_listdir(path: str) -> list[str]:
+        listings.append(path)
+        return listdir(path)
+
+    with monkeypatch.context() as m:
+        m.setattr(os, "listdir", counting_listdir)
+        scanned = registry._scan_entry_points("accel.plugins")
+    others = registry._scan_entry_points("x")
+    assert scanned is not None and others is not None
+    assert (str(tmp_path) in listings) is listed_again
+    assert rows(scanned) == rows(md.entry_points(group="accel.plugins"))
+    assert rows(others) == rows(md.entry_points(group="x"))

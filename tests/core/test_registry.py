@@ -484,3 +484,25 @@ def test_discovery_and_selection_leave_the_rarely_needed_modules_unloaded() -> N
         "pluggy",
         "importlib.metadata",
     }
+
+
+def test_registered_infos_are_what_replace_makes() -> None:
+    """The registry's copies with ``plugin`` set equal ``dataclasses.replace``'s."""
+    import dataclasses
+
+    import accel_kvm
+    import accel_xen
+
+    from accel.registry import _with_plugin
+
+    originals = [*accel_xen.accel_accelerators(), *accel_kvm.accel_device_types()]
+    originals.append(accel.AcceleratorInfo("odd", "x", FakeAccelerator, unsupported={"b": "1"}))
+    for original in originals:
+        made = _with_plugin(original, "someone")
+        expected = dataclasses.replace(original, plugin="someone")
+        assert type(made) is type(expected)
+        assert dataclasses.asdict(made) == dataclasses.asdict(expected)
+        assert (made, hash(made), repr(made)) == (expected, hash(expected), repr(expected))
+        assert original.plugin is None
+        with pytest.raises(AttributeError):  # frozen
+            made.plugin = "other"  # type: ignore[misc]

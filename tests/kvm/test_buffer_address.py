@@ -1,4 +1,4 @@
-"""accel_kvm._ioctl.buffer_address: the address KVM_SET_USER_MEMORY_REGION is given."""
+"""accel_kvm._abi.buffer_address: the address KVM_SET_USER_MEMORY_REGION is given."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import mmap
 import os
 
 import pytest
-from accel_kvm import _ioctl
+from accel_kvm import _abi
 
 
 def _mapping(size: int = 1 << 20) -> mmap.mmap:
@@ -30,7 +30,7 @@ def _ctypes_address(mm: mmap.mmap) -> int:
 def test_matches_ctypes_and_leaves_the_contents_alone() -> None:
     mm = _mapping()
     mm[:32] = bytes(range(32))
-    assert _ioctl.buffer_address(mm) == _ctypes_address(mm)
+    assert _abi.buffer_address(mm) == _ctypes_address(mm)
     assert mm[:32] == bytes(range(32))
     mm.close()  # no buffer export is left behind
 
@@ -38,7 +38,7 @@ def test_matches_ctypes_and_leaves_the_contents_alone() -> None:
 @pytest.mark.skipif(not os.access("/proc/self/mem", os.R_OK), reason="needs /proc/self/mem")
 def test_read_from_the_object_where_it_can_be_confirmed() -> None:
     mm = _mapping()
-    assert _ioctl._object_address(mm) == _ctypes_address(mm)
+    assert _abi._object_address(mm) == _ctypes_address(mm)
     assert mm[:16] == bytes(16)
     mm.close()
 
@@ -55,17 +55,17 @@ def test_falls_back_to_ctypes_when_proc_mem_cannot_be_read(
 
     monkeypatch.setattr(os, "open", no_proc_mem)
     mm = _mapping()
-    assert _ioctl._object_address(mm) is None
-    assert _ioctl.buffer_address(mm) == _ctypes_address(mm)
+    assert _abi._object_address(mm) is None
+    assert _abi.buffer_address(mm) == _ctypes_address(mm)
     mm.close()
 
 
 def test_an_unconfirmed_read_is_not_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
     """Fields read from the wrong place are refused, and ctypes gives the answer."""
     mm = _mapping()
-    monkeypatch.setattr(_ioctl, "_MMAP_FIELDS_OFFSET", _ioctl._MMAP_FIELDS_OFFSET + 8)
-    assert _ioctl._object_address(mm) is None
-    assert _ioctl.buffer_address(mm) == _ctypes_address(mm)
+    monkeypatch.setattr(_abi, "_MMAP_FIELDS_OFFSET", _abi._MMAP_FIELDS_OFFSET + 8)
+    assert _abi._object_address(mm) is None
+    assert _abi.buffer_address(mm) == _ctypes_address(mm)
     mm.close()
 
 
@@ -81,7 +81,7 @@ def test_a_marker_that_does_not_read_back_is_refused(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(os, "pread", pread)
     mm = _mapping()
     mm[:16] = b"sixteen bytes!!!"
-    assert _ioctl._object_address(mm) is None
+    assert _abi._object_address(mm) is None
     assert len(reads) == 2
     assert mm[:16] == b"sixteen bytes!!!"
     mm.close()

@@ -177,3 +177,50 @@ def test_vm_level_falls_back_to_host_without_check_extension_vm() -> None:
         assert not a.capabilities().supports(Capability.VM_CAPABILITY_QUERY)
         assert vm.capabilities() == a.capabilities()
         assert vm.check_extension(_abi.KVM_CAP_IRQCHIP) == a.check_extension(_abi.KVM_CAP_IRQCHIP)
+
+
+@pytest.mark.parametrize("model", ["host", "host,-kvmclock", "host,-kvm"])
+def test_set_cpuid2_gets_the_filtered_supported_cpuid(model: str) -> None:
+    """KVM_SET_CPUID2's argument is exactly cpuid_buffer(filter_cpuid(supported, cpu))."""
+    from accel_kvm.vm import cpuid_buffer, filter_cpuid
+
+    from accel import CpuSpec
+
+    seen: list[bytes] = []
+
+    class Capture(HostSys):
+        def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any:
+            if request == _abi.KVM_SET_CPUID2:
+                seen.append(bytes(arg))
+            return super().ioctl(fd, request, arg)
+
+    acc = KvmAccelerator(sys=Capture())
+    try:
+        cpu = CpuSpec.parse(model)
+        with acc.create_vm() as vm:
+            vm.create_vcpu(cpu=cpu)
+            vm.create_vcpu(cpu=cpu)
+        expected = bytes(cpuid_buffer(filter_cpuid(acc.supported_cpuid(), cpu)))
+        assert seen == [expected, expected]
+    finally:
+        acc.close()
+
+
+def test_filter_cpuid_clears_the_flags_a_cpu_model_switches_off() -> None:
+    from accel_kvm.vm import filter_cpuid
+
+    from accel import CpuSpec
+
+    features = (0x40000001, 0, 0, 0x0100_0FFF, 1, 2, 3)
+    entries = ((0, 0, 0, 13, 4, 5, 6), (0x40000000, 0, 0, 7, 8, 9, 10), features)
+    assert filter_cpuid(entries, CpuSpec.parse("host")) == list(entries)
+    assert filter_cpuid(entries, CpuSpec.parse("host,+kvmclock")) == list(entries)
+    assert filter_cpuid(entries, CpuSpec.parse("host,-kvmclock")) == [
+        *entries[:2],
+        (0x40000001, 0, 0, 0x0FFF & ~0b1001, 1, 2, 3),
+    ]
+    assert filter_cpuid(entries, CpuSpec.parse("host,-kvm-pv-eoi,-kvm-pv-unhalt")) == [
+        *entries[:2],
+        (0x40000001, 0, 0, 0x0100_0FFF & ~0b1100_0000, 1, 2, 3),
+    ]
+    assert filter_cpuid(entries, CpuSpec.parse("host,-kvm")) == [entries[0]]

@@ -154,12 +154,33 @@ def test_the_watch_sees_a_plugin_import() -> None:
 
 
 #: Modules of the KVM plugin (and ctypes) that only registers, the VM clock, the in-kernel
-#: PIT and the test wrappers need, and the error classes a working run does not raise: a
-#: guest run loads none of them (nor _ctypes, where the guest RAM's address can be read
-#: through /proc/self/mem).
-_RUN_SKIPS = ("ctypes", "accel_kvm._structs", "accel_kvm._wrappers", "accel._lazy_errors") + (
-    ("_ctypes",) if os.access("/proc/self/mem", os.R_OK) else ()
-)
+#: PIT and the test wrappers need, the re-exporting accel_kvm._ioctl, and the error classes
+#: a working run does not raise: a guest run loads none of them (nor _ctypes, where the
+#: guest RAM's address can be read through /proc/self/mem).
+_RUN_SKIPS = (
+    "ctypes",
+    "accel_kvm._structs",
+    "accel_kvm._wrappers",
+    "accel_kvm._ioctl",
+    "accel._lazy_errors",
+) + (("_ctypes",) if os.access("/proc/self/mem", os.R_OK) else ())
+
+
+def test_the_system_call_layer_is_importable_from_ioctl() -> None:
+    """accel_kvm._ioctl names the objects accel_kvm._abi defines, and the wrappers."""
+    import accel_kvm
+    from accel_kvm import _abi, _ioctl, _wrappers
+
+    for name in ("ACCEL_NAME", "HostSys", "Sys", "buffer_address", "call", "release_mapping"):
+        assert getattr(_ioctl, name) is getattr(_abi, name)
+    assert _ioctl.NO_DEVICE_ERRNOS == _abi.NO_DEVICE_ERRNOS
+    assert _ioctl.PERMISSION_ERRNOS == _abi.PERMISSION_ERRNOS
+    assert _ioctl.FaultInjector is _wrappers.FaultInjector
+    assert _ioctl.RecordingSys is _wrappers.RecordingSys
+    assert _ioctl.ioctl_name is _wrappers.ioctl_name
+    assert _ioctl.Sys is _wrappers.Sys
+    assert accel_kvm.Sys is _wrappers.Sys
+    assert "Sys" in dir(_abi)
 
 
 @pytest.mark.kvm
