@@ -11,11 +11,12 @@ alternation,
   guest run through raw /dev/kvm ioctls with no accel code (the floor under any Python VMM),
 
 and, with ``--compare DIR``, the same ``accel run`` from another source tree (``DIR`` and
-``DIR/plugins`` first on ``PYTHONPATH``, e.g. ``git archive REV accel plugins`` unpacked
-there: before and after in the same run). It reports the median wall time and peak RSS of
-each (``os.wait4`` per child), the ratio accel/QEMU (the goal is <= 0.6) and the ratios
-to the raw floor. Python runs
-with a bytecode cache, as an installed package has one (``PYTHONDONTWRITEBYTECODE`` is
+``DIR/plugins`` first on ``PYTHONPATH``, e.g. ``git archive REV accel plugins bin`` unpacked
+there: before and after in the same run; a tree without ``bin/accel`` runs through the
+wrapper pip generates for a console-script entry point, as it was installed then). It
+reports the median wall time and peak RSS of each (``os.wait4`` per child), the ratio
+accel/QEMU (the goal is <= 0.6) and the ratios to the raw floor. Python runs with a
+bytecode cache, as an installed package has one (``PYTHONDONTWRITEBYTECODE`` is
 dropped and ``PYTHONPYCACHEPREFIX`` points at a temporary directory), after one warm-up run
 of each command.
 
@@ -33,6 +34,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+#: What pip writes for a ``[project.scripts]`` entry point ``accel = "accel.cli:main"``,
+#: the command of trees from before ``bin/accel``.
+PIP_CONSOLE_SCRIPT = """import re
+import sys
+from accel.cli import main
+if __name__ == '__main__':
+    sys.argv[0] = re.sub(r'(-script\\.pyw|\\.exe)?$', '', sys.argv[0])
+    sys.exit(main())
+"""
 
 
 def tiny_image(path: Path) -> None:
@@ -90,8 +101,12 @@ def main(argv: list[str] | None = None) -> int:
         envs: dict[str, dict[str, str]] = {}
         if args.compare:
             other = f"accel run ({args.compare})"
-            cmds[other] = cmds["accel run"]
             root = Path(args.compare).resolve()
+            script = root / "bin" / "accel"
+            if not script.exists():  # a tree from before bin/accel: pip's console script
+                script = Path(tmp) / "accel-console-script"
+                script.write_text(PIP_CONSOLE_SCRIPT)
+            cmds[other] = [python, str(script), *cmds["accel run"][len(accel) :]]
             envs[other] = {**env, "PYTHONPATH": f"{root}{os.pathsep}{root / 'plugins'}"}
         if qemu:
             cmds["qemu-system-x86_64"] = [
