@@ -117,9 +117,7 @@ _NAME_CHARS = _NAME_FIRST + "0123456789_-"
 
 
 def _is_name(name: str) -> bool:
-    """``name`` matches ``^[a-z][a-z0-9_-]*$`` (as ``re.match``: ``$`` allows one final newline)."""
-    if name.endswith("\n"):
-        name = name[:-1]
+    """``name`` is a lower-case letter followed by lower-case letters, digits, ``-``, ``_``."""
     return name[:1] != "" and name[0] in _NAME_FIRST and not name.strip(_NAME_CHARS)
 
 
