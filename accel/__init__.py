@@ -142,21 +142,15 @@ _SUBMODULES = frozenset(
 )
 
 if not TYPE_CHECKING:
+    # ``import accel`` imports no submodule, not even accel._lazy: this first __getattr__
+    # builds the real one (which then replaces it in the module) on the first lazy access.
 
     def __getattr__(name):
-        import sys
+        from ._lazy import exports
 
-        if name in _SUBMODULES:
-            __import__(f"{__name__}.{name}")
-            return sys.modules[f"{__name__}.{name}"]
-        try:
-            submodule = _LAZY[name]
-        except KeyError:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-        __import__(f"{__name__}.{submodule}")
-        value = getattr(sys.modules[f"{__name__}.{submodule}"], name)
-        globals()[name] = value
-        return value
+        table = {name: f".{module}" for name, module in _LAZY.items()}
+        getattr_ = globals()["__getattr__"] = exports(globals(), table, _SUBMODULES)[0]
+        return getattr_(name)
 
     def __dir__():
         return sorted(set(globals()) | set(__all__))

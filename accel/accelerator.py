@@ -93,18 +93,10 @@ _LAZY = frozenset(
 )
 
 if not TYPE_CHECKING:
+    from ._lazy import exports
 
-    def __getattr__(name):
-        if name in _LAZY:
-            from . import _registers
-
-            value = getattr(_registers, name)
-            globals()[name] = value
-            return value
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-    def __dir__():
-        return sorted(set(globals()) | _LAZY)
+    __getattr__, __dir__ = exports(globals(), dict.fromkeys(_LAZY, "._registers"))
+    del exports
 
 
 # --------------------------------------------------------------------------- probe

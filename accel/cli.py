@@ -31,6 +31,7 @@ import os
 import sys
 
 from . import __version__
+from ._lazy import exports
 from ._records import field, record
 from .errors import AccelError
 
@@ -189,17 +190,17 @@ _ELSEWHERE = {
 }
 
 
+_elsewhere = exports(globals(), _ELSEWHERE)[0]
+del exports
+
+
 def __getattr__(name: str) -> object:
-    if name == "Handler":
+    if name == "Handler":  # built here: a generic alias, not a name another module defines
         from _collections_abc import Callable
 
         handler = globals()["Handler"] = Callable[["argparse.Namespace", Context], int]
         return handler
-    module = _ELSEWHERE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    __import__(module)
-    return getattr(sys.modules[module], name)
+    return _elsewhere(name)
 
 
 # --------------------------------------------------------------------------- options

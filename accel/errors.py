@@ -199,18 +199,10 @@ _LAZY = frozenset(
 )
 
 if not TYPE_CHECKING:
+    from ._lazy import exports
 
-    def __getattr__(name):
-        if name in _LAZY:
-            from . import _lazy_errors
-
-            value = getattr(_lazy_errors, name)
-            globals()[name] = value
-            return value
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-    def __dir__():
-        return sorted(set(globals()) | _LAZY)
+    __getattr__, __dir__ = exports(globals(), dict.fromkeys(_LAZY, "._lazy_errors"))
+    del exports
 
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str | None:

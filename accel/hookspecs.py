@@ -7,10 +7,12 @@ a test keeps it in step with this file.
 
 from __future__ import annotations
 
+from ._lazy import exports
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
-    from typing import Any, TypeVar
+    from typing import TypeVar
 
     from ._hookspec_marker import HookspecMarker as HookspecMarker
     from ._hookspec_marker import hookspec as hookspec
@@ -20,13 +22,11 @@ if TYPE_CHECKING:
     _F = TypeVar("_F", bound=Callable[..., object])
 
 
-def __getattr__(name: str) -> Any:
-    # ``HookspecMarker`` and ``hookspec``, the marker, live in accel._hookspec_marker.
-    if name in ("HookspecMarker", "hookspec"):
-        from . import _hookspec_marker
-
-        return getattr(_hookspec_marker, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ``HookspecMarker`` and ``hookspec``, the marker, live in accel._hookspec_marker.
+__getattr__ = exports(
+    globals(), dict.fromkeys(("HookspecMarker", "hookspec"), "._hookspec_marker")
+)[0]
+del exports
 
 
 def _spec(function: _F) -> _F:

@@ -26,6 +26,7 @@ import os
 import sys
 
 from . import hookspecs as hookspecs
+from ._lazy import exports
 from .accelerator import Availability
 from .errors import AccelError, NoAcceleratorError, did_you_mean
 from .plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType
@@ -53,12 +54,8 @@ ENTRY_POINT_GROUP = "accel.plugins"
 PROJECT = "accel"
 
 
-def __getattr__(name: str) -> Any:
-    if name == "PluginRecord":
-        from ._registry_extra import PluginRecord
-
-        return PluginRecord
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = exports(globals(), {"PluginRecord": "._registry_extra"})[0]
+del exports
 
 
 # --------------------------------------------------------------------------- entry points

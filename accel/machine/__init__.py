@@ -75,21 +75,9 @@ _LAZY = {
 _SUBMODULES = frozenset({"cpu", "device", "machine", "types"})
 
 if not TYPE_CHECKING:
+    from .._lazy import exports
 
-    def __getattr__(name):
-        import sys
-
-        if name in _SUBMODULES:
-            __import__(f"{__name__}.{name}")
-            return sys.modules[f"{__name__}.{name}"]
-        try:
-            submodule = _LAZY[name]
-        except KeyError:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
-        __import__(f"{__name__}.{submodule}")
-        value = getattr(sys.modules[f"{__name__}.{submodule}"], name)
-        globals()[name] = value
-        return value
-
-    def __dir__():
-        return sorted(set(globals()) | set(__all__))
+    __getattr__, __dir__ = exports(
+        globals(), {name: f".{module}" for name, module in _LAZY.items()}, _SUBMODULES
+    )
+    del exports

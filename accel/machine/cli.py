@@ -55,15 +55,10 @@ if TYPE_CHECKING:
 else:
     import _signal
 
-    def __getattr__(name):
-        if name == "restore_image":
-            from ._snapshots import restore_image
+    from .._lazy import exports
 
-            return restore_image
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-    def __dir__():
-        return sorted(set(globals()) | set(__all__))
+    __getattr__, __dir__ = exports(globals(), {"restore_image": "._snapshots"})
+    del exports
 
 
 __all__ = [

@@ -17,16 +17,10 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ._snapshots import restore_image
 else:
+    from .._lazy import exports
 
-    def __getattr__(name):
-        if name == "restore_image":
-            from ._snapshots import restore_image
-
-            return restore_image
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-    def __dir__():
-        return sorted(set(globals()) | set(__all__))
+    __getattr__, __dir__ = exports(globals(), {"restore_image": "._snapshots"})
+    del exports
 
 
 __all__ = [

@@ -11,6 +11,7 @@ with it :mod:`accel.machine`) the first time a machine asks the device hooks.
 
 from __future__ import annotations
 
+from accel._lazy import exports
 from accel.plugin import AcceleratorInfo, hookimpl
 
 from ._abi import HostSys
@@ -18,14 +19,14 @@ from .accelerator import KvmAccelerator
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from accel.accelerator import Accelerator
     from accel.plugin import ClockDeviceChoice, DeviceType, MachineView
 
     from ._wrappers import FaultInjector, RecordingSys, Sys
     from .vm import KvmVcpu, KvmVM
 
+#: ``accel_kvm.KvmVM``, ``KvmVcpu``, ``FaultInjector``, ``RecordingSys`` and ``Sys``,
+#: imported on first use (PEP 562).
 _LAZY = {
     "FaultInjector": "_wrappers",
     "KvmVcpu": "vm",
@@ -33,17 +34,8 @@ _LAZY = {
     "RecordingSys": "_wrappers",
     "Sys": "_wrappers",
 }
-
-
-def __getattr__(name: str) -> Any:
-    """``accel_kvm.KvmVM``, ``KvmVcpu``, ``FaultInjector``, ``RecordingSys`` and ``Sys``,
-    imported on first use (PEP 562)."""
-    if name in _LAZY:
-        __import__(f"{__name__}.{_LAZY[name]}")
-        value = getattr(globals()[_LAZY[name]], name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = exports(globals(), {name: f".{module}" for name, module in _LAZY.items()})[0]
+del exports
 
 
 __all__ = [

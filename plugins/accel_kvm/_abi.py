@@ -354,23 +354,14 @@ _STRUCT_NAMES: Final = frozenset(
 )
 
 if not TYPE_CHECKING:
+    from accel._lazy import exports
 
-    def __getattr__(name):
-        """The ctypes structures (``kvm_regs``, ``STRUCTS`` ...) and the :class:`Sys`
-        protocol (defined in :mod:`accel_kvm._wrappers`), imported on first use."""
-        if name in _STRUCT_NAMES or name == "Sys":
-            if name == "Sys":
-                from . import _wrappers as _module
-            else:
-                from . import _structs as _module
-
-            value = getattr(_module, name)
-            globals()[name] = value
-            return value
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-    def __dir__():
-        return sorted(set(globals()) | _STRUCT_NAMES | {"Sys"})
+    # The ctypes structures (``kvm_regs``, ``STRUCTS`` ...) and the :class:`Sys` protocol
+    # (defined in :mod:`accel_kvm._wrappers`), imported on first use.
+    __getattr__, __dir__ = exports(
+        globals(), {**dict.fromkeys(_STRUCT_NAMES, "._structs"), "Sys": "._wrappers"}
+    )
+    del exports
 else:
     from ._structs import STRUCTS as STRUCTS
     from ._structs import kvm_clock_data as kvm_clock_data

@@ -12,6 +12,8 @@ with the ABI it issues, and re-exported here.
 
 from __future__ import annotations
 
+from accel._lazy import exports
+
 from ._abi import ACCEL_NAME as ACCEL_NAME
 from ._abi import NO_DEVICE_ERRNOS as NO_DEVICE_ERRNOS
 from ._abi import PERMISSION_ERRNOS as PERMISSION_ERRNOS
@@ -22,20 +24,14 @@ from ._abi import release_mapping as release_mapping
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from ._wrappers import FaultInjector, RecordingSys, Sys, ioctl_name
 
 __all__ = ["FaultInjector", "HostSys", "RecordingSys", "Sys", "ioctl_name"]
 
 
-def __getattr__(name: str) -> Any:
-    """The :class:`Sys` shape and the wrapping layers of :mod:`accel_kvm._wrappers`,
-    imported on first use."""
-    if name in ("FaultInjector", "RecordingSys", "Sys", "ioctl_name"):
-        from . import _wrappers
-
-        value = getattr(_wrappers, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: The :class:`Sys` shape and the wrapping layers of :mod:`accel_kvm._wrappers`, imported
+#: on first use.
+__getattr__ = exports(
+    globals(), dict.fromkeys(("FaultInjector", "RecordingSys", "Sys", "ioctl_name"), "._wrappers")
+)[0]
+del exports

@@ -10,26 +10,19 @@ the import error when it fails.
 
 from __future__ import annotations
 
+from accel._lazy import exports
 from accel.plugin import AcceleratorInfo, hookimpl
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from .accelerator import MAX_VCPUS, TcgAccelerator, TcgVcpu, TcgVM
 
 _LAZY = frozenset({"MAX_VCPUS", "TcgAccelerator", "TcgVM", "TcgVcpu"})
 
 
-def __getattr__(name: str) -> Any:
-    """``accel_tcg.TcgAccelerator`` and friends, imported on first use (PEP 562)."""
-    if name in _LAZY:
-        from . import accelerator
-
-        value = getattr(accelerator, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: ``accel_tcg.TcgAccelerator`` and friends, imported on first use (PEP 562).
+__getattr__ = exports(globals(), dict.fromkeys(_LAZY, ".accelerator"))[0]
+del exports
 
 
 def _create() -> TcgAccelerator:

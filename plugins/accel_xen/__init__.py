@@ -13,12 +13,11 @@ interface: the factory imports them when a xen accelerator is first created, and
 
 from __future__ import annotations
 
+from accel._lazy import exports
 from accel.plugin import AcceleratorInfo, ClockDeviceChoice, hookimpl
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any
-
     from accel.accelerator import Accelerator
     from accel.plugin import MachineView
 
@@ -82,15 +81,11 @@ UNSUPPORTED: dict[str, str] = dict.fromkeys(
 UNSUPPORTED.update((cap, source) for cap, support, source in _ANSWERS if support != "yes")
 
 
-def __getattr__(name: str) -> Any:
-    """``accel_xen.XenAccelerator`` and ``accel_xen.xen_answers``, imported on first use."""
-    if name in ("XenAccelerator", "xen_answers"):
-        from . import accelerator
-
-        value = getattr(accelerator, name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+#: ``accel_xen.XenAccelerator`` and ``accel_xen.xen_answers``, imported on first use.
+__getattr__ = exports(globals(), dict.fromkeys(("XenAccelerator", "xen_answers"), ".accelerator"))[
+    0
+]
+del exports
 
 
 def _create() -> XenAccelerator:
