@@ -19,32 +19,7 @@ from pathlib import Path
 
 import pytest
 
-#: As tests/machine/test_start_path.py: modules that must not load while a guest starts.
-FORBIDDEN = frozenset(
-    {
-        "typing",
-        "dataclasses",
-        "enum",
-        "inspect",
-        "ast",
-        "tokenize",
-        "re",
-        "argparse",
-        "gettext",
-        "pluggy",
-        "functools",
-        "collections",
-        "contextlib",
-        "threading",
-        "signal",
-        "datetime",
-        "json",
-        "importlib.metadata",
-        "importlib.util",
-        "unicorn",
-        "pathlib",
-    }
-)
+from tests.machine.test_start_path import FORBIDDEN
 
 #: Runs in the child interpreter: argv[1] is the forbidden names (comma-separated),
 #: argv[2] the steps to run with every plugin import statement watched. Prints one
