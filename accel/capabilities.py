@@ -171,14 +171,6 @@ class CapabilityAnswer:
     value: int | None = None
     source: str = ""
 
-    def __init__(self, support: Support, value: int | None = None, source: str = "") -> None:
-        # The fields in order, as @record generates it (a set is built at every start-up).
-        set_ = object.__setattr__
-        set_(self, "support", support)
-        set_(self, "value", value)
-        set_(self, "source", source)
-        self.__post_init__()
-
     def __post_init__(self) -> None:
         if not isinstance(self.support, Support):
             raise InvalidArgumentError(

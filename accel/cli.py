@@ -130,17 +130,6 @@ class Context:
     err_stream: TextIO | None = None
     _registry: Registry | None = field(default=None, init=False, repr=False)
 
-    def __init__(
-        self,
-        injected: Registry | None = None,
-        out_stream: TextIO | None = None,
-        err_stream: TextIO | None = None,
-    ) -> None:
-        self.injected = injected
-        self.out_stream = out_stream
-        self.err_stream = err_stream
-        self._registry = None
-
     @property
     def registry(self) -> Registry:
         if self._registry is None:
@@ -227,27 +216,6 @@ class Option:
     choices: tuple[str, ...] | None = None
     action: str = "store"
     nargs: str | None = None
-
-    def __init__(
-        self,
-        names: tuple[str, ...],
-        help: str,
-        metavar: str | None = None,
-        default: Any = None,
-        type: Callable[[str], Any] | None = None,
-        choices: tuple[str, ...] | None = None,
-        action: str = "store",
-        nargs: str | None = None,
-    ) -> None:
-        set_ = object.__setattr__
-        set_(self, "names", names)
-        set_(self, "help", help)
-        set_(self, "metavar", metavar)
-        set_(self, "default", default)
-        set_(self, "type", type)
-        set_(self, "choices", choices)
-        set_(self, "action", action)
-        set_(self, "nargs", nargs)
 
     @property
     def positional(self) -> bool:

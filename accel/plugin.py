@@ -13,7 +13,6 @@ from .errors import InvalidArgumentError
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    import builtins
     from collections.abc import Callable, Iterable
     from typing import Any, TypeVar, overload
     from typing import Protocol as _ViewBase
@@ -159,27 +158,6 @@ class AcceleratorInfo:
     hardware: bool = False
     plugin: str | None = field(default=None, compare=False)
 
-    def __init__(
-        self,
-        name: str,
-        summary: str,
-        factory: Callable[[], Accelerator],
-        priority: int = 0,
-        unsupported: Mapping[str, str] | tuple[tuple[str, str], ...] = (),
-        hardware: bool = False,
-        plugin: str | None = None,
-    ) -> None:
-        # The fields in order, as @record generates it (built at every start-up).
-        set_ = object.__setattr__
-        set_(self, "name", name)
-        set_(self, "summary", summary)
-        set_(self, "factory", factory)
-        set_(self, "priority", priority)
-        set_(self, "unsupported", unsupported)
-        set_(self, "hardware", hardware)
-        set_(self, "plugin", plugin)
-        self.__post_init__()
-
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _check_name("accelerator", self.name))
         if not callable(self.factory):
@@ -211,20 +189,6 @@ class PropertySpec:
     default: int | bool | str | None = None
     doc: str = ""
 
-    def __init__(
-        self,
-        name: str,
-        type: builtins.type[int] | builtins.type[bool] | builtins.type[str],
-        default: int | bool | str | None = None,
-        doc: str = "",
-    ) -> None:
-        # The fields in order, as @record generates it (built at every start-up).
-        set_ = object.__setattr__
-        set_(self, "name", name)
-        set_(self, "type", type)
-        set_(self, "default", default)
-        set_(self, "doc", doc)
-
     @property
     def required(self) -> bool:
         return self.default is None
@@ -246,27 +210,6 @@ class DeviceType:
     user_creatable: bool = True
     not_creatable_reason: str = ""
     plugin: str | None = field(default=None, compare=False)
-
-    def __init__(
-        self,
-        name: str,
-        summary: str,
-        factory: Callable[..., Any],
-        properties: tuple[PropertySpec, ...] = (),
-        user_creatable: bool = True,
-        not_creatable_reason: str = "",
-        plugin: str | None = None,
-    ) -> None:
-        # The fields in order, as @record generates it (built at every start-up).
-        set_ = object.__setattr__
-        set_(self, "name", name)
-        set_(self, "summary", summary)
-        set_(self, "factory", factory)
-        set_(self, "properties", properties)
-        set_(self, "user_creatable", user_creatable)
-        set_(self, "not_creatable_reason", not_creatable_reason)
-        set_(self, "plugin", plugin)
-        self.__post_init__()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _check_name("device type", self.name))

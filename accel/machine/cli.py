@@ -277,30 +277,6 @@ class RunOptions:
     stop_after: float | None = None  # seconds: stop, pause (and save), status 0
     save: str | None = None  # write a snapshot here whenever the run stops
 
-    def __init__(
-        self,
-        machine: str = "pc",
-        cpu: str | None = None,
-        devices: Sequence[str] = (),
-        timeout: float | None = None,
-        load_addr: int | None = None,
-        entry: int | None = None,
-        debug_devices: bool = True,
-        ram_size: int = 16 << 20,
-        stop_after: float | None = None,
-        save: str | None = None,
-    ) -> None:
-        self.machine = machine
-        self.cpu = cpu
-        self.devices = devices
-        self.timeout = timeout
-        self.load_addr = load_addr
-        self.entry = entry
-        self.debug_devices = debug_devices
-        self.ram_size = ram_size
-        self.stop_after = stop_after
-        self.save = save
-
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, None: 1.0}
 

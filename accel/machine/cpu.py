@@ -38,15 +38,6 @@ class CpuModel:
     requires_hardware: bool = False
     bits: int = 64
 
-    def __init__(
-        self, name: str, description: str, requires_hardware: bool = False, bits: int = 64
-    ) -> None:
-        set_ = object.__setattr__
-        set_(self, "name", name)
-        set_(self, "description", description)
-        set_(self, "requires_hardware", requires_hardware)
-        set_(self, "bits", bits)
-
     def to_json(self) -> dict[str, object]:
         return {
             "name": self.name,

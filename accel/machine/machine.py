@@ -73,7 +73,7 @@ import time
 from _collections_abc import Mapping
 
 from .._enums import Enum
-from .._records import MISSING, field, record
+from .._records import field, record
 from ..accelerator import (
     VM,
     Accelerator,
@@ -177,19 +177,12 @@ class _LazyMapping(ReadOnlyMapping["_V"]):
         return data
 
 
-_NO_COMPAT: Mapping[str, str] = {}
-
-
 @record(frozen=True)
 class PlatformDevice:
     """A device a machine type creates at initialisation, with its properties."""
 
     type: str
     properties: tuple[tuple[str, object], ...] = ()
-
-    def __init__(self, type: str, properties: tuple[tuple[str, object], ...] = ()) -> None:
-        object.__setattr__(self, "type", type)
-        object.__setattr__(self, "properties", properties)
 
 
 @record(frozen=True)
@@ -207,30 +200,8 @@ class MachineType:
     deprecated: bool = False
     is_default: bool = False
 
-    def __init__(
-        self,
-        name: str,
-        family: str,
-        description: str,
-        version: tuple[int, ...] | None = None,
-        aliases: tuple[str, ...] = (),
-        default_cpu: str = "qemu64",
-        devices: tuple[PlatformDevice, ...] = (),
-        compat: Mapping[str, str] = _NO_COMPAT,
-        deprecated: bool = False,
-        is_default: bool = False,
-    ) -> None:
-        set_ = object.__setattr__
-        set_(self, "name", name)
-        set_(self, "family", family)
-        set_(self, "description", description)
-        set_(self, "version", version)
-        set_(self, "aliases", aliases)
-        set_(self, "default_cpu", default_cpu)
-        set_(self, "devices", devices)
-        set_(self, "compat", ReadOnlyMapping(dict(compat)))
-        set_(self, "deprecated", deprecated)
-        set_(self, "is_default", is_default)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "compat", ReadOnlyMapping(dict(self.compat)))
 
     @property
     def version2(self) -> tuple[int, int] | None:
@@ -586,21 +557,6 @@ class DeviceDecision:
     origin: str  # "platform", "accelerator", "machine" or "user"
     properties: tuple[tuple[str, object], ...] = ()
 
-    def __init__(
-        self,
-        name: str,
-        present: bool,
-        reason: str,
-        origin: str,
-        properties: tuple[tuple[str, object], ...] = (),
-    ) -> None:
-        set_ = object.__setattr__
-        set_(self, "name", name)
-        set_(self, "present", present)
-        set_(self, "reason", reason)
-        set_(self, "origin", origin)
-        set_(self, "properties", properties)
-
     def to_json(self) -> dict[str, object]:
         return {
             "device": self.name,
@@ -627,12 +583,6 @@ class RunResult:
     status: int
     kind: str  # debug-exit, halt, shutdown, internal-error; timeout, stopped, interrupted
     message: str
-
-    def __init__(self, status: int, kind: str, message: str) -> None:
-        set_ = object.__setattr__
-        set_(self, "status", status)
-        set_(self, "kind", kind)
-        set_(self, "message", message)
 
     @property
     def guest_ended(self) -> bool:
@@ -721,22 +671,6 @@ class MachinePlan:
     compat: dict[str, str]
     irqchip_in_accelerator: bool
     decisions: list[DeviceDecision] = field(default_factory=list)
-
-    def __init__(
-        self,
-        machine_type: MachineType,
-        accelerator: str,
-        cpu: CpuSpec,
-        compat: dict[str, str],
-        irqchip_in_accelerator: bool,
-        decisions: list[DeviceDecision] = MISSING,
-    ) -> None:
-        self.machine_type = machine_type
-        self.accelerator = accelerator
-        self.cpu = cpu
-        self.compat = compat
-        self.irqchip_in_accelerator = irqchip_in_accelerator
-        self.decisions = [] if decisions is MISSING else decisions
 
     @property
     def devices(self) -> list[DeviceDecision]:
