@@ -111,5 +111,8 @@ def test_off_path_classes_resolve_lazily_and_say_accel_errors() -> None:
         cls = getattr(errors, name)
         assert cls.__module__ == "accel.errors" and name in dir(errors)
     assert issubclass(errors.SnapshotFormatError, errors.SnapshotError)
+    from accel import _lazy_errors
+
+    assert frozenset(_lazy_errors.__all__) == errors._LAZY, "the two name lists agree"
     with pytest.raises(AttributeError, match="has no attribute 'NoSuchError'"):
         errors.NoSuchError  # type: ignore[attr-defined]  # noqa: B018
