@@ -109,16 +109,26 @@ class Availability:
     ``reason`` is one line for people (``"/dev/kvm: permission denied"``); ``hint`` says
     how to fix it (``"add your user to the kvm group"``); ``details`` holds structured
     facts for programs (``{"errno": 13, "path": "/dev/kvm"}``).
+
+    ``creates_vms`` is False for an accelerator that is present and answers capabilities
+    but cannot create VMs here (a stub on a host it recognises): it is listed and probed,
+    but default selection and ``a:b`` fallback pass over it, giving ``reason``.
     """
 
     available: bool
     reason: str = ""
     hint: str | None = None
     details: Mapping[str, object] = field(default_factory=dict)
+    creates_vms: bool = True
 
     @classmethod
     def ok(cls, reason: str = "available", **details: object) -> Availability:
         return cls(True, reason, None, details)
+
+    @classmethod
+    def present(cls, reason: str, hint: str | None = None, **details: object) -> Availability:
+        """Present and probed, but unable to create VMs (``creates_vms`` False)."""
+        return cls(True, reason, hint, details, creates_vms=False)
 
     @classmethod
     def unavailable(cls, reason: str, hint: str | None = None, **details: object) -> Availability:
