@@ -8,7 +8,9 @@ group (see docs/plugin-authors.md); this package never names one.
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
+import importlib
+from typing import TYPE_CHECKING, Any
+
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
@@ -141,19 +143,22 @@ _SUBMODULES = frozenset(
     {"accelerator", "capabilities", "errors", "hookspecs", "plugin", "registry"}
 )
 
-if not TYPE_CHECKING:
-    # ``import accel`` imports no submodule, not even accel._lazy: this first __getattr__
-    # builds the real one (which then replaces it in the module) on the first lazy access.
 
-    def __getattr__(name):
-        from ._lazy import exports
+def __getattr__(name: str) -> Any:
+    """Import a public name's submodule on first use (PEP 562) and cache the value."""
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
-        table = {name: f".{module}" for name, module in _LAZY.items()}
-        getattr_ = globals()["__getattr__"] = exports(globals(), table, _SUBMODULES)[0]
-        return getattr_(name)
 
-    def __dir__():
-        return sorted(set(globals()) | set(__all__))
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
 
 
 def open(spec: str | Iterable[str] | None = None) -> Accelerator:

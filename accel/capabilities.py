@@ -21,16 +21,12 @@ Example::
 
 from __future__ import annotations
 
-from _collections_abc import Mapping
+import enum
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
 
-from ._enums import Enum, IntFlag
-from ._records import record
-from .errors import InvalidArgumentError
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Iterable, Iterator
-    from typing import Any
+from .errors import InvalidArgumentError, did_you_mean
 
 __all__ = [
     "Capability",
@@ -41,7 +37,7 @@ __all__ = [
 ]
 
 
-class Support(Enum):
+class Support(enum.Enum):
     """Tri-state answer. ``bool(Support.UNKNOWN)`` raises: decide what unknown means."""
 
     YES = "yes"
@@ -54,7 +50,7 @@ class Support(Enum):
         )
 
 
-class ClockFlags(IntFlag):
+class ClockFlags(enum.IntFlag):
     """Flags of an adjustable VM clock (bit values follow the Linux clock-data ABI).
 
     ``TSC_STABLE``: the clock read is reliable (the host's TSC is stable, so a clock read
@@ -69,7 +65,7 @@ class ClockFlags(IntFlag):
     HOST_TSC = 1 << 3
 
 
-class Capability(Enum):
+class Capability(enum.Enum):
     """The closed set of capabilities every accelerator answers.
 
     The value is the stable name used in JSON output and on the command line. Members
@@ -129,8 +125,6 @@ class Capability(Enum):
         for member in cls:
             if member.value == key:
                 return member
-        from .errors import did_you_mean
-
         guess = did_you_mean(key, [m.value for m in cls])
         raise InvalidArgumentError(
             f"unknown capability {text!r}",
@@ -163,7 +157,7 @@ _DESCRIPTIONS = {
 }
 
 
-@record(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True)
 class CapabilityAnswer:
     """One answer: ``support``, an optional integer ``value`` and its ``source``."""
 
