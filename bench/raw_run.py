@@ -6,7 +6,11 @@ state, and the process exits with isa-debug-exit's status ``(value << 1) | 1`` w
 guest writes port 0xF4, as ``accel run`` and QEMU do. bench/bench_run.py times it beside
 ``accel run`` and QEMU.
 
-    python bench/raw_run.py IMAGE
+With ``--stdlib`` it first imports what any Python VMM on the standard parts imports
+(dataclasses, enum, argparse, importlib.metadata, pluggy, ctypes): the floor under
+``accel run``.
+
+    python bench/raw_run.py [--stdlib] IMAGE
 """
 
 import ctypes
@@ -56,4 +60,13 @@ def main(path: str) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--stdlib":
+        import argparse  # noqa: F401
+        import dataclasses  # noqa: F401
+        import enum  # noqa: F401
+        import importlib.metadata  # noqa: F401
+
+        import pluggy  # noqa: F401
+
+        del sys.argv[1]
     sys.exit(main(sys.argv[1]))
