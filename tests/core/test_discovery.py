@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-import accel.registry as registry_module
+import importlib.metadata
 from accel import Registry
 from accel.errors import NoAcceleratorError, UnknownAcceleratorError
 
@@ -64,13 +64,13 @@ def test_discovery_is_lazy_and_happens_once(
 ) -> None:
     mods = make_dist("accel-lazy", {"lazy": plugin("lazy")})
     calls: list[Any] = []
-    real = registry_module._entry_points
+    real = importlib.metadata.entry_points
 
-    def counting(group: str) -> Any:
-        calls.append({"group": group})
-        return real(group)
+    def counting(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real(**kwargs)
 
-    monkeypatch.setattr(registry_module, "_entry_points", counting)
+    monkeypatch.setattr(importlib.metadata, "entry_points", counting)
     reg = Registry(env=only("lazy"))
     assert calls == []  # nothing happens at construction
     assert mods["lazy"] not in sys.modules
