@@ -646,8 +646,12 @@ class Registry:
         return None
 
     def create(self, name: str) -> Accelerator:
-        """A new, unprobed :class:`Accelerator` of the named type."""
-        return self.info(name).factory()
+        """A new, unprobed :class:`Accelerator` of the named type.
+
+        A factory that fails with something other than an :class:`AccelError`, or makes
+        something without ``probe()``, raises :class:`PluginError` naming the plugin.
+        """
+        return self._make(self.info(name))
 
     def open(
         self,

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 from typing import Any
 
 import pytest
 
-import importlib.metadata
 from accel import Registry
 from accel.errors import NoAcceleratorError, UnknownAcceleratorError
 
