@@ -202,7 +202,7 @@ class AccelPluginManager(pluggy.PluginManager):
         if "accel_accelerators" not in implemented:
             return ()
         infos = tuple(
-            _records(
+            _checked(
                 self.ask_alone(plugin, name, "accel_accelerators"),
                 "accel_accelerators",
                 AcceleratorInfo,
@@ -268,7 +268,7 @@ def _check_unmarked(plugin: object, suspects: Iterable[str], name: str) -> None:
         )
 
 
-def _records(results: Iterable[object], hook: str, kind: type[_T], pname: str) -> list[_T]:
+def _checked(results: Iterable[object], hook: str, kind: type[_T], pname: str) -> list[_T]:
     # The records in ``hook``'s results (each a list, or None), checked; ``pname`` is the
     # plugin named when one is wrong.
     out: list[_T] = []
@@ -554,7 +554,7 @@ class Registry:
         # The records of a hook's results by name, each with the plugin that provides it.
         found: dict[str, _R] = {}
         pm = self._pm
-        for item in _records(results, hook, kind, "?"):
+        for item in _checked(results, hook, kind, "?"):
             pname = providers.get(item.name)
             if item.name in found:
                 first = found[item.name].plugin
@@ -799,7 +799,7 @@ class Registry:
         hook = "accel_device_types"
         providers: dict[str, str] = {}
         for pname, plugin in self._each_plugin(hook):
-            for dtype in _records(self._pm.ask_alone(plugin, pname, hook), hook, DeviceType, pname):
+            for dtype in _checked(self._pm.ask_alone(plugin, pname, hook), hook, DeviceType, pname):
                 providers.setdefault(dtype.name, pname)
         return self._attributed(hook, DeviceType, self._call(hook), providers)
 
@@ -820,11 +820,11 @@ class Registry:
         kwargs = {"accelerator": accelerator, "machine": machine}
         results = self._call(hook, **kwargs)
         try:
-            return _records(results, hook, ClockDeviceChoice, "?")
+            return _checked(results, hook, ClockDeviceChoice, "?")
         except PluginValidationError:
             # Name the plugin that answered wrongly: each asked alone, in call order.
             for pname, plugin in reversed(list(self._each_plugin(hook))):
-                _records(
+                _checked(
                     self._pm.ask_alone(plugin, pname, hook, **kwargs),
                     hook,
                     ClockDeviceChoice,

@@ -133,6 +133,7 @@ def test_broken_import_is_reported_and_others_still_load(make_dist: MakeDist) ->
     (err,) = reg.load_errors
     assert err.plugin == "broken"
     assert err.distribution == "accel-broken"
+    assert err.version == "0.9"  # type: ignore[attr-defined]
     assert "boom at import" in str(err)
     assert "broken" in err.message and "accel-broken" in err.message
     assert err.hint and "ACCEL_DISABLE_PLUGINS" in err.hint
