@@ -67,7 +67,8 @@ class AcceleratorInfo:
     100, software emulation 10); ``unsupported`` maps conformance features the
     accelerator does not support to the reason, and those checks skip with it;
     ``hardware`` is True for accelerators that use hardware virtualization (``accel
-    check`` passes only when one of those is usable).
+    check`` passes only when one of those is usable). ``plugin`` is left None by plugins:
+    the registry's copy names the plugin that provides it.
     """
 
     name: str
@@ -120,7 +121,8 @@ class DeviceType:
 
     ``factory(**properties)`` makes the device; ``user_creatable`` False means a user's
     device spec may not create it (only machine initialisation can), with
-    ``not_creatable_reason`` saying why.
+    ``not_creatable_reason`` saying why. ``plugin`` is left None by plugins: the
+    registry's copy names the plugin that contributes it.
     """
 
     name: str
@@ -156,6 +158,9 @@ class ClockDeviceChoice:
     reason: str
     replaces: str | None = None
     properties: tuple[tuple[str, Any], ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "properties", tuple(self.properties))
 
 
 class MachineView(Protocol):
