@@ -480,26 +480,24 @@ class Registry:
             except KeyboardInterrupt:
                 raise
             except AccelError as exc:
-                self._record_error(ep, exc.message)
+                self._record_error(ep.name, _dist_name(ep), _dist_version(ep), exc.message)
             except BaseException as exc:  # SystemExit at import is a broken plugin too
-                self._record_error(ep, f"import of {ep.value!r} failed: {exc!r}")
+                error = f"import of {ep.value!r} failed: {exc!r}"
+                self._record_error(ep.name, _dist_name(ep), _dist_version(ep), error)
 
-    def _record_error(self, ep: importlib.metadata.EntryPoint, error: str) -> None:
-        # Entry point ``ep`` could not be loaded: a load error, and a record for listings.
-        dist, version = _dist_name(ep), _dist_version(ep)
+    def _record_error(self, name: str, dist: str | None, version: str | None, error: str) -> None:
+        # Entry point ``name`` could not be used: a load error, and a record for listings.
         self._errors.append(
             PluginLoadError(
-                f"plugin {ep.name!r} (from {dist or 'unknown distribution'}) "
+                f"plugin {name!r} (from {dist or 'unknown distribution'}) "
                 f"could not be loaded: {error}",
-                plugin=ep.name,
+                plugin=name,
                 distribution=dist,
                 version=version,
                 error=error,
             )
         )
-        self._failed.setdefault(
-            ep.name, PluginRecord(ep.name, dist, version, (), "entry-point", error)
-        )
+        self._failed.setdefault(name, PluginRecord(name, dist, version, (), "entry-point", error))
 
     def _record_duplicate(
         self, ep: importlib.metadata.EntryPoint, first: importlib.metadata.EntryPoint
@@ -542,10 +540,10 @@ class Registry:
         # What ``make`` collected from ``hook``, again only once the plugins changed.
         with self._lock:
             self._discover()
-            changes = self._pm.changes
             cached = self._collected.get(hook)
-            if cached is None or cached[0] != changes:
-                cached = self._collected[hook] = (changes, make())
+            if cached is None or cached[0] != self._pm.changes:
+                value = make()  # may unregister a broken plugin: count changes after it
+                cached = self._collected[hook] = (self._pm.changes, value)
             return cached[1]
 
     def _attributed(
@@ -789,18 +787,42 @@ class Registry:
         """Every device type plugins contribute, by name (duplicates are an error).
 
         One call of ``plugin_manager.hook.accel_device_types()``; each type's ``plugin``
-        is the plugin whose own answer (asked of it alone) includes it, and a wrong
-        answer is a :class:`PluginValidationError` naming that plugin.
+        is the plugin whose own answer (asked of it alone) includes it. A wrong answer
+        (not a list of :class:`DeviceType`, an exception, a name another plugin gives)
+        from an entry-point plugin unregisters that plugin and is reported in
+        :attr:`load_errors`, so the others' devices still work; from a plugin registered
+        from code it raises :class:`PluginValidationError` naming the plugin.
         """
         found: dict[str, DeviceType] = self._collect("accel_device_types", self._device_types)
         return dict(found)
 
     def _device_types(self) -> dict[str, DeviceType]:
+        # Each plugin asked alone first: that names the plugin of each type, and finds the
+        # plugin whose answer is wrong. An entry-point plugin's wrong answer (or a type name
+        # another plugin gives) is a load error and the plugin is unregistered, so the
+        # other plugins' devices still work; a plugin registered from code raises.
         hook = "accel_device_types"
         providers: dict[str, str] = {}
-        for pname, plugin in self._each_plugin(hook):
-            for dtype in _checked(self._pm.ask_alone(plugin, pname, hook), hook, DeviceType, pname):
-                providers.setdefault(dtype.name, pname)
+        for pname, plugin in list(self._each_plugin(hook)):
+            try:
+                dtypes = _checked(self._pm.ask_alone(plugin, pname, hook), hook, DeviceType, pname)
+                for dtype in dtypes:
+                    other = providers.get(dtype.name)
+                    if other is not None:
+                        raise PluginValidationError(
+                            f"device type {dtype.name!r} is provided by two plugins: "
+                            f"{_where(other, self._pm)} and {_where(pname, self._pm)}",
+                            plugin=pname,
+                        )
+            except PluginValidationError as exc:
+                dist, version = self._pm.distribution_of(plugin)
+                if dist is None:
+                    raise
+                self._pm.unregister(name=pname)
+                self._record_error(pname, dist, version, exc.message)
+                continue
+            for dtype in dtypes:
+                providers[dtype.name] = pname
         return self._attributed(hook, DeviceType, self._call(hook), providers)
 
     def clock_devices(

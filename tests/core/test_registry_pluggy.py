@@ -153,6 +153,19 @@ def test_hook_returning_a_non_list_is_a_one_line_load_error(make_dist: MakeDist)
     assert "accel-fortytwo" in err.message
 
 
+def test_a_broken_device_hook_of_an_entry_point_is_a_load_error(make_dist: MakeDist) -> None:
+    bad = plugin("devbad") + "\n@accel.hookimpl\ndef accel_device_types():\n    return 42\n"
+    make_dist("accel-devbad", {"devbad": bad, "fine": plugin("fine")})
+    reg = Registry(env={"ACCEL_PLUGINS": "devbad,fine,kvm"})
+    assert "kvmclock" in reg.device_types()  # the other plugins' devices
+    (err,) = reg.load_errors
+    assert (err.plugin, err.distribution) == ("devbad", "accel-devbad")
+    assert "accel_device_types() must return a list of DeviceType objects, not int" in err.message
+    assert "devbad" not in reg.accelerators()
+    record = {r.name: r for r in reg.plugins()}["devbad"]
+    assert record.error is not None and record.distribution == "accel-devbad"
+
+
 def test_system_exit_at_import_is_a_load_error(make_dist: MakeDist) -> None:
     make_dist("accel-exits", {"exits": "import sys\nsys.exit(3)\n", "fine": plugin("fine")})
     reg = Registry(env={"ACCEL_PLUGINS": "exits,fine"})
