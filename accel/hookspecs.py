@@ -1,46 +1,29 @@
 """Every hook an accel plugin may implement.
 
 A plugin implements any subset; implementations may take fewer arguments than the
-specification (pluggy's rule), never other names. docs/hooks.md documents each hook and
-a test keeps it in step with this file.
+specification (pluggy's rule), never other names. The registry's plugin manager (a
+:class:`pluggy.PluginManager`) takes these specifications with ``add_hookspecs``;
+docs/hooks.md documents each hook and a test keeps it in step with this file.
 """
 
 from __future__ import annotations
 
-from ._lazy import exports
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
+import pluggy
+
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
-    from typing import TypeVar
-
-    from ._hookspec_marker import HookspecMarker as HookspecMarker
-    from ._hookspec_marker import hookspec as hookspec
     from .accelerator import Accelerator
     from .plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, MachineView
 
-    _F = TypeVar("_F", bound=Callable[..., object])
+__all__ = ["accel_accelerators", "accel_clock_devices", "accel_device_types", "hookspec"]
+
+#: Marker for hook specifications (pluggy's own ``HookspecMarker("accel")``).
+hookspec = pluggy.HookspecMarker("accel")
 
 
-# ``HookspecMarker`` and ``hookspec``, the marker, live in accel._hookspec_marker.
-__getattr__ = exports(
-    globals(), dict.fromkeys(("HookspecMarker", "hookspec"), "._hookspec_marker")
-)[0]
-del exports
-
-
-def _spec(function: _F) -> _F:
-    # What ``hookspec`` does to a function: pluggy's default specification options.
-    function.accel_spec = {  # type: ignore[attr-defined]
-        "firstresult": False,
-        "historic": False,
-        "warn_on_impl": None,
-        "warn_on_impl_args": None,
-    }
-    return function
-
-
-@_spec
+@hookspec
 def accel_accelerators() -> Iterable[AcceleratorInfo]:
     """Return the accelerators this plugin provides.
 
@@ -66,7 +49,7 @@ def accel_accelerators() -> Iterable[AcceleratorInfo]:
     raise NotImplementedError
 
 
-@_spec
+@hookspec
 def accel_device_types() -> Iterable[DeviceType]:
     """Return the device types this plugin contributes to the device registry.
 
@@ -91,7 +74,7 @@ def accel_device_types() -> Iterable[DeviceType]:
     raise NotImplementedError
 
 
-@_spec
+@hookspec
 def accel_clock_devices(
     accelerator: Accelerator, machine: MachineView
 ) -> Iterable[ClockDeviceChoice] | None:

@@ -6,22 +6,16 @@ are the hooks of :mod:`accel.hookspecs`. Each hook returns instances of the clas
 
 from __future__ import annotations
 
-from _collections_abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
 
-from ._records import field, record
+import pluggy
+
 from .errors import InvalidArgumentError
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
-    from typing import Any, TypeVar, overload
-    from typing import Protocol as _ViewBase
-
     from .accelerator import VM, Accelerator, CpuSpec
-
-    _F = TypeVar("_F", bound=Callable[..., object])
-else:
-    _ViewBase = object
 
 __all__ = [
     "AcceleratorInfo",
@@ -32,84 +26,10 @@ __all__ = [
     "hookimpl",
 ]
 
-
-class _HookimplMarker:
-    """Marks functions as hook implementations, as :class:`pluggy.HookimplMarker` does.
-
-    ``@marker`` or ``@marker(tryfirst=True, ...)`` sets the attribute
-    ``<project_name>_impl`` of the function to the options dict pluggy reads when the
-    plugin is registered, with the same keys and defaults as pluggy's own marker, so
-    marking a plugin does not import pluggy.
-    """
-
-    __slots__ = ("project_name",)
-
-    def __init__(self, project_name: str) -> None:
-        self.project_name = project_name
-
-    if TYPE_CHECKING:
-
-        @overload
-        def __call__(
-            self,
-            function: _F,
-            hookwrapper: bool = ...,
-            optionalhook: bool = ...,
-            tryfirst: bool = ...,
-            trylast: bool = ...,
-            specname: str | None = ...,
-            wrapper: bool = ...,
-        ) -> _F: ...
-
-        @overload
-        def __call__(
-            self,
-            function: None = ...,
-            hookwrapper: bool = ...,
-            optionalhook: bool = ...,
-            tryfirst: bool = ...,
-            trylast: bool = ...,
-            specname: str | None = ...,
-            wrapper: bool = ...,
-        ) -> Callable[[_F], _F]: ...
-
-    def __call__(
-        self,
-        function: _F | None = None,
-        hookwrapper: bool = False,
-        optionalhook: bool = False,
-        tryfirst: bool = False,
-        trylast: bool = False,
-        specname: str | None = None,
-        wrapper: bool = False,
-    ) -> _F | Callable[[_F], _F]:
-        """Mark ``function``, or return a decorator marking with these options.
-
-        The options mean what they mean to pluggy: ``tryfirst``/``trylast`` order the
-        implementation among others, ``optionalhook`` allows a hook without a
-        specification, ``wrapper``/``hookwrapper`` make a new- or old-style hook wrapper,
-        ``specname`` names the hook when it differs from the function's name.
-        """
-
-        def mark(func: _F) -> _F:
-            opts = {
-                "wrapper": wrapper,
-                "hookwrapper": hookwrapper,
-                "optionalhook": optionalhook,
-                "tryfirst": tryfirst,
-                "trylast": trylast,
-                "specname": specname,
-            }
-            setattr(func, self.project_name + "_impl", opts)
-            return func
-
-        if function is None:
-            return mark
-        return mark(function)
-
-
 #: Marker for hook implementations: ``@accel.hookimpl def accel_accelerators(): ...``
-hookimpl = _HookimplMarker("accel")
+#: (pluggy's own ``HookimplMarker("accel")``: ``tryfirst``, ``trylast``, ``wrapper``,
+#: ``hookwrapper``, ``optionalhook`` and ``specname`` mean what pluggy says they mean).
+hookimpl = pluggy.HookimplMarker("accel")
 
 _NAME_FIRST = "abcdefghijklmnopqrstuvwxyz"
 _NAME_CHARS = _NAME_FIRST + "0123456789_-"
@@ -138,7 +58,7 @@ def _freeze_mapping(
     return tuple(sorted((str(k), str(v)) for k, v in items))
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AcceleratorInfo:
     """Describes one accelerator a plugin provides (returned by ``accel_accelerators``).
 
@@ -147,7 +67,8 @@ class AcceleratorInfo:
     100, software emulation 10); ``unsupported`` maps conformance features the
     accelerator does not support to the reason, and those checks skip with it;
     ``hardware`` is True for accelerators that use hardware virtualization (``accel
-    check`` passes only when one of those is usable).
+    check`` passes only when one of those is usable). ``plugin`` is left None by plugins:
+    the registry's copy names the plugin that provides it.
     """
 
     name: str
@@ -180,7 +101,7 @@ class AcceleratorInfo:
         return dict(self.unsupported)
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PropertySpec:
     """A typed device property (``iobase``, ``iosize`` ...) with its default."""
 
@@ -194,13 +115,14 @@ class PropertySpec:
         return self.default is None
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DeviceType:
     """A device type a plugin contributes (returned by ``accel_device_types``).
 
     ``factory(**properties)`` makes the device; ``user_creatable`` False means a user's
     device spec may not create it (only machine initialisation can), with
-    ``not_creatable_reason`` saying why.
+    ``not_creatable_reason`` saying why. ``plugin`` is left None by plugins: the
+    registry's copy names the plugin that contributes it.
     """
 
     name: str
@@ -222,7 +144,7 @@ class DeviceType:
             )
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ClockDeviceChoice:
     """One decision about a clock device, returned by ``accel_clock_devices``.
 
@@ -237,8 +159,11 @@ class ClockDeviceChoice:
     replaces: str | None = None
     properties: tuple[tuple[str, Any], ...] = ()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "properties", tuple(self.properties))
 
-class MachineView(_ViewBase):
+
+class MachineView(Protocol):
     """What a clock-device hook may read of the machine being initialised."""
 
     @property

@@ -1,16 +1,22 @@
-"""The plugin registry: pluggy's hooks, entry points, allow/deny lists, accelerator selection.
+"""The plugin registry: one :class:`pluggy.PluginManager`, entry points, selection.
 
-A :class:`Registry` holds plugins and calls their hooks under pluggy's contract (markers,
-registration rules, call order and results) without importing pluggy for plain
-implementations; hooks with wrappers go to a :class:`pluggy.PluginManager` holding the
-same plugins (:attr:`Registry.plugin_manager`, see :mod:`accel._plugin_manager`). Entry
-points in the ``accel.plugins`` group are discovered once, lazily, on first use; a plugin
-whose import or registration fails is recorded (name, distribution, error) and the others
-still load. ``ACCEL_PLUGINS=a,b`` loads only those entry points, ``ACCEL_DISABLE_PLUGINS=a,b``
-blocks those; both apply to entry points, not to plugins registered from code.
+A :class:`Registry` holds one :class:`AccelPluginManager` (a :class:`pluggy.PluginManager`
+for the ``accel`` project with the specifications of :mod:`accel.hookspecs`), available as
+:attr:`Registry.plugin_manager`. Every hook is called through it
+(``plugin_manager.hook.accel_accelerators()``), so pluggy's blocking, tracing, wrappers and
+call order apply, and a plugin registered with ``plugin_manager.register(obj)`` is seen
+like any other.
 
-Nothing here is global: a program may make as many registries as it likes. The module
-functions in :mod:`accel` use one default registry created on first use.
+Entry points of the ``accel.plugins`` group are loaded once, lazily, on first use, through
+``importlib.metadata`` and pluggy's ``load_setuptools_entrypoints`` (one entry point at a
+time), so ``plugin_manager.list_plugin_distinfo()`` names each one's distribution. A
+plugin whose import or validation fails is recorded in :attr:`Registry.load_errors`
+(name, distribution, version, error) and the others still load. ``ACCEL_DISABLE_PLUGINS=a,b``
+blocks those names (``plugin_manager.set_blocked``); ``ACCEL_PLUGINS=a,b`` blocks every
+other entry point, and a name in it that no distribution provides is a load error.
+
+Nothing here is global except the default registry, made on first use by
+:func:`default_registry`; a program may make as many registries as it likes.
 
 Example::
 
@@ -21,487 +27,306 @@ Example::
 
 from __future__ import annotations
 
-import _thread
+import dataclasses
+import importlib.metadata
 import os
-import sys
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from . import hookspecs as hookspecs
-from ._lazy import exports
-from .accelerator import Availability
-from .errors import AccelError, NoAcceleratorError, did_you_mean
-from .plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType
+import pluggy
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping
-    from types import FunctionType as _FunctionType
-    from types import ModuleType as _ModuleType
-    from typing import Any
+from . import hookspecs
+from .accelerator import Accelerator, Availability
+from .errors import (
+    AccelError,
+    DuplicateAcceleratorError,
+    InvalidArgumentError,
+    NoAcceleratorError,
+    PluginError,
+    PluginLoadError,
+    PluginValidationError,
+    UnknownAcceleratorError,
+    did_you_mean,
+)
+from .plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, MachineView
 
-    import pluggy
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "PROJECT",
+    "AccelPluginManager",
+    "PluginRecord",
+    "Registry",
+    "default_registry",
+]
 
-    from ._registry_extra import PluginRecord, _Dist, _EntryPointLike
-    from .accelerator import Accelerator
-    from .errors import PluginLoadError
-    from .plugin import MachineView
-else:
-    _ModuleType = type(sys)
-    _FunctionType = type(did_you_mean)
-
-__all__ = ["ENTRY_POINT_GROUP", "PluginRecord", "Registry", "default_registry"]
-
+#: The entry-point group plugins register in (``[project.entry-points."accel.plugins"]``).
 ENTRY_POINT_GROUP = "accel.plugins"
+#: pluggy's project name: markers set ``accel_impl`` / ``accel_spec``.
 PROJECT = "accel"
 
-
-__getattr__ = exports(globals(), {"PluginRecord": "._registry_extra"})[0]
-del exports
-
-
-# --------------------------------------------------------------------------- entry points
+_R = TypeVar("_R", AcceleratorInfo, DeviceType)
+_T = TypeVar("_T")
 
 
-_DIST_INFO_ERRORS = (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError)
+@dataclass(frozen=True)
+class PluginRecord:
+    """One plugin as ``accel plugins`` shows it.
+
+    ``source`` is ``"entry-point"`` or ``"code"``; ``error`` is set (and ``hooks`` empty)
+    for an entry point that failed to load.
+    """
+
+    name: str
+    distribution: str | None
+    version: str | None
+    hooks: tuple[str, ...]
+    source: str
+    error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "hooks": list(self.hooks),
+            "source": self.source,
+            "error": self.error,
+        }
 
 
-def _read(path: str) -> str | None:
-    # A metadata file's text, None where importlib.metadata finds none either.
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except _DIST_INFO_ERRORS:
-        return None
-    chunks = []
-    try:
-        while chunk := os.read(fd, 0x10000):
-            chunks.append(chunk)
-    except _DIST_INFO_ERRORS:  # a directory opens, but does not read
-        return None
-    finally:
-        os.close(fd)
-    # Text mode's newline translation changes no line that splitlines() gives.
-    return b"".join(chunks).decode("utf-8")
+# --------------------------------------------------------------------------- the manager
 
 
-class _PathDist:
-    # A ``*.dist-info`` / ``*.egg-info`` directory: name and version from its metadata
-    # headers, read on first use (what ``importlib.metadata.PathDistribution`` reports).
+class AccelPluginManager(pluggy.PluginManager):
+    """pluggy's plugin manager for accel: :mod:`accel.hookspecs`, and a check per plugin.
 
-    def __init__(self, path: str) -> None:
-        self._path = path
-        self._headers: dict[str, str] | None = None
+    :meth:`register` is pluggy's, followed by accel's checks of the new plugin; a plugin
+    that fails them is unregistered again and the error (an :mod:`accel.errors` class
+    naming the plugin) raised:
 
-    def _header(self, key: str) -> str | None:
-        if self._headers is None:
-            from ._registry_extra import metadata_headers
+    * pluggy's own validation (argument names, wrappers), re-raised as
+      :class:`~accel.errors.PluginValidationError` from pluggy's error;
+    * :meth:`check_pending`: a hook name no specification has (with a did-you-mean);
+    * a callable ``accel_*`` attribute that is not marked with ``@accel.hookimpl``;
+    * its ``accel_accelerators`` answer, asked of the plugin alone: a list of
+      :class:`~accel.AcceleratorInfo` whose names no other registered plugin provides
+      (:class:`~accel.errors.DuplicateAcceleratorError` names both plugins).
 
-            self._headers = metadata_headers(self._path)
-        return self._headers.get(key)  # None when missing, as importlib.metadata says
+    ``changes`` counts registrations and removals (``set_blocked`` removes too), so the
+    registry knows when what it collected from the hooks is out of date.
+    """
 
-    @property
-    def name(self) -> str | None:
-        return self._header("name")
+    def __init__(self) -> None:
+        super().__init__(PROJECT)
+        self.add_hookspecs(hookspecs)
+        self.changes = 0
+        # Plugin name -> the accelerators it answered alone when it registered.
+        self._provides: dict[str, tuple[AcceleratorInfo, ...]] = {}
 
-    @property
-    def version(self) -> str | None:
-        return self._header("version")
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        """Register ``plugin`` (pluggy's rules), then check it; returns its name.
 
-
-class _EntryPoint:
-    # One ``name = module:attr`` line of an ``entry_points.txt``.
-
-    def __init__(self, name: str, value: str, dist: _PathDist) -> None:
-        self.name = name
-        self.value = value
-        self.dist: _PathDist | None = dist
-
-    def load(self) -> Any:
-        """The module or the named object, as ``importlib.metadata.EntryPoint.load()``."""
-        module, attr = _parse_entry_point_value(self.value)
-        if module.startswith("."):  # importlib.import_module refuses it: let it say how
-            import importlib
-
-            importlib.import_module(module)
-        # importlib.import_module(module) for an absolute name, without importing importlib
-        from _frozen_importlib import _gcd_import  # type: ignore[attr-defined]
-
-        obj: Any = _gcd_import(module)
-        for part in filter(None, attr.split(".")):
-            obj = getattr(obj, part)
-        return obj
-
-
-def _parse_entry_point_value(value: str) -> tuple[str, str]:
-    # ``(module, attr)`` of an entry point value, as importlib.metadata parses it.
-    if value.replace(".", "a").replace("_", "a").isalnum():
-        return value, ""  # only ``[\w.]``: a module name
-    from ._registry_extra import parse_entry_point_value
-
-    return parse_entry_point_value(value)
-
-
-def _normalize(name: str) -> str:
-    # importlib.metadata's Prepared.normalize (PEP 503 plus dashes as underscores),
-    # without a regular expression.
-    out = name.lower()
-    for ch in "-.":
-        out = out.replace(ch, "_")
-    while "__" in out:
-        out = out.replace("__", "_")
-    return out
-
-
-def _has_metadata(names: Iterable[str]) -> bool:
-    # Whether a directory listing may hold a ``*.dist-info`` or ``*.egg-info`` entry.
-    low = "\0".join(names).lower()
-    return ".dist-info" in low or ".egg-info" in low
-
-
-def _current_listing(finder: object, root: str) -> set[str] | None:
-    # The import system's listing of directory ``root`` (unordered) when it is current, else
-    # None (its ``FileFinder`` lists a directory again once its mtime moves, as
-    # importlib.metadata's own listing cache does).
-    try:
-        mtime = finder._path_mtime  # type: ignore[attr-defined]
-        names = finder._path_cache  # type: ignore[attr-defined]
-        if type(names) is not set:
+        Returns None, as pluggy does, for a None plugin or a blocked name.
+        """
+        pname = name or self.get_canonical_name(plugin)
+        try:
+            registered = super().register(plugin, name)
+        except pluggy.PluginValidationError as exc:
+            raise PluginValidationError(f"plugin {pname!r}: {exc}", plugin=pname) from exc
+        except ValueError as exc:  # pluggy: the name or the object is registered already
+            other = self.get_name(plugin)
+            what = f"is already registered as {other!r}" if other and other != pname else ""
+            raise PluginValidationError(
+                f"plugin {pname!r} {what or 'is already registered'}",
+                hint="register each plugin once, under a unique name",
+                plugin=pname,
+            ) from exc
+        if registered is None:
             return None
-        st = os.stat(root)
-    except (AttributeError, OSError):
-        return None
-    if st.st_mode & 0o170000 == 0o040000 and st.st_mtime == mtime:  # unchanged since listed
-        return names
-    return None
+        try:
+            self._provides[registered] = self._check(plugin, registered)
+        except BaseException:
+            super().unregister(plugin=plugin, name=registered)
+            raise
+        self.changes += 1
+        return registered
 
+    def unregister(self, plugin: object | None = None, name: str | None = None) -> Any:
+        """pluggy's ``unregister``; what the plugin provided is forgotten with it."""
+        if name is None and plugin is not None:
+            name = self.get_name(plugin)
+        removed = super().unregister(plugin, name)
+        if name is not None:
+            self._provides.pop(name, None)
+        self.changes += 1
+        return removed
 
-def _scan_entry_points(group: str) -> list[_EntryPointLike] | None:
-    # ``importlib.metadata.entry_points(group=group)`` without importing importlib.metadata.
-    #
-    # Reads the ``*.dist-info`` / ``*.egg-info`` directories of the ``sys.path`` directories
-    # as importlib.metadata's path finder does: each directory in ``os.listdir`` order, the
-    # first distribution of a (normalised) name wins, ``entry_points.txt`` parsed the same
-    # way. Where the import system already holds a directory's current listing, that listing
-    # is used instead, unless the order of its names could matter (two distributions of one
-    # name, or entry points of ``group`` from two distributions); nothing else is cached, so
-    # an install or uninstall shows at once. Returns None (use importlib.metadata) wherever
-    # the two could differ: another distribution finder on ``sys.meta_path``, a zip archive
-    # or non-string entry on ``sys.path``, an egg, or a metadata directory with an unusual
-    # suffix.
-    from _frozen_importlib_external import FileFinder, PathFinder
+    def providers(self) -> dict[str, str]:
+        """Accelerator name -> the first registered plugin whose own answer included it."""
+        out: dict[str, str] = {}
+        for pname, infos in self._provides.items():
+            for info in infos:
+                out.setdefault(info.name, pname)
+        return out
 
-    finders = [f for f in sys.meta_path if getattr(f, "find_distributions", None) is not None]
-    if finders != [PathFinder]:
-        return None
-    listed = sys.path_importer_cache
-    header = "[" + group + "]"  # in the text of any file with a section named ``group``
-    seen: set[str] = set()
-    out: list[_EntryPointLike] = []
-    for entry in sys.path:
-        if not isinstance(entry, str):
-            return None
-        root = entry or "."
-        finder = listed.get(entry)
-        children: Iterable[str] | None = None
-        if type(finder) is FileFinder and finder.path == root:
-            children = _current_listing(finder, root)
-        if children is None:
-            try:
-                children = os.listdir(root)
-            except NotADirectoryError:
-                return None  # a zip archive: importlib.metadata reads those
-            except OSError:
-                continue
-        if os.path.basename(entry).lower().endswith(".egg"):
-            return None
-        if not _has_metadata(children):
-            continue
-        prefix = os.path.join(root, "") if entry else ""
-        found = _scan_directory(prefix, children, group, header, seen)
-        if found is not None and type(children) is set and found[1] > 1:
-            found = _scan_directory(prefix, os.listdir(root), group, header, seen)
-        if found is None:
-            return None
-        keys, _count, eps = found
-        seen.update(keys)
-        out += eps
-    return out
+    def ask_alone(self, plugin: object, name: str, hook: str, **kwargs: object) -> list[object]:
+        """``hook``'s results from ``plugin`` alone (``hook(**kwargs)``), through pluggy.
 
+        The plugin is registered in a manager of its own (pluggy's rules, its own
+        wrappers); any exception its hook raises becomes a
+        :class:`~accel.errors.PluginValidationError` naming it.
+        """
+        alone = pluggy.PluginManager(PROJECT)
+        alone.add_hookspecs(hookspecs)
+        alone.register(plugin, name)
+        try:
+            results: list[object] = getattr(alone.hook, hook)(**kwargs)
+        except AccelError:
+            raise
+        except Exception as exc:  # reported with the plugin name
+            raise PluginValidationError(
+                f"plugin {name!r}: {hook}() raised {exc!r}", plugin=name
+            ) from exc
+        return results
 
-def _scan_directory(
-    prefix: str, children: Iterable[str], group: str, header: str, seen: set[str]
-) -> tuple[list[str], int, list[_EntryPointLike]] | None:
-    # The distributions of one directory not in ``seen``: their names, how many of them
-    # could depend on the listing's order (2 or more: it does), and the entry points of
-    # ``group`` in listing order. None where importlib.metadata must answer.
-    by_name: dict[str, list[str]] = {}
-    for child in children:
-        low = child.lower()
-        if low.endswith((".dist-info", ".egg-info")):
-            if not child.endswith((".dist-info", ".egg-info")) or not child.rpartition(".")[0]:
-                return None  # importlib.metadata would read the name from the metadata
-            stem = low.rpartition(".")[0].partition("-")[0]
-            if "." in stem or "__" in stem:  # else lower-case, no "-": normalised already
-                stem = _normalize(stem)
-            by_name.setdefault(stem, []).append(child)
-    keys: list[str] = []
-    ordered = 0  # distributions whose order counts
-    out: list[_EntryPointLike] = []
-    for normalized, children_of_name in by_name.items():
-        if len(children_of_name) > 1:
-            ordered = 2
-        for child in children_of_name:
-            # The name a distribution is known by comes from its directory's own case.
-            key = (
-                normalized
-                if child == child.lower()
-                else _normalize(child.rpartition(".")[0].partition("-")[0])
+    def _check(self, plugin: object, name: str) -> tuple[AcceleratorInfo, ...]:
+        try:
+            self.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise self._unknown_hook(plugin, name) from exc
+        implemented = {caller.name for caller in self.get_hookcallers(plugin) or ()}
+        suspects = sorted(a for a in dir(plugin) if a.startswith("accel_") and a not in implemented)
+        _check_unmarked(plugin, suspects, name)
+        if "accel_accelerators" not in implemented:
+            return ()
+        infos = tuple(
+            _checked(
+                self.ask_alone(plugin, name, "accel_accelerators"),
+                "accel_accelerators",
+                AcceleratorInfo,
+                name,
             )
-            if key in seen:
-                continue
-            if key in keys:
-                ordered = 2
-                continue
-            keys.append(key)
-            path = prefix + child
-            text = _read(path + os.sep + "entry_points.txt")
-            if not text:
-                continue
-            dist = _PathDist(path)
-            lines = text.splitlines()
-            if header not in text:
-                # No entry point of ``group`` here, only lines to check: a line with
-                # "=" and no "[" is neither a header nor a malformed entry.
-                lines = [raw for raw in lines if "=" not in raw or "[" in raw]
-            else:
-                ordered += 1
-            section: str | None = None
-            for raw in lines:
-                line = raw.strip()
-                if not line or line.startswith("#"):
-                    continue
-                if line.startswith("[") and line.endswith("]"):
-                    section = line.strip("[]")
-                    continue
-                if section is None:
-                    continue
-                name, sep, value = line.partition("=")
-                if not sep:
-                    return None  # importlib.metadata raises for this file: let it say so
-                if section == group:
-                    out.append(_EntryPoint(name.strip(), value.strip(), dist))
-    return keys, ordered, out
+        )
+        for info in infos:
+            other = self.providers().get(info.name)
+            if other is not None and other != name:
+                raise _duplicate_accelerator(info.name, other, name, self)
+        return infos
+
+    def _unknown_hook(self, plugin: object, name: str) -> PluginValidationError:
+        unknown = [
+            caller.name
+            for caller in self.get_hookcallers(plugin) or ()
+            if not caller.has_spec()
+            and any(
+                not impl.optionalhook for impl in caller.get_hookimpls() if impl.plugin is plugin
+            )
+        ]
+        hook = unknown[0] if unknown else "?"
+        guess = did_you_mean(hook, _HOOKS)
+        return PluginValidationError(
+            f"plugin {name!r}: unknown hook {hook!r}"
+            + (f" (did you mean {guess!r}?)" if guess else ""),
+            hint="hooks are: " + ", ".join(_HOOKS),
+            plugin=name,
+            hook=hook,
+        )
+
+    def distribution_of(self, plugin: object) -> tuple[str | None, str | None]:
+        """``(name, version)`` of the distribution an entry-point plugin came from."""
+        for loaded, dist in self.list_plugin_distinfo():
+            if loaded is plugin:
+                return dist.project_name, dist.version
+        return None, None
 
 
-def _entry_points(group: str) -> list[_EntryPointLike]:
-    # The entry points of ``group``, in importlib.metadata's order.
-    #
-    # A direct scan of the metadata directories (:func:`_scan_entry_points`) where it gives
-    # the same answer; importlib.metadata itself (tens of milliseconds to import) otherwise.
-    found = _scan_entry_points(group)
-    if found is not None:
-        return found
-    import importlib.metadata as md
-
-    return list(md.entry_points(group=group))
+_HOOKS = sorted(n for n in dir(hookspecs) if n.startswith("accel_"))
 
 
-# --------------------------------------------------------------------------- hook machinery
-#
-# pluggy's markers, registration rules and calling convention are the contract; importing
-# pluggy (with typing and inspect) costs more than half of ``accel run``'s start-up budget,
-# so the registry keeps its plugins and hook implementations itself, as pluggy would, and
-# hands a hook to a real pluggy.PluginManager only when an implementation of it is a
-# wrapper. Plain functions in a plain module are read here directly; anything else goes
-# through accel._plugin_manager, which mirrors pluggy's lookup for every kind of object.
-# tests/core/test_hook_dispatch.py checks both against pluggy.
-
-_IMPLICIT_NAMES = ("self", "cls", "obj") if sys.implementation.name == "pypy" else ("self", "cls")
-# A module attribute of one of these names may resolve to its type's attribute instead.
-_MODULE_TYPE_ATTRS = frozenset(vars(_ModuleType)) | frozenset(vars(object))
-# What pluggy's lookup can take for a hook: functions, static/class methods, bound methods.
-_HOOK_KINDS = (_FunctionType, staticmethod, classmethod, type(_PathDist(".")._header))
-_IMPL_ATTR = PROJECT + "_impl"
-_SPEC_ATTR = PROJECT + "_spec"
-
-
-def _marked(plugin: object, attrname: str) -> list[tuple[str, Any, dict[str, Any]]]:
-    # ``(attribute, function, marker options)`` of each attribute of ``plugin`` marked
-    # with ``attrname``, in ``dir()`` order: what pluggy's ``parse_hookimpl_opts`` finds.
-    names: Mapping[str, object] | None = None
-    if type(plugin) is _ModuleType:
-        names = plugin.__dict__
-        if "__dir__" in names:
-            names = None
-    if names is None:
-        from ._plugin_manager import marked
-
-        return marked(plugin, attrname)
-    out: list[tuple[str, Any, dict[str, Any]]] = []
-    for name, value in names.items():
-        if type(value) is _FunctionType and name not in _MODULE_TYPE_ATTRS:
-            opts = value.__dict__.get(attrname)
-            if isinstance(opts, dict):
-                out.append((name, value, opts))
-        elif isinstance(value, _HOOK_KINDS):
-            from ._plugin_manager import marked_attr
-
-            found = marked_attr(plugin, name, attrname)
-            if found is not None:
-                out.append(found)
-    out.sort(key=_first)
-    return out
-
-
-def _first(item: tuple[str, object, object]) -> str:
-    return item[0]
-
-
-def _varnames(func: object) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    # pluggy's ``varnames``: the positional parameters without and with defaults.
-    #
-    # A class stands for its ``__init__`` and a callable object for its ``__call__``; the
-    # bound first parameter of a method is dropped, as is an unbound method's first
-    # parameter named ``self`` or ``cls``. Keyword-only parameters are not included.
-    if type(func) is not _FunctionType or "__wrapped__" in func.__dict__:
-        from ._plugin_manager import varnames
-
-        return varnames(func)
-    code = func.__code__
-    args: tuple[str, ...] = code.co_varnames[: code.co_argcount]
-    kwargs: tuple[str, ...] = ()
-    defaults = func.__defaults__
-    if defaults:
-        index = -len(defaults)
-        args, kwargs = args[:index], args[index:]
-    tail = func.__qualname__.rsplit("<locals>.", maxsplit=1)[-1]
-    if args and "." in tail and args[0] in _IMPLICIT_NAMES:
-        args = args[1:]
-    return args, kwargs
-
-
-class _Spec:
-    # One hook specification of :mod:`accel.hookspecs` (pluggy's ``HookSpec``).
-
-    __slots__ = ("allowed", "argnames", "kwargdefaults", "kwargnames", "name", "opts", "simple")
-
-    def __init__(self, name: str, function: Any, opts: dict[str, Any]) -> None:
-        self.name = name
-        self.argnames, self.kwargnames = _varnames(function)
-        self.allowed = frozenset(self.argnames + self.kwargnames)
-        if type(function) is not _FunctionType or "__wrapped__" in function.__dict__:
-            from ._plugin_manager import unwrap
-
-            function = unwrap(function)
-        defaults = function.__defaults__
-        self.kwargdefaults = dict(zip(self.kwargnames, defaults or (), strict=False))
-        self.opts = opts
-        # Historic hooks and implementation warnings are pluggy's alone.
-        self.simple = not (
-            opts.get("historic") or opts.get("warn_on_impl") or opts.get("warn_on_impl_args")
+def _check_unmarked(plugin: object, suspects: Iterable[str], name: str) -> None:
+    # Refuse the first callable ``accel_*`` attribute that is not a marked implementation.
+    for attr in suspects:
+        if not callable(getattr(plugin, attr, None)):
+            continue
+        if attr in _HOOKS:
+            raise PluginValidationError(
+                f"plugin {name!r}: {attr!r} is not marked with @accel.hookimpl, "
+                "so it would never be called",
+                hint=f"decorate it: @accel.hookimpl def {attr}(...)",
+                plugin=name,
+                hook=attr,
+            )
+        guess = did_you_mean(attr, _HOOKS)
+        raise PluginValidationError(
+            f"plugin {name!r}: {attr!r} looks like a hook but is not one"
+            + (f" (did you mean {guess!r}?)" if guess else ""),
+            hint="hooks are: " + ", ".join(_HOOKS),
+            plugin=name,
+            hook=attr,
         )
 
 
-_specs: dict[str, _Spec] | None = None
-
-
-def _hook_specs() -> dict[str, _Spec]:
-    # The specifications ``PluginManager.add_hookspecs(accel.hookspecs)`` finds, in order.
-    global _specs
-    if _specs is None:
-        _specs = {
-            name: _Spec(name, getattr(hookspecs, name), opts)
-            for name, _function, opts in _marked(hookspecs, _SPEC_ATTR)
-        }
-    return _specs
-
-
-class _Impl:
-    # One hook implementation (pluggy's ``HookImpl``).
-
-    __slots__ = (
-        "argnames",
-        "function",
-        "hookwrapper",
-        "kwargnames",
-        "optionalhook",
-        "opts",
-        "plugin",
-        "plugin_name",
-        "tryfirst",
-        "trylast",
-        "wrapper",
-    )
-
-    def __init__(
-        self, plugin: object, plugin_name: str, function: Callable[..., object], opts: Any
-    ) -> None:
-        self.function = function
-        self.argnames, self.kwargnames = _varnames(function)
-        self.plugin = plugin
-        self.opts = opts
-        self.plugin_name = plugin_name
-        self.wrapper = opts["wrapper"]
-        self.hookwrapper = opts["hookwrapper"]
-        self.optionalhook = opts["optionalhook"]
-        self.tryfirst = opts["tryfirst"]
-        self.trylast = opts["trylast"]
-
-    def __repr__(self) -> str:
-        return f"<HookImpl plugin_name={self.plugin_name!r}, plugin={self.plugin!r}>"
-
-
-def _scan_plugin(plugin: object, plugin_name: str) -> list[tuple[str, _Impl]]:
-    # ``(hook name, implementation)`` for each marked attribute, in ``dir()`` order.
-    out: list[tuple[str, _Impl]] = []
-    for attr_name, function, opts in _marked(plugin, _IMPL_ATTR):
-        opts.setdefault("tryfirst", False)  # pluggy's normalize_hookimpl_opts
-        opts.setdefault("trylast", False)
-        opts.setdefault("wrapper", False)
-        opts.setdefault("hookwrapper", False)
-        opts.setdefault("optionalhook", False)
-        opts.setdefault("specname", None)
-        out.append((opts.get("specname") or attr_name, _Impl(plugin, plugin_name, function, opts)))
+def _checked(results: Iterable[object], hook: str, kind: type[_T], pname: str) -> list[_T]:
+    # The records in ``hook``'s results (each a list, or None), checked; ``pname`` is the
+    # plugin named when one is wrong.
+    out: list[_T] = []
+    for result in results:
+        if result is None:
+            continue
+        if isinstance(result, (str, bytes, Mapping)) or not isinstance(result, Iterable):
+            raise PluginValidationError(
+                f"plugin {pname!r}: {hook}() must return a list of {kind.__name__} objects, "
+                f"not {type(result).__name__}",
+                plugin=pname,
+                hook=hook,
+            )
+        for item in result:
+            if not isinstance(item, kind):
+                raise PluginValidationError(
+                    f"plugin {pname!r}: {hook}() must return {kind.__name__} objects, "
+                    f"not {type(item).__name__}",
+                    plugin=pname,
+                    hook=hook,
+                )
+            out.append(item)
     return out
 
 
-def _add_impl(impls: list[_Impl], impl: _Impl) -> None:
-    # pluggy's ``HookCaller._add_hookimpl``: the list is called from its end.
-    #
-    # Plain implementations come before wrappers; within each, trylast ones first (the
-    # latest registered first), then the others and the tryfirst ones in registration order.
-    for i, method in enumerate(impls):
-        if method.hookwrapper or method.wrapper:
-            splitpoint = i
-            break
-    else:
-        splitpoint = len(impls)
-    if impl.hookwrapper or impl.wrapper:
-        start, end = splitpoint, len(impls)
-    else:
-        start, end = 0, splitpoint
-    if impl.trylast:
-        impls.insert(start, impl)
-    elif impl.tryfirst:
-        impls.insert(end, impl)
-    else:
-        i = end - 1
-        while i >= start and impls[i].tryfirst:
-            i -= 1
-        impls.insert(i + 1, impl)
+def _where(name: str | None, pm: AccelPluginManager) -> str:
+    # ``'name'`` or ``'name' (from dist)`` for messages.
+    if name is None:
+        return "?"
+    plugin = pm.get_plugin(name)
+    dist = pm.distribution_of(plugin)[0] if plugin is not None else None
+    return f"{name!r}" + (f" (from {dist})" if dist else "")
 
 
-def _call_impl(impl: _Impl, kwargs: Mapping[str, object]) -> object:
-    # Call one plain implementation with the arguments it declares, as ``_multicall``.
-    args = [kwargs[name] for name in impl.argnames]
-    if impl.kwargnames:
-        extra = {name: kwargs[name] for name in impl.kwargnames if name in kwargs}
-        if extra:
-            return impl.function(*args, **extra)
-    return impl.function(*args)
+def _duplicate_accelerator(
+    accelerator: str, first: str | None, second: str, pm: AccelPluginManager
+) -> DuplicateAcceleratorError:
+    return DuplicateAcceleratorError(
+        f"accelerator {accelerator!r} is provided by two plugins: "
+        f"{_where(first, pm)} and {_where(second, pm)}",
+        plugin=second,
+        plugins=(first, second),
+        accelerator=accelerator,
+    )
 
 
-def _canonical_name(plugin: object) -> str:
-    name: str | None = getattr(plugin, "__name__", None)
-    return name or str(id(plugin))
+def _raised_by(exc: BaseException, impls: Sequence[Any]) -> Any:
+    # The implementation in whose code ``exc`` was raised (the innermost one), or None.
+    def code(function: object) -> object:
+        return getattr(getattr(function, "__func__", function), "__code__", None)
+
+    by_code = {code(impl.function): impl for impl in impls}
+    found = None
+    tb = exc.__traceback__
+    while tb is not None:
+        found = by_code.get(tb.tb_frame.f_code, found)
+        tb = tb.tb_next
+    return found
 
 
 def _split_env(value: str | None) -> frozenset[str] | None:
@@ -510,140 +335,95 @@ def _split_env(value: str | None) -> frozenset[str] | None:
     return frozenset(p.strip() for p in value.split(",") if p.strip())
 
 
+def _plugin_name(plugin: object) -> str:
+    name = getattr(plugin, "__name__", None)
+    return str(name) if name else f"{type(plugin).__name__}-{id(plugin):x}"
+
+
+def _normalized(name: str | None) -> str:
+    return (name or "").lower().replace("-", "_").replace(".", "_")
+
+
+# --------------------------------------------------------------------------- the registry
+
+
 class Registry:
     """Plugins, accelerators and device types known to one program.
 
     ``entry_points`` False skips discovery (only :meth:`register` adds plugins); ``env``
-    replaces ``os.environ`` for the allow/deny variables.
+    replaces ``os.environ`` for ``ACCEL_PLUGINS`` and ``ACCEL_DISABLE_PLUGINS``.
     """
 
     def __init__(self, *, entry_points: bool = True, env: Mapping[str, str] | None = None) -> None:
         self._use_entry_points = entry_points
         self._env = env
+        self._pm = AccelPluginManager()
+        self._lock = threading.RLock()
         self._discovered = False
         self._loading = False
-        self._lock = _thread.RLock()
-        # Plugin name -> PluginRecord fields; failed entry points; entry point -> why skipped.
-        self._records: dict[str, tuple[Any, ...]] = {}
         self._errors: list[PluginLoadError] = []
-        self._skipped: dict[str, str] = {}
-        self._accelerators: dict[str, AcceleratorInfo] | None = None
-        # Every plugin's accelerators in call order, as last collected (None: collect again).
-        self._found: dict[str, AcceleratorInfo] | None = {}
-        self._found_from: list[_Impl] = []
-        self._device_types: dict[str, DeviceType] | None = None
-        # What a pluggy.PluginManager holds: plugins by name in registration order, and
-        # each hook's implementations in call order (reversed), hooks in creation order.
-        self._plugins: dict[str, object] = {}
-        self._impls: dict[str, list[_Impl]] = {name: [] for name in _hook_specs()}
-        self._pm: pluggy.PluginManager | None = None
-        # Registrations and removals before the pluggy manager exists, replayed into it
-        # when made: kept only once an implementation is both tryfirst and trylast, the
-        # one case where pluggy's order depends on plugins since removed.
-        self._history: list[tuple[bool, str, object]] | None = None
+        self._failed: dict[str, PluginRecord] = {}  # entry points that did not load
+        self._skipped: dict[str, str] = {}  # entry point -> why it was blocked
+        # hook -> (manager changes when collected, what was collected)
+        self._collected: dict[str, tuple[int, Any]] = {}
 
     # ------------------------------------------------------------------ plugins
 
     @property
-    def plugin_manager(self) -> pluggy.PluginManager:
-        """A pluggy plugin manager holding this registry's plugins, in the same order.
+    def plugin_manager(self) -> AccelPluginManager:
+        """The :class:`pluggy.PluginManager` every hook of this registry goes through.
 
-        Made on first use; registering and unregistering keep it in step afterwards.
+        Entry points are loaded before it is returned, so ``set_blocked(name)`` on it
+        unregisters a loaded plugin (its accelerators and devices disappear) and keeps the
+        name from registering again; ``register(obj)`` adds a plugin, checked as
+        :meth:`register` checks it.
         """
         self._discover()
-        with self._lock:
-            return self._plugin_manager()
-
-    def _plugin_manager(self) -> pluggy.PluginManager:
-        if self._pm is None:
-            from ._plugin_manager import build
-
-            self._pm = build(self)
         return self._pm
 
     def register(self, plugin: object, name: str | None = None) -> str:
         """Register ``plugin`` (a module or object with ``@hookimpl`` functions) from code.
 
-        Raises :class:`PluginValidationError` naming the plugin when a hook implementation
-        is unknown or has wrong argument names, and :class:`DuplicateAcceleratorError`
-        when it provides an accelerator name another plugin already provides; in both
-        cases nothing is registered.
+        Raises :class:`PluginValidationError` naming the plugin when pluggy refuses it,
+        when a hook implementation is unknown or has wrong argument names, or when the
+        name is blocked; :class:`DuplicateAcceleratorError` when it provides an
+        accelerator name another plugin already provides. In each case nothing is
+        registered.
         """
         with self._lock:
             self._discover()
             pname = name or _plugin_name(plugin)
-            self._register_checked(plugin, pname, None, "code")
+            if self._pm.is_blocked(pname):
+                raise PluginValidationError(
+                    f"plugin {pname!r} is blocked",
+                    hint="register it under another name, or unblock it with "
+                    "registry.plugin_manager.unblock(name)",
+                    plugin=pname,
+                )
+            self._pm.register(plugin, pname)
             return pname
 
     def unregister(self, name: str) -> None:
-        """Remove a plugin registered under ``name``."""
+        """Remove the plugin registered under ``name``."""
         with self._lock:
             self._discover()
-            self._unregister(name)
-            self._records.pop(name, None)
-            self._invalidate()
-
-    def _unregister(self, name: str) -> None:
-        plugin = self._plugins.pop(name, None)
-        if plugin is not None:
-            for impls in self._impls.values():
-                impls[:] = [impl for impl in impls if impl.plugin != plugin]
-        if self._pm is not None:
             self._pm.unregister(name=name)
-        elif self._history is not None and plugin is not None:
-            self._history.append((False, name, plugin))
-
-    def _name_of(self, plugin: object) -> str | None:
-        # pluggy's ``get_name``: the name ``plugin`` is registered under.
-        for name, value in self._plugins.items():
-            if plugin == value:
-                return name
-        return None
-
-    def _hooks_of(self, plugin: object) -> list[str]:
-        # The hooks ``plugin`` implements, in pluggy's ``get_hookcallers`` order.
-        if self._name_of(plugin) is None:
-            return []
-        return [
-            hook
-            for hook, impls in self._impls.items()
-            if any(impl.plugin is plugin for impl in impls)
-        ]
-
-    def _call_hook(self, name: str, kwargs: Mapping[str, object]) -> Any:
-        # ``plugin_manager.hook.<name>(**kwargs)``: what pluggy returns or raises.
-        #
-        # Plain implementations are called here, in pluggy's order, each with the arguments
-        # it declares; None results are dropped and ``firstresult`` stops at the first
-        # other one. A hook with a wrapper, a specification only pluggy implements, or a call
-        # pluggy would warn about or refuse goes to the pluggy plugin manager instead.
-        from ._plugin_manager import call_hook
-
-        return call_hook(self, name, kwargs)
-
-    def _light(self, name: str, kwargs: Mapping[str, object]) -> bool:
-        # Whether :meth:`_call_hook` may call ``name``'s implementations itself.
-        spec = _hook_specs().get(name)
-        if spec is not None:
-            if not spec.simple:
-                return False
-            if spec.kwargdefaults:
-                kwargs = {**spec.kwargdefaults, **kwargs}
-            if any(arg not in kwargs for arg in spec.argnames):
-                return False  # pluggy warns
-        for impl in self._impls.get(name, ()):
-            if impl.wrapper or impl.hookwrapper:
-                return False
-            if any(arg not in kwargs for arg in impl.argnames):
-                return False  # pluggy raises HookCallError
-        return True
+            self._failed.pop(name, None)
 
     def plugins(self) -> list[PluginRecord]:
-        """Every plugin: registered ones and those that failed to load."""
+        """Every plugin by name: those registered and the entry points that failed to load."""
         self._discover()
-        from ._registry_extra import plugin_records
-
-        return plugin_records(self._records)
+        out: dict[str, PluginRecord] = {}
+        for name, plugin in self._pm.list_name_plugin():
+            if plugin is None:  # blocked
+                continue
+            dist, version = self._pm.distribution_of(plugin)
+            hooks = tuple(sorted(caller.name for caller in self._pm.get_hookcallers(plugin) or ()))
+            source = "entry-point" if dist is not None else "code"
+            out[name] = PluginRecord(name, dist, version, hooks, source)
+        for name, record in self._failed.items():
+            out.setdefault(name, record)
+        return [out[name] for name in sorted(out)]
 
     @property
     def load_errors(self) -> tuple[PluginLoadError, ...]:
@@ -672,173 +452,166 @@ class Registry:
         env = self._env if self._env is not None else os.environ
         allow = _split_env(env.get("ACCEL_PLUGINS"))
         deny = _split_env(env.get("ACCEL_DISABLE_PLUGINS")) or frozenset()
-        # The distribution's name and version are read when a listing or an error needs them.
-        seen: dict[str, _Dist | None] = {}
-        for ep in _entry_points(ENTRY_POINT_GROUP):
-            if ep.name in deny:
-                self._skipped[ep.name] = "is disabled by ACCEL_DISABLE_PLUGINS"
+        # importlib.metadata's order (the first distribution of an entry-point name is the
+        # one pluggy loads); accel's own distribution's plugins then register first, so a
+        # third-party accelerator of the same name as a built-in one is the one refused.
+        eps = list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
+        for name in sorted(deny):
+            self._pm.set_blocked(name)
+            self._skipped[name] = "is disabled by ACCEL_DISABLE_PLUGINS"
+        if allow is not None:
+            for name in sorted({ep.name for ep in eps} - allow - deny):
+                self._pm.set_blocked(name)
+                self._skipped[name] = "is not listed in ACCEL_PLUGINS"
+            for name in sorted(allow - {ep.name for ep in eps}):
+                self._record_missing(name, sorted({ep.name for ep in eps}))
+        first: dict[str, importlib.metadata.EntryPoint] = {}
+        for ep in eps:
+            if ep.name in first:
+                self._record_duplicate(ep, first[ep.name])
+            else:
+                first[ep.name] = ep
+        own = sorted(first.values(), key=lambda ep: _normalized(_dist_name(ep)) != PROJECT)
+        for ep in own:
+            if self._pm.is_blocked(ep.name):
                 continue
-            if allow is not None and ep.name not in allow:
-                self._skipped[ep.name] = "is not listed in ACCEL_PLUGINS"
-                continue
-            dist = ep.dist
-            if ep.name in seen:
-                from ._registry_extra import record_duplicate
-
-                record_duplicate(self, ep.name, dist, seen[ep.name])
-                continue
-            seen[ep.name] = dist
             try:
-                plugin = ep.load()
-            except Exception as exc:  # any import failure is reported, not raised
-                from ._registry_extra import record_error
-
-                record_error(self, ep.name, dist, f"import of {ep.value!r} failed: {exc!r}")
-                continue
-            try:
-                self._register_checked(plugin, ep.name, dist, "entry-point")
+                self._pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP, name=ep.name)
+            except KeyboardInterrupt:
+                raise
             except AccelError as exc:
-                from ._registry_extra import record_error
+                self._record_error(ep.name, _dist_name(ep), _dist_version(ep), exc.message)
+            except BaseException as exc:  # SystemExit at import is a broken plugin too
+                error = f"import of {ep.value!r} failed: {exc!r}"
+                self._record_error(ep.name, _dist_name(ep), _dist_version(ep), error)
 
-                record_error(self, ep.name, dist, exc.message)
+    def _record_error(self, name: str, dist: str | None, version: str | None, error: str) -> None:
+        # Entry point ``name`` could not be used: a load error, and a record for listings.
+        self._errors.append(
+            PluginLoadError(
+                f"plugin {name!r} (from {dist or 'unknown distribution'}) "
+                f"could not be loaded: {error}",
+                plugin=name,
+                distribution=dist,
+                version=version,
+                error=error,
+            )
+        )
+        self._failed.setdefault(name, PluginRecord(name, dist, version, (), "entry-point", error))
 
-    def _register_checked(self, plugin: object, name: str, dist: _Dist | None, source: str) -> None:
-        # ``dist``: the distribution of an entry point, None for a plugin from code.
-        if self._plugins.get(name) is not None or any(
-            plugin == value for value in self._plugins.values()
-        ):
-            from ._registry_extra import already_registered
+    def _record_duplicate(
+        self, ep: importlib.metadata.EntryPoint, first: importlib.metadata.EntryPoint
+    ) -> None:
+        taken = _dist_name(first) or "unknown distribution"
+        error = (
+            f"plugin name {ep.name!r} is also registered by {taken}; "
+            f"only the one from {taken} is loaded"
+        )
+        dist = _dist_name(ep)
+        self._errors.append(
+            PluginLoadError(
+                f"plugin {ep.name!r} (from {dist or 'unknown distribution'}) "
+                f"could not be loaded: {error}",
+                plugin=ep.name,
+                distribution=dist,
+                version=_dist_version(ep),
+                error=error,
+            )
+        )
 
-            raise already_registered(name, dist)
-        # pluggy ignores a None plugin
-        pm_name = None if plugin is None else self._add_plugin(plugin, name, dist)
+    def _record_missing(self, name: str, installed: list[str]) -> None:
+        error = f"no installed distribution has an {ENTRY_POINT_GROUP!r} entry point {name!r}"
+        guess = did_you_mean(name, installed)
+        self._errors.append(
+            PluginLoadError(
+                f"plugin {name!r} is named in ACCEL_PLUGINS but {error}"
+                + (f" (did you mean {guess!r}?)" if guess else ""),
+                hint="installed plugins: " + (", ".join(installed) if installed else "none"),
+                plugin=name,
+                distribution=None,
+                version=None,
+                error=error,
+            )
+        )
+
+    # ------------------------------------------------------------------ collection
+
+    def _collect(self, hook: str, make: Callable[[], Any]) -> Any:
+        # What ``make`` collected from ``hook``, again only once the plugins changed.
+        with self._lock:
+            self._discover()
+            cached = self._collected.get(hook)
+            if cached is None or cached[0] != self._pm.changes:
+                value = make()  # may unregister a broken plugin: count changes after it
+                cached = self._collected[hook] = (self._pm.changes, value)
+            return cached[1]
+
+    def _attributed(
+        self, hook: str, kind: type[_R], results: Iterable[object], providers: Mapping[str, str]
+    ) -> dict[str, _R]:
+        # The records of a hook's results by name, each with the plugin that provides it.
+        found: dict[str, _R] = {}
+        pm = self._pm
+        for item in _checked(results, hook, kind, "?"):
+            pname = providers.get(item.name)
+            if item.name in found:
+                first = found[item.name].plugin
+                if kind is AcceleratorInfo:
+                    raise _duplicate_accelerator(item.name, first, pname or "?", pm)
+                raise PluginValidationError(
+                    f"device type {item.name!r} is provided by two plugins: "
+                    f"{_where(first, pm)} and {_where(pname, pm)}",
+                    plugin=pname,
+                )
+            found[item.name] = dataclasses.replace(item, plugin=pname)
+        return found
+
+    def _call(self, hook: str, **kwargs: object) -> list[object]:
+        # ``plugin_manager.hook.<hook>(**kwargs)``; an exception other than an AccelError
+        # is reported as a PluginError naming the plugin whose code raised it.
+        caller = getattr(self._pm.hook, hook)
         try:
-            hooks = self._check_hook_names(plugin, name, dist)
-            # Provided accelerators must be well formed and unique.
-            found = self._collect_accelerators(added=plugin)
+            results: list[object] = caller(**kwargs)
         except AccelError:
-            if pm_name is not None:
-                self._unregister(pm_name)
-            self._invalidate()
             raise
-        self._records[name] = (name, dist, hooks, source, None)
-        self._invalidate()
-        self._found = found
-        self._found_from = self._impls["accel_accelerators"].copy()
+        except Exception as exc:
+            raiser = _raised_by(exc, caller.get_hookimpls())
+            pname = raiser.plugin_name if raiser is not None else "?"
+            raise PluginError(
+                f"plugin {pname!r}: {hook}() raised {exc!r}",
+                hint="this is a bug in the plugin: report it, or skip the plugin with "
+                "ACCEL_DISABLE_PLUGINS=<name>",
+                plugin=pname,
+            ) from exc
+        return results
 
-    def _add_plugin(self, plugin: object, name: str, dist: _Dist | None) -> str:
-        # ``PluginManager.register(plugin, name)``: validate, then add. Returns its name.
-        #
-        # Implementations whose arguments are not in their hook's specification are refused
-        # with pluggy's message. A plugin with a wrapper (whose rules pluggy alone checks),
-        # or any plugin once the pluggy manager exists, is registered with pluggy itself.
-        pm_name = name or _canonical_name(plugin)
-        specs = _hook_specs()
-        impls = _scan_plugin(plugin, pm_name)
-        if self._pm is not None or any(
-            impl.wrapper or impl.hookwrapper or (hook in specs and not specs[hook].simple)
-            for hook, impl in impls
-        ):
-            from ._plugin_manager import register
-
-            register(self, plugin, name, dist)
-        else:
-            for hook, impl in impls:
-                spec = specs.get(hook)
-                # (an unknown hook is refused by _check_hook_names)
-                if spec is not None and not spec.allowed.issuperset(impl.argnames):
-                    from ._registry_extra import not_in_spec
-
-                    raise not_in_spec(pm_name, hook, impl, spec, name, dist)
-        if self._pm is None:
-            if self._history is None and any(impl.tryfirst and impl.trylast for _, impl in impls):
-                self._history = [(True, *entry) for entry in self._plugins.items()]
-            if self._history is not None:
-                self._history.append((True, pm_name, plugin))
-        self._plugins[pm_name] = plugin
-        for hook, impl in impls:
-            _add_impl(self._impls.setdefault(hook, []), impl)
-        return pm_name
-
-    def _check_hook_names(self, plugin: object, name: str, dist: _Dist | None) -> list[str]:
-        # Unknown hook names (typos such as ``accel_accelerator``) are errors, and so are
-        # names that look like hooks but are not marked (most often a forgotten decorator).
-        # Returns the hooks ``plugin`` implements.
-        implemented = self._hooks_of(plugin)
-        specs = _hook_specs()
-        for hook in implemented:
-            if hook not in specs:
-                from ._registry_extra import unknown_hook
-
-                raise unknown_hook(hookspecs, hook, name, dist)
-        attrs: Iterable[str]
-        if type(plugin) is _ModuleType and "__dir__" not in plugin.__dict__:
-            attrs = plugin.__dict__  # dir() of a module, unsorted
-        else:
-            attrs = dir(plugin)
-        suspects = [a for a in attrs if a.startswith("accel_") and a not in implemented]
-        if suspects:
-            from ._registry_extra import check_unmarked
-
-            check_unmarked(hookspecs, plugin, sorted(suspects), name, dist)
-        return implemented
-
-    def _invalidate(self) -> None:
-        self._accelerators = None
-        self._found = None
-        self._device_types = None
+    def _each_plugin(self, hook: str) -> Iterable[tuple[str, object]]:
+        # ``(name, plugin)`` of each registered plugin implementing ``hook``, in order.
+        for name, plugin in self._pm.list_name_plugin():
+            if plugin is not None and any(
+                caller.name == hook for caller in self._pm.get_hookcallers(plugin) or ()
+            ):
+                yield name, plugin
 
     # ------------------------------------------------------------------ accelerators
 
-    def _collect_accelerators(self, added: object = None) -> dict[str, AcceleratorInfo]:
-        # Every plugin's accelerators in call order; refuses a wrong type or a name two
-        # plugins provide. Just after ``added`` was registered at the end of the call order,
-        # only its hook is called, on top of the accelerators last collected.
-        impls = self._impls["accel_accelerators"].copy()
-        found: dict[str, AcceleratorInfo] = {}
-        before = self._found_from
-        if (
-            added is not None
-            and self._found is not None
-            and impls[: len(before)] == before
-            and all(impl.plugin is added for impl in impls[len(before) :])
-        ):
-            found.update(self._found)
-            impls = impls[len(before) :]
-        for impl in impls:
-            pname = self._name_of(impl.plugin) or "?"
-            try:
-                result: Any = impl.function()
-            except Exception as exc:  # reported with the plugin name
-                from ._registry_extra import hook_raised_on_check
-
-                raise hook_raised_on_check("accel_accelerators", pname, exc) from exc
-            infos: Iterable[object] = result or ()
-            for info in infos:
-                if not isinstance(info, AcceleratorInfo):
-                    from ._registry_extra import wrong_type
-
-                    raise wrong_type("accel_accelerators", "AcceleratorInfo", pname, info)
-                if info.name in found:
-                    from ._registry_extra import duplicate_accelerator
-
-                    raise duplicate_accelerator(info.name, found[info.name].plugin, pname)
-                found[info.name] = _with_plugin(info, pname)
-        return found
-
     def accelerators(self) -> dict[str, AcceleratorInfo]:
-        """Every registered accelerator by name, highest priority first."""
-        with self._lock:
-            self._discover()
-            if self._accelerators is None:
-                found = self._found
-                if found is None:
-                    found = self._found = self._collect_accelerators()
-                    self._found_from = self._impls["accel_accelerators"].copy()
-                self._accelerators = dict(
-                    sorted(found.items(), key=lambda kv: (-kv[1].priority, kv[0]))
-                )
-            return dict(self._accelerators)
+        """Every registered accelerator by name, highest priority first.
+
+        One call of ``plugin_manager.hook.accel_accelerators()``; each accelerator's
+        ``plugin`` is the plugin whose own answer (checked when it registered) named it.
+        """
+        found: dict[str, AcceleratorInfo] = self._collect("accel_accelerators", self._accelerators)
+        return dict(found)
+
+    def _accelerators(self) -> dict[str, AcceleratorInfo]:
+        found = self._attributed(
+            "accel_accelerators",
+            AcceleratorInfo,
+            self._call("accel_accelerators"),
+            self._pm.providers(),
+        )
+        return dict(sorted(found.items(), key=lambda kv: (-kv[1].priority, kv[0])))
 
     def info(self, name: str) -> AcceleratorInfo:
         """The registered accelerator ``name``; unknown names get a did-you-mean."""
@@ -846,9 +619,18 @@ class Registry:
         try:
             return accs[name]
         except KeyError:
-            from ._registry_extra import unknown_accelerator
-
-            raise unknown_accelerator(name, list(accs), self._why_missing(name)) from None
+            known = list(accs)
+            why = self._why_missing(name)
+            guess = did_you_mean(name, known)
+            raise UnknownAcceleratorError(
+                f"unknown accelerator {name!r}" + (f" ({why})" if why else ""),
+                hint=f"did you mean {guess!r}?"
+                if guess
+                else "registered: " + (", ".join(known) if known else "none"),
+                accelerator=name,
+                known=tuple(known),
+                suggestion=guess,
+            ) from None
 
     def _why_missing(self, name: str) -> str | None:
         # Why a plugin of the same name did not provide ``name``, when we know.
@@ -857,11 +639,17 @@ class Registry:
                 return f"plugin {name!r} failed to load: {err.error}"
         if name in self._skipped:
             return f"plugin {name!r} {self._skipped[name]}"
+        if self._pm.is_blocked(name):
+            return f"plugin {name!r} is blocked"
         return None
 
     def create(self, name: str) -> Accelerator:
-        """A new, unprobed :class:`Accelerator` of the named type."""
-        return self.info(name).factory()
+        """A new, unprobed :class:`Accelerator` of the named type.
+
+        A factory that fails with something other than an :class:`AccelError`, or makes
+        something without ``probe()``, raises :class:`PluginError` naming the plugin.
+        """
+        return self._make(self.info(name))
 
     def open(
         self,
@@ -881,8 +669,17 @@ class Registry:
         load. :class:`NoAcceleratorError` lists every candidate's reason when none is
         usable. ``on_unusable(name, reason)`` is called for each candidate passed over
         before the one returned (``accel run`` prints QEMU's "falling back" lines from it).
+
+        An accelerator whose probe says it is present but cannot create VMs
+        (``Availability.creates_vms`` False, e.g. a stub on a host it recognises) is
+        passed over by default selection and in a list of several names, with the
+        reason ``"present but cannot create VMs: <probe's reason>"``. Named alone
+        (``open("xen")``) it is returned, as QEMU's ``-accel`` opens exactly the
+        accelerator asked for: its capabilities can be read, and its ``create_vm()``
+        raises :class:`~accel.errors.UnsupportedError`.
         """
         names = self._parse_spec(spec)
+        need_vms = spec is None or len(names) > 1
         accs = self.accelerators()
         tried: list[tuple[str, str]] = []
         for name in names:
@@ -890,20 +687,31 @@ class Registry:
                 why = self._why_missing(name)
                 tried.append((name, "not registered" + (f": {why}" if why else "")))
                 continue
-            acc, availability = self._try(accs[name])
+            acc, reason = self._try(accs[name], need_vms)
             if acc is not None:
                 if on_unusable is not None:
-                    for skipped, reason in tried:
-                        on_unusable(skipped, reason)
+                    for skipped, why in tried:
+                        on_unusable(skipped, why)
                 return acc
-            tried.append((name, availability.reason))
+            tried.append((name, reason))
         raise NoAcceleratorError(tried)
 
     def probe_all(self) -> dict[str, Availability]:
-        """Every accelerator's availability (each probed and closed again)."""
-        from ._registry_extra import probe_all
-
-        return probe_all(self)
+        """Every accelerator's availability (each made, probed and closed again)."""
+        out: dict[str, Availability] = {}
+        for name, info in self.accelerators().items():
+            try:
+                acc = self._make(info)
+            except AccelError as exc:
+                out[name] = Availability.unavailable(str(exc))
+                continue
+            try:
+                out[name] = acc.probe()
+            except AccelError as exc:  # probe() should not raise; report it as the reason
+                out[name] = Availability.unavailable(str(exc))
+            finally:
+                acc.close()
+        return out
 
     def _parse_spec(self, spec: str | Iterable[str] | None) -> list[str]:
         if spec is None:
@@ -911,9 +719,12 @@ class Registry:
         if isinstance(spec, str):
             names = [n.strip() for n in spec.replace(",", ":").split(":") if n.strip()]
             if not names:
-                from ._registry_extra import empty_spec
-
-                raise empty_spec(spec)
+                raise InvalidArgumentError(
+                    f"empty accelerator list {spec!r}",
+                    hint="name one or more accelerators, e.g. 'kvm:tcg'",
+                    argument="accel",
+                    value=spec,
+                )
         else:
             names = list(spec)
         known = self.accelerators()
@@ -924,125 +735,136 @@ class Registry:
                 self.info(name)
         return names
 
-    def _try(self, info: AcceleratorInfo) -> tuple[Accelerator | None, Availability]:
+    def _make(self, info: AcceleratorInfo) -> Accelerator:
+        # ``info.factory()``; a factory that raises something other than an AccelError, or
+        # makes something that is not an accelerator, is a PluginError naming the plugin.
+        where = _where(info.plugin, self._pm)
         try:
             acc = info.factory()
+        except AccelError:
+            raise
+        except Exception as exc:
+            raise PluginError(
+                f"plugin {where}: the factory of accelerator {info.name!r} raised {exc!r}",
+                hint="this is a bug in the plugin: report it, or skip the plugin with "
+                "ACCEL_DISABLE_PLUGINS=<name>",
+                plugin=info.plugin,
+            ) from exc
+        if not callable(getattr(acc, "probe", None)):
+            raise PluginError(
+                f"plugin {where}: the factory of accelerator {info.name!r} made a "
+                f"{type(acc).__name__}, which has no probe()",
+                hint="the factory must return an accel.Accelerator; report this to the "
+                "plugin's authors, or skip it with ACCEL_DISABLE_PLUGINS=<name>",
+                plugin=info.plugin,
+            )
+        return acc
+
+    def _try(self, info: AcceleratorInfo, need_vms: bool) -> tuple[Accelerator | None, str]:
+        # The accelerator if usable, else None and why not.
+        try:
+            acc = self._make(info)
         except AccelError as exc:  # e.g. a backend library that cannot be loaded
-            return None, Availability.unavailable(str(exc))
+            return None, str(exc)
         try:
             availability = acc.probe()
         except AccelError as exc:
             acc.close()
-            return None, Availability.unavailable(str(exc))
-        if availability.available:
-            return acc, availability
-        acc.close()
+            return None, str(exc)
         reason = availability.reason
         if availability.hint:
             reason = f"{reason} (hint: {availability.hint})"
-        return None, Availability.unavailable(reason, availability.hint)
+        if availability.available and (availability.creates_vms or not need_vms):
+            return acc, reason
+        acc.close()
+        if availability.available:
+            return None, f"present but cannot create VMs: {reason}"
+        return None, reason
 
     # ------------------------------------------------------------------ devices
 
     def device_types(self) -> dict[str, DeviceType]:
-        """Every device type plugins contribute, by name (duplicates are an error)."""
-        with self._lock:
-            self._discover()
-            if self._device_types is None:
-                found: dict[str, DeviceType] = {}
-                for impl in self._impls["accel_device_types"].copy():
-                    pname = self._name_of(impl.plugin) or "?"
-                    try:
-                        dtypes: Any = impl.function() or ()
-                    except Exception as exc:  # reported with the plugin name
-                        from ._registry_extra import hook_raised_on_check
+        """Every device type plugins contribute, by name (duplicates are an error).
 
-                        raise hook_raised_on_check("accel_device_types", pname, exc) from exc
-                    for dtype in dtypes:
-                        if not isinstance(dtype, DeviceType):
-                            from ._registry_extra import wrong_type
+        One call of ``plugin_manager.hook.accel_device_types()``; each type's ``plugin``
+        is the plugin whose own answer (asked of it alone) includes it. A wrong answer
+        (not a list of :class:`DeviceType`, an exception, a name another plugin gives)
+        from an entry-point plugin unregisters that plugin and is reported in
+        :attr:`load_errors`, so the others' devices still work; from a plugin registered
+        from code it raises :class:`PluginValidationError` naming the plugin.
+        """
+        found: dict[str, DeviceType] = self._collect("accel_device_types", self._device_types)
+        return dict(found)
 
-                            raise wrong_type("accel_device_types", "DeviceType", pname, dtype)
-                        if dtype.name in found:
-                            from ._registry_extra import duplicate_device_type
-
-                            raise duplicate_device_type(dtype.name, found[dtype.name].plugin, pname)
-                        found[dtype.name] = _with_plugin(dtype, pname)
-                self._device_types = found
-            return dict(self._device_types)
+    def _device_types(self) -> dict[str, DeviceType]:
+        # Each plugin asked alone first: that names the plugin of each type, and finds the
+        # plugin whose answer is wrong. An entry-point plugin's wrong answer (or a type name
+        # another plugin gives) is a load error and the plugin is unregistered, so the
+        # other plugins' devices still work; a plugin registered from code raises.
+        hook = "accel_device_types"
+        providers: dict[str, str] = {}
+        for pname, plugin in list(self._each_plugin(hook)):
+            try:
+                dtypes = _checked(self._pm.ask_alone(plugin, pname, hook), hook, DeviceType, pname)
+                for dtype in dtypes:
+                    other = providers.get(dtype.name)
+                    if other is not None:
+                        raise PluginValidationError(
+                            f"device type {dtype.name!r} is provided by two plugins: "
+                            f"{_where(other, self._pm)} and {_where(pname, self._pm)}",
+                            plugin=pname,
+                        )
+            except PluginValidationError as exc:
+                dist, version = self._pm.distribution_of(plugin)
+                if dist is None:
+                    raise
+                self._pm.unregister(name=pname)
+                self._record_error(pname, dist, version, exc.message)
+                continue
+            for dtype in dtypes:
+                providers[dtype.name] = pname
+        return self._attributed(hook, DeviceType, self._call(hook), providers)
 
     def clock_devices(
         self, accelerator: Accelerator, machine: MachineView
     ) -> list[ClockDeviceChoice]:
         """Every plugin's clock-device decisions for ``accelerator`` on ``machine``.
 
-        Plugins are asked in pluggy's call order (the last registered first). A hook that
-        raises something other than an :class:`AccelError`, or returns something other
-        than :class:`ClockDeviceChoice` objects, raises :class:`PluginError` naming the
-        plugin. When a plugin wraps the hook (``@accel.hookimpl(wrapper=True)``), pluggy
-        calls it and the result is the outermost wrapper's.
+        ``plugin_manager.hook.accel_clock_devices(accelerator=..., machine=...)``: plugins
+        are asked in pluggy's call order (the last registered first) and wrappers apply.
+        A hook that raises something other than an :class:`AccelError` raises
+        :class:`PluginError` naming the plugin; an answer that is not a list of
+        :class:`ClockDeviceChoice` objects raises :class:`PluginValidationError` naming
+        the plugin that gave it.
         """
         self._discover()
         hook = "accel_clock_devices"
         kwargs = {"accelerator": accelerator, "machine": machine}
-        impls = self._impls[hook].copy()
-        results: list[tuple[str, object]] = []
+        results = self._call(hook, **kwargs)
         try:
-            if self._light(hook, kwargs):
-                for impl in reversed(impls):
-                    result = _call_impl(impl, kwargs)
-                    if result is not None:
-                        results.append((self._name_of(impl.plugin) or "?", result))
-            else:
-                from ._plugin_manager import call_wrapped
-
-                results = call_wrapped(self, hook, kwargs, impls)
-        except AccelError:
+            return _checked(results, hook, ClockDeviceChoice, "?")
+        except PluginValidationError:
+            # Name the plugin that answered wrongly: each asked alone, in call order.
+            for pname, plugin in reversed(list(self._each_plugin(hook))):
+                _checked(
+                    self._pm.ask_alone(plugin, pname, hook, **kwargs),
+                    hook,
+                    ClockDeviceChoice,
+                    pname,
+                )
             raise
-        except Exception as exc:
-            from ._registry_extra import hook_raised
-
-            raise hook_raised(self, hook, exc, impls) from exc
-        out: list[ClockDeviceChoice] = []
-        for pname, result in results:
-            choices: Iterable[object] = result or ()  # type: ignore[assignment]
-            for choice in choices:
-                if not isinstance(choice, ClockDeviceChoice):
-                    from ._registry_extra import wrong_type
-
-                    raise wrong_type(hook, "ClockDeviceChoice", pname, choice)
-                out.append(choice)
-        return out
 
 
-def _with_plugin(obj: Any, plugin: str) -> Any:
-    cls = type(obj)
-    if cls is AcceleratorInfo or cls is DeviceType:
-        # ``replace(obj, plugin=plugin)``: its ``__post_init__`` gives back the values it
-        # already checked and normalised, so they are copied as they are.
-        new = object.__new__(cls)
-        fields = new.__dict__
-        fields.update(obj.__dict__)
-        fields["plugin"] = plugin
-        return new
-    if hasattr(cls, "__record_fields__"):
-        from ._records import replace
-
-        return replace(obj, plugin=plugin)
-    import dataclasses
-
-    return dataclasses.replace(obj, plugin=plugin)
+def _dist_name(ep: importlib.metadata.EntryPoint) -> str | None:
+    return ep.dist.name if ep.dist is not None else None
 
 
-def _plugin_name(plugin: object) -> str:
-    if isinstance(plugin, _ModuleType):
-        return plugin.__name__
-    name = getattr(plugin, "__name__", None)
-    return str(name) if name else f"{type(plugin).__name__}-{id(plugin):x}"
+def _dist_version(ep: importlib.metadata.EntryPoint) -> str | None:
+    return ep.dist.version if ep.dist is not None else None
 
 
 _default: Registry | None = None
-_default_lock = _thread.allocate_lock()
+_default_lock = threading.Lock()
 
 
 def default_registry() -> Registry:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import sys
 from typing import Any
 
 import pytest
 
-import accel.registry as registry_module
 from accel import Registry
 from accel.errors import NoAcceleratorError, UnknownAcceleratorError
 
@@ -64,13 +64,13 @@ def test_discovery_is_lazy_and_happens_once(
 ) -> None:
     mods = make_dist("accel-lazy", {"lazy": plugin("lazy")})
     calls: list[Any] = []
-    real = registry_module._entry_points
+    real = importlib.metadata.entry_points
 
-    def counting(group: str) -> Any:
-        calls.append({"group": group})
-        return real(group)
+    def counting(**kwargs: Any) -> Any:
+        calls.append(kwargs)
+        return real(**kwargs)
 
-    monkeypatch.setattr(registry_module, "_entry_points", counting)
+    monkeypatch.setattr(importlib.metadata, "entry_points", counting)
     reg = Registry(env=only("lazy"))
     assert calls == []  # nothing happens at construction
     assert mods["lazy"] not in sys.modules
@@ -133,6 +133,7 @@ def test_broken_import_is_reported_and_others_still_load(make_dist: MakeDist) ->
     (err,) = reg.load_errors
     assert err.plugin == "broken"
     assert err.distribution == "accel-broken"
+    assert err.version == "0.9"  # type: ignore[attr-defined]
     assert "boom at import" in str(err)
     assert "broken" in err.message and "accel-broken" in err.message
     assert err.hint and "ACCEL_DISABLE_PLUGINS" in err.hint
