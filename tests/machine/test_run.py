@@ -121,7 +121,7 @@ def test_timeout_ends_a_spinning_guest(accel_name: str) -> None:
 
 def accel_cmd(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "accel.machine.cli", *args],
+        [sys.executable, "-m", "accel", *args],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )  # fmt: skip
 
@@ -248,7 +248,7 @@ def test_user_debug_device_spec_replaces_the_default() -> None:
 def test_fallback_is_reported(tmp_path: Path) -> None:
     env = dict(os.environ, ACCEL_KVM_DEVICE=str(tmp_path / "no-kvm"))
     p = subprocess.run(
-        [sys.executable, "-m", "accel.machine.cli", "run", "--accel", "kvm:tcg",
+        [sys.executable, "-m", "accel", "run", "--accel", "kvm:tcg",
          str(GUESTS / "compute.bin")],
         capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
     )  # fmt: skip
