@@ -26,9 +26,10 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TextIO
 
 from . import __version__
-from .commands import Context, Handler
+from .commands import Context, Handler, OutputError
 from .errors import AccelError
 from .registry import Registry
 
@@ -130,21 +131,35 @@ def build_parser(
     return parser
 
 
-def main(argv: Sequence[str] | None = None, *, registry: Registry | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    registry: Registry | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
     """Run the ``accel`` command on ``argv`` (default: ``sys.argv[1:]``) and return its exit
     status: the command's, 1 for an :class:`~accel.errors.AccelError` or output that cannot
-    be written, 2 for a usage error, 130 when interrupted. ``registry`` replaces the
-    default registry (for tests)."""
+    be written, 2 for a usage error, 130 when interrupted.
+
+    ``registry`` replaces the default registry; ``out`` and ``err`` replace ``sys.stdout``
+    and ``sys.stderr`` for what the command prints (argparse's help and usage errors go
+    to ``sys.stdout`` and ``sys.stderr``).
+    """
     args_list = list(sys.argv[1:] if argv is None else argv)
-    ctx = Context(registry)
+    ctx = Context(registry, out, err)
     try:
         args = build_parser(args_list).parse_args(args_list)
         handler: Handler = args.handler
         status = handler(args, ctx)
-        _flush_stdout(ctx)  # a write error is the command's, reported below
+        ctx.flush()  # a write error is the command's, reported below
         return status
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         return _exit_status(exc)
+    except OutputError as exc:
+        _discard_stdout(ctx)
+        _error(ctx, str(exc))
+        return 1
     except AccelError as exc:
         _error(ctx, str(exc))
         return 1
@@ -153,13 +168,7 @@ def main(argv: Sequence[str] | None = None, *, registry: Registry | None = None)
         return 130
     except BrokenPipeError:
         # The reader went away (``accel info | head``): nothing more to say.
-        _discard_stdout()
-        return 1
-    except OSError as exc:
-        if not _stdout_fails(ctx):
-            raise
-        _discard_stdout()
-        _error(ctx, f"cannot write to standard output: {exc.strerror or exc}")
+        _discard_stdout(ctx)
         return 1
 
 
@@ -169,24 +178,12 @@ def _exit_status(exc: SystemExit) -> int:
     return exc.code if isinstance(exc.code, int) else 1
 
 
-def _flush_stdout(ctx: Context) -> None:
-    if ctx.out_stream is None and sys.stdout is not None:
-        sys.stdout.flush()
-
-
-def _stdout_fails(ctx: Context) -> bool:
-    """Standard output cannot take what was written to it (``accel info > /dev/full``):
-    then the error being handled is that one."""
-    try:
-        _flush_stdout(ctx)
-    except OSError:
-        return True
-    return False
-
-
-def _discard_stdout() -> None:
+def _discard_stdout(ctx: Context) -> None:
     """Point standard output at /dev/null, so that the interpreter's final flush of what
-    could not be written does not report it a second time."""
+    could not be written does not report it a second time (unless the command's output
+    went to a stream of its own)."""
+    if ctx.out_stream is not None:
+        return
     with contextlib.suppress(OSError, ValueError, AttributeError):
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())

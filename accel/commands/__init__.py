@@ -16,14 +16,23 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TextIO
 
 from ..errors import AccelError
 from ..registry import Registry, default_registry
 
-__all__ = ["Context", "Handler", "table"]
+__all__ = ["Context", "Handler", "OutputError", "table"]
+
+
+class OutputError(AccelError):
+    """Standard output cannot be written (closed, a full disk: ``accel info > /dev/full``).
+
+    A reader that went away (:exc:`BrokenPipeError`, ``accel info | head``) is not one:
+    that ends the command quietly.
+    """
 
 
 @dataclass
@@ -52,7 +61,7 @@ class Context:
         started with standard output closed (``accel info >&-``)."""
         out = self.out_stream if self.out_stream is not None else sys.stdout
         if out is None:  # Python sets sys.stdout to None when file descriptor 1 is closed
-            raise AccelError(
+            raise OutputError(
                 "standard output is closed",
                 hint="redirect it to a file or to /dev/null instead of closing it",
             )
@@ -63,11 +72,37 @@ class Context:
         return self.err_stream if self.err_stream is not None else sys.stderr
 
     def print(self, text: str = "") -> None:
-        print(text, file=self.out)
+        out = self.out
+        with writing():
+            print(text, file=out)
 
     def print_json(self, data: object) -> None:
-        json.dump(data, self.out, indent=2, sort_keys=False, default=str)
-        self.out.write("\n")
+        out = self.out
+        with writing():
+            json.dump(data, out, indent=2, sort_keys=False, default=str)
+            out.write("\n")
+
+    def flush(self) -> None:
+        """Flush the output stream, so that a write error is reported by the command."""
+        out = self.out_stream if self.out_stream is not None else sys.stdout
+        if out is not None:
+            with writing():
+                out.flush()
+
+
+@contextmanager
+def writing() -> Iterator[None]:
+    """Turn an :exc:`OSError` of writing output into an :class:`OutputError` (a
+    :exc:`BrokenPipeError` stays what it is)."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write to standard output: {exc.strerror or exc}",
+            hint="check where standard output goes: a full disk, a closed descriptor",
+        ) from exc
 
 
 Handler = Callable[[argparse.Namespace, Context], int]

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from ..accelerator import Accelerator
 from ..machine.runner import RunOptions, parse_duration, restore_image, run_image
 from ..snapshot.format import _Input, read_header
-from . import Context
+from . import Context, writing
 
 __all__ = ["add_machine_options", "add_run", "address", "duration", "seconds"]
 
@@ -236,14 +236,16 @@ def _console(ctx: Context) -> Callable[[bytes], object]:
     if ctx.out_stream is not None:
 
         def write_stream(data: bytes) -> None:
-            out.write(data.decode("latin-1"))
+            with writing():
+                out.write(data.decode("latin-1"))
 
         return write_stream
     fd = sys.stdout.fileno()
     sys.stdout.flush()
 
     def write_fd(data: bytes) -> None:
-        os.write(fd, data)
+        with writing():
+            os.write(fd, data)
 
     return write_fd
 

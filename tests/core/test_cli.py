@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -435,3 +436,48 @@ def test_python_m_accel_error_is_one_line_without_traceback() -> None:
     )
     proc = run_module("frobnicate")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def run_shell(command: str) -> subprocess.CompletedProcess[str]:
+    """``python -m accel COMMAND`` through the shell (for its redirections)."""
+    return subprocess.run(
+        f"{sys.executable} -m accel {command}",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+GUEST = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "guests", "compute.bin")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("command", ["info", "info --json", "plugins", f"run --accel tcg {GUEST}"])
+def test_output_to_a_full_disk_is_one_line(command: str) -> None:
+    proc = run_shell(f"{command} > /dev/full")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(
+        "accel: error: cannot write to standard output: No space left on device (hint: "
+    )
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize("command", ["info", f"run --accel tcg {GUEST}"])
+def test_closed_stdout_is_one_line(command: str) -> None:
+    proc = run_shell(f"{command} >&-")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("accel: error: standard output is closed (hint: ")
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
+class GoneReader(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    err = io.StringIO()
+    assert main(["plugins"], registry=mixed_registry(), out=GoneReader(), err=err) == 1
+    assert err.getvalue() == ""

@@ -313,3 +313,27 @@ def test_pause_requested_as_the_run_ends_does_not_hang() -> None:
             assert m.state is RunState.PAUSED
     finally:
         acc.close()
+
+
+def test_a_run_restores_the_signal_handlers_it_set() -> None:
+    import signal
+
+    from accel.machine.runner import STOP_SIGNALS
+
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    acc = accel.open("tcg")
+    try:
+        result = run_image(acc, bytes.fromhex("f4"), RunOptions(load_addr=0x1000, timeout=30))
+    finally:
+        acc.close()
+    assert result.kind == "halt"
+    assert {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} == before
+
+
+def test_runner_options_are_frozen_dataclasses() -> None:
+    import dataclasses
+
+    options = RunOptions(machine="q35", timeout=1.0)
+    assert dataclasses.replace(options, timeout=2.0) == RunOptions(machine="q35", timeout=2.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.timeout = 3.0  # type: ignore[misc]
