@@ -12,6 +12,7 @@ cannot work are usage errors (status 2); errors of the image, machine or snapsho
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import sys
@@ -154,7 +155,8 @@ def add_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-debug-devices", action="store_true", help="do not add isa-debugcon and isa-debug-exit"
     )
-    parser.set_defaults(handler=lambda args, ctx: _cmd_run(parser, args, ctx))
+    # The handler reports the combinations argparse cannot express as this parser's errors.
+    parser.set_defaults(handler=functools.partial(_cmd_run, parser))
 
 
 def _cmd_run(parser: argparse.ArgumentParser, args: argparse.Namespace, ctx: Context) -> int:
