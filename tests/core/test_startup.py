@@ -13,6 +13,8 @@ from pathlib import Path
 
 from accel import cli
 
+from .conftest import MakeDist
+
 
 def python(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -62,6 +64,36 @@ def test_atexit_handlers_run_and_output_is_flushed(tmp_path: Path) -> None:
     assert proc.stdout.splitlines()[-1].endswith(f"accel {cli.__version__}")
     assert marker.read_text() == "yes"
     assert buffered.read_text() == "never flushed by hand"
+
+
+def test_a_plugins_atexit_handler_runs_and_its_buffered_file_is_written(
+    tmp_path: Path, make_dist: MakeDist
+) -> None:
+    """A plugin loaded by the command registers an atexit handler and leaves a buffered
+    file open: after ``accel plugins`` both happened (the interpreter exited normally)."""
+    marker = tmp_path / "plugin-atexit-ran"
+    log = tmp_path / "plugin.log"
+    source = f"""
+import atexit, pathlib
+import accel
+from tests.fakes import FakeAccelerator
+
+LOG = open({str(log)!r}, "w")
+LOG.write("buffered by the plugin")
+atexit.register(pathlib.Path({str(marker)!r}).write_text, "yes")
+
+@accel.hookimpl
+def accel_accelerators():
+    return [accel.AcceleratorInfo(name="exiting", summary="t", factory=FakeAccelerator)]
+"""
+    make_dist("accel-atexit-test", {"exiting": source})
+    root = Path(__file__).resolve().parents[2]
+    path = os.pathsep.join([str(tmp_path), str(root), os.environ.get("PYTHONPATH", "")])
+    proc = python("-m", "accel", "plugins", ACCEL_PLUGINS="exiting", PYTHONPATH=path)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[1].split()[:3] == ["exiting", "1.2.3", "accel-atexit-test"]
+    assert marker.read_text() == "yes"
+    assert log.read_text() == "buffered by the plugin"
 
 
 def test_python_m_accel_keeps_the_exit_status() -> None:
