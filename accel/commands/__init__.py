@@ -24,7 +24,7 @@ from typing import TextIO
 from ..errors import AccelError
 from ..registry import Registry, default_registry
 
-__all__ = ["Context", "Handler", "OutputError", "table"]
+__all__ = ["Context", "Handler", "OutputError", "table", "writing"]
 
 
 class OutputError(AccelError):
@@ -57,7 +57,7 @@ class Context:
 
     @property
     def out(self) -> TextIO:
-        """Where output goes; an :class:`~accel.errors.AccelError` when the process was
+        """Where output goes; an :class:`OutputError` when the process was
         started with standard output closed (``accel info >&-``)."""
         out = self.out_stream if self.out_stream is not None else sys.stdout
         if out is None:  # Python sets sys.stdout to None when file descriptor 1 is closed
