@@ -1,30 +1,50 @@
-"""``accel run IMAGE``: load a flat binary, run it to its end, report how it ended.
+"""Running a flat binary image on a machine: what ``accel run`` does, as library code.
 
-The runner lives in :mod:`accel.machine.cli` beside the ``run`` command (one module on the
-command's start-up path); this module keeps its names importable from here.
+:func:`run_image` builds a :class:`~accel.machine.machine.Machine`, places the image with
+:func:`load_image` and runs it with :func:`run_machine`; :func:`restore_image` resumes a
+machine snapshot instead. :class:`RunOptions` holds the choices (``accel run``'s options).
+
+Placement (default) is QEMU's ``-bios``: the image is mapped so that it ends at the top
+of the 4 GiB space, and its last 128 KiB (or all of it, if smaller) also end at the top
+of the first megabyte; the vCPU starts in the architectural reset state (CS base
+0xFFFF0000, IP 0xFFF0), so the reset vector is the image's 16th byte from the end.
+``load_addr``/``entry`` instead copy the image into RAM at ``load_addr`` and start in
+real mode at ``entry`` (default ``load_addr``).
+
+Run results carry the exit status: isa-debug-exit's ``(value << 1) | 1``; 0 when the guest
+halts with interrupts disabled or shuts down; 124 when ``timeout`` passes; 125 when the
+accelerator cannot run the guest (internal error). Configuration errors raise
+:class:`~accel.errors.ConfigError`.
+
+Stopping and snapshots: ``stop_after`` ends the run after that many seconds with status
+0, ``timeout`` with 124, and, when :func:`run_machine` is called from the main thread,
+SIGINT with 130, SIGTERM with 143 and SIGHUP with 129 — each through
+:meth:`Machine.stop`, so the machine is paused at an instruction boundary. With ``save``
+the machine is paused and written atomically to that path whenever the run stops,
+however it stopped. :func:`restore_image` resumes such a snapshot; one taken after the
+guest ended its run (exit device, halt, shutdown) reports that same end again.
 """
 
 from __future__ import annotations
 
-from .cli import DEBUG_DEVICES, RunOptions, load_image, parse_duration, run_image, run_machine
-from .cli import FOUR_GIB as FOUR_GIB
-from .cli import ISA_BIOS_MAX as ISA_BIOS_MAX
-from .cli import MAX_IMAGE as MAX_IMAGE
-from .cli import ONE_MIB as ONE_MIB
-from .cli import PAGE as PAGE
+import dataclasses
+import re
+import signal
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, Any
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from ._snapshots import restore_image
-else:
-    from .._lazy import exports
-
-    __getattr__, __dir__ = exports(globals(), {"restore_image": "._snapshots"})
-    del exports
-
+from ..accelerator import Accelerator, Registers, real_mode_sregs
+from ..errors import ConfigError, SnapshotError
+from ..registry import Registry
+from .device import parse_device_spec
+from .machine import Machine, RunResult, parse_machine_spec
 
 __all__ = [
     "DEBUG_DEVICES",
+    "STOP_SIGNALS",
     "RunOptions",
     "load_image",
     "parse_duration",
@@ -32,3 +52,248 @@ __all__ = [
     "run_image",
     "run_machine",
 ]
+
+FOUR_GIB = 1 << 32
+ONE_MIB = 1 << 20
+ISA_BIOS_MAX = 128 << 10
+PAGE = 4096
+MAX_IMAGE = 16 << 20
+
+#: The devices :func:`run_image` adds unless told not to.
+DEBUG_DEVICES: tuple[str, ...] = ("isa-debugcon,iobase=0xe9", "isa-debug-exit,iobase=0xf4,iosize=4")
+
+#: The signals that stop a run (see :func:`run_machine`): signal -> how the result says it.
+#: The run's exit status is the shell's for a process killed by the signal, 128 + its number.
+STOP_SIGNALS: dict[signal.Signals, str] = {
+    signal.SIGINT: "interrupted (SIGINT)",
+    signal.SIGTERM: "terminated (SIGTERM)",
+    signal.SIGHUP: "hung up (SIGHUP)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """How to build and run the machine: ``accel run``'s options.
+
+    ``stop_after`` (seconds) stops and pauses the run with status 0, ``timeout`` with 124;
+    ``save`` is a path the machine's snapshot is written to whenever the run stops.
+    """
+
+    machine: str = "pc"
+    cpu: str | None = None
+    devices: Sequence[str] = ()
+    timeout: float | None = None
+    load_addr: int | None = None
+    entry: int | None = None
+    debug_devices: bool = True
+    ram_size: int = 16 << 20
+    stop_after: float | None = None
+    save: str | None = None
+
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, None: 1.0}
+_DURATION = re.compile(r"(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|min)?")
+
+
+def parse_duration(text: str) -> float:
+    """``"500ms"``, ``"2s"``, ``"1.5"`` (seconds), ``"1m"`` -> seconds (a float > 0);
+    ValueError otherwise."""
+    m = _DURATION.fullmatch(text.strip())
+    value = float(m.group(1)) * _UNITS[m.group(2)] if m else 0.0
+    if value <= 0:
+        raise ValueError(f"duration {text!r}: give a positive number with ms, s or m, e.g. 500ms")
+    return value
+
+
+def _seconds(value: float) -> str:
+    return f"{value * 1000:g} ms" if value < 1 else f"{value:g} s"
+
+
+def _with_default_irqchip(spec: str) -> str:
+    """A run keeps the interrupt controller out of the accelerator by default.
+
+    With an in-kernel irqchip a HLT does not leave the accelerator, so "the guest halted
+    with interrupts disabled" could not end the run; a user who wants the in-kernel
+    irqchip (and PIT) passes ``--machine TYPE,kernel-irqchip=on``.
+    """
+    _type, opts = parse_machine_spec(spec)
+    return spec if "kernel-irqchip" in opts else f"{spec},kernel-irqchip=off"
+
+
+def load_image(machine: Machine, image: bytes, load_addr: int | None, entry: int | None) -> None:
+    """Place ``image`` in ``machine`` (initialised) and set the first vCPU's start."""
+    vm = machine.vm
+    assert vm is not None
+    if not image:
+        raise ConfigError("the image is empty", hint="give a flat binary", image="")
+    if load_addr is None:
+        if entry is not None:
+            raise ConfigError("--entry needs --load-addr", argument="entry")
+        if len(image) > MAX_IMAGE:
+            raise ConfigError(
+                f"image of {len(image)} bytes is larger than {MAX_IMAGE >> 20} MiB",
+                image=len(image),
+            )
+        size = (len(image) + PAGE - 1) // PAGE * PAGE
+        padded = bytes(size - len(image)) + image
+        vm.add_memory(FOUR_GIB - size, size)
+        vm.write_memory(FOUR_GIB - size, padded)
+        isa = padded[-min(size, ISA_BIOS_MAX) :]
+        if machine.ram_size < ONE_MIB:
+            raise ConfigError("RAM must cover the first megabyte", argument="ram_size")
+        vm.write_memory(ONE_MIB - len(isa), isa)
+        return
+    if load_addr < 0 or load_addr + len(image) > machine.ram_size:
+        raise ConfigError(
+            f"image at {load_addr:#x}..{load_addr + len(image):#x} does not fit in RAM "
+            f"(0..{machine.ram_size:#x})",
+            argument="load_addr",
+        )
+    vm.write_memory(load_addr, image)
+    start = load_addr if entry is None else entry
+    if not 0 <= start < ONE_MIB:
+        raise ConfigError(
+            f"entry {start:#x} must lie in the first megabyte (the vCPU starts in real mode)",
+            argument="entry",
+        )
+    cpu = machine.vcpus[0]
+    cs = (start >> 4) & 0xF000
+    cpu.set_sregs(real_mode_sregs(cpu.get_sregs(), cs=cs, ds=0))
+    cpu.set_regs(Registers(rip=start - (cs << 4), rflags=2, rdx=0x600))
+
+
+def run_image(
+    accelerator: Accelerator,
+    image: bytes,
+    options: RunOptions,
+    *,
+    registry: Registry | None = None,
+    console: Callable[[bytes], Any] | None = None,
+    extra_devices: Iterable[str] = (),
+) -> RunResult:
+    """Build the machine, load ``image``, run it; the machine is closed afterwards."""
+    user = [*options.devices, *extra_devices]
+    if not options.debug_devices:
+        devices = user
+    else:
+        user_types = {parse_device_spec(spec)[0] for spec in user}
+        devices = [
+            *(s for s in DEBUG_DEVICES if parse_device_spec(s)[0] not in user_types),  # user wins
+            *user,
+        ]
+    machine = Machine(
+        accelerator,
+        _with_default_irqchip(options.machine),
+        options.cpu,
+        devices,
+        registry=registry,
+        ram_size=options.ram_size,
+        console=console,
+    )
+    with machine:
+        load_image(machine, image, options.load_addr, options.entry)
+        return run_machine(machine, options)
+
+
+@contextmanager
+def _stopping_on_signals(machine: Machine) -> Iterator[None]:
+    """While the block runs, each of :data:`STOP_SIGNALS` stops ``machine`` (status 128 +
+    the signal's number); the previous handlers come back afterwards. Only the main
+    thread may set handlers: elsewhere the signals keep their meaning."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_signal(signum: int, frame: object) -> None:
+        what = STOP_SIGNALS[signal.Signals(signum)]
+        machine.stop(128 + signum, f"{what}: guest paused", kind="interrupted")
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _timer(seconds: float, fn: Callable[[], object]) -> threading.Timer:
+    timer = threading.Timer(seconds, fn)
+    timer.daemon = True
+    timer.start()
+    return timer
+
+
+def run_machine(machine: Machine, options: RunOptions) -> RunResult:
+    """Run an initialised (or resumed) machine until it stops; with ``options.save``,
+    pause it and write its snapshot (atomically), saying so in the result's message.
+
+    ``stop_after`` and ``timeout`` stop it through :meth:`Machine.stop` (paused at an
+    instruction boundary), and so do SIGINT, SIGTERM and SIGHUP when called from the
+    main thread (:data:`STOP_SIGNALS`), until the snapshot is written.
+    """
+    with _stopping_on_signals(machine):
+        timers: list[threading.Timer] = []
+        try:
+            if options.timeout is not None:
+                t = options.timeout
+                msg = f"timeout: the guest was still running after {t:g} s"
+                timers.append(_timer(t, lambda: machine.stop(124, msg, kind="timeout")))
+            if options.stop_after is not None:
+                after = options.stop_after
+                note = f"stopped after {_seconds(after)} (--stop-after)"
+                timers.append(_timer(after, lambda: machine.stop(0, note, kind="stopped")))
+            result = machine.run()
+        finally:
+            for timer in timers:
+                timer.cancel()
+        return save_after_run(machine, result, options)
+
+
+def save_after_run(machine: Machine, result: RunResult, options: RunOptions) -> RunResult:
+    """Pause ``machine`` and write its snapshot to ``options.save`` (atomically); the
+    result's message says so. ``options.save`` None: ``result`` as it is."""
+    if options.save is None:
+        return result
+    # accel.snapshot builds on the machine layer: imported when a run saves, not with it.
+    from ..snapshot import atomic_file
+
+    machine.pause()
+    try:
+        with atomic_file(options.save) as f:
+            machine.save(f)
+    except OSError as exc:
+        raise SnapshotError(
+            f"cannot write the snapshot {options.save!r}: {exc.strerror or exc}",
+            hint=f"the run ended: {result.message}",
+        ) from exc
+    return dataclasses.replace(
+        result, message=f"{result.message}; snapshot written to {options.save}"
+    )
+
+
+def restore_image(
+    accelerator: Accelerator,
+    stream: IO[bytes],
+    options: RunOptions,
+    *,
+    mode: str | None = None,
+    registry: Registry | None = None,
+    console: Callable[[bytes], Any] | None = None,
+) -> RunResult:
+    """Restore the machine snapshot in ``stream`` on ``accelerator`` and run it on (with
+    ``options``' ``timeout``, ``stop_after`` and ``save``; the image, machine, CPU and
+    device options come from the snapshot). The machine is closed afterwards.
+
+    A snapshot taken after the guest ended its run gives that same result again (and is
+    saved again with ``save``) without running the guest.
+    """
+    machine = Machine.restore(stream, accelerator, mode=mode, registry=registry, console=console)
+    with machine:
+        if machine.ended is not None:
+            ended = machine.ended
+            result = dataclasses.replace(
+                ended, message=f"{ended.message} (the run had ended at the save)"
+            )
+            return save_after_run(machine, result, options)
+        machine.resume()
+        return run_machine(machine, options)

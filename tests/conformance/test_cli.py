@@ -8,14 +8,15 @@ import json
 import pytest
 
 import accel
-from accel.cli import Context, build_parser
+from accel.cli import build_parser
+from accel.commands import Context
 
 from .broken import broken_registry
 
 
 def _conformance(argv: list[str], registry: accel.Registry) -> tuple[int, str]:
-    parser = build_parser(("accel.testing.cli",))
-    args = parser.parse_args(["conformance", *argv])
+    argv = ["conformance", *argv]
+    args = build_parser(argv).parse_args(argv)
     out = io.StringIO()
     status = args.handler(args, Context(registry, out_stream=out))
     return status, out.getvalue()

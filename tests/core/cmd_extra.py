@@ -1,11 +1,10 @@
-"""A command module for test_cli: shows how another area adds subcommands."""
+"""A command module for test_cli: shows how another command is added to ``accel``."""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
-from accel.cli import Context
+from accel.commands import Context
 from accel.errors import ConfigError
 
 
@@ -18,8 +17,7 @@ def _hello(args: argparse.Namespace, ctx: Context) -> int:
     return 0
 
 
-def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    p = subparsers.add_parser("hello", help="test command")
-    p.add_argument("--fail", action="store_true")
-    p.add_argument("--crash", action="store_true")
-    p.set_defaults(handler=_hello)
+def add_hello(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--fail", action="store_true")
+    parser.add_argument("--crash", action="store_true")
+    parser.set_defaults(handler=_hello)

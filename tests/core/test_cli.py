@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import pytest
 
 import accel
 from accel import Availability, CapabilityAnswer, Registry
-from accel.cli import COMMAND_MODULES, main
+from accel.cli import COMMANDS, Command, main
 from tests.fakes import FakeAccelerator, all_answers, fake_info, registry_with
 
 from .conftest import MakeDist
@@ -281,6 +282,52 @@ def test_check_warns_about_plugin_load_errors(
     assert "plugin broken: plugin loads" in out and "WARN" in out
 
 
+# --------------------------------------------------------------------------- present, no VMs
+
+
+def present_registry() -> Registry:
+    """A hardware accelerator that is present but cannot create VMs, and a software one."""
+    return registry_with(
+        fake_info(
+            "stub",
+            priority=90,
+            hardware=True,
+            availability=Availability.present("running as dom0", "use a domU instead"),
+        ),
+        fake_info("sw", priority=10),
+    )
+
+
+def test_info_shows_present_but_unable_to_create_vms(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, ["info"], present_registry())
+    assert code == 0
+    lines = out.splitlines()
+    status_col = lines[0].index("STATUS")
+    assert lines[1].split()[0] == "stub" and lines[1][status_col:].split()[0] == "present"
+    assert "stub: present: running as dom0" in lines
+    assert "  cannot create VMs here" in lines
+    code, out, _ = run(capsys, ["info", "--json", "stub"], present_registry())
+    (stub,) = json.loads(out)["accelerators"]
+    assert stub["available"] is True and stub["creates_vms"] is False
+
+
+def test_check_warns_about_an_accelerator_that_cannot_create_vms(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, ["check"], present_registry())
+    assert code == 1
+    lines = check_lines(out)
+    assert lines["stub: hardware accelerator usable"] == (
+        "WARN (present, but cannot create VMs here: running as dom0; hint: use a domU instead)"
+    )
+    assert "hardware acceleration is usable" not in out
+    assert "only software emulation (sw)" in out
+    assert lines["accel: a hardware accelerator is usable"].startswith("FAIL (none of stub")
+    code, out, _ = run(capsys, ["check", "--json"], present_registry())
+    data = json.loads(out)
+    assert data["hardware_usable"] is False and data["usable"] == ["sw"]
+
+
 # --------------------------------------------------------------------------- usage
 
 
@@ -290,21 +337,63 @@ def test_check_warns_about_plugin_load_errors(
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     code, _, err = run(capsys, argv, Registry(entry_points=False))
     assert code == 2
-    assert ": error: " in err and "Traceback" not in err
+    assert err.startswith("usage: accel") and ": error: " in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "usage", "message"),
+    [
+        (
+            ["check", "--bogus"],
+            "usage: accel check [-h] [--json]",
+            "unrecognized arguments: --bogus",
+        ),
+        (
+            ["plugins", "extra"],
+            "usage: accel plugins [-h] [--json]",
+            "unrecognized arguments: extra",
+        ),
+        (["info", "--json=3"], "usage: accel info [-h] [--json]", "ignored explicit argument '3'"),
+        (["machine"], "usage: accel machine [-h] COMMAND ...", "arguments are required: COMMAND"),
+        (["machine", "list", "x"], "usage: accel machine list [-h]", "unrecognized arguments: x"),
+        (["snapshot"], "usage: accel snapshot [-h] COMMAND", "arguments are required: COMMAND"),
+        (["snapshot", "inspect"], "usage: accel snapshot inspect", "required: FILE"),
+        ([], "usage: accel [-h] [--version] COMMAND", "arguments are required: COMMAND"),
+        (["nope"], "usage: accel [-h] [--version] COMMAND", "invalid choice: 'nope'"),
+    ],
+)
+def test_a_usage_error_shows_the_usage_of_its_command(
+    capsys: pytest.CaptureFixture[str], argv: list[str], usage: str, message: str
+) -> None:
+    code, out, err = run(capsys, argv, Registry(entry_points=False))
+    assert code == 2 and out == ""
+    first, *_, last = err.splitlines()
+    assert first.startswith(usage)
+    prog = " ".join(["accel", *(a for a in argv[:2] if a in {"check", "plugins", "info",
+                     "machine", "list", "snapshot", "inspect"})])  # fmt: skip
+    assert last.startswith(f"{prog}: error: ") and message in last, err
 
 
 def test_help_and_version_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, ["--help"], Registry(entry_points=False))
-    assert code == 0 and "info" in out and "plugins" in out and "check" in out
+    assert code == 0
+    listed = [ln.split()[0] for ln in out.splitlines() if ln[:4] == "    " and ln[4] != " "]
+    assert listed == [command.name for command in COMMANDS]  # in the table's order
     code, out, _ = run(capsys, ["--version"], Registry(entry_points=False))
     assert code == 0 and out == f"accel {accel.__version__}\n"
 
 
-def test_command_modules_add_subcommands(
+def test_help_of_each_command_exits_0(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in COMMANDS:
+        code, out, _ = run(capsys, [command.name, "--help"], Registry(entry_points=False))
+        assert code == 0 and out.startswith(f"usage: accel {command.name} "), command.name
+
+
+def test_a_command_added_to_the_table(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert COMMAND_MODULES[0] == "accel.cli"
-    monkeypatch.setattr("accel.cli.COMMAND_MODULES", (*COMMAND_MODULES, "tests.core.cmd_extra"))
+    hello = Command("hello", "tests.core.cmd_extra:add_hello", "test command")
+    monkeypatch.setattr("accel.cli.COMMANDS", (*COMMANDS, hello))
     reg = registry_with(fake_info("one"))
     assert run(capsys, ["hello"], reg) == (0, "hello from 1 accelerators\n", "")
     code, out, err = run(capsys, ["hello", "--fail"], reg)
@@ -314,6 +403,8 @@ def test_command_modules_add_subcommands(
     )
     code, _, err = run(capsys, ["hello", "--crash"], reg)
     assert code == 130 and err == "accel: error: interrupted\n"
+    code, out, _ = run(capsys, ["--help"], reg)
+    assert "    hello" in out and "test command" in out
 
 
 # --------------------------------------------------------------------------- as a process
@@ -345,3 +436,48 @@ def test_python_m_accel_error_is_one_line_without_traceback() -> None:
     )
     proc = run_module("frobnicate")
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def run_shell(command: str) -> subprocess.CompletedProcess[str]:
+    """``python -m accel COMMAND`` through the shell (for its redirections)."""
+    return subprocess.run(
+        f"{sys.executable} -m accel {command}",
+        shell=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+GUEST = os.path.join(os.path.dirname(__file__), "..", "..", "examples", "guests", "compute.bin")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("command", ["info", "info --json", "plugins", f"run --accel tcg {GUEST}"])
+def test_output_to_a_full_disk_is_one_line(command: str) -> None:
+    proc = run_shell(f"{command} > /dev/full")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith(
+        "accel: error: cannot write to standard output: No space left on device (hint: "
+    )
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
+@pytest.mark.parametrize("command", ["info", f"run --accel tcg {GUEST}"])
+def test_closed_stdout_is_one_line(command: str) -> None:
+    proc = run_shell(f"{command} >&-")
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("accel: error: standard output is closed (hint: ")
+    assert len(proc.stderr.splitlines()) == 1, proc.stderr
+
+
+class GoneReader(io.StringIO):
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+
+def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
+    err = io.StringIO()
+    assert main(["plugins"], registry=mixed_registry(), out=GoneReader(), err=err) == 1
+    assert err.getvalue() == ""

@@ -10,12 +10,6 @@ from accel import cli
 from tests.fakes import FakeAccelerator, all_answers, registry_with
 
 
-@pytest.fixture(autouse=True)
-def machine_commands(monkeypatch: pytest.MonkeyPatch) -> None:
-    if "accel.machine.cli" not in cli.COMMAND_MODULES:
-        monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "accel.machine.cli"))
-
-
 def test_list_shows_aliases_and_versions(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["machine", "list"]) == 0
     out = capsys.readouterr().out

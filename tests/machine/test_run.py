@@ -121,7 +121,7 @@ def test_timeout_ends_a_spinning_guest(accel_name: str) -> None:
 
 def accel_cmd(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "accel.machine.cli", *args],
+        [sys.executable, "-m", "accel", *args],
         capture_output=True, text=True, timeout=60, cwd=ROOT,
     )  # fmt: skip
 
@@ -248,7 +248,7 @@ def test_user_debug_device_spec_replaces_the_default() -> None:
 def test_fallback_is_reported(tmp_path: Path) -> None:
     env = dict(os.environ, ACCEL_KVM_DEVICE=str(tmp_path / "no-kvm"))
     p = subprocess.run(
-        [sys.executable, "-m", "accel.machine.cli", "run", "--accel", "kvm:tcg",
+        [sys.executable, "-m", "accel", "run", "--accel", "kvm:tcg",
          str(GUESTS / "compute.bin")],
         capture_output=True, text=True, timeout=60, cwd=ROOT, env=env,
     )  # fmt: skip
@@ -313,3 +313,27 @@ def test_pause_requested_as_the_run_ends_does_not_hang() -> None:
             assert m.state is RunState.PAUSED
     finally:
         acc.close()
+
+
+def test_a_run_restores_the_signal_handlers_it_set() -> None:
+    import signal
+
+    from accel.machine.runner import STOP_SIGNALS
+
+    before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    acc = accel.open("tcg")
+    try:
+        result = run_image(acc, bytes.fromhex("f4"), RunOptions(load_addr=0x1000, timeout=30))
+    finally:
+        acc.close()
+    assert result.kind == "halt"
+    assert {sig: signal.getsignal(sig) for sig in STOP_SIGNALS} == before
+
+
+def test_runner_options_are_frozen_dataclasses() -> None:
+    import dataclasses
+
+    options = RunOptions(machine="q35", timeout=1.0)
+    assert dataclasses.replace(options, timeout=2.0) == RunOptions(machine="q35", timeout=2.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        options.timeout = 3.0  # type: ignore[misc]

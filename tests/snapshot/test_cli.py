@@ -13,12 +13,7 @@ from accel import snapshot
 from tests.fakes import FakeVM
 
 
-def run(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> int:
-    modules = accel.cli.COMMAND_MODULES
-    if "accel.snapshot.cli" not in modules:
-        modules = (*modules, "accel.snapshot.cli")
-    real = accel.cli.build_parser
-    monkeypatch.setattr(accel.cli, "build_parser", lambda: real(modules))
+def run(argv: list[str]) -> int:
     return accel.cli.main(argv)
 
 
@@ -30,10 +25,8 @@ def snap_file(tmp_path: Path, vm: FakeVM) -> Path:
     return path
 
 
-def test_inspect_text(
-    snap_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert run(["snapshot", "inspect", str(snap_file)], monkeypatch) == 0
+def test_inspect_text(snap_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["snapshot", "inspect", str(snap_file)]) == 0
     out = capsys.readouterr().out
     assert "machine type:  pc-i440fx-7.2" in out
     assert "accelerator:   fake" in out
@@ -41,10 +34,8 @@ def test_inspect_text(
     assert "65536 bytes of RAM" in out
 
 
-def test_inspect_json(
-    snap_file: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    assert run(["snapshot", "inspect", "--json", str(snap_file)], monkeypatch) == 0
+def test_inspect_json(snap_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(["snapshot", "inspect", "--json", str(snap_file)]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["header"]["machine_type"] == "pc-i440fx-7.2"
     names = [s["name"] for s in data["sections"]]
@@ -60,7 +51,6 @@ def test_damaged_or_foreign_file_is_one_line(
     damage: str,
     snap_file: Path,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     data = snap_file.read_bytes()
@@ -77,7 +67,7 @@ def test_damaged_or_foreign_file_is_one_line(
         target = tmp_path
     else:
         target = tmp_path / "nope.snap"
-    assert run(["snapshot", "inspect", str(target)], monkeypatch) == 1
+    assert run(["snapshot", "inspect", str(target)]) == 1
     captured = capsys.readouterr()
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("accel: error:"), captured.err

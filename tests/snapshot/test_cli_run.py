@@ -211,8 +211,10 @@ def test_snapshot_inspect_shows_the_run_snapshot(tmp_path: Path) -> None:
 SPIN = b"".join(bytes([0xB0, c, 0xE6, 0xE9]) for c in b"ready\n") + b"\xeb\xfe"
 
 
-def _interrupt(args: list[str]) -> subprocess.CompletedProcess[str]:
-    """Start ``accel run``, wait for the guest's "ready", send SIGINT, collect."""
+def _interrupt(
+    args: list[str], sig: signal.Signals = signal.SIGINT
+) -> subprocess.CompletedProcess[str]:
+    """Start ``accel run``, wait for the guest's "ready", send ``sig``, collect."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "accel", "run", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
@@ -221,7 +223,7 @@ def _interrupt(args: list[str]) -> subprocess.CompletedProcess[str]:
         assert proc.stdout is not None
         assert proc.stdout.readline() == "ready\n"
         time.sleep(0.3)  # spinning in the guest now
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
@@ -258,6 +260,25 @@ def test_sigint_on_a_spinning_guest_saves_a_snapshot_that_restores(
     plain = _interrupt([*base, str(image)])
     assert plain.returncode == 130
     assert one_line(plain.stderr) == f"accel: {accel_name}: interrupted (SIGINT): guest paused"
+
+
+@pytest.mark.parametrize(
+    ("sig", "status", "what"),
+    [(signal.SIGTERM, 143, "terminated (SIGTERM)"), (signal.SIGHUP, 129, "hung up (SIGHUP)")],
+)
+def test_sigterm_and_sighup_stop_the_guest_as_sigint_does(
+    sig: signal.Signals, status: int, what: str, tmp_path: Path
+) -> None:
+    image = tmp_path / "spin.bin"
+    image.write_bytes(SPIN)
+    snap = tmp_path / "term.snap"
+    got = _interrupt(
+        ["--accel", "tcg", "--load-addr", "0x1000", "--save", str(snap), str(image)], sig
+    )
+    assert got.returncode == status, got.stderr
+    assert one_line(got.stderr) == f"accel: tcg: {what}: guest paused; snapshot written to {snap}"
+    on = accel_run("--restore", str(snap), "--stop-after", "200ms")
+    assert on.returncode == 0 and on.stdout == "", on.stderr
 
 
 # --------------------------------------------------------------------------- bad files
@@ -318,17 +339,52 @@ def test_damaged_or_foreign_snapshot_is_one_line(
     assert got.stdout == ""
 
 
+def usage_error(got: subprocess.CompletedProcess[str]) -> str:
+    """The error line of a usage error of ``accel run`` (status 2, after its usage)."""
+    assert got.returncode == 2 and got.stdout == "", got.stderr
+    assert "Traceback" not in got.stderr
+    assert got.stderr.startswith("usage: accel run "), got.stderr
+    last = got.stderr.splitlines()[-1]
+    assert last.startswith("accel run: error: ")
+    return last.removeprefix("accel run: error: ")
+
+
 def test_restore_takes_the_machine_from_the_snapshot(good_snapshot: bytes, tmp_path: Path) -> None:
     snap = tmp_path / "c.snap"
     snap.write_bytes(good_snapshot)
     both = accel_run("--restore", str(snap), "--cpu", "qemu64", str(GUESTS / "hello.bin"))
-    assert both.returncode == 1
-    assert one_line(both.stderr) == (
-        "accel: error: --restore takes the machine and image from the snapshot; drop IMAGE, --cpu"
+    assert usage_error(both) == (
+        "--restore takes the machine and image from the snapshot; drop IMAGE, --cpu"
     )
-    neither = accel_run()
-    assert neither.returncode == 1
-    assert one_line(neither.stderr) == "accel: error: accel run needs IMAGE (or --restore FILE)"
+    machine = accel_run("--restore", str(snap), "-M", "pc")
+    assert usage_error(machine).endswith("drop --machine")
+    assert usage_error(accel_run()) == (
+        "the following arguments are required: IMAGE (or --restore FILE)"
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--timeout", "-1"],
+        ["--timeout", "0"],
+        ["--timeout", "nan"],
+        ["--timeout", "inf"],
+        ["--timeout", "1e30"],
+        ["--timeout", "soon"],
+        ["--stop-after", "-1s"],
+        ["--stop-after", "0s"],
+        ["--stop-after", "100000m"],
+        ["--load-addr", "zz"],
+        ["--restore-mode", "later"],
+        ["--restore-mode", "catch-up"],  # without --restore
+    ],
+)
+def test_option_values_that_cannot_work_are_usage_errors(args: list[str]) -> None:
+    message = usage_error(accel_run(*args, str(GUESTS / "hello.bin")))
+    assert message.startswith(f"argument {args[0]}: ") or message == (
+        "--restore-mode is for --restore"
+    ), message
 
 
 def test_unwritable_save_path_is_one_line(tmp_path: Path) -> None:

@@ -1,6 +1,6 @@
 """``accel conformance``: run the conformance suite and print the check x accelerator matrix.
 
-A command module of :mod:`accel.cli` (it exposes ``add_commands``). Each cell is
+:func:`add_conformance` adds the command's arguments (see :mod:`accel.cli`). Each cell is
 ``pass``, ``FAIL``, ``skipped``, ``unavailable``, ``declared`` (declared unsupported and
 failing, so skipped with the reason) or ``pass (declared)`` (declared unsupported but
 passing: the declaration is not needed); the lines under the matrix give the reason for
@@ -15,20 +15,17 @@ Example::
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
 
 from ..errors import AccelError
+from . import Context
 
-if TYPE_CHECKING:
-    from ..cli import Context
-
-__all__ = ["add_commands"]
+__all__ = ["add_conformance"]
 
 
 def _cmd_conformance(args: argparse.Namespace, ctx: Context) -> int:
     try:  # pytest is needed only here: importing this module must not need it
-        from .results import format_matrix
-        from .runner import run_suite
+        from ..testing.results import format_matrix
+        from ..testing.runner import run_suite
     except ImportError as exc:
         raise AccelError(
             f"accel conformance needs pytest: {exc}",
@@ -61,16 +58,15 @@ def _cmd_conformance(args: argparse.Namespace, ctx: Context) -> int:
     return 0 if result.ok else 1
 
 
-def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Register ``accel conformance``."""
-    p = subparsers.add_parser(
-        "conformance",
-        help="run the conformance suite on accelerators and print a check x accelerator matrix",
-        description="Run every conformance check (accel.testing.suite) on each accelerator and "
+def add_conformance(parser: argparse.ArgumentParser) -> None:
+    """``accel conformance [--accel NAMES] [--json] [-k EXPR] [-x] [-v]``."""
+    parser.description = (
+        "Run every conformance check (accel.testing.suite) on each accelerator and "
         "print pass / FAIL / skipped / unavailable / declared for each. Checks of features an "
         "accelerator declares unsupported skip with its reason when they fail. Exit status 0 "
-        "only when nothing failed.",
+        "only when nothing failed."
     )
+    p = parser
     p.add_argument(
         "--accel",
         metavar="NAMES",

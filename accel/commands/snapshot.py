@@ -1,4 +1,4 @@
-"""``accel snapshot inspect FILE [--json]``: a command module (see :mod:`accel.cli`).
+"""``accel snapshot inspect FILE [--json]`` (:func:`add_snapshot`).
 
 A damaged or foreign file gives one line ``accel: error: ...`` and exit status 1 (the
 error is a :class:`~accel.errors.SnapshotError`, which the command's main loop prints).
@@ -8,25 +8,22 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from typing import TYPE_CHECKING, Any
 
 from ..errors import SnapshotError
-from .inspect import SnapshotInfo, inspect
+from ..snapshot import SnapshotInfo, inspect
+from . import Context
 
-if TYPE_CHECKING:
-    from ..cli import Context
-
-__all__ = ["add_commands", "cmd_inspect", "format_info"]
+__all__ = ["add_snapshot", "cmd_inspect", "format_info"]
 
 
-def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add ``snapshot inspect``."""
-    p = subparsers.add_parser(
-        "snapshot",
-        help="work with snapshot files",
-        description="Work with snapshot files written by accel (machine.save / accel run --save).",
+def add_snapshot(parser: argparse.ArgumentParser) -> None:
+    """``accel snapshot inspect FILE [--json]``."""
+    parser.description = (
+        "Work with snapshot files written by accel (machine.save / accel run --save)."
     )
-    sub = p.add_subparsers(title="snapshot commands", metavar="SUBCOMMAND")
+    sub = parser.add_subparsers(
+        title="snapshot commands", metavar="COMMAND", required=True, parser_class=type(parser)
+    )
     q = sub.add_parser(
         "inspect",
         help="print a snapshot's header and sections",

@@ -1,9 +1,15 @@
-"""``accel info``, ``accel plugins`` and ``accel check`` (added by :mod:`accel.cli`).
+"""``accel info``, ``accel plugins`` and ``accel check``.
 
 ``accel info`` lists every registered accelerator with its availability and key
 capabilities, ``accel plugins`` the plugins behind them, ``accel check`` gives
 PASS/WARN/FAIL lines like ``virt-host-validate``. Every command prints aligned plain text
-for people and, with ``--json``, everything for programs.
+for people and, with ``--json``, everything for programs. :func:`add_info`,
+:func:`add_plugins` and :func:`add_check` add each command's arguments (see
+:mod:`accel.cli`).
+
+An accelerator whose probe says it is present but cannot create VMs here
+(``Availability.creates_vms`` False, :meth:`Availability.present`) is shown as
+``present`` by ``accel info`` and as a WARN by ``accel check``; it never counts as usable.
 
 Example::
 
@@ -14,20 +20,18 @@ Example::
 
 from __future__ import annotations
 
-from ._records import record
-from .accelerator import Accelerator, Availability
-from .capabilities import Capability, CapabilityAnswer, CapabilitySet, ClockFlags, Support
-from .errors import AccelError
-from .plugin import AcceleratorInfo
+import argparse
+import contextlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import argparse
-    from collections.abc import Iterable, Sequence
-    from typing import Any
-
-    from .cli import Context
-    from .registry import Registry
+from ..accelerator import Accelerator, Availability
+from ..capabilities import Capability, CapabilityAnswer, CapabilitySet, ClockFlags, Support
+from ..errors import AccelError
+from ..plugin import AcceleratorInfo
+from ..registry import Registry
+from . import Context, table
 
 __all__ = [
     "CAPABILITY_CHECKS",
@@ -35,7 +39,9 @@ __all__ = [
     "KEY_CAPABILITIES",
     "Check",
     "Survey",
-    "add_commands",
+    "add_check",
+    "add_info",
+    "add_plugins",
     "run_checks",
     "survey",
 ]
@@ -57,7 +63,7 @@ KEY_CAPABILITIES: tuple[Capability, ...] = (
 # --------------------------------------------------------------------------- survey
 
 
-@record
+@dataclass(slots=True)
 class Survey:
     """One accelerator as the commands see it: its info, availability and capabilities.
 
@@ -74,6 +80,18 @@ class Survey:
     def name(self) -> str:
         return self.info.name
 
+    @property
+    def usable(self) -> bool:
+        """Available and able to create VMs here."""
+        return self.availability.available and self.availability.creates_vms
+
+    @property
+    def status(self) -> str:
+        """``available``, ``present`` (probed, but it cannot create VMs) or ``unavailable``."""
+        if not self.availability.available:
+            return "unavailable"
+        return "available" if self.availability.creates_vms else "present"
+
     def to_json(self) -> dict[str, Any]:
         av = self.availability
         return {
@@ -83,6 +101,7 @@ class Survey:
             "priority": self.info.priority,
             "hardware": self.info.hardware,
             "available": av.available,
+            "creates_vms": av.creates_vms,
             "reason": av.reason,
             "hint": av.hint,
             "details": dict(av.details),
@@ -120,8 +139,6 @@ def _survey_one(info: AcceleratorInfo) -> Survey:
                 result.capabilities_error = _describe(exc)
         return result
     finally:
-        import contextlib
-
         with contextlib.suppress(Exception):  # closing must not hide the answer
             acc.close()
 
@@ -133,18 +150,6 @@ def _describe(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def _table(rows: Sequence[Sequence[str]], indent: str = "") -> list[str]:
-    """Rows padded into aligned columns (the last column is not padded)."""
-    if not rows:
-        return []
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    lines = []
-    for row in rows:
-        cells = [cell.ljust(widths[i]) for i, cell in enumerate(row[:-1])]
-        lines.append((indent + "  ".join([*cells, row[-1]])).rstrip())
-    return lines
 
 
 def _answer_text(cap: Capability, answer: CapabilityAnswer) -> str:
@@ -180,25 +185,26 @@ def _cmd_info(args: argparse.Namespace, ctx: Context) -> int:
         rows.append(
             [
                 r.name,
-                "available" if r.availability.available else "unavailable",
+                r.status,
                 "hardware" if r.info.hardware else "software",
                 str(r.info.priority),
                 r.info.summary,
             ]
         )
     if results:
-        for line in _table(rows):
+        for line in table(rows):
             ctx.print(line)
     for r in results:
         ctx.print()
         av = r.availability
-        state = "available" if av.available else "unavailable"
-        ctx.print(f"{r.name}: {state}" + (f": {av.reason}" if av.reason else ""))
+        ctx.print(f"{r.name}: {r.status}" + (f": {av.reason}" if av.reason else ""))
+        if av.available and not av.creates_vms:
+            ctx.print("  cannot create VMs here")
         if av.hint:
             ctx.print(f"  hint: {av.hint}")
         if r.capabilities is not None:
             caps = r.capabilities
-            for line in _table(
+            for line in table(
                 [[c.value, _answer_text(c, caps[c]), caps[c].source] for c in KEY_CAPABILITIES],
                 indent="  ",
             ):
@@ -207,7 +213,7 @@ def _cmd_info(args: argparse.Namespace, ctx: Context) -> int:
             ctx.print(f"  capabilities could not be read: {r.capabilities_error}")
         if r.info.unsupported:
             ctx.print("  declared unsupported:")
-            for line in _table([list(item) for item in r.info.unsupported], indent="    "):
+            for line in table([list(item) for item in r.info.unsupported], indent="    "):
                 ctx.print(line)
     for err in reg.load_errors:
         ctx.print()
@@ -241,7 +247,7 @@ def _cmd_plugins(args: argparse.Namespace, ctx: Context) -> int:
     for r in records:
         hooks = ", ".join(r.hooks) if r.error is None else "(failed to load)"
         rows.append([r.name, r.version or "-", r.distribution or "-", r.source, hooks or "-"])
-    for line in _table(rows):
+    for line in table(rows):
         ctx.print(line)
     if errors:
         ctx.print()
@@ -255,7 +261,7 @@ def _cmd_plugins(args: argparse.Namespace, ctx: Context) -> int:
 # --------------------------------------------------------------------------- check
 
 
-@record(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Check:
     """One line of ``accel check``: ``subject: title : STATUS (detail; hint: ...)``."""
 
@@ -333,6 +339,17 @@ def run_checks(results: Sequence[Survey], load_errors: Iterable[AccelError]) -> 
                 )
             )
             continue
+        if not av.creates_vms:
+            checks.append(
+                Check(
+                    r.name,
+                    f"{kind} accelerator usable",
+                    "WARN",
+                    f"present, but cannot create VMs here: {av.reason}",
+                    av.hint or "see `accel info` for details",
+                )
+            )
+            continue
         checks.append(Check(r.name, f"{kind} accelerator usable", "PASS", av.reason))
         if r.capabilities is None:
             checks.append(
@@ -356,7 +373,7 @@ def run_checks(results: Sequence[Survey], load_errors: Iterable[AccelError]) -> 
                 if declared:
                     detail += f": {declared}"
                 checks.append(Check(r.name, label, "WARN", detail, hint))
-    usable_hw = [r.name for r in results if r.info.hardware and r.availability.available]
+    usable_hw = [r.name for r in results if r.info.hardware and r.usable]
     if usable_hw:
         checks.append(Check("accel", HARDWARE_CHECK, "PASS", ", ".join(usable_hw)))
     else:
@@ -378,8 +395,8 @@ def _cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     reg = ctx.registry
     results = survey(reg)
     checks = run_checks(results, reg.load_errors)
-    usable_hw = [r.name for r in results if r.info.hardware and r.availability.available]
-    usable_sw = [r.name for r in results if not r.info.hardware and r.availability.available]
+    usable_hw = [r.name for r in results if r.info.hardware and r.usable]
+    usable_sw = [r.name for r in results if not r.info.hardware and r.usable]
     status = 0 if usable_hw else 1
     if usable_hw:
         verdict = f"hardware acceleration is usable ({', '.join(usable_hw)})"
@@ -410,36 +427,36 @@ def _cmd_check(args: argparse.Namespace, ctx: Context) -> int:
     return status
 
 
-# --------------------------------------------------------------------------- parser
+# --------------------------------------------------------------------------- arguments
 
 
-def add_commands(subparsers: argparse._SubParsersAction[Any]) -> None:
-    """Add ``info``, ``plugins`` and ``check``."""
-    p = subparsers.add_parser(
-        "info",
-        help="registered accelerators: available or not and why, key capabilities",
-        description="Probe every registered accelerator and show whether it is usable here "
+def add_info(parser: argparse.ArgumentParser) -> None:
+    """``accel info [NAME...] [--json]``."""
+    parser.description = (
+        "Probe every registered accelerator and show whether it is usable here "
         "(and if not, why and what to do) and its key capabilities. --json shows everything: "
-        "each capability as yes/no/unknown with its value and source.",
+        "each capability as yes/no/unknown with its value and source."
     )
-    p.add_argument("names", nargs="*", metavar="NAME", help="only these accelerators")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=_cmd_info)
+    parser.add_argument("names", nargs="*", metavar="NAME", help="only these accelerators")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(handler=_cmd_info)
 
-    p = subparsers.add_parser(
-        "plugins",
-        help="loaded plugins: version, distribution, hooks, load errors",
-        description="List every plugin: registered ones with their hooks, and those that "
-        "failed to load with the error.",
-    )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=_cmd_plugins)
 
-    p = subparsers.add_parser(
-        "check",
-        help="validate the host: PASS/WARN/FAIL lines with hints",
-        description="Check each accelerator and its key capabilities. Exit status 0 when a "
-        "hardware accelerator is usable, 1 otherwise, 2 on usage errors.",
+def add_plugins(parser: argparse.ArgumentParser) -> None:
+    """``accel plugins [--json]``."""
+    parser.description = (
+        "List every plugin: registered ones with their hooks, and those that "
+        "failed to load with the error."
     )
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.set_defaults(handler=_cmd_check)
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(handler=_cmd_plugins)
+
+
+def add_check(parser: argparse.ArgumentParser) -> None:
+    """``accel check [--json]``."""
+    parser.description = (
+        "Check each accelerator and its key capabilities. Exit status 0 when a "
+        "hardware accelerator is usable, 1 otherwise, 2 on usage errors."
+    )
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.set_defaults(handler=_cmd_check)

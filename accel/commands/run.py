@@ -1,0 +1,264 @@
+"""``accel run``: its options (:func:`add_run`) and its handler, which calls the runner
+(:mod:`accel.machine.runner`).
+
+``accel run IMAGE`` runs a flat binary: debug-console output streams to stdout, one line
+on stderr says how the run ended (``accel: ACCEL: MESSAGE``), and the exit status is the
+run's (QEMU's isa-debug-exit convention; see :mod:`accel.machine.runner`). ``--restore
+FILE`` resumes a machine snapshot instead of IMAGE. Option values and combinations that
+cannot work are usage errors (status 2); errors of the image, machine or snapshot are
+:class:`~accel.errors.AccelError` (status 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import math
+import os
+import sys
+from collections.abc import Callable
+
+from ..accelerator import Accelerator
+from ..machine.runner import RunOptions, parse_duration, restore_image, run_image
+from ..snapshot.format import _Input, read_header
+from . import Context, writing
+
+__all__ = ["add_machine_options", "add_run", "address", "duration", "seconds"]
+
+#: The longest --timeout or --stop-after accepted: a day (longer is surely a mistake, and
+#: beyond what a timer can wait for on some platforms).
+MAX_SECONDS = 24 * 3600.0
+
+
+def address(text: str) -> int:
+    """An ``argparse`` type: an integer, decimal or ``0x`` hex (``0b``, ``0o`` too)."""
+    try:
+        return int(text, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an integer (decimal or 0x hex)"
+        ) from None
+
+
+def seconds(text: str) -> float:
+    """An ``argparse`` type: a number of seconds, more than 0 and at most a day."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not (math.isfinite(value) and 0 < value <= MAX_SECONDS):
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give a number of seconds above 0 and at most {MAX_SECONDS:g}"
+        )
+    return value
+
+
+def duration(text: str) -> float:
+    """An ``argparse`` type: :func:`~accel.machine.runner.parse_duration`, at most a day."""
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value > MAX_SECONDS:
+        raise argparse.ArgumentTypeError(f"duration {text!r}: at most a day ({MAX_SECONDS:g} s)")
+    return value
+
+
+def add_machine_options(parser: argparse.ArgumentParser) -> None:
+    """The options that choose the machine (``run`` and ``machine show``); ``--machine``
+    defaults to None, meaning ``pc``."""
+    parser.add_argument(
+        "--accel",
+        metavar="LIST",
+        help="accelerators to try in order, e.g. kvm:tcg (default: best available)",
+    )
+    parser.add_argument(
+        "--machine",
+        "-M",
+        metavar="TYPE[,OPT=VAL]",
+        help="machine type (default: pc); option kernel-irqchip=on|split|off",
+    )
+    parser.add_argument(
+        "--cpu",
+        metavar="SPEC",
+        help="CPU model and flags, e.g. host,-kvmclock (default: the type's)",
+    )
+    parser.add_argument(
+        "--device",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="add a device (repeatable): isa-debug-exit,iobase=0xf4",
+    )
+
+
+def add_run(parser: argparse.ArgumentParser) -> None:
+    """``accel run [options] IMAGE`` and ``accel run --restore FILE [options]``."""
+    parser.description = (
+        "Run IMAGE placed like QEMU's -bios (ending at 4 GiB and at 1 MiB, reset "
+        "vector in its last 16 bytes). Adds isa-debugcon on port 0xE9 (output to stdout) and "
+        "isa-debug-exit on 0xF4/4 unless --no-debug-devices. Exit status: (value << 1) | 1 "
+        "for a write of value to isa-debug-exit; 0 when the guest halts with interrupts "
+        "disabled or shuts down; 124 on --timeout; 125 when the accelerator cannot run the "
+        "guest; 1 for errors; 2 for usage errors. The interrupt controller stays out of the "
+        "accelerator unless --machine TYPE,kernel-irqchip=on (so that HLT ends the run). "
+        "--save FILE writes a snapshot whenever the run stops (guest exit, halt, shutdown, "
+        "--stop-after, --timeout, Ctrl-C: status 130, SIGTERM: 143, SIGHUP: 129); "
+        "--restore FILE resumes one instead of IMAGE."
+    )
+    parser.add_argument(
+        "image", metavar="IMAGE", nargs="?", help="flat binary (not with --restore)"
+    )
+    add_machine_options(parser)
+    parser.add_argument(
+        "--timeout",
+        type=seconds,
+        metavar="SECONDS",
+        help="stop the guest after this many seconds (exit status 124)",
+    )
+    parser.add_argument(
+        "--stop-after",
+        type=duration,
+        metavar="DURATION",
+        help="stop (pause) the guest after DURATION, e.g. 500ms or 2s (exit status 0); "
+        "with --save, snapshot it",
+    )
+    parser.add_argument(
+        "--save",
+        metavar="FILE",
+        help="write a snapshot to FILE (atomically) whenever the run stops",
+    )
+    parser.add_argument(
+        "--restore",
+        metavar="FILE",
+        help="resume the machine snapshot in FILE (machine, CPU, devices and image come "
+        "from it; --accel default: the snapshot's accelerator, then the others)",
+    )
+    parser.add_argument(
+        "--restore-mode",
+        choices=("same-host", "catch-up"),
+        help="with --restore: same-host: the guest clock continues from the saved value "
+        "(default); catch-up: it advances by the wall time since the save",
+    )
+    parser.add_argument(
+        "--load-addr",
+        type=address,
+        metavar="ADDR",
+        help="copy the image into RAM here instead of the -bios placement",
+    )
+    parser.add_argument(
+        "--entry",
+        type=address,
+        metavar="ADDR",
+        help="start in real mode at this address (default: --load-addr)",
+    )
+    parser.add_argument(
+        "--no-debug-devices", action="store_true", help="do not add isa-debugcon and isa-debug-exit"
+    )
+    # The handler reports the combinations argparse cannot express as this parser's errors.
+    parser.set_defaults(handler=functools.partial(_cmd_run, parser))
+
+
+def _cmd_run(parser: argparse.ArgumentParser, args: argparse.Namespace, ctx: Context) -> int:
+    if args.restore is not None:
+        return _cmd_run_restore(parser, args, ctx)
+    if args.image is None:
+        parser.error("the following arguments are required: IMAGE (or --restore FILE)")
+    if args.restore_mode is not None:
+        parser.error("--restore-mode is for --restore")
+    try:
+        with open(args.image, "rb") as f:
+            image = f.read()
+    except OSError as exc:
+        ctx.err.write(f"accel: error: cannot read image {args.image!r}: {exc.strerror}\n")
+        return 1
+    options = RunOptions(
+        machine=args.machine or "pc", cpu=args.cpu, devices=args.device, timeout=args.timeout,
+        load_addr=args.load_addr, entry=args.entry, debug_devices=not args.no_debug_devices,
+        stop_after=args.stop_after, save=args.save,
+    )  # fmt: skip
+    console = _console(ctx)
+    acc = _open_with_fallback_notes(ctx, args.accel)
+    try:
+        result = run_image(acc, image, options, registry=ctx.registry, console=console)
+    finally:
+        acc.close()
+    ctx.err.write(f"accel: {acc.name}: {result.message}\n")
+    return result.status & 0xFF
+
+
+def _cmd_run_restore(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, ctx: Context
+) -> int:
+    """``accel run --restore FILE``: the machine comes from the snapshot."""
+    pairs = (
+        ("IMAGE", args.image), ("--cpu", args.cpu), ("--device", args.device),
+        ("--load-addr", args.load_addr), ("--entry", args.entry),
+        ("--no-debug-devices", args.no_debug_devices), ("--machine", args.machine),
+    )  # fmt: skip
+    given = [name for name, value in pairs if value]
+    if given:
+        parser.error(
+            "--restore takes the machine and image from the snapshot; drop " + ", ".join(given)
+        )
+    try:
+        stream = open(args.restore, "rb")  # noqa: SIM115 - closed below
+    except OSError as exc:
+        ctx.err.write(f"accel: error: cannot read snapshot {args.restore!r}: {exc.strerror}\n")
+        return 1
+    with stream:
+        try:
+            header = read_header(_Input(stream))
+            stream.seek(0)
+        except OSError as exc:
+            ctx.err.write(f"accel: error: cannot read snapshot {args.restore!r}: {exc.strerror}\n")
+            return 1
+        spec = args.accel
+        if spec is None:  # the snapshot's accelerator, then the others by priority
+            known = list(ctx.registry.accelerators())
+            names = [n for n in dict.fromkeys([header.accelerator, *known]) if n in known]
+            spec = ":".join(names) or None
+        options = RunOptions(timeout=args.timeout, stop_after=args.stop_after, save=args.save)
+        console = _console(ctx)
+        acc = _open_with_fallback_notes(ctx, spec)
+        try:
+            result = restore_image(
+                acc, stream, options, mode=args.restore_mode, registry=ctx.registry,
+                console=console,
+            )  # fmt: skip
+        finally:
+            acc.close()
+    ctx.err.write(f"accel: {acc.name}: {result.message}\n")
+    return result.status & 0xFF
+
+
+def _console(ctx: Context) -> Callable[[bytes], object]:
+    """Where debug-console bytes go: stdout's file descriptor, or the context's stream."""
+    out = ctx.out  # an AccelError when standard output is closed
+    if ctx.out_stream is not None:
+
+        def write_stream(data: bytes) -> None:
+            with writing():
+                out.write(data.decode("latin-1"))
+
+        return write_stream
+    fd = sys.stdout.fileno()
+    sys.stdout.flush()
+
+    def write_fd(data: bytes) -> None:
+        with writing():
+            os.write(fd, data)
+
+    return write_fd
+
+
+def _open_with_fallback_notes(ctx: Context, spec: str | None) -> Accelerator:
+    """``registry.open(spec)``, saying on stderr which candidates were passed over and why
+    (like QEMU's "failed to initialize kvm: ...; falling back to tcg")."""
+    skipped: list[tuple[str, str]] = []
+    acc = ctx.registry.open(
+        spec, on_unusable=(lambda name, reason: skipped.append((name, reason))) if spec else None
+    )
+    for name, reason in skipped:
+        ctx.err.write(f"accel: {name} is not usable ({reason}); falling back to {acc.name}\n")
+    return acc
