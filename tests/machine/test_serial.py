@@ -330,6 +330,17 @@ def test_overrun_raises_line_status_interrupt_with_priority(rig: Rig) -> None:
     assert rig.iir() == 0xC1 and not rig.irq
 
 
+def test_lsr_read_clears_line_status_interrupt(rig: Rig) -> None:
+    u = rig.uart
+    u.write(Reg.IER, Ier.ELSI)  # line status only
+    u.receive(b"12")  # non-FIFO overrun
+    assert rig.irq and rig.iir() == IirId.LINE_STATUS
+    rig.take_irq_calls()
+    assert u.read(Reg.LSR) == Lsr.DR | Lsr.OE | Lsr.THRE | Lsr.TEMT
+    assert not rig.irq and rig.take_irq_calls() == [False]
+    assert u.read(Reg.LSR) == Lsr.DR | Lsr.THRE | Lsr.TEMT
+
+
 def test_fifo_enable_change_flushes_rx(rig: Rig) -> None:
     u = rig.uart
     u.write(Reg.FCR, 0x01)
@@ -579,7 +590,7 @@ _ops = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(_ops)
 def test_random_register_sequences(ops: list[tuple[str, int, int]]) -> None:
     """Never raises, never returns more than a byte, and the line always equals
