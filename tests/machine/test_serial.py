@@ -585,6 +585,12 @@ _ops = st.lists(
         st.tuples(st.just("rx"), st.integers(0, 20), st.booleans().map(int)),
         st.tuples(st.just("brk"), st.just(0), st.just(0)),
         st.tuples(st.just("modem"), st.integers(0, 15), st.just(0)),
+        # what drivers do most, so short sequences reach the interesting states
+        st.tuples(st.just("w"), st.just(int(Reg.IER)), st.integers(0, 15)),
+        st.tuples(st.just("w"), st.just(int(Reg.FCR)), st.sampled_from([0, 1, 7, 0x41, 0xC1])),
+        st.tuples(
+            st.just("r"), st.sampled_from([int(Reg.RBR), int(Reg.IIR), int(Reg.LSR)]), st.just(0)
+        ),
     ),
     max_size=60,
 )
