@@ -141,7 +141,7 @@ class Fcr(enum.IntFlag):
 
 
 #: The FCR bits that are kept (QEMU: ``val & 0xC9``); the clear bits act and are gone.
-_FCR_STICKY = Fcr.ENABLE | Fcr.DMA_MODE | Fcr.TRIGGER_LO | Fcr.TRIGGER_HI
+_FCR_STICKY = (Fcr.ENABLE | Fcr.DMA_MODE | Fcr.TRIGGER_LO | Fcr.TRIGGER_HI).value
 #: Receive trigger level by FCR bits 7:6.
 _TRIGGER_LEVELS = (1, 4, 8, 14)
 
@@ -183,7 +183,7 @@ class Lsr(enum.IntFlag):
 
 
 #: The LSR bits that raise a line-status interrupt (QEMU's ``UART_LSR_INT_ANY``).
-_LSR_INT_ANY = Lsr.OE | Lsr.PE | Lsr.FE | Lsr.BI
+_LSR_INT_ANY = (Lsr.OE | Lsr.PE | Lsr.FE | Lsr.BI).value
 
 
 class Msr(enum.IntFlag):
@@ -202,7 +202,7 @@ class Msr(enum.IntFlag):
 _MSR_DELTAS = 0x0F
 _MSR_LINES = 0xF0
 #: What a character device without modem lines reports (QEMU's reset value).
-_DEFAULT_MODEM_INPUTS = Msr.CTS | Msr.DSR | Msr.DCD
+_DEFAULT_MODEM_INPUTS = (Msr.CTS | Msr.DSR | Msr.DCD).value
 
 _STATE_KEYS = (
     "version",
@@ -221,6 +221,36 @@ _STATE_KEYS = (
     "rx_fifo",
 )
 _STATE_LIMITS = {"divisor": 0xFFFF, "thr_ipending": 1, "rx_idle": 1, "modem_inputs": 0xF0}
+
+
+# Plain-int forms of the bits the model tests on every access: operators on IntFlag
+# members build new members, several times slower than on ints.
+_FCR_CLEAR_RX = Fcr.CLEAR_RX.value
+_FCR_CLEAR_TX = Fcr.CLEAR_TX.value
+_FCR_ENABLE = Fcr.ENABLE.value
+_IER_EDSSI = Ier.EDSSI.value
+_IER_ELSI = Ier.ELSI.value
+_IER_ERBFI = Ier.ERBFI.value
+_IER_ETBEI = Ier.ETBEI.value
+_LCR_DLAB = Lcr.DLAB.value
+_LSR_BI = Lsr.BI.value
+_LSR_DR = Lsr.DR.value
+_LSR_OE = Lsr.OE.value
+_LSR_TEMT = Lsr.TEMT.value
+_LSR_THRE = Lsr.THRE.value
+_MCR_DTR = Mcr.DTR.value
+_MCR_LOOP = Mcr.LOOP.value
+_MCR_OUT1 = Mcr.OUT1.value
+_MCR_OUT2 = Mcr.OUT2.value
+_MCR_RTS = Mcr.RTS.value
+_MSR_CTS = Msr.CTS.value
+_MSR_DCD = Msr.DCD.value
+_MSR_DCTS = Msr.DCTS.value
+_MSR_DDCD = Msr.DDCD.value
+_MSR_DDSR = Msr.DDSR.value
+_MSR_DSR = Msr.DSR.value
+_MSR_RI = Msr.RI.value
+_MSR_TERI = Msr.TERI.value
 
 
 class Uart16550:
@@ -250,7 +280,7 @@ class Uart16550:
         self._set_irq = set_irq
         self._irq = False
         self._rx_fifo = bytearray()
-        self._modem_inputs = int(_DEFAULT_MODEM_INPUTS)
+        self._modem_inputs = _DEFAULT_MODEM_INPUTS
         self._reset_registers()
 
     # ------------------------------------------------------------------ inspection
@@ -273,7 +303,7 @@ class Uart16550:
     @property
     def fifo_enabled(self) -> bool:
         """Whether FCR bit 0 is set (16-byte FIFO mode)."""
-        return bool(self._fcr & Fcr.ENABLE)
+        return bool(self._fcr & _FCR_ENABLE)
 
     @property
     def trigger_level(self) -> int:
@@ -292,8 +322,8 @@ class Uart16550:
         self._rbr = 0
         self._ier = 0
         self._lcr = 0
-        self._mcr = int(Mcr.OUT2)
-        self._lsr = int(Lsr.TEMT | Lsr.THRE)
+        self._mcr = _MCR_OUT2
+        self._lsr = _LSR_TEMT | _LSR_THRE
         self._msr = self._modem_inputs  # no deltas after reset (QEMU clears them)
         self._scr = 0
         self._fcr = 0
@@ -311,11 +341,11 @@ class Uart16550:
 
     def _read(self, offset: int) -> int:
         if offset == Reg.RBR:
-            if self._lcr & Lcr.DLAB:
+            if self._lcr & _LCR_DLAB:
                 return self._divisor & 0xFF
             return self._read_rbr()
         if offset == Reg.IER:
-            if self._lcr & Lcr.DLAB:
+            if self._lcr & _LCR_DLAB:
                 return self._divisor >> 8
             return self._ier
         if offset == Reg.IIR:
@@ -330,8 +360,8 @@ class Uart16550:
             return self._mcr
         if offset == Reg.LSR:
             lsr = self._lsr
-            if lsr & (Lsr.BI | Lsr.OE):
-                self._lsr &= ~int(Lsr.BI | Lsr.OE)
+            if lsr & (_LSR_BI | _LSR_OE):
+                self._lsr &= ~(_LSR_BI | _LSR_OE)
                 self._update_irq()
             return lsr
         if offset == Reg.MSR:
@@ -355,12 +385,12 @@ class Uart16550:
             )
         value = int(value)
         if offset == Reg.THR:
-            if self._lcr & Lcr.DLAB:
+            if self._lcr & _LCR_DLAB:
                 self._divisor = (self._divisor & 0xFF00) | value
             else:
                 self._transmit(value)
         elif offset == Reg.IER:
-            if self._lcr & Lcr.DLAB:
+            if self._lcr & _LCR_DLAB:
                 self._divisor = (self._divisor & 0x00FF) | (value << 8)
             else:
                 self._write_ier(value & 0x0F)
@@ -386,7 +416,7 @@ class Uart16550:
         character timeout does not start (see the module's notes); ``receive(b"")`` then
         marks the line idle. Ignored in loopback, where the input is disconnected.
         """
-        if self._mcr & Mcr.LOOP:
+        if self._mcr & _MCR_LOOP:
             return
         for byte in data:
             self._put_rx(byte)
@@ -395,10 +425,10 @@ class Uart16550:
 
     def receive_break(self) -> None:
         """A break condition arrives: a 0 byte with LSR.BI (QEMU's ``CHR_EVENT_BREAK``)."""
-        if self._mcr & Mcr.LOOP:
+        if self._mcr & _MCR_LOOP:
             return
         self._put_rx(0)
-        self._lsr |= Lsr.BI
+        self._lsr |= _LSR_BI
         self._rx_idle = True
         self._update_irq()
 
@@ -408,11 +438,11 @@ class Uart16550:
         An integrator that holds input back until this is non-zero never loses any, as
         QEMU's character-device flow control does.
         """
-        if self._mcr & Mcr.LOOP:
+        if self._mcr & _MCR_LOOP:
             return 0
-        if self._fcr & Fcr.ENABLE:
+        if self._fcr & _FCR_ENABLE:
             return FIFO_SIZE - len(self._rx_fifo)
-        return 0 if self._lsr & Lsr.DR else 1
+        return 0 if self._lsr & _LSR_DR else 1
 
     def set_modem_inputs(self, *, cts: bool, dsr: bool, dcd: bool, ri: bool) -> None:
         """Set the modem status inputs (a host serial port's lines); sets MSR deltas.
@@ -421,10 +451,10 @@ class Uart16550:
         MSR shows the MCR outputs instead; the inputs take effect when loopback ends.
         """
         lines = (
-            (Msr.CTS if cts else 0)
-            | (Msr.DSR if dsr else 0)
-            | (Msr.DCD if dcd else 0)
-            | (Msr.RI if ri else 0)
+            (_MSR_CTS if cts else 0)
+            | (_MSR_DSR if dsr else 0)
+            | (_MSR_DCD if dcd else 0)
+            | (_MSR_RI if ri else 0)
         )
         self._modem_inputs = int(lines)
         self._set_modem_lines(self._effective_modem_lines())
@@ -516,10 +546,10 @@ class Uart16550:
         """The highest-priority enabled pending interrupt (QEMU's serial_update_irq)."""
         ier = self._ier
         lsr = self._lsr
-        if ier & Ier.ELSI and lsr & _LSR_INT_ANY:
+        if ier & _IER_ELSI and lsr & _LSR_INT_ANY:
             return IirId.LINE_STATUS
-        if ier & Ier.ERBFI and lsr & Lsr.DR:
-            if not self._fcr & Fcr.ENABLE:
+        if ier & _IER_ERBFI and lsr & _LSR_DR:
+            if not self._fcr & _FCR_ENABLE:
                 return IirId.RX_DATA
             count = len(self._rx_fifo)
             level = _TRIGGER_LEVELS[self._fcr >> 6]
@@ -527,14 +557,14 @@ class Uart16550:
                 return IirId.RX_DATA
             if timeout and self._rx_idle and count:
                 return IirId.CHAR_TIMEOUT
-        if ier & Ier.ETBEI and self._thr_ipending:
+        if ier & _IER_ETBEI and self._thr_ipending:
             return IirId.THR_EMPTY
-        if ier & Ier.EDSSI and self._msr & _MSR_DELTAS:
+        if ier & _IER_EDSSI and self._msr & _MSR_DELTAS:
             return IirId.MODEM_STATUS
         return IirId.NONE
 
     def _iir(self) -> int:
-        fifo_bits = IIR_FIFO_ENABLED if self._fcr & Fcr.ENABLE else 0
+        fifo_bits = IIR_FIFO_ENABLED if self._fcr & _FCR_ENABLE else 0
         return int(self._pending()) | fifo_bits
 
     def _update_irq(self, timeout: bool = True) -> None:
@@ -549,49 +579,49 @@ class Uart16550:
         # QEMU: THR write clears THRE/TEMT and thr_ipending, updates the line, then
         # serial_xmit sets THRE, thr_ipending and updates the line before sending.
         self._thr_ipending = False
-        self._lsr &= ~int(Lsr.THRE | Lsr.TEMT)
+        self._lsr &= ~(_LSR_THRE | _LSR_TEMT)
         self._update_irq()
-        self._lsr |= Lsr.THRE
+        self._lsr |= _LSR_THRE
         self._thr_ipending = True
         self._update_irq()
-        if self._mcr & Mcr.LOOP:
+        if self._mcr & _MCR_LOOP:
             self._put_rx(value)
             self._rx_idle = True
             self._update_irq()
         else:
             self._output(bytes((value,)))
-        self._lsr |= Lsr.TEMT
+        self._lsr |= _LSR_TEMT
 
     def _write_ier(self, value: int) -> None:
         changed = self._ier ^ value
         self._ier = value
-        if changed & Ier.ETBEI:
+        if changed & _IER_ETBEI:
             # Enabling ETBEI re-samples LSR.THRE even after an IIR read masked it
             # (QEMU's comment: Windows relies on it).
-            self._thr_ipending = bool(value & Ier.ETBEI and self._lsr & Lsr.THRE)
+            self._thr_ipending = bool(value & _IER_ETBEI and self._lsr & _LSR_THRE)
         if changed:
             self._update_irq()
 
     def _write_fcr(self, value: int) -> None:
-        if (value ^ self._fcr) & Fcr.ENABLE:
-            value |= Fcr.CLEAR_RX | Fcr.CLEAR_TX
-        if value & Fcr.CLEAR_RX:
-            self._lsr &= ~int(Lsr.DR | Lsr.BI)
+        if (value ^ self._fcr) & _FCR_ENABLE:
+            value |= _FCR_CLEAR_RX | _FCR_CLEAR_TX
+        if value & _FCR_CLEAR_RX:
+            self._lsr &= ~(_LSR_DR | _LSR_BI)
             self._rx_fifo.clear()
-        if value & Fcr.CLEAR_TX:
-            self._lsr |= Lsr.THRE
+        if value & _FCR_CLEAR_TX:
+            self._lsr |= _LSR_THRE
             self._thr_ipending = True
         self._fcr = value & _FCR_STICKY
         self._update_irq()
 
     def _read_rbr(self) -> int:
-        if not self._fcr & Fcr.ENABLE:
-            self._lsr &= ~int(Lsr.DR | Lsr.BI)
+        if not self._fcr & _FCR_ENABLE:
+            self._lsr &= ~(_LSR_DR | _LSR_BI)
             self._update_irq()
             return self._rbr
         value = self._rx_fifo.pop(0) if self._rx_fifo else 0
         if not self._rx_fifo:
-            self._lsr &= ~int(Lsr.DR | Lsr.BI)
+            self._lsr &= ~(_LSR_DR | _LSR_BI)
         # Reading clears the character timeout; with data left below the trigger level
         # it expires again at once (zero-length timeout), so the line drops and rises.
         self._update_irq(timeout=False)
@@ -599,37 +629,37 @@ class Uart16550:
         return value
 
     def _put_rx(self, byte: int) -> None:
-        if self._fcr & Fcr.ENABLE:
+        if self._fcr & _FCR_ENABLE:
             if len(self._rx_fifo) < FIFO_SIZE:
                 self._rx_fifo.append(byte)
             else:
-                self._lsr |= Lsr.OE  # the FIFO keeps its contents
+                self._lsr |= _LSR_OE  # the FIFO keeps its contents
         else:
-            if self._lsr & Lsr.DR:
-                self._lsr |= Lsr.OE  # the new byte replaces the unread one
+            if self._lsr & _LSR_DR:
+                self._lsr |= _LSR_OE  # the new byte replaces the unread one
             self._rbr = byte
-        self._lsr |= Lsr.DR
+        self._lsr |= _LSR_DR
 
     def _effective_modem_lines(self) -> int:
         mcr = self._mcr
-        if not mcr & Mcr.LOOP:
+        if not mcr & _MCR_LOOP:
             return self._modem_inputs
         # Loopback: DTR -> DSR, RTS -> CTS, OUT1 -> RI, OUT2 -> DCD.
         return (
-            (Msr.DSR if mcr & Mcr.DTR else 0)
-            | (Msr.CTS if mcr & Mcr.RTS else 0)
-            | (Msr.RI if mcr & Mcr.OUT1 else 0)
-            | (Msr.DCD if mcr & Mcr.OUT2 else 0)
+            (_MSR_DSR if mcr & _MCR_DTR else 0)
+            | (_MSR_CTS if mcr & _MCR_RTS else 0)
+            | (_MSR_RI if mcr & _MCR_OUT1 else 0)
+            | (_MSR_DCD if mcr & _MCR_OUT2 else 0)
         )
 
     def _set_modem_lines(self, lines: int) -> None:
         old = self._msr & _MSR_LINES
         if lines == old:
             return
-        deltas = ((old ^ lines) >> 4) & int(Msr.DCTS | Msr.DDSR | Msr.DDCD)
-        if old & Msr.RI and not lines & Msr.RI:
-            deltas |= Msr.TERI  # trailing edge of RI only
-        self._msr = int(lines) | (self._msr & _MSR_DELTAS) | deltas
+        deltas = ((old ^ lines) >> 4) & (_MSR_DCTS | _MSR_DDSR | _MSR_DDCD)
+        if old & _MSR_RI and not lines & _MSR_RI:
+            deltas |= _MSR_TERI  # trailing edge of RI only
+        self._msr = lines | (self._msr & _MSR_DELTAS) | deltas
         self._update_irq()
 
 

@@ -79,8 +79,9 @@ def test_com1_constants() -> None:
     assert (COM1_IOBASE, COM1_IRQ, FIFO_SIZE, BAUDBASE) == (0x3F8, 4, 16, 115200)
     regs = [Reg.RBR, Reg.IER, Reg.IIR, Reg.LCR, Reg.MCR, Reg.LSR, Reg.MSR, Reg.SCR]
     assert regs == list(range(8))
-    assert Reg.THR is Reg.RBR and Reg.DLL is Reg.RBR and Reg.DLM is Reg.IER
-    assert Reg.FCR is Reg.IIR
+    # aliases: one member per offset
+    assert (Reg.THR, Reg.DLL, Reg.DLM, Reg.FCR) == (0, 0, 1, 2)
+    assert Reg["THR"] is Reg["RBR"] and Reg["FCR"] is Reg["IIR"] and len(Reg) == 8
 
 
 def test_reset_values_as_qemu(rig: Rig) -> None:
@@ -560,7 +561,7 @@ def test_load_state_refuses_other_versions_and_malformed_state(rig: Rig) -> None
     with pytest.raises(SnapshotVersionError) as exc:
         rig.uart.load_state({**good, "version": 2})
     assert exc.value.found == 2 and exc.value.expected == "1..1"
-    bad_states = [
+    bad_states: list[dict[str, object]] = [
         {k: v for k, v in good.items() if k != "lsr"},
         {**good, "extra": 1},
         {**good, "lsr": 0x100},
