@@ -61,6 +61,7 @@ __all__ = [
     "COM1_IOBASE",
     "COM1_IRQ",
     "FIFO_SIZE",
+    "IIR_FIFO_ENABLED",
     "SERIAL_BACKEND_FORMS",
     "STATE_VERSION",
     "Fcr",
@@ -275,7 +276,9 @@ class Uart16550:
         assert out == b"A"
     """
 
-    def __init__(self, output: Callable[[bytes], object], set_irq: Callable[[bool], object]):
+    def __init__(
+        self, output: Callable[[bytes], object], set_irq: Callable[[bool], object]
+    ) -> None:
         self._output = output
         self._set_irq = set_irq
         self._irq = False
