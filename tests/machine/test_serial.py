@@ -627,6 +627,8 @@ def _check_invariants(r: Rig) -> None:
     level = u.irq_level
     if r.irq_calls:
         assert r.irq_calls[-1] == level
+    assert all(type(level) is bool for level in r.irq_calls)
+    assert r.irq_calls[:1] != [False]  # the line starts low: the first call raises it
     for i in range(1, len(r.irq_calls)):
         assert r.irq_calls[i] != r.irq_calls[i - 1]  # only changes are reported
     # Read IIR on a copy, so the sequence under test is not changed by looking at it.
