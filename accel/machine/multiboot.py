@@ -482,6 +482,12 @@ def find_header(data: bytes, name: str = "kernel") -> MultibootHeader:
     up; a magic with a bad checksum is skipped (QEMU keeps looking). Raises
     :class:`ConfigError` naming ``name`` when there is none.
     """
+    if len(data) < 12:
+        raise ConfigError(
+            f"{name} is too small ({len(data)} bytes) to hold a Multiboot header",
+            hint=_NO_HEADER_HINT,
+            file=name,
+        )
     bad_checksum: int | None = None
     window = bytes(data[:HEADER_SEARCH]).ljust(HEADER_SEARCH, b"\0")
     for offset in range(0, HEADER_SEARCH - HEADER_SIZE, 4):
@@ -500,11 +506,9 @@ def find_header(data: bytes, name: str = "kernel") -> MultibootHeader:
             hint="the kernel is damaged or was built wrongly; rebuild it",
             file=name,
         )
-    if len(data) < HEADER_SIZE:
-        what = f"is too small ({len(data)} bytes) to hold a Multiboot header"
-    else:
-        what = "has no Multiboot header in its first 8192 bytes"
-    raise ConfigError(f"{name} {what}", hint=_NO_HEADER_HINT, file=name)
+    raise ConfigError(
+        f"{name} has no Multiboot header in its first 8192 bytes", hint=_NO_HEADER_HINT, file=name
+    )
 
 
 # --------------------------------------------------------------------------- plan
