@@ -579,25 +579,23 @@ class BootPlan:
 def parse_initrd(text: str) -> list[str]:
     """The module specifications in ``-initrd TEXT``, split as QEMU's ``get_opt_value``.
 
-    Modules are separated by ``,``; ``,,`` stands for a literal comma. Each item is a file
-    name, optionally followed by a space and the module's arguments.
+    Modules are separated by ``,``; ``,,`` stands for a literal comma; a trailing comma
+    adds nothing, and an empty text no module. Each item is a file name, optionally
+    followed by a space and the module's arguments.
     """
     items: list[str] = []
-    current: list[str] = []
     i = 0
-    while i < len(text):
-        ch = text[i]
-        if ch == ",":
-            if text[i + 1 : i + 2] == ",":
-                current.append(",")
-                i += 2
-                continue
-            items.append("".join(current))
-            current = []
-        else:
-            current.append(ch)
-        i += 1
-    items.append("".join(current))
+    while i < len(text):  # QEMU: while (*r) { r = get_opt_value(r, &value); if (*r) r++; }
+        current: list[str] = []
+        while i < len(text):
+            if text[i] == ",":
+                if text[i + 1 : i + 2] != ",":
+                    break
+                i += 1  # ",," is a literal comma
+            current.append(text[i])
+            i += 1
+        items.append("".join(current))
+        i += 1  # past the separator
     return items
 
 
@@ -832,6 +830,13 @@ def load_multiboot(
                 writes.append((paddr, data + bytes(memsz - filesz)))
                 segments.append((paddr, filesz, memsz))
 
+    if not 0 <= entry < FOUR_GIB:
+        raise ConfigError(
+            f"{name}: the entry point {entry:#x} is not a 32-bit address",
+            hint="Multiboot enters the kernel in 32-bit protected mode; give a physical "
+            "entry below 4 GiB (e_entry, or the a.out kludge's entry_addr)",
+            file=name,
+        )
     kernel_lo = min(s[0] for s in segments)
     kernel_hi = max(s[0] + s[2] for s in segments)
     for i, (a, _, am) in enumerate(segments):
@@ -846,11 +851,11 @@ def load_multiboot(
     # QEMU's mb_buf after the kernel: module structures, module strings, the kernel
     # command line, the boot loader name, page aligned; then each module, page aligned.
     specs = parse_initrd(initrd) if isinstance(initrd, str) else list(initrd or ())
-    initrd_text_len = 0
-    if specs:
-        initrd_text_len = (
-            len(initrd.encode()) if isinstance(initrd, str) else len(",".join(specs).encode())
-        ) + 1
+    initrd_text_len = 0  # QEMU counts the whole -initrd text (plus its NUL) when given
+    if isinstance(initrd, str):
+        initrd_text_len = len(initrd.encode()) + 1
+    elif specs:
+        initrd_text_len = len(",".join(specs).encode()) + 1
     kernel_cmdline = f"{name} {cmdline}"
     cmdline_len = len(name.encode()) + 1 + len(cmdline.encode()) + 1 + initrd_text_len
     mods_offset = _page_align(kernel_hi - kernel_lo)
@@ -976,8 +981,8 @@ def flat32_sregs(
     32-bit flat protected mode as QEMU's multiboot option ROM leaves it: CS = 0x08 (code,
     base 0, limit 4 GiB, 32-bit, accessed), DS/ES/FS/GS/SS = 0x10 (data, read/write,
     accessed, same base and limit), GDTR = the plan's GDT (``plan.gdt_address``, limit
-    0x27), IDTR = the real-mode IVT (0, 0x3ff), CR0 = PE | ET (0x11; paging and caches
-    on), CR3 = CR4 = EFER = 0. The APIC base and TR/LDT are kept from ``base``.
+    0x27), IDTR = the real-mode IVT (0, 0x3ff), CR0 = PE | ET (0x11: paging off, CD and
+    NW clear), CR3 = CR4 = EFER = 0. The APIC base and TR/LDT are kept from ``base``.
     """
     sregs = base if base is not None else SpecialRegisters()
     sregs.cs = _flat(CODE_SELECTOR, 0xB)

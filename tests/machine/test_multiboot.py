@@ -257,6 +257,13 @@ def test_elf64_through_program_headers(tmp_path: Path) -> None:
     assert decode_info(memory_of(plan), plan.ebx)["mods_addr"] == 0x200000 + 0x101000
 
 
+def test_elf64_entry_above_4g_refused(tmp_path: Path) -> None:
+    text = mb_header(0) + REPORT_CODE
+    path = write(tmp_path, "hi.elf", elf64([(0x200000, text, 0x1000)], 0xFFFFFFFF80200030))
+    with pytest.raises(ConfigError, match=r"hi\.elf: the entry point 0xffffffff80200030 is not"):
+        load_multiboot(path, ram_size=128 * MiB)
+
+
 def test_elf_not_x86_refused(tmp_path: Path) -> None:
     text = mb_header() + REPORT_CODE
     path = write(tmp_path, "arm.elf", elf32([(0x100000, text, len(text))], 0x100000, machine=40))
@@ -374,6 +381,9 @@ def test_parse_initrd_like_get_opt_value() -> None:
     assert parse_initrd("a.img") == ["a.img"]
     assert parse_initrd("a.img arg1 arg2,b.img") == ["a.img arg1 arg2", "b.img"]
     assert parse_initrd("we,,ird.img,x") == ["we,ird.img", "x"]
+    assert parse_initrd("a,") == ["a"]  # a trailing comma adds no module
+    assert parse_initrd("") == []
+    assert parse_initrd(",a") == ["", "a"]  # an empty name QEMU then fails to open
 
 
 def test_modules(tmp_path: Path, kernel32: str) -> None:
@@ -404,6 +414,15 @@ def test_modules(tmp_path: Path, kernel32: str) -> None:
     assert len(blob) == plan.kernel_size
     assert blob[first - base : first - base + 5000] == b"A" * 5000
     assert blob[:48] == mb_header(3)
+
+
+def test_empty_initrd_text_gives_no_module(kernel32: str) -> None:
+    plan = load_multiboot(kernel32, ram_size=128 * MiB, initrd="")
+    assert plan.modules == ()
+    info = decode_info(memory_of(plan), plan.ebx)
+    assert info["mods_count"] == 0
+    # QEMU still counts the empty text's NUL in cmdline_len.
+    assert info["boot_loader_name"] == info["mods_addr"] + len(kernel32) + 1 + 1 + 1
 
 
 def test_module_list_and_missing_module(tmp_path: Path, kernel32: str) -> None:
