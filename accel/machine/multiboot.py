@@ -39,9 +39,10 @@ Where this module departs from QEMU, on purpose:
 * The GDT the hand-over state refers to is written at 0x9558, just after the info
   structure (QEMU's lives inside the option ROM, which accel does not have).
 * When the kernel itself loads over the fixed info area 0x9000..0x9580 (kvm-unit-tests'
-  ``realmode.flat`` loads at 0x8000), QEMU lets the kernel and the info overwrite each
-  other; here the memory map, info structure and GDT move to the page-aligned space
-  after the kernel's buffer instead, so neither is damaged.
+  ``realmode.flat`` loads at 0x8000), QEMU's option ROM builds the info and memory map
+  there first and then copies the kernel over them; here the memory map, info structure
+  and GDT move to the page-aligned space after the kernel's buffer instead, so neither
+  is damaged.
 * A segment that touches the legacy VGA/BIOS window 0xa0000..0x100000 (not RAM on pc and
   q35) is refused, as is anything not in RAM below the 4 GiB split.
 
@@ -179,8 +180,10 @@ def parse_size(text: str, *, maximum: int = MAX_RAM_SIZE) -> int:
     a decimal number, optionally with a fraction, and one of the suffixes B, K, M, G, T,
     P, E (any case; powers of 1024). ``size=`` in front is accepted (``-m size=2G``).
     The result is rounded up to a multiple of 8 KiB, as QEMU does
-    (``QEMU_ALIGN_UP(sz, 8192)``). Zero, negative numbers, garbage, a fraction of a byte
-    and sizes above ``maximum`` (1 TiB by default) raise :class:`ConfigError`.
+    (``QEMU_ALIGN_UP(sz, 8192)``). Zero, negative numbers, garbage (hexadecimal too), a
+    fraction of a byte and sizes above ``maximum`` (1 TiB by default) raise
+    :class:`ConfigError`; where QEMU quietly takes ``-m 0`` as the machine's default
+    size, this refuses it.
     """
     raw = text
     value = text.strip()
