@@ -30,7 +30,7 @@ It follows QEMU 7.2's ``hw/nvram/fw_cfg.c`` (the I/O-port flavour, ``fw_cfg_io``
   char name[56]}`` per file, sorted by name, selects from 0x20 on) and the file
   ``etc/boot-fail-wait``; and the pc ones (``hw/i386/fw_cfg.c``, ``fw_cfg_arch_create``):
   NB_CPUS, MAX_CPUS, RAM_SIZE, IRQ0_OVERRIDE, the legacy E820_TABLE (reserved entries
-  only; QEMU 7.2 still has it, later versions dropped it), NUMA and the file
+  only; a 7.2-era item that QEMU's current sources no longer add), NUMA and the file
   ``etc/e820``. Integers are little-endian, as
   ``fw_cfg_add_i16/i32/i64`` store them.
 
