@@ -6,6 +6,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from accel.errors import ConfigError, GuestMemoryError
 from accel.machine.fw_cfg import (
@@ -322,3 +324,26 @@ def test_for_multiboot_items(tmp_path: Path) -> None:
     assert int.from_bytes(read_item(fw, Key.RAM_SIZE, 8), "little") == 64 * MiB
     assert int.from_bytes(read_item(fw, Key.NB_CPUS, 2), "little") == 2
     assert fw.file("etc/e820") == b"".join(e.pack() for e in plan.e820)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.binary(max_size=64),
+    skip=st.integers(0, 80),
+    length=st.integers(0, 80),
+)
+def test_dma_and_port_reads_agree(data: bytes, skip: int, length: int) -> None:
+    """SKIP n then READ m by DMA gives the same bytes as n + m port reads, zeros past the end."""
+    mem = FakeMemory(0x2000)
+    fw = FwCfg({Key.MACHINE_ID: data}, memory=mem)
+    control = (Key.MACHINE_ID << 16) | DmaControl.SELECT | DmaControl.SKIP
+    assert dma(fw, mem, control, skip, 0) == 0
+    assert dma(fw, mem, DmaControl.READ, length, 0x1000) == 0
+    expected = (data + bytes(skip + length))[skip : skip + length]
+    assert mem.read(0x1000, length) == expected
+    assert fw.offset == min(len(data), skip + length) if skip + length else fw.offset == 0
+    select(fw, Key.MACHINE_ID)
+    assert read_bytes(fw, skip + length)[skip:] == expected

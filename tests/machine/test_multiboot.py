@@ -12,6 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from accel.accelerator import Registers, SpecialRegisters
 from accel.errors import ConfigError
@@ -732,3 +734,25 @@ def test_kvm_unit_tests_dummy_boots_through_fw_cfg_on_kvm() -> None:
     assert "smp: waiting for 0 APs" in text, text
     assert fw_cfg_accesses >= 3  # select + two bytes of NB_CPUS
     assert status is not None, text
+
+
+# --------------------------------------------------------------------------- properties
+
+
+NAMES = st.text(alphabet="ab ,.", min_size=1, max_size=8).filter(lambda t: not t.startswith(","))
+
+
+@given(st.lists(NAMES, min_size=1, max_size=4))
+def test_parse_initrd_inverts_qemu_escaping(items: list[str]) -> None:
+    # (An item starting with a comma is ambiguous after a separator, in QEMU too:
+    # "a,,,b" is ["a,", "b"], never ["a", ",b"].)
+    text = ",".join(item.replace(",", ",,") for item in items)
+    assert parse_initrd(text) == items
+
+
+@given(st.integers(1, 1 << 40))
+def test_ram_split_adds_up_and_fits_below_4g(size: int) -> None:
+    for machine in ("pc", "q35"):
+        below, above = ram_split(machine, size)
+        assert below + above == size and 0 < below <= 0xE0000000
+        assert above == 0 or below in (0xC0000000, 0x80000000)
