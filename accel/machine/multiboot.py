@@ -473,8 +473,7 @@ class MultibootHeader:
 
 _NO_HEADER_HINT = (
     "is this a Multiboot (v1) kernel? Its header (magic 0x1BADB002, flags, checksum) must "
-    "be 4-byte aligned within the first 8192 bytes; a Linux bzImage or a Multiboot2 kernel "
-    "is not one"
+    "be 4-byte aligned within the first 8192 bytes; a Multiboot2 or PVH kernel is not one"
 )
 
 
@@ -815,6 +814,16 @@ def load_multiboot(
                 file=name,
             )
         head = _read_at(f, name, 0, min(file_size, HEADER_SEARCH))
+        if head[0x202:0x206] == b"HdrS":
+            # QEMU checks the Linux boot protocol's "HdrS" first and boots such a file
+            # as Linux (x86_load_linux), whatever Multiboot header it may also carry.
+            raise ConfigError(
+                f"{name} is a Linux kernel (boot protocol header 'HdrS' at 0x202), not a "
+                "Multiboot kernel",
+                hint="this loader boots Multiboot (v1) kernels only; Linux's boot protocol "
+                "is not supported yet",
+                file=name,
+            )
         header = find_header(head, name)
         writes: list[tuple[int, bytes]] = []
         if header.aout_kludge:

@@ -181,6 +181,14 @@ def test_missing_header_in_file_is_config_error_with_hint(tmp_path: Path) -> Non
     assert info.value.file == path
 
 
+def test_linux_bzimage_refused_even_with_a_multiboot_header(tmp_path: Path) -> None:
+    image = bytearray(mb_header() + bytes(0x400))
+    image[0x202:0x206] = b"HdrS"
+    path = write(tmp_path, "bzImage", bytes(image))
+    with pytest.raises(ConfigError, match=r"bzImage is a Linux kernel \(boot protocol"):
+        load_multiboot(path, ram_size=128 * MiB)
+
+
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"cannot open kernel '.*nope'"):
         load_multiboot(str(tmp_path / "nope"), ram_size=128 * MiB)
