@@ -910,7 +910,8 @@ def load_multiboot(
     writes.extend(module_writes)
 
     # The memory map, the info structure and the GDT: at QEMU's fixed 0x9000/0x9500, or
-    # after everything else when the kernel loads over them.
+    # after everything else when the kernel's buffer (kernel, strings, modules: what
+    # QEMU's option ROM copies from kernel_address on) covers them.
     e820 = tuple(e820_table(family, ram_size, reserved=reserved, max_ram_below_4g=max_ram_below_4g))
     memory_map = tuple(
         firmware_memory_map(family, ram_size, reserved=reserved, max_ram_below_4g=max_ram_below_4g)
@@ -924,7 +925,7 @@ def load_multiboot(
         )
     mmap_address = MMAP_ADDRESS
     area_end = INFO_ADDRESS + INFO_SIZE + GDT_SIZE
-    if any(a < area_end and mmap_address < a + m for a, _, m in segments):
+    if kernel_lo < area_end and mmap_address < kernel_lo + buf_size:
         mmap_address = kernel_lo + buf_size
         _fits(name, "the boot information", mmap_address, mmap_address + 0x1000, below_4g, ram_hint)
     info_address = mmap_address + MMAP_ROOM

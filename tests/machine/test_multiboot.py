@@ -338,6 +338,21 @@ def test_kernel_over_info_area_moves_the_info(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- a.out kludge
 
 
+def test_modules_over_info_area_move_the_info(tmp_path: Path) -> None:
+    """A small kernel at 0x1000 whose module lands on 0x9000: the info moves too."""
+    text = mb_header() + REPORT_CODE
+    path = write(tmp_path, "tiny.elf", elf32([(0x1000, text, len(text))], 0x1030))
+    mod = write(tmp_path, "m.img", b"M" * 0x9000)
+    plan = load_multiboot(path, ram_size=32 * MiB, initrd=mod)
+    assert plan.modules[0].start == 0x3000 and plan.modules[0].end == 0xC000
+    assert plan.mmap_address == 0x1000 + plan.kernel_size == 0xC000  # right after it
+    mem = memory_of(plan)
+    assert read(mem, 0x3000, 0x9000) == b"M" * 0x9000
+    assert decode_info(mem, plan.ebx)["mods_count"] == 1
+    # Without the module, QEMU's fixed addresses are free and used.
+    assert load_multiboot(path, ram_size=32 * MiB).mmap_address == MMAP_ADDRESS
+
+
 def test_aout_kludge(tmp_path: Path) -> None:
     load = 0x100000
     # The header is at file offset 0x20, i.e. at load + 0x20.
