@@ -223,7 +223,8 @@ class FwCfg:
         for key, data in (items or {}).items():
             index = key & ENTRY_MASK
             if (
-                key & WRITE_CHANNEL
+                not 0 <= key <= 0xFFFF
+                or key & WRITE_CHANNEL
                 or index >= self._max_entry
                 or (not key & ARCH_LOCAL and index >= Key.FILE_DIR)
             ):

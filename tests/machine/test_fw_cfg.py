@@ -209,6 +209,10 @@ def test_bad_file_names(name: str) -> None:
 def test_bad_keys_and_counts() -> None:
     with pytest.raises(ConfigError, match="key 0x0019 is not an item key"):
         FwCfg({Key.FILE_DIR: b""})
+    with pytest.raises(ConfigError, match="key 0x18000 is not an item key"):
+        FwCfg({0x18000: b""})
+    with pytest.raises(ConfigError, match="key 0x4005 is not an item key"):
+        FwCfg({0x4005: b""})
     with pytest.raises(ConfigError, match="do not fit in 32 file slots"):
         FwCfg(files={f"f{i}": b"" for i in range(33)})
     with pytest.raises(ConfigError, match="not among the files"):
