@@ -4,7 +4,8 @@ when a run saves or restores)."""
 
 from __future__ import annotations
 
-from .._records import replace
+from dataclasses import replace
+
 from ..errors import SnapshotError
 from ..snapshot.core import atomic_file
 from .cli import run_machine
