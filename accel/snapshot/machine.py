@@ -30,11 +30,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from ..accelerator import Accelerator
 from ..capabilities import Capability
 from ..errors import AccelError, SnapshotError, SnapshotMismatchError, SnapshotVersionError
+from ..machine.device_registry import DeviceRegistry
+from ..machine.machine import Machine, RunResult
+from ..machine.runstate import RunState
+from ..machine.types import MachineType, machine_types, resolve_machine_type
+from ..registry import Registry
 from .core import DeviceState, RestoreMode, SaveResult, read, restored_clock, save
 from .format import RAM_CHUNK
 from .vmstate import (
@@ -52,9 +57,6 @@ from .vmstate import (
     VarBytes,
     VMStateDescription,
 )
-
-if TYPE_CHECKING:
-    from ..machine import Machine
 
 __all__ = [
     "DEVICE_STATES",
@@ -383,8 +385,6 @@ def save_machine(machine: Machine, stream: IO[bytes], *, chunk_size: int = RAM_C
     Raises :class:`~accel.errors.SnapshotError` for a machine that was never initialised
     and lets a failing clock read through (nothing is written then).
     """
-    from ..machine import RunState
-
     if machine.vm is None or machine.plan is None:
         raise SnapshotError("the machine is not initialised: call init() or run() first")
     was_running = machine.state is RunState.RUNNING
@@ -436,10 +436,8 @@ def save_machine(machine: Machine, stream: IO[bytes], *, chunk_size: int = RAM_C
 # --------------------------------------------------------------------------- restore
 
 
-def _check_machine_type(name: str) -> Any:
+def _check_machine_type(name: str) -> MachineType:
     """The MachineType ``name``; a newer version of a known family is refused naming both."""
-    from ..machine import machine_types, resolve_machine_type
-
     try:
         return resolve_machine_type(name)
     except AccelError:
@@ -477,7 +475,7 @@ def restore_machine(
     accel: Accelerator,
     *,
     mode: RestoreMode = RestoreMode.RESUME,
-    registry: Any = None,
+    registry: Registry | None = None,
     console: Any = None,
 ) -> Machine:
     """A new machine on ``accel`` holding the snapshot's state, paused.
@@ -487,8 +485,6 @@ def restore_machine(
     this accelerator would build for that type, CPU and options (it must be the
     snapshot's: a machine with a paravirtual clock cannot become one without it).
     """
-    from ..machine import DeviceRegistry, Machine, RunResult, RunState
-
     descs: dict[str, VMStateDescription[Any]] = {MACHINE.name: MACHINE}
     for name, codec in DEVICE_STATES.items():
         descs[name] = codec.description
