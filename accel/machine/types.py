@@ -78,8 +78,9 @@ def _frozen_compat(compat: Mapping[str, str]) -> Mapping[str, str]:
 class MachineType:
     """One machine type: name, family, version, default CPU, devices and compat props.
 
-    ``compat`` is kept as a read-only copy of the mapping given. Copies, deep copies and
-    pickles of a machine type are equal to it.
+    ``compat`` is kept as a read-only copy of the mapping given (it takes part in
+    equality, not in the hash). Copies, deep copies and pickles of a machine type are
+    equal to it.
     """
 
     name: str
@@ -89,7 +90,7 @@ class MachineType:
     aliases: tuple[str, ...] = ()
     default_cpu: str = "qemu64"
     devices: tuple[PlatformDevice, ...] = ()
-    compat: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    compat: Mapping[str, str] = dataclasses.field(default_factory=dict, hash=False)
     deprecated: bool = False
     is_default: bool = False
 
