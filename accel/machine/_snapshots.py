@@ -8,6 +8,7 @@ from dataclasses import replace
 
 from ..errors import SnapshotError
 from ..snapshot.core import atomic_file
+from ..snapshot.machine import restore_machine, save_machine
 from .cli import run_machine
 from .machine import Machine
 
@@ -32,7 +33,7 @@ def save_after_run(machine: Machine, result: RunResult, options: RunOptions) -> 
     machine.pause()
     try:
         with atomic_file(options.save) as f:
-            machine.save(f)
+            save_machine(machine, f)
     except OSError as exc:
         raise SnapshotError(
             f"cannot write the snapshot {options.save!r}: {exc.strerror or exc}",
@@ -57,7 +58,7 @@ def restore_image(
     A snapshot taken after the guest ended its run gives that same result again (and is
     saved again with ``save``) without running the guest.
     """
-    machine = Machine.restore(stream, accelerator, mode=mode, registry=registry, console=console)
+    machine = restore_machine(stream, accelerator, mode=mode, registry=registry, console=console)
     with machine:
         if machine.ended is not None:
             ended = machine.ended

@@ -25,12 +25,12 @@ that calls :meth:`Machine.run`; :meth:`Machine.pause` and :meth:`Machine.stop` m
 from any other thread (:mod:`threading` events, and :data:`KICK_SIGNAL` to interrupt a
 blocking run call).
 
-Snapshots: :mod:`accel.snapshot` depends on this module, never the reverse at import
-time. :meth:`Machine.save` and :meth:`Machine.restore` are thin conveniences over
-:func:`accel.snapshot.machine.save_machine` / :func:`~accel.snapshot.machine.restore_machine`
-and import :mod:`accel.snapshot.machine` inside the method when called: importing the
-machine layer does not load the snapshot layer, and the snapshot layer may import
-this one at its top.
+Snapshots: :mod:`accel.snapshot` is the layer above this one and builds on it; the
+machine layer never imports it. A machine is saved with
+:func:`accel.snapshot.machine.save_machine` and restored with
+:func:`accel.snapshot.machine.restore_machine` (both also exported by
+:mod:`accel.snapshot`); what they need of a machine (its plan, devices, run state,
+:attr:`Machine.ended`, :meth:`Machine.pause`) is public here.
 
 Machine types (:mod:`accel.machine.types`), CPU models (:mod:`accel.machine.cpu`) and
 the device model (:mod:`accel.machine.device`, :mod:`accel.machine.devices`,
@@ -85,7 +85,6 @@ from .types import resolve_machine_type as resolve_machine_type
 
 if TYPE_CHECKING:
     from ..plugin import AcceleratorInfo
-    from ..snapshot.core import RestoreMode, SaveResult
 
 __all__ = [
     "GUEST_ENDS",
@@ -641,55 +640,6 @@ class Machine:
             self._stop_req = RunResult(status, kind, message)
         self._pause_req.set()
         self.kick()
-
-    # ------------------------------------------------------------------ snapshots
-
-    def save(self, stream: IO[bytes]) -> SaveResult:
-        """Write this machine's snapshot to ``stream``: a thin wrapper over
-        :func:`accel.snapshot.machine.save_machine` (a running machine is paused for the
-        save and resumed after; :attr:`ended` is carried). For a file, use
-        :func:`accel.snapshot.atomic_file`.
-        """
-        from ..snapshot.machine import save_machine
-
-        return save_machine(self, stream)
-
-    @classmethod
-    def restore(
-        cls,
-        stream: IO[bytes],
-        accel: Accelerator,
-        *,
-        mode: RestoreMode | str | None = None,
-        registry: Registry | None = None,
-        console: IO[bytes] | Callable[[bytes], Any] | None = None,
-    ) -> Machine:
-        """A new machine on ``accel`` from the snapshot in ``stream``, *paused*: a thin
-        wrapper over :func:`accel.snapshot.machine.restore_machine`.
-
-        ``mode``: ``RestoreMode.RESUME`` / ``"same-host"`` (default: the guest clock
-        continues from the saved value) or ``RestoreMode.CATCH_UP`` / ``"catch-up"``
-        (it advances by the wall time since the save). The whole stream is checked before
-        anything is built (:class:`~accel.errors.SnapshotError` otherwise). Call
-        :meth:`resume`, then :meth:`run`, to go on.
-        """
-        from ..snapshot.core import RestoreMode as Mode
-        from ..snapshot.machine import restore_machine
-
-        if mode is None:
-            chosen = Mode.RESUME
-        elif isinstance(mode, Mode):
-            chosen = mode
-        else:
-            names = {"same-host": Mode.RESUME, "resume": Mode.RESUME, "catch-up": Mode.CATCH_UP}
-            if mode not in names:
-                raise ConfigError(
-                    f"restore mode {mode!r} is not understood",
-                    hint="same-host or catch-up",
-                    argument="mode",
-                )
-            chosen = names[mode]
-        return restore_machine(stream, accel, mode=chosen, registry=registry, console=console)
 
     # ------------------------------------------------------------------ run loop
 

@@ -34,7 +34,13 @@ from typing import IO, Any
 
 from ..accelerator import Accelerator
 from ..capabilities import Capability
-from ..errors import AccelError, SnapshotError, SnapshotMismatchError, SnapshotVersionError
+from ..errors import (
+    AccelError,
+    ConfigError,
+    SnapshotError,
+    SnapshotMismatchError,
+    SnapshotVersionError,
+)
 from ..machine.device_registry import DeviceRegistry
 from ..machine.machine import Machine, RunResult
 from ..machine.runstate import RunState
@@ -64,6 +70,7 @@ __all__ = [
     "DeviceCodec",
     "MachineState",
     "restore_machine",
+    "restore_mode",
     "save_machine",
 ]
 
@@ -470,21 +477,51 @@ def _check_machine_type(name: str) -> MachineType:
     )
 
 
+_MODES = {
+    "same-host": RestoreMode.RESUME,
+    "resume": RestoreMode.RESUME,
+    "catch-up": RestoreMode.CATCH_UP,
+}
+
+
+def restore_mode(mode: RestoreMode | str | None) -> RestoreMode:
+    """The :class:`RestoreMode` ``mode`` names (None: ``RESUME``)."""
+    if mode is None:
+        return RestoreMode.RESUME
+    if isinstance(mode, RestoreMode):
+        return mode
+    chosen = _MODES.get(mode)
+    if chosen is None:
+        raise ConfigError(
+            f"restore mode {mode!r} is not understood",
+            hint="same-host or catch-up",
+            argument="mode",
+        )
+    return chosen
+
+
 def restore_machine(
     stream: IO[bytes],
     accel: Accelerator,
     *,
-    mode: RestoreMode = RestoreMode.RESUME,
+    mode: RestoreMode | str | None = None,
     registry: Registry | None = None,
-    console: Any = None,
+    console: IO[bytes] | Callable[[bytes], Any] | None = None,
 ) -> Machine:
-    """A new machine on ``accel`` holding the snapshot's state, paused.
+    """A new machine on ``accel`` holding the snapshot's state, *paused*: call
+    ``machine.resume()``, then ``machine.run()``, to go on.
+
+    ``mode``: :attr:`RestoreMode.RESUME` / ``"same-host"`` (the default: the guest clock
+    continues from the saved value) or :attr:`RestoreMode.CATCH_UP` / ``"catch-up"`` (it
+    advances by the wall time since the save); another string is a
+    :class:`~accel.errors.ConfigError`.
 
     Checked before anything is built: the stream (structure, CRCs, versions), the machine
     type (known; not newer than this accel's newest of its family), and the device tree
     this accelerator would build for that type, CPU and options (it must be the
     snapshot's: a machine with a paravirtual clock cannot become one without it).
     """
+    mode = restore_mode(mode)
     descs: dict[str, VMStateDescription[Any]] = {MACHINE.name: MACHINE}
     for name, codec in DEVICE_STATES.items():
         descs[name] = codec.description
