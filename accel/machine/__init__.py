@@ -8,12 +8,12 @@ One module per concept:
 
 * :mod:`accel.machine.types` — machine types and their compat properties, machine specs;
 * :mod:`accel.machine.cpu` — CPU models and ``-cpu`` specs;
-* :mod:`accel.machine.device` — the :class:`Device` base, the :class:`MachineServices`
-  protocol a device sees the machine through, property checking, device specs;
-* :mod:`accel.machine.devices` — the core's built-in devices (debug ports, RTC, HPET,
-  PIT, the irqchip marker);
-* :mod:`accel.machine.device_registry` — :class:`DeviceRegistry`, built-in plus plugin
-  device types, and the one path that creates devices;
+* :mod:`accel.machine.devices` — the devices: :mod:`~accel.machine.devices.base` (the
+  :class:`Device` base and the :class:`MachineServices` protocol a device sees the
+  machine through), then one module per built-in device (debug ports, RTC, HPET, PIT,
+  the irqchip marker) and :func:`~accel.machine.devices.builtin_device_types`;
+* :mod:`accel.machine.device` — :class:`DeviceRegistry` (built-in plus plugin device
+  types, the one path that creates devices), property checking, device specs;
 * :mod:`accel.machine.runstate` — :class:`RunState`;
 * :mod:`accel.machine.machine` — :class:`Machine`: initialisation, run state, the vCPU
   run loop.
@@ -25,8 +25,7 @@ depends on it; see :mod:`accel.machine.machine`).
 from __future__ import annotations
 
 from .cpu import CPU_MODELS, CpuModel, cpu_models, resolve_cpu
-from .device import Device, MachineServices, parse_device_spec
-from .device_registry import DeviceRegistry
+from .device import Device, DeviceRegistry, MachineServices, parse_device_spec
 from .machine import DeviceDecision, Machine, MachinePlan, RunResult
 from .runstate import RunState
 from .types import (

@@ -68,7 +68,7 @@ def _usage(p: argparse.ArgumentParser) -> int:
 
 def _cmd_list(args: argparse.Namespace, ctx: Context) -> int:
     from .cpu import cpu_models
-    from .device_registry import DeviceRegistry
+    from .device import DeviceRegistry
     from .types import machine_types
 
     if args.cpus:

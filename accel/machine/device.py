@@ -1,122 +1,45 @@
-"""The device model: the :class:`Device` base, typed properties, device specs.
+"""Device types and the one path that creates devices: :class:`DeviceRegistry`,
+property checking and device specs.
 
-A :class:`Device` reaches its VM only through the machine it is realised in, and sees
-that machine only as :class:`MachineServices` (a small protocol :class:`Machine
-<accel.machine.Machine>` satisfies): :meth:`Device.realize` receives it, and the device
-registers its port and MMIO handlers there, writes to the console, asks the run to stop
-and reads guest time; it never holds an accelerator of its own.
+Device types come from two places: the core's built-in types
+(:func:`accel.machine.devices.builtin_device_types`) and the types plugins contribute
+through the ``accel_device_types`` hook (an accelerator's paravirtual clock, read with
+:meth:`accel.Registry.device_types`). Both are :class:`accel.DeviceType` values in one
+:class:`DeviceRegistry`; a plugin's type may not take a built-in type's name. Each
+registry is its own object: nothing here is shared between machines.
 
-Properties are declared as :class:`accel.PropertySpec` values. :func:`check_properties`
-checks a request against a device type's specs (unknown name, wrong type, missing
-required value: :class:`~accel.errors.ConfigError` naming the device and the property)
-and returns complete, typed values; :func:`parse_device_spec` splits a user's spec
-(``"isa-debug-exit,iobase=0xf4,iosize=4"``). The set of device types a machine can
-create is :class:`accel.machine.device_registry.DeviceRegistry`; the core's built-in
-devices are in :mod:`accel.machine.devices`.
+Machine initialisation and a user's device spec (``"isa-debug-exit,iobase=0xf4,iosize=4"``,
+split by :func:`parse_device_spec`) create devices through the same method,
+:meth:`DeviceRegistry.create`. It checks every property against the type's
+:class:`accel.PropertySpec` values (:func:`check_properties`: unknown name, wrong type,
+missing required value are a :class:`~accel.errors.ConfigError` naming the device and
+the property). A device type with ``user_creatable=False`` refuses a user's spec with
+its reason.
+
+The :class:`Device` base class and the :class:`MachineServices` protocol a device sees
+its machine through are defined in :mod:`accel.machine.devices.base` (the built-in
+devices build on them, and this module on the built-in devices); they are imported here
+for use, and plugins import them from here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, did_you_mean
 from ..plugin import DeviceType, PropertySpec
-from .runstate import RunState
+from .devices import builtin_device_types
+from .devices.base import Device as Device
+from .devices.base import MachineServices as MachineServices
+from .devices.base import PioRead as PioRead
+from .devices.base import PioWrite as PioWrite
+from .devices.base import PropValue as PropValue
 
 if TYPE_CHECKING:
-    from ..accelerator import VM
+    from ..registry import Registry
 
-__all__ = [
-    "Device",
-    "MachineServices",
-    "PioRead",
-    "PioWrite",
-    "PropValue",
-    "check_properties",
-    "parse_device_spec",
-]
-
-#: A property's value once checked.
-PropValue = int | bool | str
-#: A read handler: ``(port or offset, size) -> value``.
-PioRead = Callable[[int, int], int]
-#: A write handler: ``(port or offset, size, value)``.
-PioWrite = Callable[[int, int, int], None]
-
-
-class MachineServices(Protocol):
-    """What a device may use of the machine it is realised in."""
-
-    @property
-    def vm(self) -> VM | None:
-        """The machine's VM (None before initialisation)."""
-        ...
-
-    def register_pio(
-        self, base: int, count: int, read: PioRead | None, write: PioWrite | None, device: Device
-    ) -> None:
-        """Route ports ``base .. base+count-1`` to ``device``'s handlers."""
-        ...
-
-    def register_mmio(
-        self, base: int, size: int, read: PioRead | None, write: PioWrite | None, device: Device
-    ) -> None:
-        """Route guest-physical ``base .. base+size-1`` to ``device`` (offsets, sizes)."""
-        ...
-
-    def console_write(self, data: bytes) -> None:
-        """Send guest output to the machine's console."""
-        ...
-
-    def request_stop(self, status: int, message: str, *, kind: str) -> None:
-        """End the current run after this exit with ``status``."""
-        ...
-
-    def guest_ns(self) -> int:
-        """Guest time in ns; stands still while the machine is paused."""
-        ...
-
-
-class Device:
-    """Base of every device. Subclasses declare ``PROPERTIES`` and override hooks.
-
-    The factory of a :class:`accel.DeviceType` is called with the checked properties
-    as keyword arguments; :attr:`props` keeps them. ``realize(machine)`` wires the device
-    into the machine; ``state()`` returns what ``accel machine show`` prints.
-    """
-
-    PROPERTIES: tuple[PropertySpec, ...] = ()
-
-    def __init__(self, **props: PropValue) -> None:
-        self.props: dict[str, PropValue] = dict(props)
-        self.type_name = ""
-        self.id = ""
-        self._machine: MachineServices | None = None
-
-    @property
-    def machine(self) -> MachineServices:
-        """The machine this device is realised in (:class:`ConfigError` if none)."""
-        if self._machine is None:
-            raise ConfigError(
-                f"device {self.type_name or type(self).__name__!r} is not realised in a machine",
-                device=self.type_name,
-            )
-        return self._machine
-
-    def realize(self, machine: MachineServices) -> None:
-        """Attach to ``machine``: register I/O handlers, set up state."""
-        self._machine = machine
-
-    def unrealize(self) -> None:
-        self._machine = None
-
-    def runstate_changed(self, old: RunState, new: RunState) -> None:
-        """Called on every run-state change of the machine (after the VM changed)."""
-
-    def state(self) -> dict[str, object]:
-        """Device state for people and JSON output."""
-        return {}
+__all__ = ["DeviceRegistry", "check_properties", "parse_device_spec"]
 
 
 _TRUE = frozenset({"on", "true", "yes", "1"})
@@ -225,3 +148,67 @@ def parse_device_spec(text: str) -> tuple[str, dict[str, str]]:
             )
         props[key.strip()] = value.strip()
     return name, props
+
+
+class DeviceRegistry:
+    """Built-in device types plus the ones plugins contribute (and ``extra`` ones)."""
+
+    def __init__(
+        self, registry: Registry | None = None, *, extra: Iterable[DeviceType] = ()
+    ) -> None:
+        types: dict[str, DeviceType] = {t.name: t for t in builtin_device_types()}
+        if registry is not None:
+            for name, dtype in registry.device_types().items():
+                if name in types:
+                    raise ConfigError(
+                        f"device type {name!r} from plugin {dtype.plugin!r} clashes with a "
+                        "built-in device type",
+                        device=name,
+                    )
+                types[name] = dtype
+        for dtype in extra:
+            types[dtype.name] = dtype
+        self._types = types
+
+    def types(self) -> Mapping[str, DeviceType]:
+        """Every device type by name (a copy)."""
+        return dict(self._types)
+
+    def get(self, name: str) -> DeviceType:
+        """The device type ``name`` (:class:`ConfigError` with a suggestion if unknown)."""
+        try:
+            return self._types[name]
+        except KeyError:
+            guess = did_you_mean(name, list(self._types))
+            raise ConfigError(
+                f"unknown device type {name!r}",
+                hint=(f"did you mean {guess!r}? " if guess else "")
+                + "types: "
+                + ", ".join(sorted(self._types)),
+                device=name,
+            ) from None
+
+    def validate(
+        self, name: str, props: Mapping[str, object], *, user: bool
+    ) -> tuple[DeviceType, dict[str, PropValue]]:
+        """Check a device request; returns the type and the complete, typed properties."""
+        dtype = self.get(name)
+        return dtype, check_properties(dtype, props, user=user)
+
+    def create(self, name: str, props: Mapping[str, object], *, user: bool) -> Device:
+        """Validate and make a device (machine init and user specs both come here)."""
+        dtype, values = self.validate(name, props, user=user)
+        device = dtype.factory(**values)
+        if not isinstance(device, Device):
+            raise ConfigError(
+                f"device type {name!r} (plugin {dtype.plugin!r}) made a "
+                f"{type(device).__name__}, not an accel.machine.Device",
+                device=name,
+            )
+        device.type_name = name
+        return device
+
+    def create_from_spec(self, text: str) -> Device:
+        """Make the device a user's spec names (``"isa-debugcon,iobase=0x402"``)."""
+        name, props = parse_device_spec(text)
+        return self.create(name, props, user=True)

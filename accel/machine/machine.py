@@ -33,8 +33,8 @@ machine layer never imports it. A machine is saved with
 :attr:`Machine.ended`, :meth:`Machine.pause`) is public here.
 
 Machine types (:mod:`accel.machine.types`), CPU models (:mod:`accel.machine.cpu`) and
-the device model (:mod:`accel.machine.device`, :mod:`accel.machine.devices`,
-:mod:`accel.machine.device_registry`) have modules of their own; this one uses them.
+the devices (:mod:`accel.machine.device`, :mod:`accel.machine.devices`) have modules of
+their own; this one uses them.
 
 Example::
 
@@ -73,8 +73,7 @@ from ..registry import Registry, default_registry
 # resolve_cpu, RunState and the machine-type names are defined in cpu, runstate and types;
 # the ``as`` imports keep them importable from here, where they were defined before.
 from .cpu import resolve_cpu as resolve_cpu
-from .device import Device, PioRead, PioWrite, parse_device_spec
-from .device_registry import DeviceRegistry
+from .device import Device, DeviceRegistry, PioRead, PioWrite, parse_device_spec
 from .runstate import RunState as RunState
 from .types import MACHINE_TYPES as MACHINE_TYPES
 from .types import MachineType as MachineType

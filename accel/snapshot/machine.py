@@ -41,7 +41,7 @@ from ..errors import (
     SnapshotMismatchError,
     SnapshotVersionError,
 )
-from ..machine.device_registry import DeviceRegistry
+from ..machine.device import DeviceRegistry
 from ..machine.machine import Machine, RunResult
 from ..machine.runstate import RunState
 from ..machine.types import MachineType, machine_types, resolve_machine_type

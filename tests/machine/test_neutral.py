@@ -11,11 +11,11 @@ import pytest
 ACCEL = Path(__file__).resolve().parents[2] / "accel"
 NAMES = ("kvm", "tcg", "xen", "unicorn")
 PATHS = sorted(
-    p for layer in ("machine", "snapshot", "testing") for p in (ACCEL / layer).glob("*.py")
+    p for layer in ("machine", "snapshot", "testing") for p in (ACCEL / layer).rglob("*.py")
 )
 
 
-@pytest.mark.parametrize("path", PATHS, ids=lambda p: f"{p.parent.name}/{p.name}")
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: str(p.relative_to(ACCEL)))
 def test_no_accelerator_in_code(path: Path) -> None:
     tree = ast.parse(path.read_text())
     found: list[str] = []
