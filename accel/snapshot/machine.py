@@ -42,6 +42,7 @@ from ..errors import (
     SnapshotVersionError,
 )
 from ..machine.device import DeviceRegistry
+from ..machine.devices import HPET_PERIOD_FS, DebugCon, Hpet, Pit, Rtc
 from ..machine.machine import Machine, RunResult
 from ..machine.runstate import RunState
 from ..machine.types import MachineType, machine_types, resolve_machine_type
@@ -209,32 +210,30 @@ class NoState:
     pass
 
 
-def _rtc_take(dev: Any) -> RtcState:
+def _rtc_take(dev: Rtc) -> RtcState:
     return RtcState(dev.index, bytes(dev.cmos), int(dev.now().timestamp() * 1e9))
 
 
-def _rtc_put(dev: Any, st: RtcState, ctx: RestoreContext) -> None:
+def _rtc_put(dev: Rtc, st: RtcState, ctx: RestoreContext) -> None:
     dev.index = st.index
     dev.cmos[:] = st.cmos
-    dev._epoch = (st.time_ns + ctx.elapsed_ns) / 1e9
-    dev._guest0 = ctx.machine.guest_ns()
+    dev.set_time((st.time_ns + ctx.elapsed_ns) / 1e9)
 
 
-def _hpet_take(dev: Any) -> HpetState:
+def _hpet_take(dev: Hpet) -> HpetState:
     timers = [TimerReg(k, v) for k, v in sorted(dev.timer_regs.items())]
     return HpetState(dev.config, dev.isr, dev.counter(), timers)
 
 
-def _hpet_put(dev: Any, st: HpetState, ctx: RestoreContext) -> None:
+def _hpet_put(dev: Hpet, st: HpetState, ctx: RestoreContext) -> None:
     dev.config = st.config
     dev.isr = st.isr
-    ticks = ctx.elapsed_ns * 1_000_000 // 10_000_000 if st.config & 1 else 0
-    dev._counter_at_enable = (st.counter + ticks) & (2**64 - 1)
-    dev._enabled_at = ctx.machine.guest_ns()
+    ticks = ctx.elapsed_ns * 1_000_000 // HPET_PERIOD_FS if st.config & 1 else 0
+    dev.set_counter(st.counter + ticks)
     dev.timer_regs = {t.offset: t.value for t in st.timers}
 
 
-def _pit_take(dev: Any) -> PitState:
+def _pit_take(dev: Pit) -> PitState:
     now = dev.machine.guest_ns()
     return PitState(
         [
@@ -253,7 +252,7 @@ def _pit_take(dev: Any) -> PitState:
     )
 
 
-def _pit_put(dev: Any, st: PitState, ctx: RestoreContext) -> None:
+def _pit_put(dev: Pit, st: PitState, ctx: RestoreContext) -> None:
     if len(st.channels) != len(dev.channels):
         raise SnapshotMismatchError(
             f"isa-pit has {len(dev.channels)} channels, the snapshot {len(st.channels)}",
@@ -266,7 +265,7 @@ def _pit_put(dev: Any, st: PitState, ctx: RestoreContext) -> None:
         ch.latch, ch.latched, ch.read_hi, ch.write_hi = s.latch, s.latched, s.read_hi, s.write_hi
 
 
-def _debugcon_put(dev: Any, st: DebugConState, ctx: RestoreContext) -> None:
+def _debugcon_put(dev: DebugCon, st: DebugConState, ctx: RestoreContext) -> None:
     dev.output[:] = st.output
 
 

@@ -42,6 +42,12 @@ class Hpet(Device):
         elapsed = self.machine.guest_ns() - self._enabled_at
         return (self._counter_at_enable + elapsed * 1_000_000 // HPET_PERIOD_FS) & (2**64 - 1)
 
+    def set_counter(self, value: int) -> None:
+        """Set the main counter to ``value`` as of the machine's current guest time; it
+        advances from there while enabled (a restore uses it)."""
+        self._counter_at_enable = value & (2**64 - 1)
+        self._enabled_at = self.machine.guest_ns()
+
     def _reg64(self, off: int) -> int:
         if off == 0x000:
             n = int(self.props["timers"]) - 1

@@ -67,6 +67,12 @@ class Rtc(Device):
         """The clock's time: seconds since the Unix epoch (UTC)."""
         return self._epoch + (self.machine.guest_ns() - self._guest0) / 1e9
 
+    def set_time(self, seconds: float) -> None:
+        """Set the clock to ``seconds`` since the Unix epoch (UTC) as of the machine's
+        current guest time; it advances with guest time from there (a restore uses it)."""
+        self._epoch = seconds
+        self._guest0 = self.machine.guest_ns()
+
     def now(self) -> datetime.datetime:
         """The clock's time as an aware UTC datetime."""
         return datetime.datetime.fromtimestamp(self._seconds(), datetime.UTC)
