@@ -26,6 +26,8 @@ def _known() -> Mapping[str, VMStateDescription[Any]]:
 
 @dataclass
 class SectionInfo:
+    """One state section as :func:`inspect` found it."""
+
     name: str
     instance: int
     version_id: int
@@ -51,6 +53,8 @@ class SectionInfo:
 
 @dataclass
 class RamInfo:
+    """RAM totals of one region as :func:`inspect` found them."""
+
     region: int
     chunks: int = 0
     zero_chunks: int = 0

@@ -83,6 +83,8 @@ _RELIABLE_COMPAT = "machine.pv-clock-reliable-get-clock"
 
 @dataclass
 class MachineState:
+    """The ``machine`` section: configuration, device tree, guest time, how it ended."""
+
     machine_type: str = ""
     options: list[str] = field(default_factory=list)  # "kernel-irqchip=off" ...
     cpu: str = ""
@@ -164,6 +166,8 @@ class RestoreContext:
 
 @dataclass
 class RtcState:
+    """The ``mc146818rtc`` section."""
+
     index: int = 0
     cmos: bytes = bytes(128)
     time_ns: int = 0  # the RTC's time (ns since the epoch) at the save
@@ -171,6 +175,8 @@ class RtcState:
 
 @dataclass
 class HpetState:
+    """The ``hpet`` section."""
+
     config: int = 0
     isr: int = 0
     counter: int = 0
@@ -179,12 +185,16 @@ class HpetState:
 
 @dataclass
 class TimerReg:
+    """One HPET comparator register: its offset and value."""
+
     offset: int = 0
     value: int = 0
 
 
 @dataclass
 class PitChannelState:
+    """One PIT channel; ``elapsed_ns`` is guest time since its count started."""
+
     reload: int = 0x10000
     mode: int = 3
     access: int = 3
@@ -197,17 +207,21 @@ class PitChannelState:
 
 @dataclass
 class PitState:
+    """The ``isa-pit`` section."""
+
     channels: list[PitChannelState] = field(default_factory=list)
 
 
 @dataclass
 class DebugConState:
+    """The ``isa-debugcon`` section: what the guest wrote so far."""
+
     output: bytes = b""
 
 
 @dataclass
 class NoState:
-    pass
+    """The section of a device without state (it records that the device exists)."""
 
 
 def _rtc_take(dev: Rtc) -> RtcState:
