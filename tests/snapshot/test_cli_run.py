@@ -1,4 +1,4 @@
-"""``accel run --save FILE`` / ``accel run --restore FILE`` and ``Machine.save/restore``.
+"""``accel run --save FILE`` / ``accel run --restore FILE`` and the machine snapshots behind them.
 
 Most tests run the real command in a subprocess (``python -m accel run ...``): exit
 status, stdout (the guest's debug console) and stderr (one line) are what users see, and
