@@ -18,8 +18,9 @@ One module per concept:
 * :mod:`accel.machine.machine` — :class:`Machine`: initialisation, run state, the vCPU
   run loop.
 
-This package never imports :mod:`accel.snapshot` at import time (the snapshot layer
-depends on it; see :mod:`accel.machine.machine`).
+This package never imports :mod:`accel.snapshot`: the snapshot layer builds on it and
+saves and restores machines (see :mod:`accel.machine.machine`). The command-line modules
+still here (``cli``, ``runner`` and their helpers) belong to the command layer.
 """
 
 from __future__ import annotations
