@@ -18,9 +18,10 @@ One module per concept:
 * :mod:`accel.machine.machine` — :class:`Machine`: initialisation, run state, the vCPU
   run loop.
 
-This package never imports :mod:`accel.snapshot`: the snapshot layer builds on it and
-saves and restores machines (see :mod:`accel.machine.machine`). The command-line modules
-still here (``cli``, ``runner`` and their helpers) belong to the command layer.
+The machine model never imports :mod:`accel.snapshot`: the snapshot layer builds on it
+and saves and restores machines (see :mod:`accel.machine.machine`). Only the ``accel
+run`` code kept in this package (:mod:`accel.machine.runner` and its command-line
+helpers) calls the snapshot layer, to save and restore a run.
 """
 
 from __future__ import annotations
