@@ -27,7 +27,8 @@ helpers) calls the snapshot layer, to save and restore a run.
 from __future__ import annotations
 
 from .cpu import CPU_MODELS, CpuModel, cpu_models, resolve_cpu
-from .device import Device, DeviceRegistry, MachineServices, parse_device_spec
+from .device import DeviceRegistry, parse_device_spec
+from .devices.base import Device, MachineServices
 from .machine import DeviceDecision, Machine, MachinePlan, RunResult
 from .runstate import RunState
 from .types import (

@@ -16,10 +16,11 @@ missing required value are a :class:`~accel.errors.ConfigError` naming the devic
 the property). A device type with ``user_creatable=False`` refuses a user's spec with
 its reason.
 
-The :class:`Device` base class and the :class:`MachineServices` protocol a device sees
-its machine through are defined in :mod:`accel.machine.devices.base` (the built-in
-devices build on them, and this module on the built-in devices); they are imported here
-for use, and plugins import them from here.
+The :class:`~accel.machine.devices.base.Device` base class and the
+:class:`~accel.machine.devices.base.MachineServices` protocol a device sees its machine
+through are defined in :mod:`accel.machine.devices.base` (the built-in devices build on
+them, and this module on the built-in devices). ``Device`` and ``PropValue`` are imported
+here for use and stay importable from here, as plugins import them.
 """
 
 from __future__ import annotations
@@ -31,9 +32,6 @@ from ..errors import ConfigError, did_you_mean
 from ..plugin import DeviceType, PropertySpec
 from .devices import builtin_device_types
 from .devices.base import Device as Device
-from .devices.base import MachineServices as MachineServices
-from .devices.base import PioRead as PioRead
-from .devices.base import PioWrite as PioWrite
 from .devices.base import PropValue as PropValue
 
 if TYPE_CHECKING:

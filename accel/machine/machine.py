@@ -73,7 +73,8 @@ from ..registry import Registry, default_registry
 # resolve_cpu, RunState and the machine-type names are defined in cpu, runstate and types;
 # the ``as`` imports keep them importable from here, where they were defined before.
 from .cpu import resolve_cpu as resolve_cpu
-from .device import Device, DeviceRegistry, PioRead, PioWrite, parse_device_spec
+from .device import DeviceRegistry, parse_device_spec
+from .devices.base import Device, PioRead, PioWrite
 from .runstate import RunState as RunState
 from .types import MACHINE_TYPES as MACHINE_TYPES
 from .types import MachineType as MachineType
