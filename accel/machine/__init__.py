@@ -4,29 +4,41 @@
 CPU model, platform devices, and the clock devices the accelerator's plugin chooses
 after the vCPUs exist. See docs/machines.md.
 
-The names below are imported from their submodules on first use, so importing one
-submodule (``accel.machine.cli``) does not load the others.
+One module per concept:
+
+* :mod:`accel.machine.types` — machine types and their compat properties, machine specs;
+* :mod:`accel.machine.cpu` — CPU models and ``-cpu`` specs;
+* :mod:`accel.machine.devices` — the devices: :mod:`~accel.machine.devices.base` (the
+  :class:`Device` base and the :class:`MachineServices` protocol a device sees the
+  machine through), then one module per built-in device (debug ports, RTC, HPET, PIT,
+  the irqchip marker) and :func:`~accel.machine.devices.builtin_device_types`;
+* :mod:`accel.machine.device` — :class:`DeviceRegistry` (built-in plus plugin device
+  types, the one path that creates devices), property checking, device specs;
+* :mod:`accel.machine.runstate` — :class:`RunState`;
+* :mod:`accel.machine.machine` — :class:`Machine`: initialisation, run state, the vCPU
+  run loop.
+
+The machine model never imports :mod:`accel.snapshot`: the snapshot layer builds on it
+and saves and restores machines (see :mod:`accel.machine.machine`). Only the ``accel
+run`` code kept in this package (:mod:`accel.machine.runner` and its command-line
+helpers) calls the snapshot layer, to save and restore a run.
 """
 
 from __future__ import annotations
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from .cpu import CPU_MODELS, CpuModel, cpu_models, resolve_cpu
-    from .device import Device, DeviceRegistry, parse_device_spec
-    from .machine import (
-        MACHINE_TYPES,
-        DeviceDecision,
-        Machine,
-        MachinePlan,
-        MachineType,
-        PlatformDevice,
-        RunResult,
-        RunState,
-        machine_types,
-        parse_machine_spec,
-        resolve_machine_type,
-    )
+from .cpu import CPU_MODELS, CpuModel, cpu_models, resolve_cpu
+from .device import DeviceRegistry, parse_device_spec
+from .devices.base import Device, MachineServices
+from .machine import DeviceDecision, Machine, MachinePlan, RunResult
+from .runstate import RunState
+from .types import (
+    MACHINE_TYPES,
+    MachineType,
+    PlatformDevice,
+    machine_types,
+    parse_machine_spec,
+    resolve_machine_type,
+)
 
 __all__ = [
     "CPU_MODELS",
@@ -37,6 +49,7 @@ __all__ = [
     "DeviceRegistry",
     "Machine",
     "MachinePlan",
+    "MachineServices",
     "MachineType",
     "PlatformDevice",
     "RunResult",
@@ -48,36 +61,3 @@ __all__ = [
     "resolve_cpu",
     "resolve_machine_type",
 ]
-
-#: The submodule each public name comes from.
-_LAZY = {
-    "CPU_MODELS": "cpu",
-    "CpuModel": "cpu",
-    "cpu_models": "cpu",
-    "resolve_cpu": "cpu",
-    "Device": "device",
-    "DeviceRegistry": "device",
-    "parse_device_spec": "device",
-    "DeviceDecision": "machine",
-    "Machine": "machine",
-    "MachinePlan": "machine",
-    "RunResult": "machine",
-    "RunState": "machine",
-    "parse_machine_spec": "machine",
-    "MACHINE_TYPES": "machine",
-    "MachineType": "machine",
-    "PlatformDevice": "machine",
-    "machine_types": "machine",
-    "resolve_machine_type": "machine",
-}
-
-#: Submodules reachable as attributes before anything imported them.
-_SUBMODULES = frozenset({"cpu", "device", "machine", "types"})
-
-if not TYPE_CHECKING:
-    from .._lazy import exports
-
-    __getattr__, __dir__ = exports(
-        globals(), {name: f".{module}" for name, module in _LAZY.items()}, _SUBMODULES
-    )
-    del exports

@@ -12,26 +12,28 @@ its own default, so a flag the user did not name takes that accelerator's defaul
 that has one, and the flag means nothing elsewhere). The core only records the user's
 choices; it never names an accelerator's flag.
 
-The model table and :func:`resolve_cpu` live in :mod:`accel.machine.machine` (a machine
-needs them, and that module is loaded anyway); they are re-exported here.
+:data:`CPU_MODELS` is built when this module is imported and never changes.
 """
 
 from __future__ import annotations
 
-from .._records import record
-from .machine import _CPU_MODELS as _MODELS
-from .machine import _LazyMapping, resolve_cpu
+import dataclasses
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False
+from ..accelerator import CpuSpec
+from ..errors import ConfigError, InvalidArgumentError, did_you_mean
+
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from ..plugin import AcceleratorInfo
 
 __all__ = ["CPU_MODELS", "CpuModel", "cpu_models", "resolve_cpu"]
 
 
-@record(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class CpuModel:
-    """A named CPU model."""
+    """A named CPU model: what ``-cpu help`` lists."""
 
     name: str
     description: str
@@ -39,20 +41,71 @@ class CpuModel:
     bits: int = 64
 
     def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "requires_hardware": self.requires_hardware,
-            "bits": self.bits,
-        }
+        return dataclasses.asdict(self)
 
 
-def _build() -> dict[str, CpuModel]:
-    return {name: CpuModel(name, *entry) for name, entry in _MODELS.items()}
-
-
-CPU_MODELS: Mapping[str, CpuModel] = _LazyMapping(_build)
+#: Every CPU model by name, in ``-cpu help`` order (read-only).
+CPU_MODELS: Mapping[str, CpuModel] = MappingProxyType(
+    {
+        m.name: m
+        for m in (
+            CpuModel("host", "the host CPU, all supported features", True),
+            CpuModel("max", "all features the accelerator supports"),
+            CpuModel("base", "base CPU model with no features enabled"),
+            CpuModel("qemu64", "QEMU Virtual CPU version 2.5+ (64-bit)"),
+            CpuModel("qemu32", "QEMU Virtual CPU version 2.5+ (32-bit)", bits=32),
+            CpuModel("486", "Intel 486", bits=32),
+            CpuModel("pentium", "Intel Pentium", bits=32),
+            CpuModel("pentium2", "Intel Pentium II", bits=32),
+            CpuModel("pentium3", "Intel Pentium III", bits=32),
+            CpuModel("core2duo", "Intel Core 2 Duo"),
+            CpuModel("Nehalem", "Intel Core i7 9xx (Nehalem Class Core i7)"),
+            CpuModel("SandyBridge", "Intel Xeon E312xx (Sandy Bridge)"),
+            CpuModel("Haswell", "Intel Core Processor (Haswell)"),
+            CpuModel("Skylake-Client", "Intel Core Processor (Skylake)"),
+            CpuModel("EPYC", "AMD EPYC Processor"),
+        )
+    }
+)
 
 
 def cpu_models() -> list[CpuModel]:
+    """Every CPU model, in ``-cpu help`` order."""
     return list(CPU_MODELS.values())
+
+
+def resolve_cpu(
+    spec: str | CpuSpec | None, default_model: str, info: AcceleratorInfo | None = None
+) -> CpuSpec:
+    """The :class:`CpuSpec` for ``spec`` (None: the machine type's ``default_model``).
+
+    Raises :class:`~accel.errors.ConfigError` for an unknown model, or for a model that
+    needs hardware virtualization on an accelerator that is not (``info.hardware`` False).
+    """
+    if spec is None:
+        cpu = CpuSpec(default_model)
+    elif isinstance(spec, CpuSpec):
+        cpu = spec
+    else:
+        try:
+            cpu = CpuSpec.parse(spec)
+        except InvalidArgumentError as exc:
+            raise ConfigError(exc.message, hint=exc.hint, cpu=spec) from None
+    model = CPU_MODELS.get(cpu.model)
+    if model is None:
+        guess = did_you_mean(cpu.model, list(CPU_MODELS))
+        raise ConfigError(
+            f"unknown CPU model {cpu.model!r}",
+            hint=(f"did you mean {guess!r}? " if guess else "")
+            + "models: "
+            + ", ".join(CPU_MODELS),
+            cpu=str(cpu),
+        )
+    if model.requires_hardware and info is not None and not info.hardware:
+        raise ConfigError(
+            f"CPU model {cpu.model!r} requires a hardware accelerator; {info.name} is not one",
+            hint="use a named model such as 'qemu64' or 'max'",
+            cpu=str(cpu),
+            accelerator=info.name,
+        )
+    return cpu

@@ -3,8 +3,8 @@
 Initialisation (:meth:`Machine.init`) follows the order the 2011 kvmclock review
 settled on:
 
-1. create the VM (with the accelerator's in-kernel irqchip when the machine type asks
-   for one and the accelerator has it), guest RAM, the vCPUs;
+1. create the VM (with the accelerator's in-kernel irqchip and PIT when the machine type
+   asks for them and the accelerator's capabilities report them), guest RAM, the vCPUs;
 2. *after the vCPUs exist*, decide the clock devices: the machine type's platform
    devices, then every plugin's ``accel_clock_devices(accelerator, machine)`` decisions
    (through :meth:`accel.Registry.clock_devices`) — add, replace or remove, each with a
@@ -12,68 +12,46 @@ settled on:
 3. create every device (platform, clock, user) through the one device registry path,
    realise it in this machine, and build the exit dispatch table.
 
-:meth:`Machine.describe` runs step 2 without a VM, for ``accel machine show``.
+Every choice here is made from the accelerator's capabilities and its plugin's hook
+answers, never from the accelerator's name. :meth:`Machine.describe` runs step 2
+without a VM, for ``accel machine show``.
 
-Run state is ``created`` → ``running`` ⇄ ``paused`` → ``shutdown`` (and ``created`` →
-``paused``, the state a restored machine is returned in); notifiers see every change.
-Pausing calls :meth:`accel.VM.pause` (the accelerator reads and caches the VM clock),
-resuming calls :meth:`accel.VM.resume` (the clock is written back and vCPUs are told they
-were paused) before any vCPU runs again.
+Run state (:class:`RunState`) is ``created`` → ``running`` ⇄ ``paused`` → ``shutdown``
+(and ``created`` → ``paused``, the state a restored machine is returned in); notifiers
+see every change. Pausing calls :meth:`accel.VM.pause` (the accelerator reads and caches
+the VM clock), resuming calls :meth:`accel.VM.resume` (the clock is written back and
+vCPUs are told they were paused) before any vCPU runs again. The vCPU runs on the thread
+that calls :meth:`Machine.run`; :meth:`Machine.pause` and :meth:`Machine.stop` may come
+from any other thread (:mod:`threading` events, and :data:`KICK_SIGNAL` to interrupt a
+blocking run call).
 
-Snapshots: :meth:`Machine.save` and :meth:`Machine.restore` wrap
-:func:`accel.snapshot.machine.save_machine` / :func:`~accel.snapshot.machine.restore_machine`
-(imported when called: :mod:`accel.snapshot` imports this module).
+Snapshots: :mod:`accel.snapshot` is the layer above this one and builds on it; the
+machine layer never imports it. A machine is saved with
+:func:`accel.snapshot.machine.save_machine` and restored with
+:func:`accel.snapshot.machine.restore_machine` (both also exported by
+:mod:`accel.snapshot`); what they need of a machine (its plan, devices, run state,
+:attr:`Machine.ended`, :meth:`Machine.pause`) is public here.
 
-Machine types: versioned like QEMU's x86 list, each with compat properties.
-
-A :class:`MachineType` names the platform devices it models (clock and timer devices,
-the debug ports a user adds, the interrupt controller where the accelerator provides
-it) and carries *compat properties*: settings an older machine type keeps so a guest
-sees the platform it always saw. The list follows QEMU 7.2's ``-machine help``:
-
-* ``pc-i440fx-1.4`` ... ``pc-i440fx-7.2`` and ``pc`` (alias of the newest);
-* ``pc-q35-2.4`` ... ``pc-q35-7.2`` (with ``pc-q35-4.0.1``) and ``q35``;
-* ``microvm`` and ``isapc`` (unversioned).
-
-The CPU model table and :func:`resolve_cpu` are here too (a machine needs them at
-initialisation); :mod:`accel.machine.cpu` re-exports them, and :mod:`accel.machine.types`
-the machine types.
-
-Compat properties are ``"driver.property" -> value`` strings. Besides device
-properties a machine type sets machine-level options under the ``machine.`` driver,
-which clock-device hooks read:
-
-``machine.kernel-irqchip``
-    ``on`` (the accelerator's in-kernel interrupt controller and PIT when it has them),
-    ``split`` (only the local APICs in the accelerator, so the PIT stays in userspace:
-    ``microvm`` and ``pc-q35-4.0``) or ``off``.
-``machine.pv-clock-always``
-    ``on`` when the machine creates the accelerator's paravirtual clock device whenever
-    the accelerator reports one, whatever the CPU model's flag says (QEMU's
-    ``kvmclock_create_always``: pc/q35 5.2 and later, ``microvm``, ``isapc``); ``off``
-    when the CPU model's paravirtual-clock flag decides (pc/q35 5.1 and older).
-``machine.rtc``
-    ``on`` or ``auto`` (``microvm``: the RTC only when the accelerator does not supply a
-    paravirtual clock of its own, decided by the accelerator's hook).
-``machine.pv-clock-reliable-get-clock``
-    ``off`` on types 2.8 and older: the paravirtual clock device does not send its
-    "clock read is reliable" state (QEMU's ``x-mach-use-reliable-get-clock=off``).
+Machine types (:mod:`accel.machine.types`), CPU models (:mod:`accel.machine.cpu`) and
+the devices (:mod:`accel.machine.device`, :mod:`accel.machine.devices`) have modules of
+their own; this one uses them.
 
 Example::
 
-    >>> mt = resolve_machine_type("pc")
-    >>> mt.name, mt.version
-    ('pc-i440fx-7.2', (7, 2))
+    with Machine(acc, "q35", cpu="max", devices=["isa-debug-exit"]) as m:
+        m.vm.write_memory(0x1000, program)          # then point vCPU 0 at it
+        result = m.run(timeout=5)                   # a RunResult: status, kind, message
 """
 
 from __future__ import annotations
 
-import _thread
+import dataclasses
+import signal
+import threading
 import time
-from _collections_abc import Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import IO, TYPE_CHECKING, Any
 
-from .._enums import Enum
-from .._records import field, record
 from ..accelerator import (
     VM,
     Accelerator,
@@ -89,391 +67,51 @@ from ..accelerator import (
     VmOptions,
 )
 from ..capabilities import Capability, Support
-from ..errors import (
-    ConfigError,
-    InvalidArgumentError,
-    UnknownAcceleratorError,
-    VcpuStateError,
-    did_you_mean,
-)
+from ..errors import ConfigError, UnknownAcceleratorError, VcpuStateError
 from ..registry import Registry, default_registry
-from .device import Device, DeviceRegistry, parse_device_spec
 
-TYPE_CHECKING = False
+# resolve_cpu, RunState and the machine-type names are defined in cpu, runstate and types;
+# the ``as`` imports keep them importable from here, where they were defined before.
+from .cpu import resolve_cpu as resolve_cpu
+from .device import DeviceRegistry, parse_device_spec
+from .devices.base import Device, PioRead, PioWrite
+from .runstate import RunState as RunState
+from .types import MACHINE_TYPES as MACHINE_TYPES
+from .types import MachineType as MachineType
+from .types import PlatformDevice as PlatformDevice
+from .types import machine_types as machine_types
+from .types import parse_machine_spec as parse_machine_spec
+from .types import resolve_machine_type as resolve_machine_type
+
 if TYPE_CHECKING:
-    import signal as _signal
-    from collections.abc import Callable, Iterable, Iterator, Sequence
-    from typing import IO, Any, TypeVar
-
     from ..plugin import AcceleratorInfo
-    from ..snapshot.core import RestoreMode, SaveResult
-
-    _V = TypeVar("_V")
-    PioRead = Callable[[int, int], int]
-    PioWrite = Callable[[int, int, int], None]
-else:
-    import _signal
 
 __all__ = [
-    "MACHINE_TYPES",
+    "GUEST_ENDS",
+    "KICK_SIGNAL",
     "DeviceDecision",
     "Machine",
     "MachinePlan",
-    "MachineType",
-    "PlatformDevice",
     "RunResult",
-    "RunState",
-    "machine_types",
-    "parse_machine_spec",
-    "resolve_machine_type",
 ]
-
-# --------------------------------------------------------------------------- machine types
-
-
-class ReadOnlyMapping(Mapping[str, "_V"]):
-    """A read-only view of a dict (as :class:`types.MappingProxyType`, whose module
-    costs start-up time): lookups and iteration pass through, there is no way to write."""
-
-    __slots__ = ("_data",)
-
-    def __init__(self, data: dict[str, _V]) -> None:
-        self._data = data
-
-    def __getitem__(self, key: str) -> _V:
-        return self._data[key]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._data)
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-    def __contains__(self, key: object) -> bool:
-        return key in self._data
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self._data.get(key, default)
-
-    def copy(self) -> dict[str, _V]:
-        return dict(self._data)
-
-    def __repr__(self) -> str:
-        return f"mappingproxy({self._data!r})"
-
-
-class _LazyMapping(ReadOnlyMapping["_V"]):
-    """A :class:`ReadOnlyMapping` whose dict ``make()`` builds on first use."""
-
-    __slots__ = ("_make",)
-
-    def __init__(self, make: Callable[[], dict[str, _V]]) -> None:
-        self._make = make
-
-    def __getattr__(self, name: str) -> dict[str, _V]:
-        if name != "_data":
-            raise AttributeError(name)
-        self._data = data = self._make()
-        return data
-
-
-@record(frozen=True)
-class PlatformDevice:
-    """A device a machine type creates at initialisation, with its properties."""
-
-    type: str
-    properties: tuple[tuple[str, object], ...] = ()
-
-
-@record(frozen=True)
-class MachineType:
-    """One machine type: name, family, version, default CPU, devices and compat props."""
-
-    name: str
-    family: str
-    description: str
-    version: tuple[int, ...] | None = None
-    aliases: tuple[str, ...] = ()
-    default_cpu: str = "qemu64"
-    devices: tuple[PlatformDevice, ...] = ()
-    compat: Mapping[str, str] = field(default_factory=dict)
-    deprecated: bool = False
-    is_default: bool = False
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "compat", ReadOnlyMapping(dict(self.compat)))
-
-    @property
-    def version2(self) -> tuple[int, int] | None:
-        """The (major, minor) version, None for unversioned types."""
-        return (self.version[0], self.version[1]) if self.version else None
-
-    def option(self, name: str) -> str | None:
-        """A machine-level option (``kernel-irqchip``) from the compat properties."""
-        return self.compat.get(f"machine.{name}")
-
-    def to_json(self) -> dict[str, object]:
-        return {
-            "name": self.name,
-            "family": self.family,
-            "description": self.description,
-            "version": ".".join(map(str, self.version)) if self.version else None,
-            "aliases": list(self.aliases),
-            "default_cpu": self.default_cpu,
-            "devices": [d.type for d in self.devices],
-            "compat": dict(self.compat),
-            "deprecated": self.deprecated,
-        }
-
-
-# --------------------------------------------------------------------------- the list
-
-_PC_VERSIONS: list[tuple[int, ...]] = [
-    (7, 2), (7, 1), (7, 0), (6, 2), (6, 1), (6, 0), (5, 2), (5, 1), (5, 0), (4, 2), (4, 1),
-    (4, 0), (3, 1), (3, 0), (2, 12), (2, 11), (2, 10), (2, 9), (2, 8), (2, 7), (2, 6),
-    (2, 5), (2, 4), (2, 3), (2, 2), (2, 1), (2, 0), (1, 7), (1, 6), (1, 5), (1, 4),
-]  # fmt: skip
-_Q35_VERSIONS: list[tuple[int, ...]] = [
-    (7, 2), (7, 1), (7, 0), (6, 2), (6, 1), (6, 0), (5, 2), (5, 1), (5, 0), (4, 2), (4, 1),
-    (4, 0, 1), (4, 0), (3, 1), (3, 0), (2, 12), (2, 11), (2, 10), (2, 9), (2, 8), (2, 7),
-    (2, 6), (2, 5), (2, 4),
-]  # fmt: skip
-
-_PC_DEVICES = (
-    PlatformDevice("isa-pit"),
-    PlatformDevice("hpet"),
-    PlatformDevice("mc146818rtc"),
-)
-
-
-def _pc_compat(version: tuple[int, ...], family: str) -> dict[str, str]:
-    v = (version[0], version[1])
-    out = {
-        "machine.kernel-irqchip": "on",
-        "machine.pv-clock-always": "on" if v >= (5, 2) else "off",
-        "machine.rtc": "on",
-    }
-    # pc-q35-4.0 defaulted to a split irqchip; 4.0.1 reverted it (QEMU commit c87759ce).
-    if family == "q35" and version == (4, 0):
-        out["machine.kernel-irqchip"] = "split"
-    if v <= (2, 8):
-        # QEMU's pc_compat_2_8: old types do not send the pv clock's "reliable" subsection.
-        out["machine.pv-clock-reliable-get-clock"] = "off"
-    if v <= (1, 7):
-        out["machine.deprecated"] = "on"
-    return out
-
-
-def _dotted(version: tuple[int, ...]) -> str:
-    return ".".join(map(str, version))
-
-
-#: The versioned families: (family, name prefix, description, versions newest first).
-#: The newest version of each family also answers to the family's name.
-_FAMILIES: tuple[tuple[str, str, str, list[tuple[int, ...]]], ...] = (
-    ("pc", "pc-i440fx-", "Standard PC (i440FX + PIIX, 1996)", _PC_VERSIONS),
-    ("q35", "pc-q35-", "Standard PC (Q35 + ICH9, 2009)", _Q35_VERSIONS),
-)
-
-
-def _versioned(
-    family: str,
-    prefix: str,
-    description: str,
-    versions: list[tuple[int, ...]],
-    version: tuple[int, ...],
-) -> MachineType:
-    newest = version == versions[0]
-    return MachineType(
-        name=prefix + _dotted(version),
-        family=family,
-        description=description,
-        version=version,
-        aliases=(family,) if newest else (),
-        devices=_PC_DEVICES,
-        compat=_pc_compat(version, family),
-        deprecated=version <= (1, 7),
-        is_default=newest and family == "pc",
-    )
-
-
-def _microvm() -> MachineType:
-    return MachineType(
-        name="microvm",
-        family="microvm",
-        description="microvm (i386): minimal platform, no PCI, no HPET",
-        devices=(PlatformDevice("isa-pit"), PlatformDevice("mc146818rtc")),
-        compat={
-            "machine.kernel-irqchip": "split",
-            "machine.pv-clock-always": "on",
-            "machine.rtc": "auto",
-        },
-    )
-
-
-def _isapc() -> MachineType:
-    return MachineType(
-        name="isapc",
-        family="isapc",
-        description="ISA-only PC",
-        default_cpu="486",
-        devices=(PlatformDevice("isa-pit"), PlatformDevice("mc146818rtc")),
-        compat={
-            "machine.kernel-irqchip": "on",
-            "machine.pv-clock-always": "on",
-            "machine.rtc": "on",
-        },
-    )
-
-
-_UNVERSIONED = {"microvm": _microvm, "isapc": _isapc}
-
-#: Machine types made so far, by name. :func:`resolve_machine_type` makes only the type it
-#: is asked for; the full table (:data:`MACHINE_TYPES`) is made on its first use. Both
-#: go through here, so one name always gives the same object.
-_made: dict[str, MachineType] = {}
-
-
-def _make(name: str) -> MachineType | None:
-    """The machine type called ``name`` (not an alias), None if there is none."""
-    mt = _made.get(name)
-    if mt is not None:
-        return mt
-    make = _UNVERSIONED.get(name)
-    if make is not None:
-        mt = make()
-    else:
-        for family, prefix, description, versions in _FAMILIES:
-            if name.startswith(prefix):
-                for version in versions:
-                    if prefix + _dotted(version) == name:
-                        mt = _versioned(family, prefix, description, versions, version)
-                        break
-                break
-    if mt is not None:
-        _made[name] = mt
-    return mt
-
-
-def _build() -> dict[str, MachineType]:
-    types: dict[str, MachineType] = {}
-    for family, prefix, description, versions in _FAMILIES:
-        for version in versions:
-            name = prefix + _dotted(version)
-            mt = _made.get(name)
-            if mt is None:
-                mt = _made[name] = _versioned(family, prefix, description, versions, version)
-            types[name] = mt
-    for name in _UNVERSIONED:
-        mt = _make(name)
-        assert mt is not None
-        types[name] = mt
-    return types
-
-
-MACHINE_TYPES: Mapping[str, MachineType] = _LazyMapping(_build)
-_ALIASES: Mapping[str, str] = ReadOnlyMapping(
-    {family: prefix + _dotted(versions[0]) for family, prefix, _d, versions in _FAMILIES}
-)
-
-
-def machine_types() -> list[MachineType]:
-    """Every machine type, in ``-machine help`` order."""
-    return list(MACHINE_TYPES.values())
-
-
-def resolve_machine_type(name: str) -> MachineType:
-    """The machine type ``name`` names (an alias resolves to its versioned type)."""
-    mt = _make(_ALIASES.get(name, name))
-    if mt is None:
-        known = [*_ALIASES, *MACHINE_TYPES]
-        guess = did_you_mean(name, known)
-        raise ConfigError(
-            f"unknown machine type {name!r}",
-            hint=(f"did you mean {guess!r}? " if guess else "") + "see `accel machine list`",
-            machine=name,
-        )
-    return mt
-
-
-# --------------------------------------------------------------------------- CPU models
-
-#: CPU models (re-exported by :mod:`accel.machine.cpu`): name -> (description,
-#: requires_hardware, bits), in ``-cpu help`` order.
-_CPU_MODELS: dict[str, tuple[str, bool, int]] = {
-    "host": ("the host CPU, all supported features", True, 64),
-    "max": ("all features the accelerator supports", False, 64),
-    "base": ("base CPU model with no features enabled", False, 64),
-    "qemu64": ("QEMU Virtual CPU version 2.5+ (64-bit)", False, 64),
-    "qemu32": ("QEMU Virtual CPU version 2.5+ (32-bit)", False, 32),
-    "486": ("Intel 486", False, 32),
-    "pentium": ("Intel Pentium", False, 32),
-    "pentium2": ("Intel Pentium II", False, 32),
-    "pentium3": ("Intel Pentium III", False, 32),
-    "core2duo": ("Intel Core 2 Duo", False, 64),
-    "Nehalem": ("Intel Core i7 9xx (Nehalem Class Core i7)", False, 64),
-    "SandyBridge": ("Intel Xeon E312xx (Sandy Bridge)", False, 64),
-    "Haswell": ("Intel Core Processor (Haswell)", False, 64),
-    "Skylake-Client": ("Intel Core Processor (Skylake)", False, 64),
-    "EPYC": ("AMD EPYC Processor", False, 64),
-}
-
-
-def resolve_cpu(
-    spec: str | CpuSpec | None, default_model: str, info: AcceleratorInfo | None = None
-) -> CpuSpec:
-    """The :class:`CpuSpec` for ``spec`` (None: the machine type's ``default_model``).
-
-    Raises :class:`~accel.errors.ConfigError` for an unknown model, or for ``host`` on an
-    accelerator that is not hardware virtualization (``info.hardware`` False).
-    """
-    if spec is None:
-        cpu = CpuSpec(default_model)
-    elif isinstance(spec, CpuSpec):
-        cpu = spec
-    else:
-        try:
-            cpu = CpuSpec.parse(spec)
-        except InvalidArgumentError as exc:
-            raise ConfigError(exc.message, hint=exc.hint, cpu=spec) from None
-    entry = _CPU_MODELS.get(cpu.model)
-    if entry is None:
-        guess = did_you_mean(cpu.model, list(_CPU_MODELS))
-        raise ConfigError(
-            f"unknown CPU model {cpu.model!r}",
-            hint=(f"did you mean {guess!r}? " if guess else "")
-            + "models: "
-            + ", ".join(_CPU_MODELS),
-            cpu=str(cpu),
-        )
-    if entry[1] and info is not None and not info.hardware:
-        raise ConfigError(
-            f"CPU model {cpu.model!r} requires a hardware accelerator; {info.name} is not one",
-            hint="use a named model such as 'qemu64' or 'max'",
-            cpu=str(cpu),
-            accelerator=info.name,
-        )
-    return cpu
-
 
 # --------------------------------------------------------------------------- the machine
 
 _PLATFORM_WINDOW = (0xFEC00000, 0xFF000000)
-_MACHINE_OPTIONS = {"kernel-irqchip": ("on", "off", "split")}
 
 
 #: Sent to the thread running a vCPU after :meth:`accel.Vcpu.kick`, so a guest that never
 #: exits on its own (``jmp $``) still leaves a blocking run call (QEMU's SIG_IPI).
-KICK_SIGNAL: int = _signal.SIGUSR1
+KICK_SIGNAL: int = signal.SIGUSR1
 
 
 def _install_kick_handler() -> bool:
     """A no-op handler for :data:`KICK_SIGNAL` (only the main thread may install it)."""
-    current = _signal.getsignal(KICK_SIGNAL)
-    if current not in (_signal.SIG_DFL, None):
-        return current is not _signal.SIG_IGN
+    current = signal.getsignal(KICK_SIGNAL)
+    if current not in (signal.SIG_DFL, None):
+        return current is not signal.SIG_IGN
     try:
-        _signal.signal(KICK_SIGNAL, _on_kick_signal)
+        signal.signal(KICK_SIGNAL, _on_kick_signal)
     except ValueError:  # not the main thread
         return False
     return True
@@ -483,71 +121,19 @@ def _on_kick_signal(signum: int, frame: object) -> None:
     """Nothing to do: the signal only interrupts the vCPU thread's blocking call."""
 
 
-class _Event:
-    """A flag threads wait for (:class:`threading.Event`'s set, clear, is_set and wait,
-    built on :mod:`_thread` so a run does not import :mod:`threading`)."""
+class _Timer(threading.Timer):
+    """A daemon :class:`threading.Timer` that starts when made: ``fn(*args)`` after
+    ``seconds`` unless :meth:`cancel` comes first."""
 
-    __slots__ = ("_flag", "_gate", "_mutex")
-
-    def __init__(self) -> None:
-        self._flag = False
-        self._mutex = _thread.allocate_lock()
-        self._gate = _thread.allocate_lock()  # held while the flag is clear
-        self._gate.acquire()
-
-    def is_set(self) -> bool:
-        return self._flag
-
-    def set(self) -> None:
-        with self._mutex:
-            if not self._flag:
-                self._flag = True
-                self._gate.release()
-
-    def clear(self) -> None:
-        with self._mutex:
-            if self._flag:
-                self._flag = False
-                self._gate.acquire()  # at most a waiter passing through holds it
-
-    def wait(self) -> None:
-        """Return once the flag is set (at once if it is)."""
-        with self._gate:
-            pass
+    def __init__(
+        self, seconds: float, fn: Callable[..., object], args: tuple[Any, ...] = ()
+    ) -> None:
+        super().__init__(seconds, fn, args)
+        self.daemon = True
+        self.start()
 
 
-class _Timer:
-    """Calls ``fn(*args)`` after ``seconds`` on a thread of its own unless cancelled first
-    (:class:`threading.Timer` as a daemon thread, without importing :mod:`threading`)."""
-
-    __slots__ = ("_cancelled",)
-
-    def __init__(self, seconds: float, fn: Callable[..., object], args: tuple[Any, ...] = ()):
-        self._cancelled = _thread.allocate_lock()
-        self._cancelled.acquire()
-        _thread.start_new_thread(self._wait, (seconds, fn, args))
-
-    def _wait(self, seconds: float, fn: Callable[..., object], args: tuple[Any, ...]) -> None:
-        if not self._cancelled.acquire(timeout=seconds):
-            fn(*args)
-
-    def cancel(self) -> None:
-        """Do not call ``fn`` if it has not been called yet."""
-        if self._cancelled.locked():
-            try:  # noqa: SIM105 - contextlib is not imported on the run path
-                self._cancelled.release()
-            except RuntimeError:  # cancelled at the same time from another thread
-                pass
-
-
-class RunState(Enum):
-    CREATED = "created"
-    RUNNING = "running"
-    PAUSED = "paused"
-    SHUTDOWN = "shutdown"
-
-
-@record(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class DeviceDecision:
     """One device of the machine's tree, present or not, and why."""
 
@@ -576,7 +162,7 @@ class DeviceDecision:
 GUEST_ENDS = frozenset({"debug-exit", "halt", "shutdown", "internal-error"})
 
 
-@record(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class RunResult:
     """How a run ended: the exit status ``accel run`` returns and what to tell people."""
 
@@ -589,30 +175,6 @@ class RunResult:
         """The guest ended the run (exit device, halt, shutdown, internal error), as
         opposed to being stopped from outside (timeout, :meth:`Machine.stop`)."""
         return self.kind in GUEST_ENDS
-
-
-def parse_machine_spec(text: str) -> tuple[str, dict[str, str]]:
-    """``"pc,kernel-irqchip=off"`` -> ``("pc", {"kernel-irqchip": "off"})``."""
-    parts = [p.strip() for p in text.split(",") if p.strip()]
-    if not parts or "=" in parts[0]:
-        raise ConfigError(
-            f"machine spec {text!r} must start with a machine type",
-            hint="for example 'pc' or 'q35,kernel-irqchip=off'",
-            machine=text,
-        )
-    opts: dict[str, str] = {}
-    for part in parts[1:]:
-        key, eq, value = part.partition("=")
-        if key not in _MACHINE_OPTIONS or not eq or value not in _MACHINE_OPTIONS[key]:
-            raise ConfigError(
-                f"machine option {part!r} is not understood",
-                hint="options: "
-                + ", ".join(f"{k}={'|'.join(v)}" for k, v in _MACHINE_OPTIONS.items()),
-                machine=text,
-                property=key,
-            )
-        opts[key] = value
-    return parts[0], opts
 
 
 class _View:
@@ -661,7 +223,7 @@ class _View:
         return self._acc
 
 
-@record
+@dataclasses.dataclass
 class MachinePlan:
     """The device tree a machine gets (or would get), and the settings behind it."""
 
@@ -670,7 +232,7 @@ class MachinePlan:
     cpu: CpuSpec
     compat: dict[str, str]
     irqchip_in_accelerator: bool
-    decisions: list[DeviceDecision] = field(default_factory=list)
+    decisions: list[DeviceDecision] = dataclasses.field(default_factory=list)
 
     @property
     def devices(self) -> list[DeviceDecision]:
@@ -853,14 +415,14 @@ class Machine:
         #: has not. Carried by snapshots: a machine restored from one taken after the
         #: guest ended has it set, and ``accel run --restore`` reports it without running.
         self.ended: RunResult | None = None
-        self._lock = _thread.RLock()
+        self._lock = threading.RLock()
         self._t0 = time.monotonic_ns()
         self._paused_at: int | None = None
         self._paused_total = 0
         self._run_thread: int | None = None
-        self._pause_req = _Event()
-        self._paused_ack = _Event()
-        self._resumed = _Event()
+        self._pause_req = threading.Event()
+        self._paused_ack = threading.Event()
+        self._resumed = threading.Event()
         self._can_signal = _install_kick_handler()
 
     # ------------------------------------------------------------------ planning
@@ -1027,7 +589,7 @@ class Machine:
                 return
             if self.state is not RunState.RUNNING:
                 return
-            if self._run_thread is not None and self._run_thread != _thread.get_ident():
+            if self._run_thread is not None and self._run_thread != threading.get_ident():
                 self._paused_ack.clear()
                 self._pause_req.set()
                 self.kick()
@@ -1079,55 +641,6 @@ class Machine:
         self._pause_req.set()
         self.kick()
 
-    # ------------------------------------------------------------------ snapshots
-
-    def save(self, stream: IO[bytes]) -> SaveResult:
-        """Write this machine's snapshot to ``stream``: a thin wrapper over
-        :func:`accel.snapshot.machine.save_machine` (a running machine is paused for the
-        save and resumed after; :attr:`ended` is carried). For a file, use
-        :func:`accel.snapshot.atomic_file`.
-        """
-        from ..snapshot.machine import save_machine
-
-        return save_machine(self, stream)
-
-    @classmethod
-    def restore(
-        cls,
-        stream: IO[bytes],
-        accel: Accelerator,
-        *,
-        mode: RestoreMode | str | None = None,
-        registry: Registry | None = None,
-        console: IO[bytes] | Callable[[bytes], Any] | None = None,
-    ) -> Machine:
-        """A new machine on ``accel`` from the snapshot in ``stream``, *paused*: a thin
-        wrapper over :func:`accel.snapshot.machine.restore_machine`.
-
-        ``mode``: ``RestoreMode.RESUME`` / ``"same-host"`` (default: the guest clock
-        continues from the saved value) or ``RestoreMode.CATCH_UP`` / ``"catch-up"``
-        (it advances by the wall time since the save). The whole stream is checked before
-        anything is built (:class:`~accel.errors.SnapshotError` otherwise). Call
-        :meth:`resume`, then :meth:`run`, to go on.
-        """
-        from ..snapshot.core import RestoreMode as Mode
-        from ..snapshot.machine import restore_machine
-
-        if mode is None:
-            chosen = Mode.RESUME
-        elif isinstance(mode, Mode):
-            chosen = mode
-        else:
-            names = {"same-host": Mode.RESUME, "resume": Mode.RESUME, "catch-up": Mode.CATCH_UP}
-            if mode not in names:
-                raise ConfigError(
-                    f"restore mode {mode!r} is not understood",
-                    hint="same-host or catch-up",
-                    argument="mode",
-                )
-            chosen = names[mode]
-        return restore_machine(stream, accel, mode=chosen, registry=registry, console=console)
-
     # ------------------------------------------------------------------ run loop
 
     def run(self, timeout: float | None = None) -> RunResult:
@@ -1139,7 +652,7 @@ class Machine:
         vcpu = self.vcpus[0]
         self._stop = None
         timer = _Timer(timeout, self._on_timeout, (timeout,)) if timeout is not None else None
-        self._run_thread = _thread.get_ident()
+        self._run_thread = threading.get_ident()
         if self.state is RunState.CREATED:
             self._set_state(RunState.RUNNING)
         self.ended = None
@@ -1254,8 +767,8 @@ class Machine:
             return
         self.vcpus[0].kick()
         thread = self._run_thread
-        if thread is not None and self._can_signal and thread != _thread.get_ident():
-            _signal.pthread_kill(thread, KICK_SIGNAL)
+        if thread is not None and self._can_signal and thread != threading.get_ident():
+            signal.pthread_kill(thread, KICK_SIGNAL)
 
     def _mmio_access(self, ex: MmioExit) -> None:
         addr = ex.address

@@ -8,6 +8,11 @@ Example::
         vm2 = accel.snapshot.restore(f, acc)          # a new VM, paused
     vm2.resume()                                      # clock first, then vCPUs may run
 
+    accel.snapshot.save_machine(machine, f)           # an accel.machine.Machine
+    m2 = accel.snapshot.restore_machine(f, acc, mode="catch-up")   # paused
+
+The snapshot layer builds on :mod:`accel.machine`; the machine layer never imports it.
+
 See docs/snapshots.md for the format and the rules.
 """
 
@@ -28,6 +33,7 @@ from .core import (
 )
 from .format import FORMAT_NAME, FORMAT_VERSION, MAGIC, RAM_CHUNK, Header
 from .inspect import SnapshotInfo, inspect
+from .machine import restore_machine, save_machine
 from .state import ClockState
 from .vmstate import (
     BOOL,
@@ -82,6 +88,8 @@ __all__ = [
     "load",
     "read",
     "restore",
+    "restore_machine",
     "restored_clock",
     "save",
+    "save_machine",
 ]

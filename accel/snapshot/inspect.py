@@ -8,6 +8,7 @@ from typing import IO, Any
 
 from ..errors import SnapshotError
 from .format import Header, Scan, scan
+from .machine import DEVICE_STATES, MACHINE
 from .state import CLOCK, CPU_REGS, CPU_SREGS, VM_LAYOUT
 from .vmstate import VMStateDescription, decode, describe_fields
 
@@ -15,8 +16,6 @@ __all__ = ["SectionInfo", "SnapshotInfo", "inspect"]
 
 
 def _known() -> Mapping[str, VMStateDescription[Any]]:
-    from .machine import DEVICE_STATES, MACHINE
-
     known: dict[str, VMStateDescription[Any]] = {
         d.name: d for d in (VM_LAYOUT, CPU_REGS, CPU_SREGS, CLOCK, MACHINE)
     }
@@ -27,6 +26,8 @@ def _known() -> Mapping[str, VMStateDescription[Any]]:
 
 @dataclass
 class SectionInfo:
+    """One state section as :func:`inspect` found it."""
+
     name: str
     instance: int
     version_id: int
@@ -52,6 +53,8 @@ class SectionInfo:
 
 @dataclass
 class RamInfo:
+    """RAM totals of one region as :func:`inspect` found them."""
+
     region: int
     chunks: int = 0
     zero_chunks: int = 0

@@ -30,11 +30,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, Any
 
 from ..accelerator import Accelerator
 from ..capabilities import Capability
-from ..errors import AccelError, SnapshotError, SnapshotMismatchError, SnapshotVersionError
+from ..errors import (
+    AccelError,
+    ConfigError,
+    SnapshotError,
+    SnapshotMismatchError,
+    SnapshotVersionError,
+)
+from ..machine.device import DeviceRegistry
+from ..machine.devices import HPET_PERIOD_FS, DebugCon, Hpet, Pit, Rtc
+from ..machine.machine import Machine, RunResult
+from ..machine.runstate import RunState
+from ..machine.types import MachineType, machine_types, resolve_machine_type
+from ..registry import Registry
 from .core import DeviceState, RestoreMode, SaveResult, read, restored_clock, save
 from .format import RAM_CHUNK
 from .vmstate import (
@@ -53,15 +65,13 @@ from .vmstate import (
     VMStateDescription,
 )
 
-if TYPE_CHECKING:
-    from ..machine import Machine
-
 __all__ = [
     "DEVICE_STATES",
     "MACHINE",
     "DeviceCodec",
     "MachineState",
     "restore_machine",
+    "restore_mode",
     "save_machine",
 ]
 
@@ -73,6 +83,8 @@ _RELIABLE_COMPAT = "machine.pv-clock-reliable-get-clock"
 
 @dataclass
 class MachineState:
+    """The ``machine`` section: configuration, device tree, guest time, how it ended."""
+
     machine_type: str = ""
     options: list[str] = field(default_factory=list)  # "kernel-irqchip=off" ...
     cpu: str = ""
@@ -154,6 +166,8 @@ class RestoreContext:
 
 @dataclass
 class RtcState:
+    """The ``mc146818rtc`` section."""
+
     index: int = 0
     cmos: bytes = bytes(128)
     time_ns: int = 0  # the RTC's time (ns since the epoch) at the save
@@ -161,6 +175,8 @@ class RtcState:
 
 @dataclass
 class HpetState:
+    """The ``hpet`` section."""
+
     config: int = 0
     isr: int = 0
     counter: int = 0
@@ -169,12 +185,16 @@ class HpetState:
 
 @dataclass
 class TimerReg:
+    """One HPET comparator register: its offset and value."""
+
     offset: int = 0
     value: int = 0
 
 
 @dataclass
 class PitChannelState:
+    """One PIT channel; ``elapsed_ns`` is guest time since its count started."""
+
     reload: int = 0x10000
     mode: int = 3
     access: int = 3
@@ -187,45 +207,47 @@ class PitChannelState:
 
 @dataclass
 class PitState:
+    """The ``isa-pit`` section."""
+
     channels: list[PitChannelState] = field(default_factory=list)
 
 
 @dataclass
 class DebugConState:
+    """The ``isa-debugcon`` section: what the guest wrote so far."""
+
     output: bytes = b""
 
 
 @dataclass
 class NoState:
-    pass
+    """The section of a device without state (it records that the device exists)."""
 
 
-def _rtc_take(dev: Any) -> RtcState:
+def _rtc_take(dev: Rtc) -> RtcState:
     return RtcState(dev.index, bytes(dev.cmos), int(dev.now().timestamp() * 1e9))
 
 
-def _rtc_put(dev: Any, st: RtcState, ctx: RestoreContext) -> None:
+def _rtc_put(dev: Rtc, st: RtcState, ctx: RestoreContext) -> None:
     dev.index = st.index
     dev.cmos[:] = st.cmos
-    dev._epoch = (st.time_ns + ctx.elapsed_ns) / 1e9
-    dev._guest0 = ctx.machine.guest_ns()
+    dev.set_time((st.time_ns + ctx.elapsed_ns) / 1e9)
 
 
-def _hpet_take(dev: Any) -> HpetState:
+def _hpet_take(dev: Hpet) -> HpetState:
     timers = [TimerReg(k, v) for k, v in sorted(dev.timer_regs.items())]
     return HpetState(dev.config, dev.isr, dev.counter(), timers)
 
 
-def _hpet_put(dev: Any, st: HpetState, ctx: RestoreContext) -> None:
+def _hpet_put(dev: Hpet, st: HpetState, ctx: RestoreContext) -> None:
     dev.config = st.config
     dev.isr = st.isr
-    ticks = ctx.elapsed_ns * 1_000_000 // 10_000_000 if st.config & 1 else 0
-    dev._counter_at_enable = (st.counter + ticks) & (2**64 - 1)
-    dev._enabled_at = ctx.machine.guest_ns()
+    ticks = ctx.elapsed_ns * 1_000_000 // HPET_PERIOD_FS if st.config & 1 else 0
+    dev.set_counter(st.counter + ticks)
     dev.timer_regs = {t.offset: t.value for t in st.timers}
 
 
-def _pit_take(dev: Any) -> PitState:
+def _pit_take(dev: Pit) -> PitState:
     now = dev.machine.guest_ns()
     return PitState(
         [
@@ -244,7 +266,7 @@ def _pit_take(dev: Any) -> PitState:
     )
 
 
-def _pit_put(dev: Any, st: PitState, ctx: RestoreContext) -> None:
+def _pit_put(dev: Pit, st: PitState, ctx: RestoreContext) -> None:
     if len(st.channels) != len(dev.channels):
         raise SnapshotMismatchError(
             f"isa-pit has {len(dev.channels)} channels, the snapshot {len(st.channels)}",
@@ -257,7 +279,7 @@ def _pit_put(dev: Any, st: PitState, ctx: RestoreContext) -> None:
         ch.latch, ch.latched, ch.read_hi, ch.write_hi = s.latch, s.latched, s.read_hi, s.write_hi
 
 
-def _debugcon_put(dev: Any, st: DebugConState, ctx: RestoreContext) -> None:
+def _debugcon_put(dev: DebugCon, st: DebugConState, ctx: RestoreContext) -> None:
     dev.output[:] = st.output
 
 
@@ -383,8 +405,6 @@ def save_machine(machine: Machine, stream: IO[bytes], *, chunk_size: int = RAM_C
     Raises :class:`~accel.errors.SnapshotError` for a machine that was never initialised
     and lets a failing clock read through (nothing is written then).
     """
-    from ..machine import RunState
-
     if machine.vm is None or machine.plan is None:
         raise SnapshotError("the machine is not initialised: call init() or run() first")
     was_running = machine.state is RunState.RUNNING
@@ -436,10 +456,8 @@ def save_machine(machine: Machine, stream: IO[bytes], *, chunk_size: int = RAM_C
 # --------------------------------------------------------------------------- restore
 
 
-def _check_machine_type(name: str) -> Any:
+def _check_machine_type(name: str) -> MachineType:
     """The MachineType ``name``; a newer version of a known family is refused naming both."""
-    from ..machine import machine_types, resolve_machine_type
-
     try:
         return resolve_machine_type(name)
     except AccelError:
@@ -472,23 +490,51 @@ def _check_machine_type(name: str) -> Any:
     )
 
 
+_MODES = {
+    "same-host": RestoreMode.RESUME,
+    "resume": RestoreMode.RESUME,
+    "catch-up": RestoreMode.CATCH_UP,
+}
+
+
+def restore_mode(mode: RestoreMode | str | None) -> RestoreMode:
+    """The :class:`RestoreMode` ``mode`` names (None: ``RESUME``)."""
+    if mode is None:
+        return RestoreMode.RESUME
+    if isinstance(mode, RestoreMode):
+        return mode
+    chosen = _MODES.get(mode)
+    if chosen is None:
+        raise ConfigError(
+            f"restore mode {mode!r} is not understood",
+            hint="same-host or catch-up",
+            argument="mode",
+        )
+    return chosen
+
+
 def restore_machine(
     stream: IO[bytes],
     accel: Accelerator,
     *,
-    mode: RestoreMode = RestoreMode.RESUME,
-    registry: Any = None,
-    console: Any = None,
+    mode: RestoreMode | str | None = None,
+    registry: Registry | None = None,
+    console: IO[bytes] | Callable[[bytes], Any] | None = None,
 ) -> Machine:
-    """A new machine on ``accel`` holding the snapshot's state, paused.
+    """A new machine on ``accel`` holding the snapshot's state, *paused*: call
+    ``machine.resume()``, then ``machine.run()``, to go on.
+
+    ``mode``: :attr:`RestoreMode.RESUME` / ``"same-host"`` (the default: the guest clock
+    continues from the saved value) or :attr:`RestoreMode.CATCH_UP` / ``"catch-up"`` (it
+    advances by the wall time since the save); another string is a
+    :class:`~accel.errors.ConfigError`.
 
     Checked before anything is built: the stream (structure, CRCs, versions), the machine
     type (known; not newer than this accel's newest of its family), and the device tree
     this accelerator would build for that type, CPU and options (it must be the
     snapshot's: a machine with a paravirtual clock cannot become one without it).
     """
-    from ..machine import DeviceRegistry, Machine, RunResult, RunState
-
+    mode = restore_mode(mode)
     descs: dict[str, VMStateDescription[Any]] = {MACHINE.name: MACHINE}
     for name, codec in DEVICE_STATES.items():
         descs[name] = codec.description

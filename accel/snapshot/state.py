@@ -52,6 +52,8 @@ __all__ = [
 
 @dataclass
 class RegionState:
+    """One guest memory region of the VM layout."""
+
     guest_phys: int = 0
     size: int = 0
     readonly: bool = False
@@ -59,6 +61,8 @@ class RegionState:
 
 @dataclass
 class VmLayout:
+    """The ``vm`` section: memory regions and vCPU ids."""
+
     regions: list[RegionState] = field(default_factory=list)
     vcpus: list[int] = field(default_factory=list)
 

@@ -136,8 +136,27 @@ def test_guest_time_stops_while_paused() -> None:
     assert m.guest_ns() >= t1
 
 
-def test_open_registry_is_not_global() -> None:
-    assert isinstance(REG, accel.Registry)
+def test_two_machines_in_one_process_share_no_state() -> None:
+    """Each machine has its own device registry, devices, VM and guest time."""
+    got_a: list[bytes] = []
+    got_b: list[bytes] = []
+    acc_a = FakeAccelerator("fake", script=[out(0xE9, ord("a")), out(0xF4, 1, 4)])  # type: ignore[list-item]
+    acc_b = FakeAccelerator("fake", script=[out(0xE9, ord("b")), out(0xF4, 2, 4)])  # type: ignore[list-item]
+    specs = ["isa-debugcon", "isa-debug-exit,iobase=0xf4,iosize=4"]
+    a = Machine(acc_a, "pc", devices=specs, registry=REG, console=got_a.append).init()
+    b = Machine(acc_b, "q35", devices=specs, registry=REG, console=got_b.append).init()
+    try:
+        assert a.device_registry is not b.device_registry
+        assert a.vm is not b.vm and a.device("hpet") is not b.device("hpet")
+        a.pause()
+        assert (a.state, b.state) == (RunState.PAUSED, RunState.CREATED)
+        a.resume()
+        assert (a.run().status, b.run().status) == (3, 5)
+        assert (got_a, got_b) == ([b"a"], [b"b"])
+        assert a.device("isa-debugcon").output == bytearray(b"a")  # type: ignore[attr-defined]
+    finally:
+        a.close()
+        b.close()
 
 
 def test_guest_shutdown_moves_to_shutdown_state() -> None:

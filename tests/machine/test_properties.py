@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from accel.errors import ConfigError
-from accel.machine.device import Device, DeviceRegistry
+from accel.machine import Device, DeviceRegistry
 from accel.plugin import DeviceType, PropertySpec
 
 TYPE = DeviceType(

@@ -1,4 +1,4 @@
-"""``accel run --save FILE`` / ``accel run --restore FILE`` and ``Machine.save/restore``.
+"""``accel run --save FILE`` / ``accel run --restore FILE`` and the machine snapshots behind them.
 
 Most tests run the real command in a subprocess (``python -m accel run ...``): exit
 status, stdout (the guest's debug console) and stderr (one line) are what users see, and
@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 
 import accel
-from accel.errors import ConfigError
 from accel.machine import Machine, RunState
 from accel.machine.runner import load_image, parse_duration
 
@@ -429,33 +428,6 @@ def test_stop_after_durations() -> None:
 def tcg() -> Iterator[accel.Accelerator]:
     with accel.open("tcg") as acc:
         yield acc
-
-
-def test_machine_save_and_restore_methods(tcg: accel.Accelerator) -> None:
-    console = io.BytesIO()
-    image = (GUESTS / "compute.bin").read_bytes()
-    devices = ["isa-debugcon,iobase=0xe9", "isa-debug-exit,iobase=0xf4,iosize=4"]
-    with Machine(tcg, "pc,kernel-irqchip=off", devices=devices, console=console) as m:
-        load_image(m, image, None, None)
-        result = m.run(timeout=60)
-        assert result.status == 111 and m.ended == result
-        buf = io.BytesIO()
-        m.save(buf)
-        assert m.state is RunState.RUNNING  # save pauses a running machine and resumes it
-    assert console.getvalue() == b"fib(10) = 55\n"
-
-    for mode in (None, "same-host", "catch-up"):
-        buf.seek(0)
-        out = io.BytesIO()
-        m2 = Machine.restore(buf, tcg, mode=mode, console=out)
-        try:
-            assert m2.state is RunState.PAUSED and m2.ended == result
-            assert m2.device("isa-debugcon").output == bytearray(b"fib(10) = 55\n")  # type: ignore[attr-defined]
-        finally:
-            m2.close()
-    buf.seek(0)
-    with pytest.raises(ConfigError, match="restore mode"):
-        Machine.restore(buf, tcg, mode="sideways")
 
 
 def test_pause_enters_paused_from_created_and_resume_leaves_it(tcg: accel.Accelerator) -> None:

@@ -6,17 +6,19 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 import accel
+import accel.snapshot
 from accel import Accelerator
-from accel.errors import AccelError, SnapshotMismatchError, SnapshotVersionError
+from accel.errors import AccelError, ConfigError, SnapshotMismatchError, SnapshotVersionError
 from accel.machine import Machine, RunState
 from accel.machine.runner import load_image
 from accel.snapshot import RestoreMode, encode, read
 from accel.snapshot.format import Header
-from accel.snapshot.machine import MACHINE, restore_machine, save_machine
+from accel.snapshot.machine import MACHINE, restore_machine, restore_mode, save_machine
 
 from .conftest import open_or_skip
 from .streams import Record, join, split
@@ -340,3 +342,42 @@ def test_pause_from_another_thread_mid_run_and_restore(acc: Accelerator) -> None
         m2.resume()
         assert m2.run(timeout=60).status == 0x43
         assert _counter(m2) == n
+
+
+GUESTS = Path(__file__).resolve().parents[2] / "examples" / "guests"
+
+
+def test_save_machine_and_restore_machine_by_mode_name(acc: Accelerator) -> None:
+    """A machine that ran to its end saves and restores under every mode name; the
+    restored machine is paused, knows how the guest ended and keeps its devices' state."""
+    console = io.BytesIO()
+    image = (GUESTS / "compute.bin").read_bytes()
+    devices = ["isa-debugcon,iobase=0xe9", "isa-debug-exit,iobase=0xf4,iosize=4"]
+    with Machine(acc, "pc,kernel-irqchip=off", devices=devices, console=console) as m:
+        load_image(m, image, None, None)
+        result = m.run(timeout=60)
+        assert result.status == 111 and m.ended == result
+        buf = io.BytesIO()
+        save_machine(m, buf)
+        assert m.state is RunState.RUNNING  # a running machine is paused for it, then resumed
+    assert console.getvalue() == b"fib(10) = 55\n"
+
+    for mode in (None, "same-host", "catch-up", RestoreMode.CATCH_UP):
+        buf.seek(0)
+        m2 = restore_machine(buf, acc, mode=mode, console=io.BytesIO())
+        try:
+            assert m2.state is RunState.PAUSED and m2.ended == result
+            assert m2.device("isa-debugcon").output == bytearray(b"fib(10) = 55\n")  # type: ignore[attr-defined]
+        finally:
+            m2.close()
+    buf.seek(0)
+    with pytest.raises(ConfigError, match="restore mode 'sideways'"):
+        restore_machine(buf, acc, mode="sideways")
+
+
+def test_restore_mode_names() -> None:
+    assert restore_mode(None) is RestoreMode.RESUME
+    assert restore_mode("same-host") is RestoreMode.RESUME
+    assert restore_mode("catch-up") is RestoreMode.CATCH_UP
+    assert accel.snapshot.save_machine is save_machine
+    assert accel.snapshot.restore_machine is restore_machine

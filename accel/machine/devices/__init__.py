@@ -1,0 +1,60 @@
+"""The core's built-in device types, one module each.
+
+* ``isa-debugcon`` (:mod:`.debug`) — bytes written to its port (0xE9) go to the
+  machine's console (``accel run`` streams them to stdout) and are kept in
+  :attr:`DebugCon.output`.
+* ``isa-debug-exit`` (:mod:`.debug`) — a write of ``value`` ends the run with status
+  ``(value << 1) | 1`` (QEMU's convention; defaults ``iobase=0x501,iosize=2`` as QEMU).
+* ``mc146818rtc`` (:mod:`.rtc`) — CMOS real-time clock on ports 0x70/0x71.
+* ``hpet`` (:mod:`.hpet`) — HPET at 0xFED00000, main counter at 100 MHz.
+* ``isa-pit`` (:mod:`.pit`) — i8254 PIT on ports 0x40-0x43 at 1.193182 MHz.
+* ``irqchip`` (:mod:`.irqchip`) — marks the accelerator's in-kernel interrupt controller
+  (created by the machine when the accelerator provides it; not user-creatable).
+
+They subclass :class:`~accel.machine.devices.base.Device`. Time for these devices is the
+machine's guest time (:meth:`MachineServices.guest_ns
+<accel.machine.devices.base.MachineServices.guest_ns>`), which stops while the machine
+is paused. :func:`builtin_device_types` lists them as :class:`accel.DeviceType` values.
+"""
+
+from __future__ import annotations
+
+from ...plugin import DeviceType
+from .debug import DebugCon, DebugExit
+from .hpet import HPET_BASE, HPET_PERIOD_FS, HPET_SIZE, Hpet
+from .irqchip import Irqchip
+from .pit import PIT_HZ, Pit
+from .rtc import Rtc
+
+__all__ = [
+    "HPET_BASE",
+    "HPET_PERIOD_FS",
+    "HPET_SIZE",
+    "PIT_HZ",
+    "DebugCon",
+    "DebugExit",
+    "Hpet",
+    "Irqchip",
+    "Pit",
+    "Rtc",
+    "builtin_device_types",
+]
+
+_NOT_USER = "created by the machine when the accelerator provides an in-kernel irqchip"
+
+
+def builtin_device_types() -> list[DeviceType]:
+    """The core's built-in device types (a new list each call)."""
+    return [
+        DeviceType("isa-debugcon", "debug console port: guest bytes to the console",
+                   DebugCon, DebugCon.PROPERTIES),
+        DeviceType("isa-debug-exit", "ends the run with status (value << 1) | 1",
+                   DebugExit, DebugExit.PROPERTIES),
+        DeviceType("mc146818rtc", "CMOS real-time clock on ports 0x70/0x71", Rtc,
+                   Rtc.PROPERTIES),
+        DeviceType("hpet", "High Precision Event Timer at 0xFED00000", Hpet, Hpet.PROPERTIES),
+        DeviceType("isa-pit", "i8254 programmable interval timer on ports 0x40-0x43", Pit,
+                   Pit.PROPERTIES),
+        DeviceType("irqchip", "the accelerator's in-kernel interrupt controller", Irqchip,
+                   (), user_creatable=False, not_creatable_reason=_NOT_USER),
+    ]  # fmt: skip
