@@ -179,7 +179,6 @@ def test_clock_devices_not_for_other_models_whatever_the_name(
     assert accel_xen.accel_clock_devices(acc, None) is None  # type: ignore[arg-type]
 
 
-@pytest.mark.xfail(strict=True, reason="needs registry selection from h-registry")
 def test_default_selection_skips_the_dom0_stub_with_its_reason(tmp_path: Path) -> None:
     """Xen on a dom0 outranks tcg, but cannot create VMs: ``open()`` gives tcg and says
     why xen was passed over."""
@@ -208,6 +207,8 @@ def test_default_selection_skips_the_dom0_stub_with_its_reason(tmp_path: Path) -
     passed_over: list[tuple[str, str]] = []
     acc = reg.open(on_unusable=lambda name, reason: passed_over.append((name, reason)))
     try:
+        if acc.name == "xen":  # a registry that does not look at Availability.creates_vms
+            pytest.xfail("needs registry selection from h-registry (Registry.open skips stubs)")
         assert acc.name == "tcg"
         assert [name for name, _ in passed_over] == ["xen"]
         assert "creates no VMs" in passed_over[0][1]
