@@ -193,7 +193,7 @@ def test_set_cpuid2_gets_the_filtered_supported_cpuid(model: str) -> None:
     seen: list[bytes] = []
 
     class Capture(HostSys):
-        def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any:
+        def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any:  # type: ignore[override]
             if request == ioctls.KVM_SET_CPUID2:
                 seen.append(bytes(arg))
             return super().ioctl(fd, request, arg)

@@ -29,9 +29,9 @@ def expect(name: str, err: int, fn: Callable[[], object]) -> BackendCallError:
     with pytest.raises(BackendCallError) as info:
         fn()
     exc = info.value
-    assert exc.call == name  # type: ignore[attr-defined]
+    assert exc.call == name
     assert exc.errno == err
-    assert exc.accelerator == "kvm"  # type: ignore[attr-defined]
+    assert exc.accelerator == "kvm"
     assert name in str(exc)
     return exc
 
