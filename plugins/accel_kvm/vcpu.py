@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
+from typing import Final
 
 from accel.accelerator import (
     VM,
@@ -47,6 +48,9 @@ from .ioctls import (
 )
 
 __all__ = ["PV_FLAGS", "KvmVcpu", "cpuid_buffer", "filter_cpuid"]
+
+#: kvm_run.exit_reason as an index into the page's 32-bit view.
+_EXIT_REASON_WORD: Final = b.RUN_EXIT_REASON >> 2
 
 #: QEMU's names of the KVM paravirtual CPUID flags (leaf 0x40000001 EAX) -> bits.
 PV_FLAGS: dict[str, tuple[int, ...]] = {
@@ -282,7 +286,6 @@ class KvmVcpu(Vcpu):
         dispatch = self._dispatch
         u32 = self._u32
         request = KVM_RUN
-        reason = b.RUN_EXIT_REASON >> 2
         while True:
             try:
                 ioctl(fd, request, 0)
@@ -294,7 +297,7 @@ class KvmVcpu(Vcpu):
                         return InterruptedExit()
                     continue
                 raise BackendCallError("KVM_RUN", exc.errno, accelerator=ACCEL_NAME) from exc
-            handler = dispatch.get(u32[reason])
+            handler = dispatch.get(u32[_EXIT_REASON_WORD])
             if handler is None:
                 return self._exit_unknown()
             result = handler()
