@@ -1,42 +1,35 @@
-"""The kvm accelerator plugin (registered through the accel.plugins entry point).
+"""The kvm accelerator plugin (registered through the ``accel.plugins`` entry point).
 
 Linux KVM on ``/dev/kvm`` through the standard library only (``os``, ``fcntl.ioctl``,
-``mmap``, ``ctypes``): host probe and capabilities, VM handles with guest memory,
-vCPUs with registers, CPUID and the run loop, and the kvmclock VM clock.
+``mmap``, ``ctypes``). The package is laid out as kvm-ioctls and cloud-hypervisor's
+hypervisor crate are, one module per layer, each importing only the ones below it:
 
-Registration imports only what it needs (the accelerator class, the factory): the VM and
-vCPU handles (:mod:`accel_kvm.vm`) load with the first VM, the machine-device module (and
-with it :mod:`accel.machine`) the first time a machine asks the device hooks.
+* :mod:`accel_kvm.bindings` — the ABI: constants and ctypes structures;
+* :mod:`accel_kvm.ioctls` — ioctl numbers, the :class:`Sys` system-call layer,
+  :class:`HostSys` (the real calls) and ``call()``;
+* :mod:`accel_kvm.capabilities` — KVM_CAP numbers mapped onto :class:`accel.Capability`;
+* :mod:`accel_kvm.vcpu` — :class:`KvmVcpu`: registers, CPUID, the KVM_RUN loop;
+* :mod:`accel_kvm.vm` — :class:`KvmVM`: guest memory, vCPUs, the VM clock;
+* :mod:`accel_kvm.accelerator` — :class:`KvmAccelerator`: probe, host capabilities, VMs;
+* :mod:`accel_kvm.devices` — the kvmclock and kvm-pit machine devices (imported by the
+  device hooks below, as it needs :mod:`accel.machine`);
+* :mod:`accel_kvm.testing` — :class:`FaultInjector` and :class:`RecordingSys`, layers
+  that wrap a :class:`Sys` for tests.
+
+This module holds the hook implementations. It uses only accel's public API, as any
+third-party accelerator plugin would.
 """
 
 from __future__ import annotations
 
-from accel._lazy import exports
-from accel.plugin import AcceleratorInfo, hookimpl
+from accel.accelerator import Accelerator
+from accel.plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, MachineView, hookimpl
 
-from ._abi import HostSys
 from .accelerator import KvmAccelerator
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from accel.accelerator import Accelerator
-    from accel.plugin import ClockDeviceChoice, DeviceType, MachineView
-
-    from ._wrappers import FaultInjector, RecordingSys, Sys
-    from .vm import KvmVcpu, KvmVM
-
-#: ``accel_kvm.KvmVM``, ``KvmVcpu``, ``FaultInjector``, ``RecordingSys`` and ``Sys``,
-#: imported on first use (PEP 562).
-_LAZY = {
-    "FaultInjector": "_wrappers",
-    "KvmVcpu": "vm",
-    "KvmVM": "vm",
-    "RecordingSys": "_wrappers",
-    "Sys": "_wrappers",
-}
-__getattr__ = exports(globals(), {name: f".{module}" for name, module in _LAZY.items()})[0]
-del exports
-
+from .ioctls import HostSys, Sys
+from .testing import FaultInjector, RecordingSys
+from .vcpu import KvmVcpu
+from .vm import KvmVM
 
 __all__ = [
     "FaultInjector",
@@ -47,6 +40,8 @@ __all__ = [
     "RecordingSys",
     "Sys",
     "accel_accelerators",
+    "accel_clock_devices",
+    "accel_device_types",
 ]
 
 
@@ -67,17 +62,16 @@ def accel_accelerators() -> list[AcceleratorInfo]:
 
 @hookimpl
 def accel_device_types() -> list[DeviceType]:
-    """kvmclock and kvm-pit (see :mod:`accel_kvm.machine`, imported on first call)."""
-    from . import machine
+    """kvmclock and kvm-pit (see :mod:`accel_kvm.devices`)."""
+    from . import devices
 
-    return machine.accel_device_types()
+    return devices.device_types()
 
 
 @hookimpl
-def accel_clock_devices(
-    accelerator: Accelerator, machine: MachineView
-) -> list[ClockDeviceChoice] | None:
-    """The clock devices for a machine on ``accelerator`` (see :mod:`accel_kvm.machine`)."""
-    from . import machine as _machine
+def accel_clock_devices(accelerator: Accelerator, machine: MachineView) -> list[ClockDeviceChoice]:
+    """kvmclock, kvm-pit and the microvm RTC, decided by ``accelerator``'s capabilities
+    (see :mod:`accel_kvm.devices`)."""
+    from . import devices
 
-    return _machine.accel_clock_devices(accelerator, machine)
+    return devices.clock_devices(accelerator, machine)

@@ -1,95 +1,56 @@
-"""The KVM accelerator: probe of /dev/kvm, host capabilities, VM creation."""
+"""The KVM accelerator: probe of /dev/kvm, host capabilities, VM creation.
+
+:class:`KvmAccelerator` opens the device on its first :meth:`~KvmAccelerator.probe`,
+reads host capabilities once (KVM_CHECK_EXTENSION, KVM_GET_SUPPORTED_CPUID) and answers
+them from memory afterwards, and creates :class:`~accel_kvm.vm.KvmVM` handles.
+"""
 
 from __future__ import annotations
 
-import errno as _errno
+import errno
 import os
 
-from accel import errors as _errors
 from accel.accelerator import Accelerator, Availability, VmOptions
 from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
-from accel.errors import InvalidArgumentError
+from accel.errors import (
+    AcceleratorUnavailableError,
+    BackendCallError,
+    CapabilityError,
+    HandleClosedError,
+    InvalidArgumentError,
+)
 
-from . import _abi
-from ._abi import ACCEL_NAME, NO_DEVICE_ERRNOS, PERMISSION_ERRNOS, HostSys, call
+from . import bindings as b
+from .capabilities import KVM_CAPS, answers_from_raw, pv_clock_answers
+from .ioctls import (
+    ACCEL_NAME,
+    KVM_CHECK_EXTENSION,
+    KVM_CREATE_IRQCHIP,
+    KVM_CREATE_PIT2,
+    KVM_CREATE_VM,
+    KVM_GET_API_VERSION,
+    KVM_GET_SUPPORTED_CPUID,
+    KVM_GET_VCPU_MMAP_SIZE,
+    NO_DEVICE_ERRNOS,
+    PERMISSION_ERRNOS,
+    HostSys,
+    Sys,
+    call,
+)
+from .vm import KvmVM
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Any, Final
-
-    from ._wrappers import Sys
-    from .vm import KvmVM
-
-__all__ = ["KVM_CAPS", "CpuidEntry", "KvmAccelerator"]
-
-#: (function, index, flags, eax, ebx, ecx, edx) of one kvm_cpuid_entry2.
-CpuidEntry = tuple[int, int, int, int, int, int, int]
-
-#: struct kvm_cpuid2 and kvm_cpuid_entry2 in 32-bit words: a header (nent, padding), then
-#: per entry function, index, flags, eax, ebx, ecx, edx and three words of padding.
-_HEADER_WORDS = _abi.SIZEOF_KVM_CPUID2 // 4
-_ENTRY_WORDS = _abi.SIZEOF_KVM_CPUID_ENTRY2 // 4
-
-#: The capabilities answered straight from KVM_CHECK_EXTENSION, with their KVM_CAP names.
-KVM_CAPS: Final[dict[Capability, tuple[str, int]]] = {
-    Capability.USER_MEMORY: ("KVM_CAP_USER_MEMORY", _abi.KVM_CAP_USER_MEMORY),
-    Capability.NR_VCPUS: ("KVM_CAP_NR_VCPUS", _abi.KVM_CAP_NR_VCPUS),
-    Capability.MAX_VCPUS: ("KVM_CAP_MAX_VCPUS", _abi.KVM_CAP_MAX_VCPUS),
-    Capability.IRQCHIP: ("KVM_CAP_IRQCHIP", _abi.KVM_CAP_IRQCHIP),
-    Capability.PIT: ("KVM_CAP_PIT2", _abi.KVM_CAP_PIT2),
-    Capability.ADJUST_CLOCK: ("KVM_CAP_ADJUST_CLOCK", _abi.KVM_CAP_ADJUST_CLOCK),
-    Capability.CLOCK_CTRL: ("KVM_CAP_KVMCLOCK_CTRL", _abi.KVM_CAP_KVMCLOCK_CTRL),
-    Capability.TSC_CONTROL: ("KVM_CAP_TSC_CONTROL", _abi.KVM_CAP_TSC_CONTROL),
-    Capability.TSC_KHZ: ("KVM_CAP_GET_TSC_KHZ", _abi.KVM_CAP_GET_TSC_KHZ),
-    Capability.IOEVENTFD: ("KVM_CAP_IOEVENTFD", _abi.KVM_CAP_IOEVENTFD),
-    Capability.IRQFD: ("KVM_CAP_IRQFD", _abi.KVM_CAP_IRQFD),
-    Capability.XSAVE: ("KVM_CAP_XSAVE", _abi.KVM_CAP_XSAVE),
-    Capability.VM_CAPABILITY_QUERY: (
-        "KVM_CAP_CHECK_EXTENSION_VM",
-        _abi.KVM_CAP_CHECK_EXTENSION_VM,
-    ),
-}
+__all__ = ["KvmAccelerator"]
 
 _CPUID_START = 128
 _CPUID_MAX = 1 << 16
-_PV_CLOCK_BITS = (1 << _abi.KVM_FEATURE_CLOCKSOURCE) | (1 << _abi.KVM_FEATURE_CLOCKSOURCE2)
-_PV_STABLE_BIT = 1 << _abi.KVM_FEATURE_CLOCKSOURCE_STABLE_BIT
-
-
-def answers_from_raw(
-    raw: dict[int, int], source_suffix: str = ""
-) -> dict[Capability, CapabilityAnswer]:
-    """Map raw KVM_CHECK_EXTENSION results onto the capability enum (with kvm's fallbacks).
-
-    ``NR_VCPUS`` 0 means 4 and ``MAX_VCPUS`` 0 means ``NR_VCPUS``
-    (Documentation/virt/kvm/api.rst, KVM_CREATE_VCPU).
-    """
-    out: dict[Capability, CapabilityAnswer] = {}
-    for cap, (cap_name, number) in KVM_CAPS.items():
-        value = raw[number]
-        source = cap_name + source_suffix
-        if cap is Capability.NR_VCPUS:
-            out[cap] = CapabilityAnswer.yes(
-                value or 4, source if value else source + " (default 4)"
-            )
-        elif cap is Capability.MAX_VCPUS:
-            nr = raw[_abi.KVM_CAP_NR_VCPUS] or 4
-            out[cap] = CapabilityAnswer.yes(
-                value or nr, source if value else source + " (falls back to KVM_CAP_NR_VCPUS)"
-            )
-        elif cap.valued and cap is not Capability.TSC_KHZ:
-            out[cap] = CapabilityAnswer.from_bool(value > 0, value, source)
-        else:
-            out[cap] = CapabilityAnswer.from_bool(value > 0, None, source)
-    return out
 
 
 class KvmAccelerator(Accelerator):
     """The Linux KVM accelerator on ``/dev/kvm``.
 
     ``device`` is the device path (default ``$ACCEL_KVM_DEVICE`` or ``/dev/kvm``); ``sys``
-    the system-call layer (default :class:`~accel_kvm._ioctl.HostSys`; tests pass a
-    :class:`~accel_kvm._ioctl.FaultInjector`). Construction does no I/O. The device stays
+    the system-call layer (default :class:`~accel_kvm.ioctls.HostSys`; tests pass a
+    :class:`~accel_kvm.testing.FaultInjector`). Construction does no I/O. The device stays
     open from the first successful :meth:`probe` until :meth:`close`; host capabilities
     are read once and answered from memory afterwards.
     """
@@ -105,7 +66,7 @@ class KvmAccelerator(Accelerator):
         self._caps: CapabilitySet | None = None
         self._answers: dict[str, CapabilityAnswer] = {}
         self._closed = False
-        self._cpuid: tuple[CpuidEntry, ...] | None = None
+        self._cpuid: tuple[b.CpuidEntry, ...] | None = None
         # The KVM_GET_SUPPORTED_CPUID result as the kernel wrote it (a struct kvm_cpuid2).
         self._cpuid_struct = b""
         self._mmap_size = 0
@@ -132,7 +93,7 @@ class KvmAccelerator(Accelerator):
         except OSError as exc:
             return self._unavailable_open(path, exc.errno or 0)
         try:
-            version = self._sys.ioctl(fd, _abi.KVM_GET_API_VERSION, 0)
+            version = self._sys.ioctl(fd, KVM_GET_API_VERSION, 0)
         except OSError as exc:
             self._sys.close(fd)
             err = exc.errno or 0
@@ -143,14 +104,14 @@ class KvmAccelerator(Accelerator):
                 path=path,
                 call="KVM_GET_API_VERSION",
             )
-        if version != _abi.API_VERSION:
+        if version != b.API_VERSION:
             self._sys.close(fd)
             return Availability.unavailable(
-                f"{path}: KVM API version {version}, expected {_abi.API_VERSION}",
+                f"{path}: KVM API version {version}, expected {b.API_VERSION}",
                 "this kernel's KVM is incompatible; use a kernel with KVM API version 12",
                 path=path,
                 api_version=version,
-                expected=_abi.API_VERSION,
+                expected=b.API_VERSION,
             )
         self._fd = fd
         self._availability = Availability.ok(
@@ -177,7 +138,7 @@ class KvmAccelerator(Accelerator):
                 path=path,
             )
         return Availability.unavailable(
-            f"{path}: cannot open: {_errno.errorcode.get(err, err)} ({os.strerror(err)})",
+            f"{path}: cannot open: {errno.errorcode.get(err, err)} ({os.strerror(err)})",
             "check the device node and the kernel log (dmesg)",
             errno=err,
             path=path,
@@ -186,8 +147,6 @@ class KvmAccelerator(Accelerator):
     def _require(self) -> int:
         availability = self.probe()
         if not availability.available:
-            from accel.errors import AcceleratorUnavailableError
-
             raise AcceleratorUnavailableError(
                 f"kvm is unavailable: {availability.reason}",
                 hint=availability.hint,
@@ -215,39 +174,53 @@ class KvmAccelerator(Accelerator):
         if cached is not None:
             return cached
         fd = self._require()
-        value = int(
-            call(self._sys, "KVM_CHECK_EXTENSION", fd, _abi.KVM_CHECK_EXTENSION, cap_number)
-        )
+        value = int(call(self._sys, "KVM_CHECK_EXTENSION", fd, KVM_CHECK_EXTENSION, cap_number))
         self._raw[cap_number] = value
         return value
 
-    def supported_cpuid(self) -> tuple[CpuidEntry, ...]:
+    def supported_cpuid(self) -> tuple[b.CpuidEntry, ...]:
         """KVM_GET_SUPPORTED_CPUID (read once; the buffer grows on E2BIG)."""
         self._check_open()
         if self._cpuid is None:
             fd = self._require()
             nent = _CPUID_START
             while True:
-                buf = bytearray(4 * (_HEADER_WORDS + nent * _ENTRY_WORDS))
+                buf = bytearray(4 * (b.CPUID2_HEADER_WORDS + nent * b.CPUID_ENTRY2_WORDS))
                 buf[:4] = nent.to_bytes(4, "little")
                 try:
-                    self._sys.ioctl(fd, _abi.KVM_GET_SUPPORTED_CPUID, buf)
+                    self._sys.ioctl(fd, KVM_GET_SUPPORTED_CPUID, buf)
                 except OSError as exc:
-                    if exc.errno == _errno.E2BIG and nent < _CPUID_MAX:
+                    if exc.errno == errno.E2BIG and nent < _CPUID_MAX:
                         nent *= 2
                         continue
-                    raise _errors.BackendCallError(
+                    raise BackendCallError(
                         "KVM_GET_SUPPORTED_CPUID", exc.errno, accelerator=ACCEL_NAME
                     ) from exc
                 break
             words = memoryview(buf).cast("I")
             flat = words.tolist()
             words.release()
-            end = _HEADER_WORDS + flat[0] * _ENTRY_WORDS
-            entries: list[Any] = [flat[i : i + 7] for i in range(_HEADER_WORDS, end, _ENTRY_WORDS)]
+            end = b.CPUID2_HEADER_WORDS + flat[0] * b.CPUID_ENTRY2_WORDS
+            step = b.CPUID_ENTRY2_WORDS
             self._cpuid_struct = bytes(buf[: 4 * end])
-            self._cpuid = tuple(map(tuple, entries))
+            self._cpuid = tuple(
+                (
+                    flat[i],
+                    flat[i + 1],
+                    flat[i + 2],
+                    flat[i + 3],
+                    flat[i + 4],
+                    flat[i + 5],
+                    flat[i + 6],
+                )
+                for i in range(b.CPUID2_HEADER_WORDS, end, step)
+            )
         return self._cpuid
+
+    def supported_cpuid_struct(self) -> bytes:
+        """KVM_GET_SUPPORTED_CPUID's result as the kernel wrote it (a ``struct kvm_cpuid2``)."""
+        self.supported_cpuid()
+        return self._cpuid_struct
 
     def capabilities(self) -> CapabilitySet:
         """Every :class:`Capability`, read once from KVM_CHECK_EXTENSION and CPUID."""
@@ -259,32 +232,20 @@ class KvmAccelerator(Accelerator):
         known = self._raw
         raw: dict[int, int] = {}
         ioctl = self._sys.ioctl
-        request = _abi.KVM_CHECK_EXTENSION
+        request = KVM_CHECK_EXTENSION
         for _, number in KVM_CAPS.values():
             value = known.get(number)
             if value is None:
                 try:
                     value = known[number] = int(ioctl(fd, request, number))
                 except OSError as exc:  # as call() reports it
-                    raise _errors.BackendCallError(
+                    raise BackendCallError(
                         "KVM_CHECK_EXTENSION", exc.errno, accelerator=ACCEL_NAME
                     ) from exc
             raw[number] = value
         cpuid = self.supported_cpuid()
         answers = answers_from_raw(raw)
-        pv_eax = 0
-        for entry in cpuid:
-            if entry[0] == _abi.KVM_CPUID_FEATURES and entry[1] == 0:
-                pv_eax = entry[3]
-        adjust = raw[_abi.KVM_CAP_ADJUST_CLOCK] > 0
-        pv = bool(pv_eax & _PV_CLOCK_BITS) and adjust
-        src = "KVM_GET_SUPPORTED_CPUID 0x40000001 EAX"
-        answers[Capability.PV_CLOCKSOURCE] = CapabilityAnswer.from_bool(
-            pv, None, f"{src} bits 0/3 + KVM_CAP_ADJUST_CLOCK"
-        )
-        answers[Capability.PV_CLOCKSOURCE_STABLE] = CapabilityAnswer.from_bool(
-            pv and bool(pv_eax & _PV_STABLE_BIT), None, f"{src} bit 24"
-        )
+        answers.update(pv_clock_answers(cpuid, raw[b.KVM_CAP_ADJUST_CLOCK] > 0))
         caps = CapabilitySet(answers)
         self._answers = {c.value: a for c, a in answers.items()}
         self._caps = caps
@@ -293,7 +254,7 @@ class KvmAccelerator(Accelerator):
     def check(self, cap: Capability) -> CapabilityAnswer:
         """One host-level answer, from memory after the first read."""
         if self._closed:
-            raise _errors.HandleClosedError(self._describe())
+            raise HandleClosedError(self._describe())
         try:
             # keyed by the member's value: Enum.__hash__ is a Python-level call
             return self._answers[cap._value_]
@@ -306,15 +267,13 @@ class KvmAccelerator(Accelerator):
         if not self._mmap_size:
             fd = self._require()
             self._mmap_size = int(
-                call(self._sys, "KVM_GET_VCPU_MMAP_SIZE", fd, _abi.KVM_GET_VCPU_MMAP_SIZE, 0)
+                call(self._sys, "KVM_GET_VCPU_MMAP_SIZE", fd, KVM_GET_VCPU_MMAP_SIZE, 0)
             )
         return self._mmap_size
 
     # ------------------------------------------------------------------ VMs
     def create_vm(self, options: VmOptions | None = None) -> KvmVM:
         """KVM_CREATE_VM, then the in-kernel irqchip and PIT if ``options`` ask for them."""
-        from .vm import KvmVM
-
         self._check_open()
         opts = options if options is not None else VmOptions()
         fd = self._require()
@@ -328,25 +287,23 @@ class KvmAccelerator(Accelerator):
             )
         for wanted, cap in ((opts.irqchip, Capability.IRQCHIP), (opts.pit, Capability.PIT)):
             if wanted and not caps.supports(cap):
-                from accel.errors import CapabilityError
-
                 raise CapabilityError(
                     f"kvm does not support {KVM_CAPS[cap][0]}",
                     hint="create the VM without it",
                     accelerator=ACCEL_NAME,
                     capability=cap,
                 )
-        vm_fd = int(call(self._sys, "KVM_CREATE_VM", fd, _abi.KVM_CREATE_VM, 0))
+        vm_fd = int(call(self._sys, "KVM_CREATE_VM", fd, KVM_CREATE_VM, 0))
         try:
             if opts.irqchip:
-                call(self._sys, "KVM_CREATE_IRQCHIP", vm_fd, _abi.KVM_CREATE_IRQCHIP, 0)
+                call(self._sys, "KVM_CREATE_IRQCHIP", vm_fd, KVM_CREATE_IRQCHIP, 0)
             if opts.pit:
-                pit = _abi.kvm_pit_config()
-                call(self._sys, "KVM_CREATE_PIT2", vm_fd, _abi.KVM_CREATE_PIT2, pit)
+                pit = b.kvm_pit_config()
+                call(self._sys, "KVM_CREATE_PIT2", vm_fd, KVM_CREATE_PIT2, pit)
         except BaseException:
             self._sys.close(vm_fd)
             raise
-        vm = KvmVM(self, vm_fd, opts, self._sys)
+        vm = KvmVM(self, vm_fd, opts, self._sys, host=self, on_close=self._forget)
         self._vms.append(vm)
         return vm
 

@@ -1,7 +1,406 @@
-"""The KVM vCPU handle: defined in :mod:`accel_kvm.vm` with the VM, re-exported here."""
+"""The KVM vCPU handle (a KVM_CREATE_VCPU file descriptor and its ``kvm_run`` page).
+
+:class:`KvmVcpu`: registers (KVM_GET/SET_REGS, KVM_GET/SET_SREGS), the guest's CPUID
+(KVM_SET_CPUID2, filtered by the CPU model's KVM paravirtual flags: :func:`filter_cpuid`,
+:func:`cpuid_buffer`), KVM_KVMCLOCK_CTRL, and the KVM_RUN loop mapped onto accel's exits.
+Made by :meth:`accel_kvm.KvmVM.create_vcpu`; it sees its VM only through the public
+:class:`accel.VM` interface.
+"""
 
 from __future__ import annotations
 
-from .vm import PV_FLAGS, KvmVcpu, cpuid_buffer, filter_cpuid
+import errno
+from collections.abc import Callable
+from typing import Final
+
+from accel.accelerator import (
+    VM,
+    CpuSpec,
+    DescriptorTable,
+    Exit,
+    HaltExit,
+    InternalErrorExit,
+    InterruptedExit,
+    IoDirection,
+    MmioExit,
+    PortIoExit,
+    Registers,
+    Segment,
+    ShutdownExit,
+    SpecialRegisters,
+    Vcpu,
+)
+from accel.errors import BackendCallError, HandleClosedError, VcpuStateError
+
+from . import bindings as b
+from .ioctls import (
+    ACCEL_NAME,
+    KVM_GET_REGS,
+    KVM_GET_SREGS,
+    KVM_KVMCLOCK_CTRL,
+    KVM_RUN,
+    KVM_SET_CPUID2,
+    KVM_SET_REGS,
+    KVM_SET_SREGS,
+    Sys,
+    call,
+    release_mapping,
+)
 
 __all__ = ["PV_FLAGS", "KvmVcpu", "cpuid_buffer", "filter_cpuid"]
+
+#: kvm_run.exit_reason as an index into the page's 32-bit view.
+_EXIT_REASON_WORD: Final = b.RUN_EXIT_REASON >> 2
+
+#: QEMU's names of the KVM paravirtual CPUID flags (leaf 0x40000001 EAX) -> bits.
+PV_FLAGS: dict[str, tuple[int, ...]] = {
+    "kvmclock": (
+        b.KVM_FEATURE_CLOCKSOURCE,
+        b.KVM_FEATURE_CLOCKSOURCE2,
+        b.KVM_FEATURE_CLOCKSOURCE_STABLE_BIT,
+    ),
+    "kvm-nopiodelay": (b.KVM_FEATURE_NOP_IO_DELAY,),
+    "kvm-asyncpf": (b.KVM_FEATURE_ASYNC_PF,),
+    "kvm-steal-time": (b.KVM_FEATURE_STEAL_TIME,),
+    "kvm-pv-eoi": (b.KVM_FEATURE_PV_EOI,),
+    "kvm-pv-unhalt": (b.KVM_FEATURE_PV_UNHALT,),
+    "kvm-pv-tlb-flush": (b.KVM_FEATURE_PV_TLB_FLUSH,),
+    "kvm-asyncpf-vmexit": (b.KVM_FEATURE_ASYNC_PF_VMEXIT,),
+    "kvm-pv-ipi": (b.KVM_FEATURE_PV_SEND_IPI,),
+    "kvm-poll-control": (b.KVM_FEATURE_POLL_CONTROL,),
+    "kvm-pv-sched-yield": (b.KVM_FEATURE_PV_SCHED_YIELD,),
+    "kvm-asyncpf-int": (b.KVM_FEATURE_ASYNC_PF_INT,),
+    "kvm-msi-ext-dest-id": (b.KVM_FEATURE_MSI_EXT_DEST_ID,),
+    "kvmclock-stable-bit": (b.KVM_FEATURE_CLOCKSOURCE_STABLE_BIT,),
+}
+
+
+def cpuid_buffer(entries: list[b.CpuidEntry]) -> bytearray:
+    """``entries`` as the ``struct kvm_cpuid2`` buffer KVM_SET_CPUID2 takes."""
+    n = len(entries)
+    buf = bytearray(4 * (b.CPUID2_HEADER_WORDS + n * b.CPUID_ENTRY2_WORDS))
+    words = memoryview(buf).cast("I")
+    words[0] = n
+    i = b.CPUID2_HEADER_WORDS
+    for entry in entries:
+        (
+            words[i],
+            words[i + 1],
+            words[i + 2],
+            words[i + 3],
+            words[i + 4],
+            words[i + 5],
+            words[i + 6],
+        ) = entry
+        i += b.CPUID_ENTRY2_WORDS
+    words.release()
+    return buf
+
+
+def filter_cpuid(entries: tuple[b.CpuidEntry, ...], cpu: CpuSpec) -> list[b.CpuidEntry]:
+    """The supported CPUID with the KVM paravirtual flags ``cpu`` switches off cleared.
+
+    ``-kvm`` hides the whole KVM leaf range (0x40000000..0x400000FF). A flag switched on
+    that the host does not support stays off (KVM cannot offer it). Other flags are not
+    KVM's business here and are ignored.
+    """
+    if cpu.flag("kvm", True) is False:
+        return [e for e in entries if not 0x40000000 <= e[0] <= 0x400000FF]
+    clear = 0
+    for name, bits in PV_FLAGS.items():
+        if cpu.flag(name, True) is False:
+            for bit in bits:
+                clear |= 1 << bit
+    if not clear:
+        return list(entries)
+    out: list[b.CpuidEntry] = []
+    for entry in entries:
+        if entry[0] == b.KVM_CPUID_FEATURES:
+            function, index, flags, eax, ebx, ecx, edx = entry
+            entry = (function, index, flags, eax & ~clear, ebx, ecx, edx)
+        out.append(entry)
+    return out
+
+
+_EXIT_NAMES = {
+    b.KVM_EXIT_UNKNOWN: "unknown",
+    b.KVM_EXIT_EXCEPTION: "exception",
+    b.KVM_EXIT_HYPERCALL: "hypercall",
+    b.KVM_EXIT_DEBUG: "debug",
+    b.KVM_EXIT_SYSTEM_EVENT: "system-event",
+}
+
+
+class KvmVcpu(Vcpu):
+    """One KVM vCPU: its fd, its mapped ``kvm_run`` page, and :meth:`run`.
+
+    The run loop reads ``kvm_run`` through preallocated memoryview casts and dispatches
+    on the exit reason through a table built once; each exit allocates only its Exit
+    object. ``exit.data`` of a port-I/O or MMIO exit is a view into the kvm_run page, so
+    an IN or MMIO read is answered by writing into it before the next :meth:`run`.
+    """
+
+    def __init__(
+        self,
+        vm: VM,
+        index: int,
+        fd: int,
+        cpu: CpuSpec,
+        sys: Sys,
+        mmap_size: int,
+        cpuid: bytearray,
+        on_close: Callable[[KvmVcpu], None] | None = None,
+    ) -> None:
+        """Take over vCPU ``fd`` (from KVM_CREATE_VCPU): map kvm_run, KVM_SET_CPUID2 with
+        ``cpuid`` (a ``struct kvm_cpuid2``, see :func:`cpuid_buffer`).
+
+        Made by :meth:`KvmVM.create_vcpu`; on failure ``fd`` is closed. ``on_close`` is
+        called with the vCPU when it closes (the VM forgets it).
+        """
+        self.vm = vm
+        self._on_close = on_close
+        self.index = index
+        self.cpu = cpu
+        self._sys = sys
+        self._ioctl = sys.ioctl
+        self._kicked = False
+        self._closed = False
+        try:
+            try:
+                mm = sys.mmap(fd, mmap_size)
+            except OSError as exc:
+                raise BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
+            try:
+                call(sys, "KVM_SET_CPUID2", fd, KVM_SET_CPUID2, cpuid)
+            except BaseException:
+                mm.close()
+                raise
+        except BaseException:
+            sys.close(fd)
+            raise
+        self._fd = fd
+        self._mm = mm
+        self._mv = memoryview(mm)
+        self._u16 = self._mv.cast("H")
+        self._u32 = self._mv.cast("I")
+        self._u64 = self._mv.cast("Q")
+        self._slices: dict[tuple[int, int], memoryview] = {}
+        self._regs: b.kvm_regs | None = None
+        self._sregs: b.kvm_sregs | None = None
+        self._dispatch: dict[int, Callable[[], Exit | None]] = {
+            b.KVM_EXIT_IO: self._exit_io,
+            b.KVM_EXIT_MMIO: self._exit_mmio,
+            b.KVM_EXIT_HLT: self._exit_hlt,
+            b.KVM_EXIT_SHUTDOWN: self._exit_shutdown,
+            b.KVM_EXIT_FAIL_ENTRY: self._exit_fail_entry,
+            b.KVM_EXIT_INTERNAL_ERROR: self._exit_internal,
+            b.KVM_EXIT_SYSTEM_EVENT: self._exit_system_event,
+            b.KVM_EXIT_IRQ_WINDOW_OPEN: self._exit_continue,
+            b.KVM_EXIT_INTR: self._exit_continue,
+        }
+
+    @property
+    def fd(self) -> int:
+        """The vCPU file descriptor."""
+        return self._fd
+
+    # ------------------------------------------------------------------ registers
+    def get_regs(self) -> Registers:
+        """KVM_GET_REGS."""
+        self._check_open()
+        r = self._regs
+        if r is None:
+            r = self._regs = b.kvm_regs()
+        call(self._sys, "KVM_GET_REGS", self._fd, KVM_GET_REGS, r)
+        return Registers(*(getattr(r, n) for n in Registers.NAMES))
+
+    def set_regs(self, regs: Registers) -> None:
+        """KVM_SET_REGS (every field of ``regs``)."""
+        self._check_open()
+        r = b.kvm_regs()
+        for name in Registers.NAMES:
+            setattr(r, name, getattr(regs, name) & 0xFFFFFFFFFFFFFFFF)
+        call(self._sys, "KVM_SET_REGS", self._fd, KVM_SET_REGS, r)
+
+    def get_sregs(self) -> SpecialRegisters:
+        """KVM_GET_SREGS."""
+        self._check_open()
+        s = self._sregs
+        if s is None:
+            s = self._sregs = b.kvm_sregs()
+        call(self._sys, "KVM_GET_SREGS", self._fd, KVM_GET_SREGS, s)
+        out = SpecialRegisters()
+        for name in SpecialRegisters.SEGMENTS:
+            seg = getattr(s, name)
+            setattr(out, name, Segment(*(getattr(seg, f) for f in Segment.FIELDS)))
+        out.gdt = DescriptorTable(s.gdt.base, s.gdt.limit)
+        out.idt = DescriptorTable(s.idt.base, s.idt.limit)
+        for name in SpecialRegisters.CONTROL:
+            setattr(out, name, getattr(s, name))
+        return out
+
+    def set_sregs(self, sregs: SpecialRegisters) -> None:
+        """KVM_SET_SREGS (no pending interrupt is injected: the bitmap is zero)."""
+        self._check_open()
+        s = b.kvm_sregs()
+        for name in SpecialRegisters.SEGMENTS:
+            src = getattr(sregs, name)
+            dst = getattr(s, name)
+            for f in Segment.FIELDS:
+                setattr(dst, f, getattr(src, f))
+        s.gdt.base, s.gdt.limit = sregs.gdt.base, sregs.gdt.limit
+        s.idt.base, s.idt.limit = sregs.idt.base, sregs.idt.limit
+        for name in SpecialRegisters.CONTROL:
+            setattr(s, name, getattr(sregs, name))
+        call(self._sys, "KVM_SET_SREGS", self._fd, KVM_SET_SREGS, s)
+
+    # ------------------------------------------------------------------ kvmclock
+    def kvmclock_ctrl(self) -> bool:
+        """KVM_KVMCLOCK_CTRL: tell the guest it was paused (so its watchdogs do not fire).
+
+        Returns False when the guest has not enabled kvmclock (the kernel's EINVAL), which
+        is not an error.
+        """
+        self._check_open()
+        try:
+            self._sys.ioctl(self._fd, KVM_KVMCLOCK_CTRL, 0)
+        except OSError as exc:
+            if exc.errno == errno.EINVAL:
+                return False
+            raise BackendCallError("KVM_KVMCLOCK_CTRL", exc.errno, accelerator=ACCEL_NAME) from exc
+        return True
+
+    # ------------------------------------------------------------------ run
+    def run(self) -> Exit:
+        """KVM_RUN until an exit the caller must see (EINTR is retried unless kicked)."""
+        if self._closed:
+            raise HandleClosedError(self._describe())
+        if self.vm.paused:
+            raise VcpuStateError(
+                f"vcpu {self.index}: the VM is paused",
+                hint="call vm.resume() first",
+                accelerator=ACCEL_NAME,
+            )
+        ioctl = self._ioctl
+        fd = self._fd
+        dispatch = self._dispatch
+        u32 = self._u32
+        request = KVM_RUN
+        while True:
+            try:
+                ioctl(fd, request, 0)
+            except OSError as exc:
+                if exc.errno == errno.EINTR:
+                    if self._kicked:
+                        self._kicked = False
+                        self._mv[b.RUN_IMMEDIATE_EXIT] = 0
+                        return InterruptedExit()
+                    continue
+                raise BackendCallError("KVM_RUN", exc.errno, accelerator=ACCEL_NAME) from exc
+            handler = dispatch.get(u32[_EXIT_REASON_WORD])
+            if handler is None:
+                return self._exit_unknown()
+            result = handler()
+            if result is not None:
+                return result
+
+    def _data(self, offset: int, length: int) -> memoryview:
+        key = (offset, length)
+        view = self._slices.get(key)
+        if view is None:
+            view = self._slices[key] = self._mv[offset : offset + length]
+        return view
+
+    def _exit_io(self) -> Exit:
+        mv = self._mv
+        size = mv[b.RUN_IO_SIZE]
+        count = self._u32[b.RUN_IO_COUNT >> 2]
+        return PortIoExit(
+            self._u16[b.RUN_IO_PORT >> 1],
+            size,
+            IoDirection.OUT if mv[b.RUN_IO_DIRECTION] else IoDirection.IN,
+            self._data(self._u64[b.RUN_IO_DATA_OFFSET >> 3], size * count),
+            count,
+        )
+
+    def _exit_mmio(self) -> Exit:
+        length = self._u32[b.RUN_MMIO_LEN >> 2]
+        return MmioExit(
+            self._u64[b.RUN_MMIO_PHYS_ADDR >> 3],
+            length,
+            bool(self._mv[b.RUN_MMIO_IS_WRITE]),
+            self._data(b.RUN_MMIO_DATA, length),
+        )
+
+    def _exit_hlt(self) -> Exit:
+        return HaltExit()
+
+    def _exit_shutdown(self) -> Exit:
+        return ShutdownExit("triple fault")
+
+    def _exit_system_event(self) -> Exit:
+        kind = self._u32[b.RUN_SYSTEM_EVENT_TYPE >> 2]
+        if kind == b.KVM_SYSTEM_EVENT_SHUTDOWN:
+            return ShutdownExit("system event: shutdown")
+        if kind == b.KVM_SYSTEM_EVENT_RESET:
+            return ShutdownExit("system event: reset")
+        if kind == b.KVM_SYSTEM_EVENT_CRASH:
+            return ShutdownExit("system event: crash")
+        return InternalErrorExit("system-event", kind, f"KVM_EXIT_SYSTEM_EVENT type {kind}")
+
+    def _exit_fail_entry(self) -> Exit:
+        reason = self._u64[b.RUN_FAIL_ENTRY_REASON >> 3]
+        cpu = self._u32[b.RUN_FAIL_ENTRY_CPU >> 2]
+        return InternalErrorExit(
+            "fail-entry",
+            reason,
+            f"KVM_EXIT_FAIL_ENTRY: hardware entry failure reason {reason:#x} on cpu {cpu}",
+            (cpu,),
+        )
+
+    def _exit_internal(self) -> Exit:
+        suberror = self._u32[b.RUN_INTERNAL_SUBERROR >> 2]
+        ndata = min(self._u32[b.RUN_INTERNAL_NDATA >> 2], 16)
+        base = b.RUN_INTERNAL_DATA >> 3
+        data = tuple(self._u64[base + i] for i in range(ndata))
+        return InternalErrorExit(
+            "internal-error",
+            suberror,
+            f"KVM_EXIT_INTERNAL_ERROR: suberror {suberror}",
+            data,
+        )
+
+    def _exit_continue(self) -> Exit | None:
+        if self._kicked:
+            self._kicked = False
+            self._mv[b.RUN_IMMEDIATE_EXIT] = 0
+            return InterruptedExit()
+        return None
+
+    def _exit_unknown(self) -> Exit:
+        reason = self._u32[b.RUN_EXIT_REASON >> 2]
+        name = _EXIT_NAMES.get(reason, "unhandled")
+        return InternalErrorExit("exit-" + name, reason, f"unhandled KVM exit reason {reason}")
+
+    def kick(self) -> None:
+        """Set ``kvm_run.immediate_exit``: the next KVM_RUN returns at once (EINTR) and
+        :meth:`run` returns :class:`InterruptedExit`. Async-signal and thread safe; a run
+        already inside the guest stops at its next exit."""
+        self._check_open()
+        self._kicked = True
+        self._mv[b.RUN_IMMEDIATE_EXIT] = 1
+
+    # ------------------------------------------------------------------ close
+    def _close(self) -> None:
+        for view in self._slices.values():
+            view.release()
+        self._slices.clear()
+        for view in (self._u16, self._u32, self._u64, self._mv):
+            view.release()
+        release_mapping(self._mm)
+        fd, self._fd = self._fd, -1
+        try:
+            self._sys.close(fd)
+        finally:
+            if self._on_close is not None:
+                self._on_close(self)

@@ -1,36 +1,17 @@
 """The tcg accelerator plugin: x86 software emulation on unicorn (QEMU's TCG as a library).
 
-Registered through the ``accel.plugins`` entry point (``tcg = "accel_tcg"``). Importing
-this package imports neither unicorn nor the accelerator module: registration needs only
-the :class:`~accel.AcceleratorInfo`, whose factory imports :mod:`accel_tcg.accelerator`
-when a tcg accelerator is first created (the names below are re-exported lazily).
-:meth:`TcgAccelerator.probe` imports unicorn, and reports the accelerator unavailable with
-the import error when it fails.
+Registered through the ``accel.plugins`` entry point (``tcg = "accel_tcg"``); this module
+holds the hook implementations and uses only accel's public API. The accelerator, its VMs
+and vCPUs are in :mod:`accel_tcg.accelerator`; unicorn itself is imported by
+:meth:`TcgAccelerator.probe`, which reports the accelerator unavailable with the import
+error when it fails.
 """
 
 from __future__ import annotations
 
-from accel._lazy import exports
 from accel.plugin import AcceleratorInfo, hookimpl
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from .accelerator import MAX_VCPUS, TcgAccelerator, TcgVcpu, TcgVM
-
-_LAZY = frozenset({"MAX_VCPUS", "TcgAccelerator", "TcgVM", "TcgVcpu"})
-
-
-#: ``accel_tcg.TcgAccelerator`` and friends, imported on first use (PEP 562).
-__getattr__ = exports(globals(), dict.fromkeys(_LAZY, ".accelerator"))[0]
-del exports
-
-
-def _create() -> TcgAccelerator:
-    """A new :class:`TcgAccelerator` (the factory; imports the accelerator module)."""
-    from .accelerator import TcgAccelerator
-
-    return TcgAccelerator()
-
+from .accelerator import MAX_VCPUS, TcgAccelerator, TcgVcpu, TcgVM
 
 __all__ = ["MAX_VCPUS", "UNSUPPORTED", "TcgAccelerator", "TcgVM", "TcgVcpu", "accel_accelerators"]
 
@@ -56,7 +37,7 @@ def accel_accelerators() -> list[AcceleratorInfo]:
         AcceleratorInfo(
             name="tcg",
             summary="x86 software emulation on unicorn (QEMU's TCG as a library)",
-            factory=_create,
+            factory=TcgAccelerator,
             priority=10,
             unsupported=UNSUPPORTED,
             hardware=False,

@@ -56,6 +56,7 @@ import queue
 import struct
 import threading
 import time
+from typing import TYPE_CHECKING, Any, Final
 
 from accel.accelerator import (
     VM,
@@ -88,10 +89,8 @@ from accel.errors import (
 
 from ._clock import CLOCK_FLAGS, VirtualClock
 
-TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, Final
-
+    # (accel_tcg._state imports unicorn, which TcgAccelerator.probe imports when it is used)
     from ._state import ContextLayout
 
 __all__ = ["MAX_VCPUS", "TcgAccelerator", "TcgVM", "TcgVcpu"]

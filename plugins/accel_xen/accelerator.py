@@ -7,31 +7,81 @@ What it looks at (every path under an injectable ``root``, ``/`` by default):
 * ``/dev/xen/privcmd`` — the hypercall device a toolstack needs in dom0.
 
 Outcomes: not under Xen → unavailable ("not running under Xen"); a guest domain (domU)
-→ unavailable ("this is a Xen guest (domU)"); dom0 → available, but
+→ unavailable ("this is a Xen guest (domU)"); dom0 → :meth:`Availability.present
+<accel.Availability.present>`: present and answering capabilities, but it creates no VMs
+(``creates_vms`` False, so default selection passes over it with its reason), and
 :meth:`XenAccelerator.create_vm` raises :class:`~accel.errors.UnsupportedError`, because
 creating a domain needs libxenctrl, which this plugin does not drive.
+
+Also here: the stub's capability answers (:func:`xen_answers`) and the conformance
+features it declares unsupported (:data:`UNSUPPORTED`).
 """
 
 from __future__ import annotations
 
 import os
+from typing import Final
 
 from accel.accelerator import VM, Accelerator, Availability, VmOptions
 from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet, Support
 from accel.errors import AcceleratorUnavailableError, UnsupportedError
 
-from . import _ANSWERS, _NOT_DRIVEN
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Final
-
-__all__ = ["XenAccelerator", "xen_answers"]
+__all__ = ["UNSUPPORTED", "XenAccelerator", "xen_answers"]
 
 NAME: Final = "xen"
 HYPERVISOR_TYPE: Final = "sys/hypervisor/type"
 CAPABILITIES: Final = "proc/xen/capabilities"
 PRIVCMD: Final = "dev/xen/privcmd"
+
+_NOT_DRIVEN = "this stub does not drive libxenctrl"
+_WHY = f"{_NOT_DRIVEN}, so it cannot ask the hypervisor"
+_NO_VMS = "this stub does not drive libxenctrl, so it creates no VMs"
+_USE_INSTEAD = "use the xl toolstack to create Xen domains, or the kvm/tcg accelerators"
+
+#: The stub's answer for every capability, in :class:`~accel.Capability` order:
+#: (capability value, support value, source). :func:`xen_answers` builds its
+#: :class:`~accel.CapabilitySet` from it.
+_ANSWERS: tuple[tuple[str, str, str], ...] = (
+    ("user-memory", "no", "Xen guest RAM is hypervisor-owned, mapped by foreign mapping"),
+    ("nr-vcpus", "unknown", _WHY),
+    ("max-vcpus", "unknown", _WHY),
+    ("irqchip", "yes", "Xen emulates PIC/IOAPIC/LAPIC in the hypervisor for HVM guests"),
+    ("pit", "yes", "Xen emulates the i8254 PIT in the hypervisor for HVM guests (as in QEMU)"),
+    (
+        "pv-clocksource",
+        "unknown",
+        "the guest's paravirtual clock is Xen's own (not kvmclock); " + _WHY,
+    ),
+    ("pv-clocksource-stable", "unknown", _WHY),
+    ("adjust-clock", "unknown", _WHY),
+    ("clock-ctrl", "unknown", _WHY),
+    ("tsc-control", "unknown", _WHY),
+    ("tsc-khz", "unknown", _WHY),
+    ("ioeventfd", "unknown", _WHY),
+    ("irqfd", "unknown", _WHY),
+    ("xsave", "unknown", _WHY),
+    ("vm-capability-query", "no", f"no VMs: {_NOT_DRIVEN}"),
+)
+
+#: Conformance features the stub cannot provide, with the reason: every feature that
+#: needs a VM, and every capability it cannot answer "yes" (the source says why).
+UNSUPPORTED: dict[str, str] = dict.fromkeys(
+    (
+        "vm",
+        "multiple-vms",
+        "registers",
+        "guest-code",
+        "port-io",
+        "mmio",
+        "protected-mode",
+        "clock",
+        "pause",
+        "clock-devices",
+        "snapshot",
+    ),
+    _NO_VMS,
+)
+UNSUPPORTED.update((cap, source) for cap, support, source in _ANSWERS if support != "yes")
 
 
 def xen_answers() -> CapabilitySet:
@@ -111,8 +161,9 @@ class XenAccelerator(Accelerator):
                 hint="load the xen-privcmd module",
                 path="/" + PRIVCMD,
             )
-        return Availability.ok(
-            f"Xen dom0 ({_NOT_DRIVEN}: VM creation is unsupported)",
+        return Availability.present(
+            f"Xen dom0, but {_NO_VMS}",
+            hint=_USE_INSTEAD,
             dom0=True,
             capabilities=caps,
         )
@@ -138,7 +189,7 @@ class XenAccelerator(Accelerator):
         self._require()
         raise UnsupportedError(
             f"xen: creating a VM is not supported: {_NOT_DRIVEN}",
-            hint="use the xl toolstack to create Xen domains, or the kvm/tcg accelerators",
+            hint=_USE_INSTEAD,
             accelerator=NAME,
             feature="create-vm",
         )

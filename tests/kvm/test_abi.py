@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from accel_kvm import _abi
+from accel_kvm import bindings, ioctls, vcpu, vm
 
 HEADERS = Path("/usr/include/linux/kvm.h")
 
@@ -20,14 +20,14 @@ def _c_program() -> str:
         "#include <linux/kvm.h>",
         "int main(void) {",
     ]
-    for name, struct in _abi.STRUCTS.items():
+    for name, struct in bindings.STRUCTS.items():
         lines.append(f'printf("sizeof {name} %zu\\n", sizeof(struct {name}));')
         for field in struct._fields_:
             fname = field[0]
             lines.append(
                 f'printf("offsetof {name}.{fname} %zu\\n", offsetof(struct {name}, {fname}));'
             )
-    for name in _abi.IOCTLS:
+    for name in ioctls.IOCTLS:
         lines.append(f'printf("ioctl {name} %lu\\n", (unsigned long){name});')
     run_fields = {
         "RUN_IMMEDIATE_EXIT": "immediate_exit",
@@ -50,7 +50,7 @@ def _c_program() -> str:
     }
     for const, member in run_fields.items():
         lines.append(f'printf("run {const} %zu\\n", offsetof(struct kvm_run, {member}));')
-    consts = [n for n in dir(_abi) if n.startswith(("KVM_CAP_", "KVM_EXIT_", "KVM_CLOCK_"))]
+    consts = [n for n in dir(bindings) if n.startswith(("KVM_CAP_", "KVM_EXIT_", "KVM_CLOCK_"))]
     for const in consts:
         lines.append(f'printf("const {const} %ld\\n", (long){const});')
     lines.append("return 0; }")
@@ -71,70 +71,47 @@ def test_structs_ioctls_and_offsets_match_the_headers(tmp_path: Path) -> None:
         kind, key, value = line.split()
         expected = int(value)
         if kind == "sizeof":
-            got = ctypes.sizeof(_abi.STRUCTS[key])
+            got = ctypes.sizeof(bindings.STRUCTS[key])
         elif kind == "offsetof":
             sname, fname = key.split(".")
-            got = getattr(_abi.STRUCTS[sname], fname).offset
+            got = getattr(bindings.STRUCTS[sname], fname).offset
         elif kind == "ioctl":
-            got = _abi.IOCTLS[key]
+            got = ioctls.IOCTLS[key]
         else:  # run, const
-            got = getattr(_abi, key)
+            got = getattr(bindings, key)
         assert got == expected, f"{kind} {key}: python {got} != C {expected}"
         checked += 1
     assert checked > 100
 
 
-def test_sizes_and_offsets_match_the_ctypes_structures() -> None:
-    """The constants the run path uses instead of ctypes agree with the structures."""
-    from accel_kvm import _structs, accelerator, vcpu, vm
-
-    sizes = [n for n in dir(_abi) if n.startswith("SIZEOF_")]
-    assert len(sizes) == 7
-    for const in sizes:
-        struct = _abi.STRUCTS[const.removeprefix("SIZEOF_").lower()]
-        assert getattr(_abi, const) == ctypes.sizeof(struct), const
-    union = _structs.kvm_run.u.offset
-    run_fields = {
-        "RUN_IMMEDIATE_EXIT": _structs.kvm_run.immediate_exit.offset,
-        "RUN_EXIT_REASON": _structs.kvm_run.exit_reason.offset,
-        "RUN_IO_DIRECTION": union + _structs.kvm_run_io.direction.offset,
-        "RUN_IO_SIZE": union + _structs.kvm_run_io.size.offset,
-        "RUN_IO_PORT": union + _structs.kvm_run_io.port.offset,
-        "RUN_IO_COUNT": union + _structs.kvm_run_io.count.offset,
-        "RUN_IO_DATA_OFFSET": union + _structs.kvm_run_io.data_offset.offset,
-        "RUN_MMIO_PHYS_ADDR": union + _structs.kvm_run_mmio.phys_addr.offset,
-        "RUN_MMIO_DATA": union + _structs.kvm_run_mmio.data.offset,
-        "RUN_MMIO_LEN": union + _structs.kvm_run_mmio.len.offset,
-        "RUN_MMIO_IS_WRITE": union + _structs.kvm_run_mmio.is_write.offset,
-        "RUN_FAIL_ENTRY_REASON": union
-        + _structs.kvm_run_fail_entry.hardware_entry_failure_reason.offset,
-        "RUN_FAIL_ENTRY_CPU": union + _structs.kvm_run_fail_entry.cpu.offset,
-        "RUN_INTERNAL_SUBERROR": union + _structs.kvm_run_internal.suberror.offset,
-        "RUN_INTERNAL_NDATA": union + _structs.kvm_run_internal.ndata.offset,
-        "RUN_INTERNAL_DATA": union + _structs.kvm_run_internal.data.offset,
-        "RUN_SYSTEM_EVENT_TYPE": union + _structs.kvm_run_system_event.type.offset,
-    }
-    for const, offset in run_fields.items():
-        assert getattr(_abi, const) == offset, const
-    assert ctypes.sizeof(_abi.kvm_cpuid2) == accelerator._HEADER_WORDS * 4
-    assert ctypes.sizeof(_abi.kvm_cpuid_entry2) == accelerator._ENTRY_WORDS * 4
-    region = _abi.kvm_userspace_memory_region(1, 2, 3 << 32, 4 << 20, 0x7F0012345000)
+def test_buffers_built_by_hand_match_the_ctypes_structures() -> None:
+    """The memory-region and CPUID buffers the plugin passes to the kernel have the
+    structures' layout."""
+    region = bindings.kvm_userspace_memory_region(1, 2, 3 << 32, 4 << 20, 0x7F0012345000)
     assert vm.region_bytes(1, 2, 3 << 32, 4 << 20, 0x7F0012345000) == bytes(region)
     entries = [(0x40000001, 0, 1, 0x1FF, 0, 0, 0), (7, 1, 2, 3, 4, 5, 0xFFFFFFFF)]
     buf = vcpu.cpuid_buffer(entries)
-    header = _abi.kvm_cpuid2.from_buffer_copy(buf)
-    assert header.nent == 2 and len(buf) == ctypes.sizeof(header) + 2 * 40
+    header = bindings.kvm_cpuid2.from_buffer_copy(buf)
+    entry_size = ctypes.sizeof(bindings.kvm_cpuid_entry2)
+    assert header.nent == 2 and len(buf) == ctypes.sizeof(header) + 2 * entry_size
     for i, entry in enumerate(entries):
-        got = _abi.kvm_cpuid_entry2.from_buffer_copy(buf, ctypes.sizeof(header) + i * 40)
+        got = bindings.kvm_cpuid_entry2.from_buffer_copy(
+            buf, ctypes.sizeof(header) + i * entry_size
+        )
         assert (got.function, got.index, got.flags, got.eax, got.ebx, got.ecx, got.edx) == entry
         assert list(got.padding) == [0, 0, 0]
 
 
-def test_structures_are_the_same_objects_through_abi() -> None:
-    from accel_kvm import _structs
-
-    for name in ("kvm_regs", "kvm_sregs", "kvm_run", "STRUCTS"):
-        assert getattr(_abi, name) is getattr(_structs, name)
-        assert name in dir(_abi)
-    with pytest.raises(AttributeError):
-        _abi.no_such_name  # noqa: B018
+def test_ioctl_sizes_come_from_the_structures() -> None:
+    """An ioctl's size field (bits 16-29) is the size of the structure it passes."""
+    sized = {
+        "KVM_GET_REGS": bindings.kvm_regs,
+        "KVM_SET_SREGS": bindings.kvm_sregs,
+        "KVM_GET_CLOCK": bindings.kvm_clock_data,
+        "KVM_SET_USER_MEMORY_REGION": bindings.kvm_userspace_memory_region,
+        "KVM_SET_CPUID2": bindings.kvm_cpuid2,
+    }
+    for name, struct in sized.items():
+        assert (ioctls.IOCTLS[name] >> 16) & 0x3FFF == ctypes.sizeof(struct), name
+    assert ioctls.ioctl_name(ioctls.KVM_RUN) == "KVM_RUN"
+    assert ioctls.ioctl_name(0x1234) == "ioctl 0x1234"

@@ -1,13 +1,13 @@
-"""accel_kvm._abi.buffer_address: the address KVM_SET_USER_MEMORY_REGION is given."""
+"""Guest RAM's address (``accel_kvm.vm.buffer_address``, through ctypes) and closing it."""
 
 from __future__ import annotations
 
 import ctypes
 import mmap
-import os
 
 import pytest
-from accel_kvm import _abi
+from accel_kvm import KvmAccelerator
+from accel_kvm.vm import buffer_address
 
 
 def _mapping(size: int = 1 << 20) -> mmap.mmap:
@@ -19,69 +19,34 @@ def _mapping(size: int = 1 << 20) -> mmap.mmap:
     )
 
 
-def _ctypes_address(mm: mmap.mmap) -> int:
-    anchor = ctypes.c_char.from_buffer(mm)
-    try:
-        return ctypes.addressof(anchor)
-    finally:
-        del anchor
-
-
-def test_matches_ctypes_and_leaves_the_contents_alone() -> None:
+def test_the_address_maps_the_same_bytes() -> None:
     mm = _mapping()
     mm[:32] = bytes(range(32))
-    assert _abi.buffer_address(mm) == _ctypes_address(mm)
-    assert mm[:32] == bytes(range(32))
+    mm[-8:] = b"the end!"
+    address = buffer_address(mm)
+    assert address % mmap.PAGESIZE == 0
+    assert ctypes.string_at(address, 32) == bytes(range(32))
+    assert ctypes.string_at(address + len(mm) - 8, 8) == b"the end!"
+    ctypes.memmove(address + 100, b"written through the address", 27)
+    assert mm[100:127] == b"written through the address"
     mm.close()  # no buffer export is left behind
 
 
-@pytest.mark.skipif(not os.access("/proc/self/mem", os.R_OK), reason="needs /proc/self/mem")
-def test_read_from_the_object_where_it_can_be_confirmed() -> None:
-    mm = _mapping()
-    assert _abi._object_address(mm) == _ctypes_address(mm)
-    assert mm[:16] == bytes(16)
+def test_the_mapping_closes_right_after() -> None:
+    mm = _mapping(4096)
+    for _ in range(3):
+        buffer_address(mm)
     mm.close()
+    assert mm.closed
 
 
-def test_falls_back_to_ctypes_when_proc_mem_cannot_be_read(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    real_open = os.open
-
-    def no_proc_mem(path: str, flags: int, *args: int) -> int:
-        if path == "/proc/self/mem":
-            raise PermissionError(13, "Permission denied")
-        return real_open(path, flags, *args)
-
-    monkeypatch.setattr(os, "open", no_proc_mem)
-    mm = _mapping()
-    assert _abi._object_address(mm) is None
-    assert _abi.buffer_address(mm) == _ctypes_address(mm)
-    mm.close()
-
-
-def test_an_unconfirmed_read_is_not_trusted(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Fields read from the wrong place are refused, and ctypes gives the answer."""
-    mm = _mapping()
-    monkeypatch.setattr(_abi, "_MMAP_FIELDS_OFFSET", _abi._MMAP_FIELDS_OFFSET + 8)
-    assert _abi._object_address(mm) is None
-    assert _abi.buffer_address(mm) == _ctypes_address(mm)
-    mm.close()
-
-
-def test_a_marker_that_does_not_read_back_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    real_pread = os.pread
-    reads: list[int] = []
-
-    def pread(fd: int, length: int, offset: int) -> bytes:
-        reads.append(offset)
-        data = real_pread(fd, length, offset)
-        return data if len(reads) == 1 else bytes(length)  # the marker is not seen
-
-    monkeypatch.setattr(os, "pread", pread)
-    mm = _mapping()
-    mm[:16] = b"sixteen bytes!!!"
-    assert _abi._object_address(mm) is None
-    assert len(reads) == 2
-    assert mm[:16] == b"sixteen bytes!!!"
-    mm.close()
+@pytest.mark.kvm
+def test_vm_ram_is_unmapped_when_the_vm_closes(acc: KvmAccelerator) -> None:
+    vm = acc.create_vm()
+    region = vm.add_memory(0, 0x10000)
+    vm.write_memory(0x100, b"guest bytes")
+    address = buffer_address(vm._maps[region.slot])
+    assert ctypes.string_at(address + 0x100, 11) == b"guest bytes"
+    mm = vm._maps[region.slot]
+    vm.close()  # no BufferError from the address taken
+    assert mm.closed

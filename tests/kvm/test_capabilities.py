@@ -6,7 +6,7 @@ import errno
 from typing import Any
 
 import pytest
-from accel_kvm import FaultInjector, HostSys, KvmAccelerator, _abi
+from accel_kvm import FaultInjector, HostSys, KvmAccelerator, bindings, ioctls
 
 from accel import Capability, ClockFlags, HaltExit, Support, VmOptions
 from accel.errors import CapabilityError, InvalidArgumentError
@@ -29,7 +29,7 @@ def test_every_member_is_answered_yes_or_no(acc: KvmAccelerator) -> None:
 def test_integer_values_are_kept(acc: KvmAccelerator) -> None:
     caps = acc.capabilities()
     assert caps.value(Capability.ADJUST_CLOCK) == acc.check_extension(
-        _abi.KVM_CAP_ADJUST_CLOCK
+        bindings.KVM_CAP_ADJUST_CLOCK
     ) or (not caps.supports(Capability.ADJUST_CLOCK))
     nr = caps.value(Capability.NR_VCPUS)
     mx = caps.value(Capability.MAX_VCPUS)
@@ -57,9 +57,9 @@ def test_unknown_capability_reads_no(acc: KvmAccelerator) -> None:
 
 def test_raw_query_matches_the_enum(acc: KvmAccelerator) -> None:
     caps = acc.capabilities()
-    assert caps.supports(Capability.IRQCHIP) == bool(acc.check_extension(_abi.KVM_CAP_IRQCHIP))
+    assert caps.supports(Capability.IRQCHIP) == bool(acc.check_extension(bindings.KVM_CAP_IRQCHIP))
     # something the enum does not name: KVM_CAP_IMMEDIATE_EXIT
-    assert acc.check_extension(_abi.KVM_CAP_IMMEDIATE_EXIT) in (0, 1)
+    assert acc.check_extension(bindings.KVM_CAP_IMMEDIATE_EXIT) in (0, 1)
 
 
 class _ZeroVcpuCaps(HostSys):
@@ -69,21 +69,23 @@ class _ZeroVcpuCaps(HostSys):
         self.zero = zero
 
     def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any:  # type: ignore[override]
-        if request == _abi.KVM_CHECK_EXTENSION and arg in self.zero:
+        if request == ioctls.KVM_CHECK_EXTENSION and arg in self.zero:
             return 0
         return super().ioctl(fd, request, arg)
 
 
 def test_nr_vcpus_falls_back_to_4() -> None:
-    with KvmAccelerator(sys=_ZeroVcpuCaps({_abi.KVM_CAP_NR_VCPUS, _abi.KVM_CAP_MAX_VCPUS})) as a:
+    with KvmAccelerator(
+        sys=_ZeroVcpuCaps({bindings.KVM_CAP_NR_VCPUS, bindings.KVM_CAP_MAX_VCPUS})
+    ) as a:
         caps = a.capabilities()
         assert caps.value(Capability.NR_VCPUS) == 4
         assert caps.value(Capability.MAX_VCPUS) == 4
 
 
 def test_max_vcpus_falls_back_to_nr_vcpus(acc: KvmAccelerator) -> None:
-    nr = acc.check_extension(_abi.KVM_CAP_NR_VCPUS)
-    with KvmAccelerator(sys=_ZeroVcpuCaps({_abi.KVM_CAP_MAX_VCPUS})) as a:
+    nr = acc.check_extension(bindings.KVM_CAP_NR_VCPUS)
+    with KvmAccelerator(sys=_ZeroVcpuCaps({bindings.KVM_CAP_MAX_VCPUS})) as a:
         assert a.capabilities().value(Capability.MAX_VCPUS) == (nr or 4)
 
 
@@ -92,7 +94,7 @@ def test_pv_clocksource_follows_cpuid_and_adjust_clock(acc: KvmAccelerator) -> N
     for entry in acc.supported_cpuid():
         if entry[0] == 0x40000001:
             eax = entry[3]
-    adjust = acc.check_extension(_abi.KVM_CAP_ADJUST_CLOCK) > 0
+    adjust = acc.check_extension(bindings.KVM_CAP_ADJUST_CLOCK) > 0
     caps = acc.capabilities()
     assert caps.supports(Capability.PV_CLOCKSOURCE) == (bool(eax & 0b1001) and adjust)
     assert caps.supports(Capability.PV_CLOCKSOURCE_STABLE) == (
@@ -167,7 +169,7 @@ def test_vm_level_capabilities(acc: KvmAccelerator) -> None:
 
 class _NoVmQuery(HostSys):
     def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any:  # type: ignore[override]
-        if request == _abi.KVM_CHECK_EXTENSION and arg == _abi.KVM_CAP_CHECK_EXTENSION_VM:
+        if request == ioctls.KVM_CHECK_EXTENSION and arg == bindings.KVM_CAP_CHECK_EXTENSION_VM:
             return 0
         return super().ioctl(fd, request, arg)
 
@@ -176,21 +178,23 @@ def test_vm_level_falls_back_to_host_without_check_extension_vm() -> None:
     with KvmAccelerator(sys=_NoVmQuery()) as a, a.create_vm() as vm:
         assert not a.capabilities().supports(Capability.VM_CAPABILITY_QUERY)
         assert vm.capabilities() == a.capabilities()
-        assert vm.check_extension(_abi.KVM_CAP_IRQCHIP) == a.check_extension(_abi.KVM_CAP_IRQCHIP)
+        assert vm.check_extension(bindings.KVM_CAP_IRQCHIP) == a.check_extension(
+            bindings.KVM_CAP_IRQCHIP
+        )
 
 
 @pytest.mark.parametrize("model", ["host", "host,-kvmclock", "host,-kvm"])
 def test_set_cpuid2_gets_the_filtered_supported_cpuid(model: str) -> None:
     """KVM_SET_CPUID2's argument is exactly cpuid_buffer(filter_cpuid(supported, cpu))."""
-    from accel_kvm.vm import cpuid_buffer, filter_cpuid
+    from accel_kvm.vcpu import cpuid_buffer, filter_cpuid
 
     from accel import CpuSpec
 
     seen: list[bytes] = []
 
     class Capture(HostSys):
-        def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any:
-            if request == _abi.KVM_SET_CPUID2:
+        def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any:  # type: ignore[override]
+            if request == ioctls.KVM_SET_CPUID2:
                 seen.append(bytes(arg))
             return super().ioctl(fd, request, arg)
 
@@ -207,7 +211,7 @@ def test_set_cpuid2_gets_the_filtered_supported_cpuid(model: str) -> None:
 
 
 def test_filter_cpuid_clears_the_flags_a_cpu_model_switches_off() -> None:
-    from accel_kvm.vm import filter_cpuid
+    from accel_kvm.vcpu import filter_cpuid
 
     from accel import CpuSpec
 

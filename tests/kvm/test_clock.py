@@ -8,7 +8,7 @@ import struct
 import pytest
 from accel_kvm import KvmAccelerator, RecordingSys
 
-from accel import Capability, ClockData, ClockFlags, CpuSpec, HaltExit, PortIoExit
+from accel import VM, Capability, ClockData, ClockFlags, CpuSpec, HaltExit, PortIoExit
 from accel.errors import VcpuStateError
 
 from . import guests
@@ -24,9 +24,9 @@ CLOCKSOURCE_BITS = (1 << 0) | (1 << 3)
 STABLE_BIT = 1 << 24
 
 
-def _pvclock(vm: object) -> tuple[int, int, int, int, int, int, int]:
-    raw = vm.read_memory(PVCLOCK_AT, _PVCLOCK.size)  # type: ignore[attr-defined]
-    return _PVCLOCK.unpack(raw)  # type: ignore[return-value]
+def _pvclock(vm: VM) -> tuple[int, int, int, int, int, int, int]:
+    raw = vm.read_memory(PVCLOCK_AT, _PVCLOCK.size)
+    return _PVCLOCK.unpack(raw)
 
 
 def test_guest_writing_system_time_msr_gets_a_populated_pvclock(acc: KvmAccelerator) -> None:
@@ -144,7 +144,7 @@ def test_resume_writes_back_the_paused_value(acc: KvmAccelerator) -> None:
     rec = RecordingSys()
     written: list[int] = []
     rec.on_ioctl = lambda name, fd, arg: (
-        written.append(arg.clock) if name == "KVM_SET_CLOCK" else None  # type: ignore[attr-defined, func-returns-value]
+        written.append(arg.clock) if name == "KVM_SET_CLOCK" else None
     )
     with KvmAccelerator(sys=rec) as a, a.create_vm() as vm:
         vm.pause()

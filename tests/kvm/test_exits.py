@@ -8,7 +8,7 @@ import mmap
 from typing import Any
 
 import pytest
-from accel_kvm import HostSys, KvmAccelerator, _abi
+from accel_kvm import HostSys, KvmAccelerator, bindings, ioctls
 
 from accel import InternalErrorExit, InterruptedExit, PortIoExit, ShutdownExit
 
@@ -29,12 +29,12 @@ class FakeRun(HostSys):
         return mm
 
     def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any:  # type: ignore[override]
-        if request != _abi.KVM_RUN:
+        if request != ioctls.KVM_RUN:
             return super().ioctl(fd, request, arg)
         step = self.script.pop(0)
         if "errno" in step:
             raise OSError(step["errno"], "fake")
-        run = _abi.kvm_run.from_buffer(self.maps[fd])
+        run = bindings.kvm_run.from_buffer(self.maps[fd])
         try:
             run.exit_reason = step["reason"]
             for path, value in step.get("fields", {}).items():
@@ -67,7 +67,7 @@ def test_fail_entry(fake: Any) -> None:
     sys, cpu = fake
     sys.script = [
         {
-            "reason": _abi.KVM_EXIT_FAIL_ENTRY,
+            "reason": bindings.KVM_EXIT_FAIL_ENTRY,
             "fields": {
                 "fail_entry.hardware_entry_failure_reason": 0x80000021,
                 "fail_entry.cpu": 1,
@@ -83,7 +83,7 @@ def test_internal_error(fake: Any) -> None:
     sys, cpu = fake
     sys.script = [
         {
-            "reason": _abi.KVM_EXIT_INTERNAL_ERROR,
+            "reason": bindings.KVM_EXIT_INTERNAL_ERROR,
             "fields": {"internal.suberror": 1, "internal.ndata": 2, "internal.data": (7, 9)},
         }
     ]
@@ -95,8 +95,8 @@ def test_internal_error(fake: Any) -> None:
 def test_shutdown_and_system_events(fake: Any) -> None:
     sys, cpu = fake
     sys.script = [
-        {"reason": _abi.KVM_EXIT_SHUTDOWN},
-        {"reason": _abi.KVM_EXIT_SYSTEM_EVENT, "fields": {"system_event.type": 2}},
+        {"reason": bindings.KVM_EXIT_SHUTDOWN},
+        {"reason": bindings.KVM_EXIT_SYSTEM_EVENT, "fields": {"system_event.type": 2}},
     ]
     assert isinstance(cpu.run(), ShutdownExit)
     ex = cpu.run()
@@ -105,9 +105,9 @@ def test_shutdown_and_system_events(fake: Any) -> None:
 
 def test_unhandled_exit_is_an_internal_error_not_a_crash(fake: Any) -> None:
     sys, cpu = fake
-    sys.script = [{"reason": _abi.KVM_EXIT_DEBUG}]
+    sys.script = [{"reason": bindings.KVM_EXIT_DEBUG}]
     ex = cpu.run()
-    assert isinstance(ex, InternalErrorExit) and ex.code == _abi.KVM_EXIT_DEBUG
+    assert isinstance(ex, InternalErrorExit) and ex.code == bindings.KVM_EXIT_DEBUG
 
 
 def test_eintr_and_irq_window_are_retried(fake: Any) -> None:
@@ -116,10 +116,10 @@ def test_eintr_and_irq_window_are_retried(fake: Any) -> None:
     sys, cpu = fake
     sys.script = [
         {"errno": errno.EINTR},
-        {"reason": _abi.KVM_EXIT_INTR},
-        {"reason": _abi.KVM_EXIT_IRQ_WINDOW_OPEN},
+        {"reason": bindings.KVM_EXIT_INTR},
+        {"reason": bindings.KVM_EXIT_IRQ_WINDOW_OPEN},
         {
-            "reason": _abi.KVM_EXIT_IO,
+            "reason": bindings.KVM_EXIT_IO,
             "fields": {
                 "io.direction": 1,
                 "io.size": 1,
@@ -139,14 +139,14 @@ def test_eintr_after_kick_is_interrupted(fake: Any) -> None:
 
     sys, cpu = fake
     cpu.kick()
-    assert sys.maps[cpu.fd][_abi.RUN_IMMEDIATE_EXIT] == 1
+    assert sys.maps[cpu.fd][bindings.RUN_IMMEDIATE_EXIT] == 1
     sys.script = [{"errno": errno.EINTR}]
     assert isinstance(cpu.run(), InterruptedExit)
-    assert sys.maps[cpu.fd][_abi.RUN_IMMEDIATE_EXIT] == 0  # cleared for the next run
+    assert sys.maps[cpu.fd][bindings.RUN_IMMEDIATE_EXIT] == 0  # cleared for the next run
 
 
 def test_kvm_run_layout_matches_ctypes() -> None:
-    assert _abi.RUN_EXIT_REASON == 8
-    assert _abi.RUN_IO_DATA_OFFSET == 40
-    assert _abi.RUN_MMIO_LEN == 48
-    assert ctypes.sizeof(_abi.kvm_run_exit_union) == 256
+    assert bindings.RUN_EXIT_REASON == 8
+    assert bindings.RUN_IO_DATA_OFFSET == 40
+    assert bindings.RUN_MMIO_LEN == 48
+    assert ctypes.sizeof(bindings.kvm_run_exit_union) == 256

@@ -1,6 +1,6 @@
 """Fault injection: every ioctl the plugin issues, failing with each errno of the issue.
 
-The list of ioctls comes from ``accel_kvm._abi.IOCTLS`` (what the plugin issues), so an
+The list of ioctls comes from ``accel_kvm.ioctls.IOCTLS`` (what the plugin issues), so an
 ioctl added to the plugin without a scenario here fails ``test_every_ioctl_has_a_scenario``.
 Each scenario sets up with no fault, arms the fault, checks the typed error (class, ioctl
 name, errno), checks that nothing was half-applied, disarms and checks the retry works.
@@ -12,7 +12,7 @@ import errno
 from collections.abc import Callable
 
 import pytest
-from accel_kvm import FaultInjector, KvmAccelerator, _abi
+from accel_kvm import FaultInjector, KvmAccelerator, bindings, ioctls
 
 from accel import HaltExit, Registers, VmOptions
 from accel.errors import AcceleratorUnavailableError, BackendCallError
@@ -29,9 +29,9 @@ def expect(name: str, err: int, fn: Callable[[], object]) -> BackendCallError:
     with pytest.raises(BackendCallError) as info:
         fn()
     exc = info.value
-    assert exc.call == name  # type: ignore[attr-defined]
+    assert exc.call == name
     assert exc.errno == err
-    assert exc.accelerator == "kvm"  # type: ignore[attr-defined]
+    assert exc.accelerator == "kvm"
     assert name in str(exc)
     return exc
 
@@ -223,7 +223,7 @@ def s_set_sregs(inj: FaultInjector, err: int) -> None:
 
 def s_kvmclock_ctrl(inj: FaultInjector, err: int) -> None:
     with KvmAccelerator(sys=inj) as acc:
-        if not acc.check_extension(_abi.KVM_CAP_KVMCLOCK_CTRL):
+        if not acc.check_extension(bindings.KVM_CAP_KVMCLOCK_CTRL):
             pytest.skip("host KVM has no KVM_CAP_KVMCLOCK_CTRL")
         vm, cpu = boot(acc, guests.KVMCLOCK_ENABLE)
         assert isinstance(cpu.run(), HaltExit)
@@ -262,11 +262,11 @@ SCENARIOS: dict[str, Callable[[FaultInjector, int], None]] = {
 
 
 def test_every_ioctl_has_a_scenario() -> None:
-    assert sorted(SCENARIOS) == sorted(_abi.IOCTLS)
+    assert sorted(SCENARIOS) == sorted(ioctls.IOCTLS)
 
 
 @pytest.mark.parametrize("err", ERRNOS, ids=[errno.errorcode[e] for e in ERRNOS])
-@pytest.mark.parametrize("name", sorted(_abi.IOCTLS))
+@pytest.mark.parametrize("name", sorted(ioctls.IOCTLS))
 def test_ioctl_failure_is_typed_and_nothing_half_applied(name: str, err: int) -> None:
     scenario = SCENARIOS.get(name)
     assert scenario is not None, f"no fault-injection scenario for {name}"

@@ -136,7 +136,8 @@ def test_every_call_on_a_closed_handle_raises(closing: str) -> None:
     target.close()  # idempotent
     assert target.closed
     # closing a parent closes its children
-    closed = {"accelerator": [acc, vm, cpu], "vm": [vm, cpu], "vcpu": [cpu]}[closing]
+    handles: dict[str, list[Any]] = {"accelerator": [acc, vm, cpu], "vm": [vm, cpu], "vcpu": [cpu]}
+    closed = handles[closing]
     for handle in closed:
         assert handle.closed
         for name, call in _public_calls(handle).items():

@@ -12,7 +12,7 @@ import os
 from typing import Any
 
 import pytest
-from accel_kvm import KvmAccelerator, _abi, accel_accelerators
+from accel_kvm import KvmAccelerator, accel_accelerators, ioctls
 
 from accel import Capability, VmOptions
 from accel.errors import AcceleratorUnavailableError, HandleClosedError
@@ -40,7 +40,7 @@ class FakeSys:
         self.closed.append(fd)
 
     def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any:
-        if request == _abi.KVM_GET_API_VERSION:
+        if request == ioctls.KVM_GET_API_VERSION:
             if self.api_errno is not None:
                 raise OSError(self.api_errno, os.strerror(self.api_errno))
             return self.api

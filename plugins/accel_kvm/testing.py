@@ -1,48 +1,21 @@
-"""The :class:`Sys` shape of the KVM plugin's system-call layer, and layers that wrap
-another one (for tests).
+"""Layers that wrap another :class:`~accel_kvm.ioctls.Sys`, for tests.
 
 :class:`FaultInjector` makes chosen calls fail with an errno or answer a fixed value;
-:class:`RecordingSys` logs every ioctl by name. All three are re-exported by
-:mod:`accel_kvm` and :mod:`accel_kvm._ioctl` (and ``Sys`` by :mod:`accel_kvm._abi`,
-whose :class:`~accel_kvm._abi.HostSys` has that shape).
+:class:`RecordingSys` logs every ioctl by name (and can watch its argument). Hand either
+to :class:`~accel_kvm.KvmAccelerator` as ``sys=``: every system call the plugin makes
+goes through it, so every failure path can be reached without a broken kernel.
 """
 
 from __future__ import annotations
 
+import mmap as _mmap
 import os
+from collections.abc import Callable
+from typing import Any
 
-from . import _abi
-from ._abi import HostSys
+from .ioctls import HostSys, Sys, ioctl_name
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    import mmap as _mmap
-    from collections.abc import Callable
-    from typing import Any, Protocol
-else:
-    Protocol = object
-
-__all__ = ["FaultInjector", "RecordingSys", "Sys", "ioctl_name"]
-
-
-class Sys(Protocol):
-    """What the plugin needs from the operating system (a :class:`typing.Protocol` to a
-    type checker: any object with these methods will do)."""
-
-    def open(self, path: str, flags: int) -> int: ...
-
-    def close(self, fd: int) -> None: ...
-
-    def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any: ...
-
-    def mmap(self, fd: int, length: int) -> _mmap.mmap:
-        """A shared read-write mapping of ``fd`` (``fd == -1``: anonymous, private, zeroed)."""
-        ...
-
-
-def ioctl_name(request: int) -> str:
-    """The KVM name of an ioctl request number (hex for numbers the plugin does not use)."""
-    return _abi.IOCTL_NAMES.get(request, f"ioctl {request:#x}")
+__all__ = ["FaultInjector", "RecordingSys"]
 
 
 class FaultInjector:

@@ -1,21 +1,89 @@
-"""ctypes structures of the /dev/kvm ABI (``<linux/kvm.h>``, ``<asm/kvm.h>``, x86-64).
+"""The /dev/kvm ABI for x86-64: constants and ctypes structures (the kvm-bindings part).
 
-Imported on first use (register access, the VM clock, the in-kernel PIT) through
-:mod:`accel_kvm._abi`, which re-exports every name here; the run path packs its few
-structures with :mod:`struct` and does not import :mod:`ctypes`. tests/kvm/test_abi.py
-compares every size and offset with the C headers, and the constants of
-:mod:`accel_kvm._abi` with these structures.
+Everything here mirrors ``<linux/kvm.h>``, ``<asm/kvm.h>`` and ``<asm/kvm_para.h>``
+(Debian ``linux-libc-dev``): capability numbers, exit reasons, paravirtual CPUID bits,
+and the structures as :class:`ctypes.Structure` subclasses. The ``SIZEOF_*`` and
+``RUN_*`` constants are computed from the structures (``ctypes.sizeof`` and field
+offsets), so they cannot drift from them; tests/kvm/test_abi.py compiles a C program
+against the headers and compares every size, offset, ioctl number and constant.
+
+Nothing here issues a system call: the ioctl numbers and the system-call layer are in
+:mod:`accel_kvm.ioctls`.
 """
 
 from __future__ import annotations
 
 import ctypes
+from typing import Final
 
-from ._abi import KVM_NR_INTERRUPTS
+KVMIO: Final = 0xAE
+API_VERSION: Final = 12
 
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from typing import Final
+KVM_NR_INTERRUPTS: Final = 256
+KVM_MEM_READONLY: Final = 1 << 1
+KVM_CLOCK_TSC_STABLE: Final = 2
+KVM_CLOCK_REALTIME: Final = 1 << 2
+KVM_CLOCK_HOST_TSC: Final = 1 << 3
+
+# --------------------------------------------------------------------------- exit reasons
+KVM_EXIT_UNKNOWN: Final = 0
+KVM_EXIT_EXCEPTION: Final = 1
+KVM_EXIT_IO: Final = 2
+KVM_EXIT_HYPERCALL: Final = 3
+KVM_EXIT_DEBUG: Final = 4
+KVM_EXIT_HLT: Final = 5
+KVM_EXIT_MMIO: Final = 6
+KVM_EXIT_IRQ_WINDOW_OPEN: Final = 7
+KVM_EXIT_SHUTDOWN: Final = 8
+KVM_EXIT_FAIL_ENTRY: Final = 9
+KVM_EXIT_INTR: Final = 10
+KVM_EXIT_INTERNAL_ERROR: Final = 17
+KVM_EXIT_SYSTEM_EVENT: Final = 24
+KVM_EXIT_IO_IN: Final = 0
+KVM_EXIT_IO_OUT: Final = 1
+
+KVM_SYSTEM_EVENT_SHUTDOWN: Final = 1
+KVM_SYSTEM_EVENT_RESET: Final = 2
+KVM_SYSTEM_EVENT_CRASH: Final = 3
+
+# --------------------------------------------------------------------------- capabilities
+KVM_CAP_IRQCHIP: Final = 0
+KVM_CAP_USER_MEMORY: Final = 3
+KVM_CAP_NR_VCPUS: Final = 9
+KVM_CAP_IRQFD: Final = 32
+KVM_CAP_PIT2: Final = 33
+KVM_CAP_IOEVENTFD: Final = 36
+KVM_CAP_ADJUST_CLOCK: Final = 39
+KVM_CAP_XSAVE: Final = 55
+KVM_CAP_TSC_CONTROL: Final = 60
+KVM_CAP_GET_TSC_KHZ: Final = 61
+KVM_CAP_MAX_VCPUS: Final = 66
+KVM_CAP_KVMCLOCK_CTRL: Final = 76
+KVM_CAP_CHECK_EXTENSION_VM: Final = 105
+KVM_CAP_IMMEDIATE_EXIT: Final = 136
+
+# --------------------------------------------------------------------------- paravirt CPUID
+KVM_CPUID_SIGNATURE: Final = 0x40000000
+KVM_CPUID_FEATURES: Final = 0x40000001
+KVM_FEATURE_CLOCKSOURCE: Final = 0
+KVM_FEATURE_NOP_IO_DELAY: Final = 1
+KVM_FEATURE_CLOCKSOURCE2: Final = 3
+KVM_FEATURE_ASYNC_PF: Final = 4
+KVM_FEATURE_STEAL_TIME: Final = 5
+KVM_FEATURE_PV_EOI: Final = 6
+KVM_FEATURE_PV_UNHALT: Final = 7
+KVM_FEATURE_PV_TLB_FLUSH: Final = 9
+KVM_FEATURE_ASYNC_PF_VMEXIT: Final = 10
+KVM_FEATURE_PV_SEND_IPI: Final = 11
+KVM_FEATURE_POLL_CONTROL: Final = 12
+KVM_FEATURE_PV_SCHED_YIELD: Final = 13
+KVM_FEATURE_ASYNC_PF_INT: Final = 14
+KVM_FEATURE_MSI_EXT_DEST_ID: Final = 15
+KVM_FEATURE_CLOCKSOURCE_STABLE_BIT: Final = 24
+MSR_KVM_SYSTEM_TIME_NEW: Final = 0x4B564D01
+MSR_KVM_WALL_CLOCK_NEW: Final = 0x4B564D00
+
+# --------------------------------------------------------------------------- structures
 
 
 class kvm_regs(ctypes.Structure):
@@ -201,3 +269,41 @@ STRUCTS: Final[dict[str, type[ctypes.Structure]]] = {
     "kvm_cpuid_entry2": kvm_cpuid_entry2,
     "kvm_cpuid2": kvm_cpuid2,
 }
+
+# --------------------------------------------------------------------------- sizes and offsets
+SIZEOF_KVM_REGS: Final = ctypes.sizeof(kvm_regs)
+SIZEOF_KVM_SREGS: Final = ctypes.sizeof(kvm_sregs)
+SIZEOF_KVM_USERSPACE_MEMORY_REGION: Final = ctypes.sizeof(kvm_userspace_memory_region)
+SIZEOF_KVM_CLOCK_DATA: Final = ctypes.sizeof(kvm_clock_data)
+SIZEOF_KVM_PIT_CONFIG: Final = ctypes.sizeof(kvm_pit_config)
+SIZEOF_KVM_CPUID_ENTRY2: Final = ctypes.sizeof(kvm_cpuid_entry2)
+SIZEOF_KVM_CPUID2: Final = ctypes.sizeof(kvm_cpuid2)
+
+#: struct kvm_cpuid2 and kvm_cpuid_entry2 in 32-bit words: a header (nent, padding), then
+#: per entry function, index, flags, eax, ebx, ecx, edx and three words of padding.
+CPUID2_HEADER_WORDS: Final = SIZEOF_KVM_CPUID2 // 4
+CPUID_ENTRY2_WORDS: Final = SIZEOF_KVM_CPUID_ENTRY2 // 4
+
+#: (function, index, flags, eax, ebx, ecx, edx) of one kvm_cpuid_entry2.
+CpuidEntry = tuple[int, int, int, int, int, int, int]
+
+# Offsets in the mapped kvm_run page that the vCPU run loop reads (it reads the page
+# through memoryview casts, not through a ctypes object, to allocate nothing per exit).
+_U: Final = kvm_run.u.offset
+RUN_IMMEDIATE_EXIT: Final = kvm_run.immediate_exit.offset
+RUN_EXIT_REASON: Final = kvm_run.exit_reason.offset
+RUN_IO_DIRECTION: Final = _U + kvm_run_io.direction.offset
+RUN_IO_SIZE: Final = _U + kvm_run_io.size.offset
+RUN_IO_PORT: Final = _U + kvm_run_io.port.offset
+RUN_IO_COUNT: Final = _U + kvm_run_io.count.offset
+RUN_IO_DATA_OFFSET: Final = _U + kvm_run_io.data_offset.offset
+RUN_MMIO_PHYS_ADDR: Final = _U + kvm_run_mmio.phys_addr.offset
+RUN_MMIO_DATA: Final = _U + kvm_run_mmio.data.offset
+RUN_MMIO_LEN: Final = _U + kvm_run_mmio.len.offset
+RUN_MMIO_IS_WRITE: Final = _U + kvm_run_mmio.is_write.offset
+RUN_FAIL_ENTRY_REASON: Final = _U + kvm_run_fail_entry.hardware_entry_failure_reason.offset
+RUN_FAIL_ENTRY_CPU: Final = _U + kvm_run_fail_entry.cpu.offset
+RUN_INTERNAL_SUBERROR: Final = _U + kvm_run_internal.suberror.offset
+RUN_INTERNAL_NDATA: Final = _U + kvm_run_internal.ndata.offset
+RUN_INTERNAL_DATA: Final = _U + kvm_run_internal.data.offset
+RUN_SYSTEM_EVENT_TYPE: Final = _U + kvm_run_system_event.type.offset

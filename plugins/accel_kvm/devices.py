@@ -1,33 +1,40 @@
-"""KVM's machine pieces: the kvmclock and kvm-pit device types and QEMU 7.2's rules.
+"""KVM's machine devices: the kvmclock and kvm-pit device types, and when a machine gets them.
 
-``accel_clock_devices(accelerator, machine)`` decides, after the vCPUs exist:
+:func:`clock_devices` (the plugin's ``accel_clock_devices`` hook) decides after the vCPUs
+exist, from the accelerator's **capabilities**, never its name, so an accelerator that
+wraps KVM (a tracing or fault-injecting wrapper with another name) gets the same devices.
+The plugin answers for accelerators that report KVM's paravirtual clocksource
+(``Capability.PV_CLOCKSOURCE`` yes: QEMU's ``kvm_has_clocksource()``, KVM_FEATURE_CLOCKSOURCE
+in the supported CPUID); for them it decides:
 
-* **kvm-pit vs isa-pit** — the in-kernel i8254 replaces the userspace one when the
-  machine's irqchip is wholly in the kernel (``kernel-irqchip=on``) and KVM reports
-  KVM_CAP_IRQCHIP and KVM_CAP_PIT2. A split irqchip (``microvm``, ``pc-q35-4.0``) keeps
-  ``isa-pit``, as QEMU's ``kvm_pit_in_kernel()``.
-* **kvmclock** — only when KVM reports a paravirtual clocksource
-  (``Capability.PV_CLOCKSOURCE``: KVM_FEATURE_CLOCKSOURCE/2 in the supported CPUID);
-  then always on machine types that create it unconditionally (QEMU's
+* **kvmclock** — always on machine types that create it unconditionally (QEMU's
   ``kvmclock_create_always``: pc/q35 5.2 and later, microvm, isapc), and on older types
-  only when the CPU model's ``kvmclock`` flag is on (the default under KVM for every
-  model, ``host`` included; ``-kvmclock`` or ``-kvm`` turns it off).
-* **mc146818rtc on microvm** — ``rtc=auto`` means no RTC under KVM (QEMU's microvm
-  creates it only when ``!kvm_enabled()``).
+  only when the CPU model's ``kvmclock`` flag is on (the default for every model;
+  ``-kvmclock`` or ``-kvm`` turns it off).
+* **kvm-pit vs isa-pit** — with an in-kernel irqchip and PIT (``IRQCHIP`` and ``PIT``
+  yes) the in-kernel i8254 replaces the userspace one when the irqchip is wholly in the
+  kernel (``kernel-irqchip=on``); a split irqchip (``microvm``, ``pc-q35-4.0``) keeps
+  ``isa-pit``, as QEMU's ``kvm_pit_in_kernel()``.
+* **mc146818rtc on microvm** — ``rtc=auto`` means no RTC (QEMU's microvm creates it only
+  when ``!kvm_enabled()``).
 
-For any other accelerator that does not report a paravirtual clocksource it answers
-"kvmclock: absent — <name> does not report a paravirtual clocksource".
+An accelerator that answers *no* for the paravirtual clocksource gets only "kvmclock:
+absent" with that reason; one that answers *unknown* gets no decision from this plugin
+(the plugin that knows its clock, e.g. xen, gives it).
+
+The devices reach their VM only through the machine and the public :class:`accel.VM`
+clock API (``get_clock``, and ``pause``/``resume``, which write the clock back).
 """
 
 from __future__ import annotations
 
 from accel.accelerator import Accelerator
-from accel.capabilities import Capability
+from accel.capabilities import Capability, Support
+from accel.machine import RunState
 from accel.machine.device import Device, PropValue
-from accel.machine.machine import RunState
-from accel.plugin import ClockDeviceChoice, DeviceType, MachineView, PropertySpec, hookimpl
+from accel.plugin import ClockDeviceChoice, DeviceType, MachineView, PropertySpec
 
-__all__ = ["KvmClock", "KvmPit", "accel_clock_devices", "accel_device_types"]
+__all__ = ["KvmClock", "KvmPit", "clock_devices", "device_types"]
 
 
 class KvmClock(Device):
@@ -86,8 +93,8 @@ class KvmPit(Device):
         return {"where": "kernel"}
 
 
-@hookimpl
-def accel_device_types() -> list[DeviceType]:
+def device_types() -> list[DeviceType]:
+    """The kvmclock and kvm-pit device types."""
     return [
         DeviceType(
             "kvmclock",
@@ -110,20 +117,17 @@ def accel_device_types() -> list[DeviceType]:
     ]
 
 
-@hookimpl
-def accel_clock_devices(
-    accelerator: Accelerator, machine: MachineView
-) -> list[ClockDeviceChoice] | None:
+def clock_devices(accelerator: Accelerator, machine: MachineView) -> list[ClockDeviceChoice]:
+    """kvmclock, kvm-pit and the microvm RTC for ``machine`` on ``accelerator``."""
     caps = accelerator.capabilities()
-    pv = caps.supports(Capability.PV_CLOCKSOURCE)
-    if accelerator.name != "kvm":
-        if pv:
-            return None
+    name = accelerator.name
+    pv = caps.support(Capability.PV_CLOCKSOURCE)
+    if pv is Support.UNKNOWN:
+        return []
+    if pv is Support.NO:
         return [
             ClockDeviceChoice(
-                "kvmclock",
-                False,
-                f"{accelerator.name} does not report a paravirtual clocksource",
+                "kvmclock", False, f"{name} does not report a paravirtual clocksource"
             )
         ]
     out: list[ClockDeviceChoice] = []
@@ -139,7 +143,7 @@ def accel_clock_devices(
     elif not (caps.supports(Capability.IRQCHIP) and caps.supports(Capability.PIT)):
         out.append(
             ClockDeviceChoice(
-                "kvm-pit", False, "KVM does not report KVM_CAP_IRQCHIP and KVM_CAP_PIT2"
+                "kvm-pit", False, f"{name} does not report an in-kernel irqchip and PIT"
             )
         )
     else:
@@ -156,26 +160,18 @@ def accel_clock_devices(
             ClockDeviceChoice(
                 "mc146818rtc",
                 False,
-                f"{machine.machine_type} has rtc=auto: no RTC under kvm (as QEMU)",
+                f"{machine.machine_type} has rtc=auto: no RTC under {name} (as QEMU under kvm)",
             )
         )
     reliable = machine.compat.get("machine.pv-clock-reliable-get-clock", "on") != "off"
     props: tuple[tuple[str, object], ...] = (("x-mach-use-reliable-get-clock", reliable),)
     cpu_on = machine.cpu.flag("kvm", True) is not False and bool(machine.cpu.flag("kvmclock", True))
-    if not pv:
-        out.append(
-            ClockDeviceChoice(
-                "kvmclock",
-                False,
-                "kvm does not report a paravirtual clocksource (KVM_FEATURE_CLOCKSOURCE)",
-            )
-        )
-    elif machine.compat.get("machine.pv-clock-always") == "on":
+    if machine.compat.get("machine.pv-clock-always") == "on":
         out.append(
             ClockDeviceChoice(
                 "kvmclock",
                 True,
-                f"kvm reports a paravirtual clocksource and {machine.machine_type} creates "
+                f"{name} reports a paravirtual clocksource and {machine.machine_type} creates "
                 "kvmclock whenever it does"
                 + ("" if cpu_on else " (even with the CPU's kvmclock flag off)"),
                 properties=props,
@@ -186,8 +182,8 @@ def accel_clock_devices(
             ClockDeviceChoice(
                 "kvmclock",
                 True,
-                f"kvm reports a paravirtual clocksource and the CPU model {machine.cpu} "
-                "has the kvmclock flag (on by default under kvm)",
+                f"{name} reports a paravirtual clocksource and the CPU model {machine.cpu} "
+                "has the kvmclock flag (on by default)",
                 properties=props,
             )
         )

@@ -1,0 +1,197 @@
+"""The KVM ioctls and the system-call layer that issues them (the kvm-ioctls part).
+
+* The ioctl request numbers, encoded as ``<asm-generic/ioctl.h>`` does, with the size of
+  each argument taken from its :mod:`accel_kvm.bindings` structure (``ctypes.sizeof``).
+  :data:`IOCTLS` maps the name of every ioctl the plugin issues to its number; the
+  fault-injection tests are parametrised over it, so an ioctl added here is tested.
+* :class:`Sys`, the shape of the system-call layer: every ``open``/``close``/``ioctl``/
+  ``mmap`` the plugin makes goes through one such object, handed to
+  :class:`~accel_kvm.KvmAccelerator` (``sys=``) and passed down to its VMs and vCPUs.
+  :class:`HostSys` makes the real calls; :mod:`accel_kvm.testing` has layers that wrap it.
+* :func:`call`, which turns a failed ioctl into :class:`~accel.errors.BackendCallError`.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import fcntl
+import mmap as _mmap
+import os
+from typing import Any, Final, Protocol
+
+from accel.errors import BackendCallError
+
+from .bindings import (
+    KVMIO,
+    kvm_clock_data,
+    kvm_cpuid2,
+    kvm_pit_config,
+    kvm_regs,
+    kvm_sregs,
+    kvm_userspace_memory_region,
+)
+
+__all__ = [
+    "ACCEL_NAME",
+    "IOCTLS",
+    "IOCTL_NAMES",
+    "NO_DEVICE_ERRNOS",
+    "PERMISSION_ERRNOS",
+    "HostSys",
+    "Sys",
+    "call",
+    "ioctl_name",
+    "release_mapping",
+]
+
+#: The accelerator name errors carry.
+ACCEL_NAME: Final = "kvm"
+
+# --------------------------------------------------------------------------- encoding
+# asm-generic/ioctl.h: nr 8 bits, type 8 bits, size 14 bits, dir 2 bits.
+_IOC_NRSHIFT: Final = 0
+_IOC_TYPESHIFT: Final = 8
+_IOC_SIZESHIFT: Final = 16
+_IOC_DIRSHIFT: Final = 30
+_IOC_NONE: Final = 0
+_IOC_WRITE: Final = 1
+_IOC_READ: Final = 2
+
+
+def _ioc(direction: int, nr: int, size: int) -> int:
+    return (
+        (direction << _IOC_DIRSHIFT)
+        | (KVMIO << _IOC_TYPESHIFT)
+        | (nr << _IOC_NRSHIFT)
+        | (size << _IOC_SIZESHIFT)
+    )
+
+
+def _io(nr: int) -> int:
+    return _ioc(_IOC_NONE, nr, 0)
+
+
+def _ior(nr: int, struct: type[ctypes.Structure]) -> int:
+    return _ioc(_IOC_READ, nr, ctypes.sizeof(struct))
+
+
+def _iow(nr: int, struct: type[ctypes.Structure]) -> int:
+    return _ioc(_IOC_WRITE, nr, ctypes.sizeof(struct))
+
+
+def _iowr(nr: int, struct: type[ctypes.Structure]) -> int:
+    return _ioc(_IOC_READ | _IOC_WRITE, nr, ctypes.sizeof(struct))
+
+
+# --------------------------------------------------------------------------- ioctls
+KVM_GET_API_VERSION: Final = _io(0x00)
+KVM_CREATE_VM: Final = _io(0x01)
+KVM_CHECK_EXTENSION: Final = _io(0x03)
+KVM_GET_VCPU_MMAP_SIZE: Final = _io(0x04)
+KVM_GET_SUPPORTED_CPUID: Final = _iowr(0x05, kvm_cpuid2)
+KVM_CREATE_VCPU: Final = _io(0x41)
+KVM_SET_USER_MEMORY_REGION: Final = _iow(0x46, kvm_userspace_memory_region)
+KVM_CREATE_IRQCHIP: Final = _io(0x60)
+KVM_CREATE_PIT2: Final = _iow(0x77, kvm_pit_config)
+KVM_SET_CLOCK: Final = _iow(0x7B, kvm_clock_data)
+KVM_GET_CLOCK: Final = _ior(0x7C, kvm_clock_data)
+KVM_RUN: Final = _io(0x80)
+KVM_GET_REGS: Final = _ior(0x81, kvm_regs)
+KVM_SET_REGS: Final = _iow(0x82, kvm_regs)
+KVM_GET_SREGS: Final = _ior(0x83, kvm_sregs)
+KVM_SET_SREGS: Final = _iow(0x84, kvm_sregs)
+KVM_SET_CPUID2: Final = _iow(0x90, kvm_cpuid2)
+KVM_KVMCLOCK_CTRL: Final = _io(0xAD)
+
+#: Every ioctl the plugin issues, by name (the fault-injection tests cover each one).
+IOCTLS: Final[dict[str, int]] = {
+    "KVM_GET_API_VERSION": KVM_GET_API_VERSION,
+    "KVM_CREATE_VM": KVM_CREATE_VM,
+    "KVM_CHECK_EXTENSION": KVM_CHECK_EXTENSION,
+    "KVM_GET_VCPU_MMAP_SIZE": KVM_GET_VCPU_MMAP_SIZE,
+    "KVM_GET_SUPPORTED_CPUID": KVM_GET_SUPPORTED_CPUID,
+    "KVM_CREATE_VCPU": KVM_CREATE_VCPU,
+    "KVM_SET_USER_MEMORY_REGION": KVM_SET_USER_MEMORY_REGION,
+    "KVM_CREATE_IRQCHIP": KVM_CREATE_IRQCHIP,
+    "KVM_CREATE_PIT2": KVM_CREATE_PIT2,
+    "KVM_SET_CLOCK": KVM_SET_CLOCK,
+    "KVM_GET_CLOCK": KVM_GET_CLOCK,
+    "KVM_RUN": KVM_RUN,
+    "KVM_GET_REGS": KVM_GET_REGS,
+    "KVM_SET_REGS": KVM_SET_REGS,
+    "KVM_GET_SREGS": KVM_GET_SREGS,
+    "KVM_SET_SREGS": KVM_SET_SREGS,
+    "KVM_SET_CPUID2": KVM_SET_CPUID2,
+    "KVM_KVMCLOCK_CTRL": KVM_KVMCLOCK_CTRL,
+}
+
+#: Request number -> name (for error messages and the test layers).
+IOCTL_NAMES: Final[dict[int, str]] = {number: name for name, number in IOCTLS.items()}
+
+
+def ioctl_name(request: int) -> str:
+    """The KVM name of an ioctl request number (hex for numbers the plugin does not use)."""
+    return IOCTL_NAMES.get(request, f"ioctl {request:#x}")
+
+
+# --------------------------------------------------------------------------- system calls
+
+
+class Sys(Protocol):
+    """What the plugin needs from the operating system (any object with these methods)."""
+
+    def open(self, path: str, flags: int) -> int: ...
+
+    def close(self, fd: int) -> None: ...
+
+    def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any: ...
+
+    def mmap(self, fd: int, length: int) -> _mmap.mmap:
+        """A shared read-write mapping of ``fd`` (``fd == -1``: anonymous, private, zeroed)."""
+        ...
+
+
+class HostSys:
+    """The real system calls (``os.open``, ``fcntl.ioctl``, ``mmap.mmap``).
+
+    ``ioctl`` is :func:`fcntl.ioctl` itself, so the vCPU run loop pays no extra call.
+    """
+
+    ioctl = staticmethod(fcntl.ioctl)
+
+    def open(self, path: str, flags: int) -> int:
+        return os.open(path, flags)
+
+    def close(self, fd: int) -> None:
+        os.close(fd)
+
+    def mmap(self, fd: int, length: int) -> _mmap.mmap:
+        prot = _mmap.PROT_READ | _mmap.PROT_WRITE
+        if fd == -1:
+            return _mmap.mmap(-1, length, flags=_mmap.MAP_PRIVATE | _mmap.MAP_ANONYMOUS, prot=prot)
+        return _mmap.mmap(fd, length, flags=_mmap.MAP_SHARED, prot=prot)
+
+
+#: errnos that mean "no such device" when opening /dev/kvm.
+NO_DEVICE_ERRNOS: Final = frozenset({errno.ENOENT, errno.ENODEV, errno.ENXIO})
+#: errnos that mean "permission denied".
+PERMISSION_ERRNOS: Final = frozenset({errno.EACCES, errno.EPERM})
+
+
+def call(sys: Sys, name: str, fd: int, request: int, arg: Any = 0) -> Any:
+    """``sys.ioctl`` with an ``OSError`` turned into :class:`BackendCallError` naming ``name``."""
+    try:
+        return sys.ioctl(fd, request, arg)
+    except OSError as exc:
+        raise BackendCallError(name, exc.errno, accelerator=ACCEL_NAME) from exc
+
+
+def release_mapping(mm: _mmap.mmap) -> None:
+    """Unmap ``mm`` now, or (if a caller still holds a view of it) when that view dies."""
+    # If a memoryview handed to the caller (MemoryRegion.view, exit.data) is still alive,
+    # close() raises BufferError; the mmap object unmaps once the last view is gone.
+    try:
+        mm.close()
+    except BufferError:
+        return
