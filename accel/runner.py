@@ -1,4 +1,7 @@
-"""Running a flat binary image on a machine: what ``accel run`` does, as library code.
+"""Running a machine to its end as ``accel run`` does, as library code: a flat image,
+timeouts, stop signals, and a snapshot written or restored around the run.
+
+It sits above the machine and snapshot layers (it uses both).
 
 :func:`run_image` builds a :class:`~accel.machine.machine.Machine`, places the image with
 :func:`load_image` and runs it with :func:`run_machine`; :func:`restore_image` resumes a
@@ -36,11 +39,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
-from ..accelerator import Accelerator, Registers, real_mode_sregs
-from ..errors import ConfigError, SnapshotError
-from ..registry import Registry
-from .device import parse_device_spec
-from .machine import Machine, RunResult, parse_machine_spec
+from .accelerator import Accelerator, Registers, real_mode_sregs
+from .errors import ConfigError, SnapshotError
+from .machine.device import parse_device_spec
+from .machine.machine import Machine, RunResult, parse_machine_spec
+from .registry import Registry
+from .snapshot import atomic_file, restore_machine, save_machine
 
 __all__ = [
     "DEBUG_DEVICES",
@@ -254,13 +258,11 @@ def save_after_run(machine: Machine, result: RunResult, options: RunOptions) -> 
     result's message says so. ``options.save`` None: ``result`` as it is."""
     if options.save is None:
         return result
-    # accel.snapshot builds on the machine layer: imported when a run saves, not with it.
-    from ..snapshot import atomic_file
 
     machine.pause()
     try:
         with atomic_file(options.save) as f:
-            machine.save(f)
+            save_machine(machine, f)
     except OSError as exc:
         raise SnapshotError(
             f"cannot write the snapshot {options.save!r}: {exc.strerror or exc}",
@@ -287,7 +289,7 @@ def restore_image(
     A snapshot taken after the guest ended its run gives that same result again (and is
     saved again with ``save``) without running the guest.
     """
-    machine = Machine.restore(stream, accelerator, mode=mode, registry=registry, console=console)
+    machine = restore_machine(stream, accelerator, mode=mode, registry=registry, console=console)
     with machine:
         if machine.ended is not None:
             ended = machine.ended

@@ -1,9 +1,9 @@
 """``accel run``: its options (:func:`add_run`) and its handler, which calls the runner
-(:mod:`accel.machine.runner`).
+(:mod:`accel.runner`).
 
 ``accel run IMAGE`` runs a flat binary: debug-console output streams to stdout, one line
 on stderr says how the run ended (``accel: ACCEL: MESSAGE``), and the exit status is the
-run's (QEMU's isa-debug-exit convention; see :mod:`accel.machine.runner`). ``--restore
+run's (QEMU's isa-debug-exit convention; see :mod:`accel.runner`). ``--restore
 FILE`` resumes a machine snapshot instead of IMAGE. Option values and combinations that
 cannot work are usage errors (status 2); errors of the image, machine or snapshot are
 :class:`~accel.errors.AccelError` (status 1).
@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable
 
 from ..accelerator import Accelerator
-from ..machine.runner import RunOptions, parse_duration, restore_image, run_image
+from ..runner import RunOptions, parse_duration, restore_image, run_image
 from ..snapshot.format import _Input, read_header
 from . import Context, writing
 
@@ -54,7 +54,7 @@ def seconds(text: str) -> float:
 
 
 def duration(text: str) -> float:
-    """An ``argparse`` type: :func:`~accel.machine.runner.parse_duration`, at most a day."""
+    """An ``argparse`` type: :func:`~accel.runner.parse_duration`, at most a day."""
     try:
         value = parse_duration(text)
     except ValueError as exc:

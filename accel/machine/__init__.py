@@ -19,9 +19,9 @@ One module per concept:
   run loop.
 
 The machine model never imports :mod:`accel.snapshot`: the snapshot layer builds on it
-and saves and restores machines (see :mod:`accel.machine.machine`). Only the ``accel
-run`` code kept in this package (:mod:`accel.machine.runner` and its command-line
-helpers) calls the snapshot layer, to save and restore a run.
+and saves and restores machines (:func:`accel.snapshot.save_machine`,
+:func:`accel.snapshot.restore_machine`); :mod:`accel.runner`, above both, saves and
+restores around ``accel run``.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import accel
-from accel.machine.runner import RunOptions, run_image
+from accel.runner import RunOptions, run_image
 
 from .qemu import QEMU, qemu_path
 

@@ -12,7 +12,7 @@ import pytest
 
 import accel
 from accel.machine import Machine, RunState
-from accel.machine.runner import RunOptions, load_image, run_image
+from accel.runner import RunOptions, load_image, run_image
 
 ROOT = Path(__file__).resolve().parents[2]
 GUESTS = ROOT / "examples" / "guests"
@@ -318,7 +318,7 @@ def test_pause_requested_as_the_run_ends_does_not_hang() -> None:
 def test_a_run_restores_the_signal_handlers_it_set() -> None:
     import signal
 
-    from accel.machine.runner import STOP_SIGNALS
+    from accel.runner import STOP_SIGNALS
 
     before = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
     acc = accel.open("tcg")

@@ -23,7 +23,7 @@ import pytest
 
 import accel
 from accel.machine import Machine, RunState
-from accel.machine.runner import load_image, parse_duration
+from accel.runner import load_image, parse_duration
 
 GUESTS = Path(__file__).resolve().parents[2] / "examples" / "guests"
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import accel.snapshot
 from accel import Accelerator
 from accel.errors import AccelError, ConfigError, SnapshotMismatchError, SnapshotVersionError
 from accel.machine import Machine, RunState
-from accel.machine.runner import load_image
+from accel.runner import load_image
 from accel.snapshot import RestoreMode, encode, read
 from accel.snapshot.format import Header
 from accel.snapshot.machine import MACHINE, restore_machine, restore_mode, save_machine
