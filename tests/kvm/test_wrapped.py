@@ -18,8 +18,8 @@ from accel_kvm import KvmAccelerator
 
 from accel import VM, Accelerator, Availability, Capability, CapabilitySet, VmOptions
 from accel.machine import Machine, RunState
-from accel.machine.runner import load_image
 from accel.registry import Registry
+from accel.runner import load_image
 
 GUESTS = Path(__file__).resolve().parents[2] / "examples" / "guests"
 PVCLOCK_AT = 0x5000
