@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="accel-bench-") as tmp:
         image = Path(tmp) / "tiny.bin"
+        os.chdir(tmp)  # `python -m accel` puts the working directory first on sys.path
         tiny_image(image)
         env = dict(os.environ)
         env.pop("PYTHONDONTWRITEBYTECODE", None)
