@@ -191,6 +191,8 @@ def atomic_file(
         tmp = None
         _fsync_directory(directory)
     except OSError as exc:
+        if isinstance(exc, AccelError):  # a backend's error (BackendCallError) stays itself
+            raise
         raise error(
             f"cannot write the {what} {name!r}: {exc.strerror or exc}",
             hint="check the free space and permissions of its directory",
@@ -208,7 +210,7 @@ def _refuse_kind(
     kind = file_kind(st.st_mode)
     if kind is not None:
         raise error(
-            f"cannot read the {what} {name!r}: it is {kind}, not a regular file",
+            f"cannot read {what} {name!r}: it is {kind}, not a regular file",
             hint=hint,
             path=name,
             kind=kind,
@@ -235,7 +237,7 @@ def read_file(
         fd = os.open(name, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise error(
-            f"cannot read the {what} {name!r}: {exc.strerror or exc}",
+            f"cannot read {what} {name!r}: {exc.strerror or exc}",
             hint="check the path and permissions",
             path=name,
         ) from None
@@ -251,7 +253,7 @@ def read_file(
             data = b"" if too_big else f.read(limit + 1)
         except OSError as exc:
             raise error(
-                f"cannot read the {what} {name!r}: {exc.strerror or exc}",
+                f"cannot read {what} {name!r}: {exc.strerror or exc}",
                 hint="check the file",
                 path=name,
             ) from None
@@ -311,7 +313,7 @@ def _open_snapshot(name: str) -> IO[bytes]:
         fd = os.open(name, flags)
     except OSError as exc:
         raise SnapshotError(
-            f"cannot read the snapshot {name!r}: {exc.strerror or exc}",
+            f"cannot read snapshot {name!r}: {exc.strerror or exc}",
             hint="check the path and permissions",
             path=name,
         ) from None
@@ -330,7 +332,7 @@ def _open_snapshot(name: str) -> IO[bytes]:
             return f
         if os.isatty(fd):
             raise SnapshotError(
-                f"cannot read the snapshot {name!r}: it is a terminal",
+                f"cannot read snapshot {name!r}: it is a terminal",
                 hint=f"redirect a snapshot file into it (< vm.snap); {hint}",
                 path=name,
             )
@@ -339,7 +341,7 @@ def _open_snapshot(name: str) -> IO[bytes]:
             spool = tempfile.TemporaryFile(prefix="accel-snapshot-")  # noqa: SIM115
         except OSError as exc:
             raise SnapshotError(
-                f"cannot read the snapshot {name!r}: no temporary file to copy the stream to: "
+                f"cannot read snapshot {name!r}: no temporary file to copy the stream to: "
                 f"{exc.strerror or exc}",
                 hint="set TMPDIR to a writable directory",
             ) from None
