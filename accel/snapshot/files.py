@@ -238,7 +238,6 @@ def read_file(
     except OSError as exc:
         raise error(
             f"cannot read {what} {name!r}: {exc.strerror or exc}",
-            hint="check the path and permissions",
             path=name,
         ) from None
     try:
@@ -314,7 +313,6 @@ def _open_snapshot(name: str) -> IO[bytes]:
     except OSError as exc:
         raise SnapshotError(
             f"cannot read snapshot {name!r}: {exc.strerror or exc}",
-            hint="check the path and permissions",
             path=name,
         ) from None
     try:
