@@ -199,7 +199,7 @@ def test_a_fifo_put_there_during_the_write_is_not_replaced(tmp_path: Path) -> No
 
 def test_a_missing_directory_is_refused_by_check_target(tmp_path: Path) -> None:
     target = tmp_path / "no" / "x.snap"
-    with pytest.raises(SnapshotError, match="directory .* does not exist"):
+    with pytest.raises(SnapshotError, match=r"directory .* does not exist"):
         files.check_target(target)
 
 
@@ -290,14 +290,18 @@ def test_open_snapshot_of_garbage_and_truncated_streams_names_the_file(
 
 
 def test_open_snapshot_refuses_a_directory_and_a_terminal(tmp_path: Path) -> None:
-    with pytest.raises(SnapshotError, match="it is a directory, not a regular file"):
-        with files.open_snapshot(tmp_path):
-            pass
+    with (
+        pytest.raises(SnapshotError, match="it is a directory, not a regular file"),
+        files.open_snapshot(tmp_path),
+    ):
+        pass
     master, slave = os.openpty()
     try:
-        with pytest.raises(SnapshotError, match="it is a terminal"):
-            with files.open_snapshot(os.ttyname(slave)):
-                pass
+        with (
+            pytest.raises(SnapshotError, match="it is a terminal"),
+            files.open_snapshot(os.ttyname(slave)),
+        ):
+            pass
     finally:
         os.close(master)
         os.close(slave)
