@@ -185,7 +185,7 @@ def read_image(path: str, options: RunOptions) -> bytes:
     without end). Every failure is a :class:`~accel.errors.ConfigError` naming the file.
     """
     limit = MAX_IMAGE if options.load_addr is None else options.ram_size
-    return read_file(
+    image = read_file(
         path,
         limit,
         what="image",
@@ -193,6 +193,9 @@ def read_image(path: str, options: RunOptions) -> bytes:
         hint="give the path of a flat binary file (as qemu -bios takes); save a stream to "
         "a file first",
     )
+    if not image:
+        raise ConfigError(f"the image {path!r} is empty", hint="give a flat binary", path=path)
+    return image
 
 
 def check_save_target(options: RunOptions) -> None:

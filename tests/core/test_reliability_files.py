@@ -234,6 +234,14 @@ def test_an_image_over_the_limit_is_refused_without_reading_it(tmp_path: Path) -
     assert accel_cmd("run", "--accel", "tcg", str(exact)).returncode == 1  # hello's status
 
 
+def test_an_empty_image_is_named(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.bin"
+    empty.write_bytes(b"")
+    assert error_line(accel_cmd("run", "--accel", "tcg", str(empty))) == (
+        f"accel: error: the image {str(empty)!r} is empty (hint: give a flat binary)"
+    )
+
+
 # --------------------------------------------------------------------------- --restore
 
 
