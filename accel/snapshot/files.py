@@ -79,6 +79,13 @@ def check_target(
     name = os.fspath(path)
     if not name:
         raise error(f"no file name given for the {what}", hint="give a file name", path=name)
+    if name.endswith(os.sep) and not os.path.isdir(name):
+        raise error(
+            f"cannot write the {what} {name!r}: the name ends with {os.sep!r}, as a "
+            "directory's does",
+            hint="give a file name",
+            path=name,
+        )
     real = os.path.realpath(name)
     via = f" (a link to {real!r})" if real != os.path.abspath(name) else ""
     try:

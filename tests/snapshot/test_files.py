@@ -201,6 +201,11 @@ def test_a_missing_directory_is_refused_by_check_target(tmp_path: Path) -> None:
     target = tmp_path / "no" / "x.snap"
     with pytest.raises(SnapshotError, match=r"directory .* does not exist"):
         files.check_target(target)
+    with pytest.raises(SnapshotError, match="the name ends with '/'"):
+        files.check_target(f"{tmp_path}/new/")
+    with pytest.raises(SnapshotError, match="it is a directory"):
+        files.check_target(f"{tmp_path}/")
+    assert os.listdir(tmp_path) == []
 
 
 # --------------------------------------------------------------------------- read_file
