@@ -26,14 +26,25 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
-from .commands import Context, Handler, OutputError
+from .commands import Context, Handler, OutputError, writing
 from .errors import AccelError
 from .registry import Registry
 
-__all__ = ["COMMANDS", "Command", "CommandParser", "build_parser", "main"]
+if TYPE_CHECKING:
+    from _typeshed import SupportsWrite
+
+__all__ = [
+    "COMMANDS",
+    "Command",
+    "CommandParser",
+    "HelpParser",
+    "VersionAction",
+    "build_parser",
+    "main",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +98,54 @@ COMMANDS: tuple[Command, ...] = (
 )
 
 
-class CommandParser(argparse.ArgumentParser):
+def _write_stdout(text: str, file: SupportsWrite[str] | None = None) -> None:
+    """Write ``text`` to ``file`` (default: standard output) and flush it; a failure is an
+    :class:`~accel.commands.OutputError` (argparse itself would drop it and exit 0)."""
+    out = sys.stdout if file is None else file
+    if out is None:  # file descriptor 1 was closed
+        raise OutputError(
+            "standard output is closed",
+            hint="redirect it to a file or to /dev/null instead of closing it",
+        )
+    with writing():
+        out.write(text)
+        flush = getattr(out, "flush", None)
+        if flush is not None:
+            flush()
+
+
+class HelpParser(argparse.ArgumentParser):
+    """An argument parser whose ``--help`` output that cannot be written (``accel --help >
+    /dev/full``) is an error, as any command's output is, rather than silently lost."""
+
+    def print_help(self, file: SupportsWrite[str] | None = None) -> None:
+        _write_stdout(self.format_help(), file)
+
+
+class VersionAction(argparse.Action):
+    """``--version``: print ``accel VERSION`` (an error when it cannot be written) and exit."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS) -> None:
+        super().__init__(
+            option_strings,
+            dest,
+            default=argparse.SUPPRESS,
+            nargs=0,
+            help="show program's version number and exit",
+        )
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        _write_stdout(f"accel {__version__}\n")
+        parser.exit()
+
+
+class CommandParser(HelpParser):
     """The parser of a command (and of a command group's commands).
 
     An argument it does not know is its own usage error, with its own usage line
@@ -113,13 +171,13 @@ def build_parser(
     option: the top level takes no option with a value) are added to its sub-parser,
     which imports its module; the other commands have only their name and help line.
     """
-    parser = argparse.ArgumentParser(
+    parser = HelpParser(
         prog="accel",
         description="Virtualization accelerators behind one plugin interface.",
         epilog="Environment: ACCEL_PLUGINS=a,b loads only those plugins; "
         "ACCEL_DISABLE_PLUGINS=a,b skips those.",
     )
-    parser.add_argument("--version", action="version", version=f"accel {__version__}")
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(
         title="commands", metavar="COMMAND", required=True, parser_class=CommandParser
     )

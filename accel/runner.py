@@ -30,6 +30,7 @@ guest ended its run (exit device, halt, shutdown) reports that same end again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import re
 import signal
@@ -44,14 +45,23 @@ from .errors import ConfigError, SnapshotError
 from .machine.device import parse_device_spec
 from .machine.machine import Machine, RunResult, parse_machine_spec
 from .registry import Registry
-from .snapshot import atomic_file, restore_machine, save_machine
+from .snapshot import (
+    atomic_file,
+    check_target,
+    naming,
+    read_file,
+    restore_machine,
+    save_machine,
+)
 
 __all__ = [
     "DEBUG_DEVICES",
     "STOP_SIGNALS",
     "RunOptions",
+    "check_save_target",
     "load_image",
     "parse_duration",
+    "read_image",
     "restore_image",
     "run_image",
     "run_machine",
@@ -166,6 +176,36 @@ def load_image(machine: Machine, image: bytes, load_addr: int | None, entry: int
     cpu.set_regs(Registers(rip=start - (cs << 4), rflags=2, rdx=0x600))
 
 
+def read_image(path: str, options: RunOptions) -> bytes:
+    """The flat image at ``path``, read with a bound: at most :data:`MAX_IMAGE` bytes for
+    the ``-bios`` placement, at most the RAM size with ``load_addr``.
+
+    As QEMU's ``-bios`` reads a file, the image must be a regular file (``/dev/stdin``
+    redirected from a file is one; a pipe, FIFO or device is refused rather than read
+    without end). Every failure is a :class:`~accel.errors.ConfigError` naming the file.
+    """
+    limit = MAX_IMAGE if options.load_addr is None else options.ram_size
+    image = read_file(
+        path,
+        limit,
+        what="image",
+        error=ConfigError,
+        hint="give the path of a flat binary file (as qemu -bios takes); save a stream to "
+        "a file first",
+    )
+    if not image:
+        raise ConfigError(f"the image {path!r} is empty", hint="give a flat binary", path=path)
+    return image
+
+
+def check_save_target(options: RunOptions) -> None:
+    """Refuse ``options.save`` before the run when it could not be written: not a regular
+    file (a FIFO, device node, directory, socket), or in a directory that does not exist
+    or cannot be written (a :class:`~accel.errors.SnapshotError` naming the path)."""
+    if options.save is not None:
+        check_target(options.save)
+
+
 def run_image(
     accelerator: Accelerator,
     image: bytes,
@@ -233,8 +273,10 @@ def run_machine(machine: Machine, options: RunOptions) -> RunResult:
 
     ``stop_after`` and ``timeout`` stop it through :meth:`Machine.stop` (paused at an
     instruction boundary), and so do SIGINT, SIGTERM and SIGHUP when called from the
-    main thread (:data:`STOP_SIGNALS`), until the snapshot is written.
+    main thread (:data:`STOP_SIGNALS`), until the snapshot is written. A ``save`` path
+    that could not be written is refused before the machine runs (:func:`check_save_target`).
     """
+    check_save_target(options)
     with _stopping_on_signals(machine):
         timers: list[threading.Timer] = []
         try:
@@ -261,13 +303,12 @@ def save_after_run(machine: Machine, result: RunResult, options: RunOptions) -> 
 
     machine.pause()
     try:
-        with atomic_file(options.save) as f:
+        with atomic_file(options.save) as f:  # an OSError becomes a SnapshotError
             save_machine(machine, f)
-    except OSError as exc:
-        raise SnapshotError(
-            f"cannot write the snapshot {options.save!r}: {exc.strerror or exc}",
-            hint=f"the run ended: {result.message}",
-        ) from exc
+    except SnapshotError as exc:
+        ended = f"the run ended: {result.message}"
+        exc.hint = f"{exc.hint}; {ended}" if exc.hint else ended
+        raise
     return dataclasses.replace(
         result, message=f"{result.message}; snapshot written to {options.save}"
     )
@@ -281,15 +322,21 @@ def restore_image(
     mode: str | None = None,
     registry: Registry | None = None,
     console: Callable[[bytes], Any] | None = None,
+    name: str | None = None,
 ) -> RunResult:
     """Restore the machine snapshot in ``stream`` on ``accelerator`` and run it on (with
     ``options``' ``timeout``, ``stop_after`` and ``save``; the image, machine, CPU and
     device options come from the snapshot). The machine is closed afterwards.
 
     A snapshot taken after the guest ended its run gives that same result again (and is
-    saved again with ``save``) without running the guest.
+    saved again with ``save``) without running the guest. ``name`` (the snapshot's file)
+    prefixes the message of a :class:`~accel.errors.SnapshotError` of the restore.
     """
-    machine = restore_machine(stream, accelerator, mode=mode, registry=registry, console=console)
+    check_save_target(options)
+    with naming(name) if name is not None else contextlib.nullcontext():
+        machine = restore_machine(
+            stream, accelerator, mode=mode, registry=registry, console=console
+        )
     with machine:
         if machine.ended is not None:
             ended = machine.ended

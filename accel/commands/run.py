@@ -19,7 +19,9 @@ import sys
 from collections.abc import Callable
 
 from ..accelerator import Accelerator
-from ..runner import RunOptions, parse_duration, restore_image, run_image
+from ..errors import SnapshotError
+from ..runner import RunOptions, parse_duration, read_image, restore_image, run_image
+from ..snapshot import check_target, naming, open_snapshot
 from ..snapshot.format import _Input, read_header
 from . import Context, writing
 
@@ -166,17 +168,13 @@ def _cmd_run(parser: argparse.ArgumentParser, args: argparse.Namespace, ctx: Con
         parser.error("the following arguments are required: IMAGE (or --restore FILE)")
     if args.restore_mode is not None:
         parser.error("--restore-mode is for --restore")
-    try:
-        with open(args.image, "rb") as f:
-            image = f.read()
-    except OSError as exc:
-        ctx.err.write(f"accel: error: cannot read image {args.image!r}: {exc.strerror}\n")
-        return 1
+    _check_save(args.save, args.image)
     options = RunOptions(
         machine=args.machine or "pc", cpu=args.cpu, devices=args.device, timeout=args.timeout,
         load_addr=args.load_addr, entry=args.entry, debug_devices=not args.no_debug_devices,
         stop_after=args.stop_after, save=args.save,
     )  # fmt: skip
+    image = read_image(args.image, options)
     console = _console(ctx)
     acc = _open_with_fallback_notes(ctx, args.accel)
     try:
@@ -201,18 +199,11 @@ def _cmd_run_restore(
         parser.error(
             "--restore takes the machine and image from the snapshot; drop " + ", ".join(given)
         )
-    try:
-        stream = open(args.restore, "rb")  # noqa: SIM115 - closed below
-    except OSError as exc:
-        ctx.err.write(f"accel: error: cannot read snapshot {args.restore!r}: {exc.strerror}\n")
-        return 1
-    with stream:
-        try:
+    _check_save(args.save, None)
+    with open_snapshot(args.restore) as stream:  # a stream is checked and spooled
+        with naming(args.restore):
             header = read_header(_Input(stream))
             stream.seek(0)
-        except OSError as exc:
-            ctx.err.write(f"accel: error: cannot read snapshot {args.restore!r}: {exc.strerror}\n")
-            return 1
         spec = args.accel
         if spec is None:  # the snapshot's accelerator, then the others by priority
             known = list(ctx.registry.accelerators())
@@ -224,12 +215,26 @@ def _cmd_run_restore(
         try:
             result = restore_image(
                 acc, stream, options, mode=args.restore_mode, registry=ctx.registry,
-                console=console,
+                console=console, name=args.restore,
             )  # fmt: skip
         finally:
             acc.close()
     ctx.err.write(f"accel: {acc.name}: {result.message}\n")
     return result.status & 0xFF
+
+
+def _check_save(save: str | None, image: str | None) -> None:
+    """Refuse ``--save FILE`` before anything runs: FILE must be a regular file or a new
+    one in a writable directory (written again when the run stops), and not the image."""
+    if save is None:
+        return
+    target, _ = check_target(save)
+    if image is not None and os.path.realpath(image) == target:
+        raise SnapshotError(
+            f"--save {save!r} is the image being run: the snapshot would replace it",
+            hint="give the snapshot another file name",
+            path=save,
+        )
 
 
 def _console(ctx: Context) -> Callable[[bytes], object]:

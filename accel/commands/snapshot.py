@@ -1,7 +1,9 @@
 """``accel snapshot inspect FILE [--json]`` (:func:`add_snapshot`).
 
-A damaged or foreign file gives one line ``accel: error: ...`` and exit status 1 (the
-error is a :class:`~accel.errors.SnapshotError`, which the command's main loop prints).
+A damaged or foreign file gives one line ``accel: error: FILE: ...`` and exit status 1
+(the error is a :class:`~accel.errors.SnapshotError`, which the command's main loop
+prints). FILE may be a stream (``/dev/stdin``, a FIFO): it is checked as it is read (see
+:func:`accel.snapshot.open_snapshot`); a directory, block device or terminal is refused.
 """
 
 from __future__ import annotations
@@ -9,8 +11,7 @@ from __future__ import annotations
 import argparse
 import datetime
 
-from ..errors import SnapshotError
-from ..snapshot import SnapshotInfo, inspect
+from ..snapshot import SnapshotInfo, inspect, naming, open_snapshot
 from . import Context
 
 __all__ = ["add_snapshot", "cmd_inspect", "format_info"]
@@ -38,16 +39,8 @@ def add_snapshot(parser: argparse.ArgumentParser) -> None:
 
 def cmd_inspect(args: argparse.Namespace, ctx: Context) -> int:
     path: str = args.file
-    try:
-        with open(path, "rb") as f:
-            info = inspect(f)
-    except OSError as exc:
-        raise SnapshotError(
-            f"cannot read {path}: {exc.strerror or exc}", hint="check the path and permissions"
-        ) from None
-    except SnapshotError as exc:
-        exc.message = f"{path}: {exc.message}"
-        raise
+    with open_snapshot(path) as f, naming(path):  # a stream (a pipe, a FIFO) is spooled
+        info = inspect(f)
     if args.json:
         ctx.print_json(info.to_json())
     else:

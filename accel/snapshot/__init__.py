@@ -31,6 +31,7 @@ from .core import (
     restored_clock,
     save,
 )
+from .files import check_target, naming, open_snapshot, read_file
 from .format import FORMAT_NAME, FORMAT_VERSION, MAGIC, RAM_CHUNK, Header
 from .inspect import SnapshotInfo, inspect
 from .machine import restore_machine, save_machine
@@ -82,11 +83,15 @@ __all__ = [
     "VarBytes",
     "atomic_file",
     "build_vm",
+    "check_target",
     "decode",
     "encode",
     "inspect",
     "load",
+    "naming",
+    "open_snapshot",
     "read",
+    "read_file",
     "restore",
     "restore_machine",
     "restored_clock",

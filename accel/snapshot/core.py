@@ -21,10 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import enum
-import os
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import IO, Any, Self
@@ -37,6 +36,7 @@ from ..errors import (
     SnapshotFormatError,
     SnapshotMismatchError,
 )
+from .files import atomic_file
 from .format import (
     RAM_CHUNK,
     Header,
@@ -176,32 +176,6 @@ def save(
     finally:
         if was_running:
             vm.resume()
-
-
-@contextlib.contextmanager
-def atomic_file(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
-    """A file to save a snapshot to that appears at ``path`` only once complete.
-
-    Writes to a temporary file in the same directory, fsyncs it and renames it over
-    ``path``; if the block raises (a failed clock read, a full disk), the temporary file
-    is removed and ``path`` is untouched. ``accel run --save FILE`` style code uses it::
-
-        with atomic_file("vm.snap") as f:
-            save(vm, f)
-    """
-    target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    fd, tmp = tempfile.mkstemp(prefix=".snapshot-", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 # --------------------------------------------------------------------------- read

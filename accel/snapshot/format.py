@@ -373,7 +373,7 @@ class _Input:
             got += len(part)
         data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         if self.spool is not None:
-            self.spool.write(data)
+            self._spool_write(data)
         self.pos += n
         return data
 
@@ -395,8 +395,19 @@ class _Input:
                 raise self._short(n, got, what)
             got += k
         if self.spool is not None:
-            self.spool.write(view)
+            self._spool_write(view)
         self.pos += n
+
+    def _spool_write(self, data: bytes | memoryview) -> None:
+        assert self.spool is not None
+        try:
+            self.spool.write(data)
+        except OSError as exc:
+            raise SnapshotError(
+                f"cannot copy the snapshot stream to a temporary file: {exc.strerror or exc}",
+                hint="set TMPDIR to a directory with room for the snapshot",
+                offset=self.pos,
+            ) from exc
 
     def at_eof(self) -> bool:
         try:

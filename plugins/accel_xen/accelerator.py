@@ -20,6 +20,7 @@ features it declares unsupported (:data:`UNSUPPORTED`).
 from __future__ import annotations
 
 import os
+import stat
 from typing import Final
 
 from accel.accelerator import VM, Accelerator, Availability, VmOptions
@@ -32,6 +33,8 @@ NAME: Final = "xen"
 HYPERVISOR_TYPE: Final = "sys/hypervisor/type"
 CAPABILITIES: Final = "proc/xen/capabilities"
 PRIVCMD: Final = "dev/xen/privcmd"
+#: Longest host attribute file read (a sysfs attribute is at most a page).
+MAX_ATTRIBUTE: Final = 4096
 
 _NOT_DRIVEN = "this stub does not drive libxenctrl"
 _WHY = f"{_NOT_DRIVEN}, so it cannot ask the hypervisor"
@@ -114,11 +117,24 @@ class XenAccelerator(Accelerator):
         return self._root
 
     def _read(self, rel: str) -> str | None:
+        """The text of a small host file (a sysfs or procfs attribute), or None when it
+        cannot be read, is not a regular file, or is longer than :data:`MAX_ATTRIBUTE`
+        bytes: opening never waits (a FIFO under a test root), reading is bounded."""
         try:
-            with open(os.path.join(self._root, rel), encoding="utf-8", errors="replace") as f:
-                return f.read().strip()
+            fd = os.open(os.path.join(self._root, rel), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            data = os.read(fd, MAX_ATTRIBUTE + 1)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        if len(data) > MAX_ATTRIBUTE:
+            return None
+        return data.decode("utf-8", errors="replace").strip()
 
     def probe(self) -> Availability:
         if self._availability is None:
