@@ -7,7 +7,7 @@ thin shell around it.
 
 Example::
 
-    result = run_suite(["kvm", "tcg"])
+    result = run_suite(["kvm", "tcg"], kernel_tests="kut/", kernel_tests_expected="kut/results.tsv")
     print("\\n".join(format_matrix(result)))
     sys.exit(0 if result.ok else 1)
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -52,6 +53,8 @@ def run_suite(
     registry: Registry | None = None,
     pytest_args: Sequence[str] = (),
     quiet: bool = True,
+    kernel_tests: str | os.PathLike[str] | None = None,
+    kernel_tests_expected: str | os.PathLike[str] | None = None,
 ) -> SuiteResult:
     """Run every conformance check on ``names`` (default: every registered accelerator).
 
@@ -59,7 +62,9 @@ def run_suite(
     every registered accelerator so the unavailable ones appear with their reason.
     ``pytest_args`` are added to pytest's command line (``["-k", "clock"]``); with
     ``quiet`` pytest's own output is kept in :attr:`SuiteResult.output` instead of
-    printed.
+    printed. ``kernel_tests`` (a kvm-unit-tests directory) adds its tests, one
+    ``kut::NAME`` row each; ``kernel_tests_expected`` compares them with a reference
+    table (see :mod:`accel.testing.kernel_tests`).
     """
     from ..registry import default_registry
 
@@ -92,6 +97,10 @@ def run_suite(
         ]
         if selected:
             args += ["--accel", ",".join(selected)]
+        if kernel_tests is not None:
+            args += ["--kernel-tests", os.fspath(kernel_tests)]
+        if kernel_tests_expected is not None:
+            args += ["--kernel-tests-expected", os.fspath(kernel_tests_expected)]
         redirect = contextlib.redirect_stdout(buffer) if quiet else contextlib.nullcontext()
         with redirect:
             code = pytest.main(args, plugins=[session])
