@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from ..registry import Registry
+from .kernel_tests import KernelRunner
 from .results import CheckOutcome, SuiteResult
 
 __all__ = ["SUITE_MODULE", "run_suite"]
@@ -36,12 +37,16 @@ SUITE_MODULE = "accel.testing.suite"
 class _Session:
     """Hands the registry to the plugin and keeps the config to read the outcomes from."""
 
-    def __init__(self, registry: Registry | None) -> None:
+    def __init__(self, registry: Registry | None, kernel_runner: KernelRunner | None) -> None:
         self.registry = registry
+        self.kernel_runner = kernel_runner
         self.config: pytest.Config | None = None
 
     def pytest_accel_registry(self, config: pytest.Config) -> Registry | None:
         return self.registry
+
+    def pytest_accel_kernel_runner(self, config: pytest.Config) -> KernelRunner | None:
+        return self.kernel_runner
 
     def pytest_configure(self, config: pytest.Config) -> None:
         self.config = config
@@ -55,6 +60,7 @@ def run_suite(
     quiet: bool = True,
     kernel_tests: str | os.PathLike[str] | None = None,
     kernel_tests_expected: str | os.PathLike[str] | None = None,
+    kernel_runner: KernelRunner | None = None,
 ) -> SuiteResult:
     """Run every conformance check on ``names`` (default: every registered accelerator).
 
@@ -64,13 +70,14 @@ def run_suite(
     ``quiet`` pytest's own output is kept in :attr:`SuiteResult.output` instead of
     printed. ``kernel_tests`` (a kvm-unit-tests directory) adds its tests, one
     ``kut::NAME`` row each; ``kernel_tests_expected`` compares them with a reference
-    table (see :mod:`accel.testing.kernel_tests`).
+    table (see :mod:`accel.testing.kernel_tests`); ``kernel_runner`` replaces the runner
+    of the kernel tests (``python -m accel run --kernel ...``).
     """
     from ..registry import default_registry
 
     reg = registry if registry is not None else default_registry()
     selected = list(names) if names else list(reg.accelerators())
-    session = _Session(registry)
+    session = _Session(registry, kernel_runner)
     buffer = io.StringIO()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="accel-conformance-") as tmp:
