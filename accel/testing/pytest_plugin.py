@@ -682,7 +682,8 @@ class KernelTestItem(pytest.Item):
         if not isinstance(exc, KernelTestFailure):
             return super().repr_failure(excinfo, style=style)
         result = exc.result
-        lines = [f"{self.kernel_test.name} on {self.accelerator}:"]
+        # the first line is pytest's short summary, the last the matrix's detail
+        lines = [f"{self.kernel_test.name} on {self.accelerator}: {exc.message}"]
         if result.command:
             lines.append("command: " + shlex.join(result.command))
         lines.append(f"exit status {result.exit_status}, wall time {result.wall:.2f} s")

@@ -439,6 +439,18 @@ def test_items_ids_and_outcomes(kut_dir: pytest.Pytester) -> None:
     assert not any(acc == "gone" or name in ("i386", "manual") for name, acc, _ in calls)
 
 
+def test_under_xdist(kut_dir: pytest.Pytester) -> None:
+    pytest.importorskip("xdist")
+    result = kut_dir.runpytest_subprocess(
+        "-p", "no:accel", "-p", "accel.testing.pytest_plugin", "-n", "2", "-rf", "kut",
+        "--accel", "kvm,tcg", "--kernel-tests", "kut", "-k", "pass or boom",
+    )  # fmt: skip
+    result.assert_outcomes(passed=1, failed=3)
+    result.stdout.fnmatch_lines_random(
+        ["FAILED kut::boom?kvm? - boom on kvm: unhandled exception/abort*", "?gw??*"]
+    )
+
+
 def test_groups_select_tests(kut_dir: pytest.Pytester) -> None:
     result = _run(
         kut_dir, "--accel", "kvm", "--kernel-tests", "kut", "--kernel-tests-groups", "nodefault"
