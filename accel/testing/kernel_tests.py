@@ -680,6 +680,8 @@ def compare(result: KernelResult, reference: Reference) -> Verdict:
     does a PASS where the reference did not pass (the reference VMM's host may fail a
     test its hardware cannot run). Call only for a :attr:`Reference.usable` row."""
     ours = _describe(result.exit_status, result.summary)
+    if result.detail.startswith("accel run"):  # not the guest's verdict: say what failed
+        ours += f" ({result.detail})"
     theirs = _describe(reference.status, reference.summary)
     if result.exit_status == reference.status and result.summary == reference.summary:
         return Verdict(True, f"matches the reference: {ours}")

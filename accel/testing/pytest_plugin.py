@@ -687,7 +687,7 @@ class KernelTestItem(pytest.Item):
         if result.command:
             lines.append("command: " + shlex.join(result.command))
         lines.append(f"exit status {result.exit_status}, wall time {result.wall:.2f} s")
-        lines.append(f"{KernelStatus.FAIL.value}: {exc.message}")
+        lines.append(exc.message)
         return "\n".join(lines)
 
     def reportinfo(self) -> tuple[Path, int, str]:

@@ -309,6 +309,12 @@ def test_compare() -> None:
         "accel gave exit status 3 (FAIL), SUMMARY: 2 tests, 1 unexpected failures; "
         "the reference gave exit status 1 (PASS), SUMMARY: 2 tests"
     )
+    refused = result_from_exit(2, "", "accel run: error: unrecognized arguments: --kernel")
+    assert compare(refused, _ref(1, "")).message == (
+        "accel gave exit status 2 (FAIL), no SUMMARY line (accel run refused the command "
+        "line: unrecognized arguments: --kernel); the reference gave exit status 1 (PASS), "
+        "no SUMMARY line"
+    )
     other_summary = compare(_res(1, "SUMMARY: 9 tests"), _ref(1, "SUMMARY: 10 tests"))
     assert not other_summary.matches
 
@@ -427,8 +433,9 @@ def test_items_ids_and_outcomes(kut_dir: pytest.Pytester) -> None:
             "*device: unsupported by accel run: -device pc-testdev",
             "*gone is unavailable: no such device",
             "command: fake-run boom tcg",
-            "FAIL: unhandled exception/abort (exit status 127); no SUMMARY line",
-            "FAIL: the test reported failures (exit status 3); SUMMARY: 4 tests, 2 unexpected*",
+            "unhandled exception/abort (exit status 127); no SUMMARY line",
+            "boom on tcg: unhandled exception/abort (exit status 127); no SUMMARY line",
+            "the test reported failures (exit status 3); SUMMARY: 4 tests, 2 unexpected*",
             "*Captured kernel output call*",
             "Unhandled exception 13 #GP at ip 0x400123",
         ]
@@ -496,11 +503,11 @@ def test_expected_results_decide(kut_dir: pytest.Pytester) -> None:
             "kut::pass?tcg? FAILED*",
             "kut::skip?kvm? FAILED*",
             "kut::boom?kvm? FAILED*",
-            "FAIL: accel gave exit status 3 (FAIL), SUMMARY: 10 tests, 1 unexpected failures; "
+            "accel gave exit status 3 (FAIL), SUMMARY: 10 tests, 1 unexpected failures; "
             "the reference gave exit status 1 (PASS), SUMMARY: 10 tests",
-            "FAIL: accel gave exit status 77 (SKIP), SUMMARY: 0 tests; "
+            "accel gave exit status 77 (SKIP), SUMMARY: 0 tests; "
             "the reference gave exit status 1 (PASS), SUMMARY: 1 tests",
-            "FAIL: unhandled exception/abort (exit status 127); no SUMMARY line",
+            "unhandled exception/abort (exit status 127); no SUMMARY line",
         ]
     )
 
