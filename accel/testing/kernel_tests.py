@@ -84,6 +84,8 @@ DEFAULT_MEMORY = "256"
 ARCH = "x86_64"
 #: Exit status of a run that did not finish in time (``timeout``'s, and ``accel run``'s).
 TIMEOUT_STATUS = 124
+#: ``accel run``'s exit status when the accelerator cannot run the guest.
+UNSUPPORTED_STATUS = 125
 #: Extra seconds the runner waits for ``accel run --timeout T`` to end by itself.
 GRACE = 10.0
 #: Lines of output a result keeps.
@@ -417,7 +419,8 @@ def classify(exit_status: int, stderr: str = "") -> tuple[KernelStatus, str]:
     """kvm-unit-tests' verdict on an exit status, and why when not a plain PASS.
 
     1 = PASS, 3 = FAIL, 77 = SKIP (the test writes 0, 1 or 38 to isa-debug-exit, which
-    exits with ``(value << 1) | 1``); 124 = the timeout; anything else = FAIL, "unhandled
+    exits with ``(value << 1) | 1``); 124 = the timeout; 125 = ``accel run``'s "the
+    accelerator cannot run the guest"; anything else = FAIL, "unhandled
     exception/abort". An ``accel run`` error (its status 1 with an ``accel: error:``
     line on ``stderr``) is a FAIL, not a PASS.
     """
@@ -434,6 +437,11 @@ def classify(exit_status: int, stderr: str = "") -> tuple[KernelStatus, str]:
         return KernelStatus.FAIL, "timeout (exit status 124)"
     if exit_status == 2 and error:
         return KernelStatus.FAIL, f"accel run refused the command line: {error}"
+    if exit_status == UNSUPPORTED_STATUS:
+        said = _last_accel_line(stderr)
+        return KernelStatus.FAIL, "accel run: the accelerator cannot run the guest (exit " + (
+            f"status 125): {said}" if said else "status 125)"
+        )
     if exit_status < 0:
         return KernelStatus.FAIL, f"accel run was killed by signal {-exit_status}"
     return KernelStatus.FAIL, f"unhandled exception/abort (exit status {exit_status})"
@@ -447,6 +455,15 @@ def _accel_error(stderr: str) -> str:
         if text.startswith("accel run: error:"):  # argparse's usage errors
             return text.removeprefix("accel run: error:").strip()
     return ""
+
+
+def _last_accel_line(stderr: str) -> str:
+    """accel run's own last word (``accel: NAME: MESSAGE``), without the prefix."""
+    found = ""
+    for line in stderr.splitlines():
+        if line.startswith("accel: "):
+            found = line.removeprefix("accel: ").strip()
+    return found
 
 
 def find_summary(output: str) -> str:

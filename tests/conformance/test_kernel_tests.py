@@ -203,6 +203,12 @@ def test_skip_reasons(tmp_path: Path) -> None:
         (127, "", KernelStatus.FAIL, "unhandled exception/abort (exit status 127)"),
         (0, "", KernelStatus.FAIL, "unhandled exception/abort (exit status 0)"),
         (124, "", KernelStatus.FAIL, "timeout (exit status 124)"),
+        (
+            125,
+            "accel: tcg: tcg could not run the guest: vector 6\n",
+            KernelStatus.FAIL,
+            "accel run: the accelerator cannot run the guest (exit status 125): tcg: tcg could",
+        ),
         (1, "accel: error: cannot read kernel", KernelStatus.FAIL, "accel run failed: cannot"),
         (2, "accel run: error: unrecognized arguments", KernelStatus.FAIL, "accel run refused"),
     ],
