@@ -10,6 +10,7 @@ Example::
 
     $ accel conformance --accel kvm,tcg,xen
     $ accel conformance --json | jq '.results[] | select(.status == "fail")'
+    $ accel conformance --accel kvm --kernel-tests kut/ --kernel-tests-expected kut/results.tsv
 """
 
 from __future__ import annotations
@@ -42,7 +43,24 @@ def _cmd_conformance(args: argparse.Namespace, ctx: Context) -> int:
         extra += ["-k", args.k]
     if args.exitfirst:
         extra.append("-x")
-    result = run_suite(names, registry=reg, pytest_args=extra, quiet=not args.verbose)
+    if args.kernel_tests_expected and not args.kernel_tests:
+        raise AccelError(
+            "--kernel-tests-expected compares kernel tests: give --kernel-tests DIR too"
+        )
+    if args.kernel_tests:  # a malformed unittests.cfg or table: one line, before pytest
+        from ..testing.kernel_tests import load, load_expected
+
+        load(args.kernel_tests)
+        if args.kernel_tests_expected:
+            load_expected(args.kernel_tests_expected)
+    result = run_suite(
+        names,
+        registry=reg,
+        pytest_args=extra,
+        quiet=not args.verbose,
+        kernel_tests=args.kernel_tests,
+        kernel_tests_expected=args.kernel_tests_expected,
+    )
     if args.json:
         ctx.print_json(result.to_json())
     else:
@@ -59,7 +77,8 @@ def _cmd_conformance(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def add_conformance(parser: argparse.ArgumentParser) -> None:
-    """``accel conformance [--accel NAMES] [--json] [-k EXPR] [-x] [-v]``."""
+    """``accel conformance [--accel NAMES] [--json] [-k EXPR] [-x] [-v] [--kernel-tests DIR
+    [--kernel-tests-expected FILE]]``."""
     parser.description = (
         "Run every conformance check (accel.testing.suite) on each accelerator and "
         "print pass / FAIL / skipped / unavailable / declared for each. Checks of features an "
@@ -76,4 +95,16 @@ def add_conformance(parser: argparse.ArgumentParser) -> None:
     p.add_argument("-k", metavar="EXPR", help="only checks matching this pytest -k expression")
     p.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failure")
     p.add_argument("-v", "--verbose", action="store_true", help="show pytest's own output")
+    p.add_argument(
+        "--kernel-tests",
+        metavar="DIR",
+        help="also run the kvm-unit-tests of DIR (unittests.cfg and its kernels): "
+        "one kut::NAME row each",
+    )
+    p.add_argument(
+        "--kernel-tests-expected",
+        metavar="FILE",
+        help="reference results (TSV: test, accel, smp, append, status, wall, summary): a "
+        "kernel test passes when it gives the reference's exit status and SUMMARY line",
+    )
     p.set_defaults(handler=_cmd_conformance)

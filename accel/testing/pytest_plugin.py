@@ -11,6 +11,13 @@ Options:
                        reason.
     ``--accel-report PATH``  write every (check, accelerator) outcome as JSON.
     ``accel = NAMES``  (ini option) the default for ``--accel`` in a project's config.
+    ``--kernel-tests DIR``  also run the kvm-unit-tests of DIR (its ``unittests.cfg`` and
+                       kernels): one item per (test, accelerator), ``kut::setjmp[kvm]``.
+    ``--kernel-tests-expected FILE``  a reference table (test, accel, smp, append,
+                       status, wall, summary; tab-separated): each kernel-test item then
+                       passes when its result matches the reference row.
+    ``--kernel-tests-groups NAMES``  only the kernel tests in these groups
+                       (comma-separated; naming ``nodefault`` runs those too).
 
 Fixtures (each test that uses one runs once per accelerator, ids ``test_x[kvm]``):
     ``accel_name``      the accelerator's registered name (for crosvm-style matchers that
@@ -29,6 +36,17 @@ fixture also needs the ``vm`` feature); if it fails, it is reported as
 skipped with the declared reason; if it passes, the declaration was not needed and is
 reported (a warning, and ``declared-unsupported-but-passes`` in the matrix).
 
+Kernel tests (:mod:`accel.testing.kernel_tests`) run through ``python -m accel run
+--kernel`` unless a conftest or plugin implements ``pytest_accel_kernel_runner(config)``
+and returns another runner: a callable ``(test, accelerator, timeout) -> KernelResult``
+(a fake one in tests, or one that runs a VMM of your own)::
+
+    # conftest.py
+    from accel.testing.kernel_tests import result_from_exit
+
+    def pytest_accel_kernel_runner(config):
+        return lambda test, accelerator, timeout: result_from_exit(1, "SUMMARY: 1 tests")
+
 Which registry: the default one (entry points), unless a conftest or plugin implements
 the ``pytest_accel_registry(config)`` hook and returns another (a
 :class:`~accel.Registry` holding accelerators registered from code)::
@@ -44,6 +62,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shlex
 import warnings
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
@@ -57,11 +76,27 @@ from ..errors import AccelError
 from ..plugin import AcceleratorInfo
 from ..registry import Registry, default_registry
 from .features import Feature
+from .kernel_tests import (
+    CONFIG_NAME,
+    DEFAULT_TIMEOUT,
+    Expectations,
+    KernelResult,
+    KernelRunner,
+    KernelStatus,
+    KernelTest,
+    compare,
+    load,
+    load_expected,
+    run_kernel_test,
+)
 from .results import CheckOutcome, Status
 
 __all__ = [
     "AccelConformanceWarning",
     "Declarations",
+    "KernelTestCollector",
+    "KernelTestFailure",
+    "KernelTestItem",
     "accel_declared",
     "accel_info",
     "accel_name",
@@ -99,6 +134,15 @@ class _HookSpecs:
         is used.
         """
 
+    @pytest.hookspec(firstresult=True)
+    def pytest_accel_kernel_runner(self, config: pytest.Config) -> KernelRunner | None:
+        """Return the runner of the kernel tests (``--kernel-tests``): a callable
+        ``(test: KernelTest, accelerator: str, timeout: float) -> KernelResult``.
+
+        The first non-None answer wins; without one each test runs as ``python -m accel
+        run --kernel ...`` (:func:`accel.testing.kernel_tests.run_kernel_test`).
+        """
+
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
     pluginmanager.add_hookspecs(_HookSpecs)
@@ -126,6 +170,29 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write each (check, accelerator) outcome of the accel fixtures as JSON",
     )
+    group.addoption(
+        "--kernel-tests",
+        dest="kernel_tests",
+        metavar="DIR",
+        default=None,
+        help="also run the kvm-unit-tests of DIR (unittests.cfg and its kernels) on each "
+        "accelerator: items kut::NAME[ACCEL]",
+    )
+    group.addoption(
+        "--kernel-tests-expected",
+        dest="kernel_tests_expected",
+        metavar="FILE",
+        default=None,
+        help="reference results (TSV: test, accel, smp, append, status, wall, summary): a "
+        "kernel test passes when it gives the reference's exit status and SUMMARY line",
+    )
+    group.addoption(
+        "--kernel-tests-groups",
+        dest="kernel_tests_groups",
+        metavar="NAMES",
+        default=None,
+        help="only the kernel tests in one of these groups (comma-separated)",
+    )
 
 
 _STATE = pytest.StashKey["_State"]()
@@ -142,6 +209,16 @@ class _State:
     #: (accelerator, feature) -> checks that passed although it is declared unsupported
     declared_passing: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     outcomes: dict[str, CheckOutcome] = field(default_factory=dict)
+    expectations: Expectations | None = None
+    kernel_groups: tuple[str, ...] = ()
+    _kernel_runner: KernelRunner | None = None
+
+    @property
+    def kernel_runner(self) -> KernelRunner:
+        if self._kernel_runner is None:
+            found = self.config.hook.pytest_accel_kernel_runner(config=self.config)
+            self._kernel_runner = found if callable(found) else run_kernel_test
+        return self._kernel_runner
 
     @property
     def registry(self) -> Registry:
@@ -369,6 +446,12 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if isinstance(item, KernelTestItem):
+        if report.skipped and isinstance(report.longrepr, tuple):
+            # where the test is (its unittests.cfg section), not where pytest.skip ran
+            path, lineno, _ = item.location
+            report.longrepr = (path, (lineno or 0) + 1, report.longrepr[2])
+        return report
     name = _accel_of(item)
     if name is None:
         return report
@@ -459,3 +542,153 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 def outcomes(config: pytest.Config) -> list[CheckOutcome]:
     """Every (check, accelerator) outcome recorded so far in this pytest session."""
     return list(_state(config).outcomes.values())
+
+
+# --------------------------------------------------------------------------- kernel tests
+
+#: The collector's name: the first part of every kernel-test item's id (``kut::NAME[ACCEL]``).
+KERNEL_TESTS_NODE = "kut"
+_PROP_KUT = "kut_result"
+
+
+def _kernel_groups(config: pytest.Config) -> tuple[str, ...]:
+    option = config.getoption("kernel_tests_groups", None) or ""
+    return tuple(g.strip() for g in option.replace(":", ",").split(",") if g.strip())
+
+
+@pytest.hookimpl(tryfirst=True)  # before -k and -m deselect
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """With ``--kernel-tests DIR``, add one item per (kernel test, accelerator)."""
+    directory = config.getoption("kernel_tests", None)
+    if not directory:
+        return
+    state = _state(config)
+    try:
+        tests = load(directory)
+        expected = config.getoption("kernel_tests_expected", None)
+        state.expectations = load_expected(expected) if expected else None
+    except AccelError as exc:
+        raise pytest.UsageError(f"--kernel-tests: {exc}") from None
+    state.kernel_groups = _kernel_groups(config)
+    path = Path(directory)
+    collector = KernelTestCollector.from_parent(
+        session,
+        name=KERNEL_TESTS_NODE,
+        path=(path / CONFIG_NAME) if path.is_dir() else path,
+        nodeid=KERNEL_TESTS_NODE,
+        tests=tests,
+        accelerators=state.names(),
+    )
+    found = list(collector.collect())
+    config.hook.pytest_collectreport(
+        report=pytest.CollectReport(collector.nodeid, "passed", None, [*found])
+    )
+    for item in found:
+        item.ihook.pytest_itemcollected(item=item)
+    items.extend(found)
+
+
+class KernelTestCollector(pytest.Collector):
+    """The kernel tests of one ``unittests.cfg``: an item per (test, accelerator)."""
+
+    def __init__(
+        self,
+        *,
+        tests: list[KernelTest],
+        accelerators: list[str],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.tests = tests
+        self.accelerators = accelerators
+
+    def collect(self) -> list[pytest.Item]:
+        return [
+            KernelTestItem.from_parent(
+                self, name=f"{test.name}[{name}]", kernel_test=test, accelerator=name
+            )
+            for test in self.tests
+            for name in self.accelerators
+        ]
+
+
+class KernelTestFailure(Exception):
+    """A kernel test failed, or did not give its reference's result."""
+
+    def __init__(self, message: str, result: KernelResult) -> None:
+        super().__init__(message)
+        self.message = message
+        self.result = result
+
+
+class KernelTestItem(pytest.Item):
+    """One kernel test on one accelerator: PASS, FAIL or SKIP as kvm-unit-tests says,
+    or, with ``--kernel-tests-expected``, whether it matches the reference."""
+
+    def __init__(self, *, kernel_test: KernelTest, accelerator: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.kernel_test = kernel_test
+        self.accelerator = accelerator
+        self.user_properties.append((_PROP_NAME, accelerator))
+        self.user_properties.append((_PROP_CHECK, f"{KERNEL_TESTS_NODE}::{kernel_test.name}"))
+
+    def runtest(self) -> None:
+        test, name = self.kernel_test, self.accelerator
+        state = _state(self.config)
+        reason = test.skip_reason(name, groups=state.kernel_groups)
+        if reason:
+            pytest.skip(f"{test.name}: {reason}")
+        availability = state.probe(name)
+        if not availability.available:
+            _skip_unavailable(self, name, availability)
+        if not availability.creates_vms:
+            self.user_properties.append((_PROP_STATUS, Status.UNAVAILABLE.value))
+            pytest.skip(f"{name} cannot create VMs here: {availability.reason}")
+        result = state.kernel_runner(test, name, test.timeout or DEFAULT_TIMEOUT)
+        self.user_properties.append(
+            (
+                _PROP_KUT,
+                {
+                    "exit_status": result.exit_status,
+                    "status": result.status.value,
+                    "summary": result.summary,
+                    "wall": round(result.wall, 3),
+                },
+            )
+        )
+        if result.output_tail:
+            self.add_report_section("call", "kernel output", result.output_tail)  # -rP, failures
+        reference = state.expectations.find(test, name) if state.expectations else None
+        if reference is not None and reference.usable:
+            verdict = compare(result, reference)
+            self.user_properties.append(("kut_reference", verdict.message))
+            if not verdict.matches:
+                raise KernelTestFailure(verdict.message, result)
+            return
+        summary = result.summary or "no SUMMARY line"
+        if result.status is KernelStatus.SKIP:
+            pytest.skip(f"{test.name}: kvm-unit-tests SKIP (exit status 77): {summary}")
+        if result.status is KernelStatus.FAIL:
+            raise KernelTestFailure(f"{result.detail}; {summary}", result)
+
+    def repr_failure(
+        self,
+        excinfo: pytest.ExceptionInfo[BaseException],
+        style: Any = None,
+    ) -> str | Any:
+        exc = excinfo.value
+        if not isinstance(exc, KernelTestFailure):
+            return super().repr_failure(excinfo, style=style)
+        result = exc.result
+        # the first line is pytest's short summary, the last the matrix's detail
+        lines = [f"{self.kernel_test.name} on {self.accelerator}: {exc.message}"]
+        if result.command:
+            lines.append("command: " + shlex.join(result.command))
+        lines.append(f"exit status {result.exit_status}, wall time {result.wall:.2f} s")
+        lines.append(exc.message)
+        return "\n".join(lines)
+
+    def reportinfo(self) -> tuple[Path, int, str]:
+        return self.path, max(self.kernel_test.line - 1, 0), self.nodeid

@@ -7,7 +7,7 @@ thin shell around it.
 
 Example::
 
-    result = run_suite(["kvm", "tcg"])
+    result = run_suite(["kvm", "tcg"], kernel_tests="kut/", kernel_tests_expected="kut/results.tsv")
     print("\\n".join(format_matrix(result)))
     sys.exit(0 if result.ok else 1)
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from ..registry import Registry
+from .kernel_tests import KernelRunner
 from .results import CheckOutcome, SuiteResult
 
 __all__ = ["SUITE_MODULE", "run_suite"]
@@ -35,12 +37,16 @@ SUITE_MODULE = "accel.testing.suite"
 class _Session:
     """Hands the registry to the plugin and keeps the config to read the outcomes from."""
 
-    def __init__(self, registry: Registry | None) -> None:
+    def __init__(self, registry: Registry | None, kernel_runner: KernelRunner | None) -> None:
         self.registry = registry
+        self.kernel_runner = kernel_runner
         self.config: pytest.Config | None = None
 
     def pytest_accel_registry(self, config: pytest.Config) -> Registry | None:
         return self.registry
+
+    def pytest_accel_kernel_runner(self, config: pytest.Config) -> KernelRunner | None:
+        return self.kernel_runner
 
     def pytest_configure(self, config: pytest.Config) -> None:
         self.config = config
@@ -52,6 +58,9 @@ def run_suite(
     registry: Registry | None = None,
     pytest_args: Sequence[str] = (),
     quiet: bool = True,
+    kernel_tests: str | os.PathLike[str] | None = None,
+    kernel_tests_expected: str | os.PathLike[str] | None = None,
+    kernel_runner: KernelRunner | None = None,
 ) -> SuiteResult:
     """Run every conformance check on ``names`` (default: every registered accelerator).
 
@@ -59,13 +68,16 @@ def run_suite(
     every registered accelerator so the unavailable ones appear with their reason.
     ``pytest_args`` are added to pytest's command line (``["-k", "clock"]``); with
     ``quiet`` pytest's own output is kept in :attr:`SuiteResult.output` instead of
-    printed.
+    printed. ``kernel_tests`` (a kvm-unit-tests directory) adds its tests, one
+    ``kut::NAME`` row each; ``kernel_tests_expected`` compares them with a reference
+    table (see :mod:`accel.testing.kernel_tests`); ``kernel_runner`` replaces the runner
+    of the kernel tests (``python -m accel run --kernel ...``).
     """
     from ..registry import default_registry
 
     reg = registry if registry is not None else default_registry()
     selected = list(names) if names else list(reg.accelerators())
-    session = _Session(registry)
+    session = _Session(registry, kernel_runner)
     buffer = io.StringIO()
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="accel-conformance-") as tmp:
@@ -92,6 +104,10 @@ def run_suite(
         ]
         if selected:
             args += ["--accel", ",".join(selected)]
+        if kernel_tests is not None:
+            args += ["--kernel-tests", os.fspath(kernel_tests)]
+        if kernel_tests_expected is not None:
+            args += ["--kernel-tests-expected", os.fspath(kernel_tests_expected)]
         redirect = contextlib.redirect_stdout(buffer) if quiet else contextlib.nullcontext()
         with redirect:
             code = pytest.main(args, plugins=[session])
