@@ -75,6 +75,9 @@ from ..registry import Registry, default_registry
 from .cpu import resolve_cpu as resolve_cpu
 from .device import DeviceRegistry, parse_device_spec
 from .devices.base import Device, PioRead, PioWrite
+from .devices.fw_cfg import FwCfgDevice
+from .fw_cfg import FwCfg
+from .multiboot import BootPlan, MachineFamily, flat32_registers, flat32_sregs, ram_layout
 from .runstate import RunState as RunState
 from .types import MACHINE_TYPES as MACHINE_TYPES
 from .types import MachineType as MachineType
@@ -303,6 +306,19 @@ def _plan_platform(
             decisions[name] = DeviceDecision(
                 name, False, f"{mtype.name} does not model {name}", "platform"
             )
+    decisions["fw-cfg"] = DeviceDecision(
+        "fw-cfg",
+        False,
+        "added for a kernel boot (accel run --kernel), where QEMU 7.2's -kernel test "
+        "kernels read it (NB_CPUS, RAM_SIZE, etc/e820)",
+        "machine",
+    )
+    decisions["isa-serial"] = DeviceDecision(
+        "isa-serial",
+        False,
+        "no -serial backend: accel run --kernel adds COM1 (0x3f8, IRQ 4) with -serial stdio",
+        "machine",
+    )
     if irqchip:
         decisions["irqchip"] = DeviceDecision(
             "irqchip",
@@ -386,6 +402,8 @@ class Machine:
         ram_size: int = 16 << 20,
         smp: int = 1,
         console: IO[bytes] | Callable[[bytes], Any] | None = None,
+        boot: BootPlan | None = None,
+        serial: str | None = None,
     ) -> None:
         self.accelerator = accelerator
         self.registry = registry if registry is not None else default_registry()
@@ -395,6 +413,11 @@ class Machine:
         self._user_devices = list(devices)
         self.ram_size = ram_size
         self.smp = smp
+        #: The Multiboot plan :meth:`init` applies (RAM writes, vCPU 0, fw-cfg), or None.
+        self.boot = boot
+        #: The ``-serial`` backend of the COM1 port :meth:`init` adds, or None for none.
+        self.serial = serial
+        self._irq_to_vm = False
         if console is None:
             self._console: Callable[[bytes], Any] | None = None
         elif callable(console):
@@ -451,9 +474,14 @@ class Machine:
         plan, decisions = _plan_platform(self.registry, acc, self._spec, self._cpu_arg)
         irqchip = plan.irqchip_in_accelerator
         pit = irqchip and acc.capabilities()[Capability.PIT].support is Support.YES
+        self._kernel_decisions(decisions)
         self.vm = vm = acc.create_vm(VmOptions(irqchip=irqchip, pit=pit))
         try:
-            vm.add_memory(0, self.ram_size)
+            # The accelerator's interrupt controller takes device interrupt lines only
+            # when the machine put it there and the VM reports it.
+            self._irq_to_vm = irqchip and vm.check(Capability.IRQCHIP).support is Support.YES
+            for base, size in self.ram_regions(plan.machine_type):
+                vm.add_memory(base, size)
             for i in range(self.smp):
                 self.vcpus.append(vm.create_vcpu(i, cpu=plan.cpu))
             # vCPUs exist: now ask the accelerator's plugin for the clock devices.
@@ -476,10 +504,64 @@ class Machine:
                 dev.realize(self)
                 self.devices.append(dev)
             self._declare_platform_window()
+            if self.boot is not None:
+                self._apply_boot(self.boot)
         except BaseException:
             self.close()
             raise
         return self
+
+    def ram_regions(self, mtype: MachineType | None = None) -> list[tuple[int, int]]:
+        """Guest RAM as ``[(base, size), ...]``: QEMU 7.2's split for pc and q35 (the part
+        below the type's 4 GiB limit at 0, the rest at 4 GiB; :func:`ram_layout`), one
+        region at 0 for the other types."""
+        if mtype is None:
+            mtype = resolve_machine_type(parse_machine_spec(self._spec)[0])
+        try:
+            family = MachineFamily.of(mtype.family)
+        except ConfigError:
+            return [(0, self.ram_size)]
+        return ram_layout(family, self.ram_size)
+
+    def _kernel_decisions(self, decisions: dict[str, DeviceDecision]) -> None:
+        """fw-cfg for a kernel boot, COM1 for a ``-serial`` backend (unless the user's
+        device specs add their own)."""
+        user_types = {parse_device_spec(spec)[0] for spec in self._user_devices}
+        if self.boot is not None and "fw-cfg" not in user_types:
+            decisions["fw-cfg"] = DeviceDecision(
+                "fw-cfg",
+                True,
+                "a kernel boot: the kernel reads fw_cfg (NB_CPUS, RAM_SIZE, etc/e820) at "
+                "0x510, as under QEMU 7.2's -kernel",
+                "machine",
+            )
+        if self.serial is not None and "isa-serial" not in user_types:
+            decisions["isa-serial"] = DeviceDecision(
+                "isa-serial",
+                True,
+                f"COM1 for -serial {self.serial}",
+                "machine",
+                (("chardev", self.serial),),
+            )
+
+    def _apply_boot(self, plan: BootPlan) -> None:
+        """Write the plan into RAM, load vCPU 0's hand-over state, fill fw-cfg."""
+        vm = self.vm
+        assert vm is not None
+        regions = tuple(self.ram_regions())
+        if tuple(plan.ram) != regions:
+            raise ConfigError(
+                f"the boot plan's RAM {list(plan.ram)} is not this machine's {list(regions)}",
+                hint="build the plan with the machine's ram_size and machine family",
+            )
+        for address, data in plan.writes:
+            vm.write_memory(address, data)
+        cpu = self.vcpus[0]
+        cpu.set_sregs(flat32_sregs(cpu.get_sregs(), gdt_base=plan.gdt_address))
+        cpu.set_regs(flat32_registers(plan))
+        for dev in self.devices:
+            if isinstance(dev, FwCfgDevice):
+                dev.load(FwCfg.for_multiboot(plan, cpus=self.smp, memory=dev.memory))
 
     def _declare_platform_window(self) -> None:
         """Declare the chipset window no device claimed as MMIO: reads there give 0.
@@ -541,6 +623,14 @@ class Machine:
     def console_write(self, data: bytes) -> None:
         if self._console is not None:
             self._console(data)
+
+    def set_irq(self, irq: int, level: bool) -> None:
+        """Drive ISA line ``irq``: :meth:`accel.VM.set_irq_line` when the interrupt
+        controller is in the accelerator (:attr:`MachinePlan.irqchip_in_accelerator` and
+        the VM reports :attr:`~accel.Capability.IRQCHIP`); otherwise there is no
+        interrupt controller modelled here and the level goes nowhere."""
+        if self._irq_to_vm and self.vm is not None:
+            self.vm.set_irq_line(irq, level)
 
     def request_stop(self, status: int, message: str, *, kind: str) -> None:
         """End the current :meth:`run` after this exit with ``status``."""
