@@ -10,7 +10,13 @@ settled on:
    (through :meth:`accel.Registry.clock_devices`) — add, replace or remove, each with a
    reason;
 3. create every device (platform, clock, user) through the one device registry path,
-   realise it in this machine, and build the exit dispatch table.
+   realise it in this machine, and build the exit dispatch table;
+4. with a kernel boot plan (``boot=``), write it into RAM, load vCPU 0's 32-bit
+   hand-over state and fill ``fw-cfg`` for it.
+
+Guest RAM follows QEMU 7.2's pc and q35 layout (:meth:`Machine.ram_regions`). Device
+interrupt lines (:meth:`Machine.set_irq`) go to the accelerator's in-kernel irqchip when
+the machine has it there.
 
 Every choice here is made from the accelerator's capabilities and its plugin's hook
 answers, never from the accelerator's name. :meth:`Machine.describe` runs step 2
@@ -387,8 +393,16 @@ class Machine:
 
     ``machine`` is a machine spec (``"pc"``, ``"microvm"``, ``"pc,kernel-irqchip=off"``),
     ``cpu`` a CPU spec (``"host,-pv-flag"``; None for the type's default), ``devices``
-    user device specs. ``console`` receives debug-console bytes (a binary stream).
-    Nothing touches the accelerator until :meth:`init`.
+    user device specs. ``console`` receives debug-console and ``stdio`` serial bytes (a
+    binary stream or a callable). ``ram_size`` bytes of RAM are laid out as
+    :meth:`ram_regions` says (QEMU 7.2's split at 4 GiB on pc and q35). ``boot`` is a
+    Multiboot :class:`~accel.machine.multiboot.BootPlan` (built for the same RAM size
+    and machine family) that :meth:`init` applies: the machine gets ``fw-cfg`` filled for
+    it, its writes go into RAM and vCPU 0 gets the hand-over state. ``serial`` is a
+    ``-serial`` backend (``"stdio"``, ``"file:PATH"``, ``"null"``) for a COM1
+    ``isa-serial`` the machine adds. A user device spec of type ``fw-cfg`` or
+    ``isa-serial`` takes the place of the machine's. Nothing touches the accelerator
+    until :meth:`init`.
     """
 
     def __init__(
