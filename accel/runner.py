@@ -48,9 +48,10 @@ from .accelerator import Accelerator, Registers, real_mode_sregs
 from .capabilities import Capability
 from .errors import ConfigError, SnapshotError
 from .machine.device import parse_device_spec
+from .machine.devices import SerialPort
 from .machine.machine import Machine, RunResult, parse_machine_spec, resolve_machine_type
 from .machine.multiboot import load_multiboot
-from .machine.serial import parse_serial_backend
+from .machine.serial import SerialBackendKind, parse_serial_backend
 from .registry import Registry
 from .snapshot import atomic_file, restore_machine, save_machine
 
@@ -254,6 +255,7 @@ def run_kernel(
     registry: Registry | None = None,
     console: Callable[[bytes], Any] | None = None,
     extra_devices: Iterable[str] = (),
+    serial_input: int | None = None,
 ) -> RunResult:
     """Boot a Multiboot kernel as QEMU's ``-kernel`` does and run it to its end.
 
@@ -266,7 +268,8 @@ def run_kernel(
     kvm-unit-tests' command line does, unless ``options.debug_devices`` is False),
     shutdown, ``timeout``/``stop_after`` or a stop signal. The machine gets fw-cfg with the
     boot plan (NB_CPUS = ``smp``) and COM1 on ``kernel.serial`` (none for ``none``);
-    ``console`` receives the serial port's output for ``stdio``.
+    ``console`` receives the serial port's output for ``stdio``, and bytes read from the
+    file descriptor ``serial_input`` (standard input, for ``stdio``) reach its receiver.
     """
     check_smp(accelerator, kernel.smp)
     backend = parse_serial_backend(kernel.serial)
@@ -294,6 +297,11 @@ def run_kernel(
         serial=backend.spec if backend.has_port else None,
     )  # fmt: skip
     with machine:
+        if serial_input is not None and backend.kind is SerialBackendKind.STDIO:
+            for dev in machine.devices:
+                if isinstance(dev, SerialPort) and dev.backend.kind is SerialBackendKind.STDIO:
+                    dev.attach_input(serial_input)
+                    break
         return run_machine(machine, options)
 
 

@@ -15,6 +15,7 @@ import argparse
 import functools
 import math
 import os
+import stat
 import sys
 from collections.abc import Callable
 
@@ -224,11 +225,25 @@ def _cmd_run_kernel(parser: argparse.ArgumentParser, args: argparse.Namespace, c
     console = _console(ctx)
     acc = _open_with_fallback_notes(ctx, args.accel)
     try:
-        result = run_kernel(acc, kernel, options, registry=ctx.registry, console=console)
+        result = run_kernel(
+            acc, kernel, options, registry=ctx.registry, console=console,
+            serial_input=_stdin_for_serial(),
+        )  # fmt: skip
     finally:
         acc.close()
     ctx.err.write(f"accel: {acc.name}: {result.message}\n")
     return result.status & 0xFF
+
+
+def _stdin_for_serial() -> int | None:
+    """Standard input's descriptor when it is a terminal or a pipe (COM1 reads it for
+    ``-serial stdio``, as QEMU's does), else None."""
+    try:
+        fd = sys.stdin.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fd if os.isatty(fd) or stat.S_ISFIFO(mode) else None
 
 
 def _cmd_run(parser: argparse.ArgumentParser, args: argparse.Namespace, ctx: Context) -> int:

@@ -14,8 +14,10 @@ Two sources of kernels:
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -67,27 +69,17 @@ def report_lines(output: str) -> dict[str, str]:
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc (with -m32) to rebuild")
-def test_report_kernel_builds_from_its_source(tmp_path: Path) -> None:
-    """The committed report.elf is what its source builds to (the build line in it)."""
-    out = tmp_path / "report.elf"
-    cmd = [
-        "gcc",
-        "-m32",
-        "-nostdlib",
-        "-static",
-        "-Wl,-n",
-        "-Wl,-Ttext=0x100000",
-        "-Wl,--build-id=none",
-        "-Wl,--no-warn-rwx-segments",
-        "-s",
-        "-o",
-        str(out),
-        "report.S",
-    ]
-    done = subprocess.run(cmd, capture_output=True, text=True, cwd=KERNELS)  # fmt: skip
+@pytest.mark.parametrize("name", ["report", "echo"])
+def test_kernels_build_from_their_sources(tmp_path: Path, name: str) -> None:
+    """The committed NAME.elf is what NAME.S builds to (the build line in it)."""
+    out = tmp_path / f"{name}.elf"
+    cmd = ["gcc", "-m32", "-nostdlib", "-static", "-Wl,-n", "-Wl,-Ttext=0x100000",
+           "-Wl,--build-id=none", "-Wl,--no-warn-rwx-segments", "-s", "-o", str(out),
+           f"{name}.S"]  # fmt: skip
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=KERNELS)
     if done.returncode != 0:
         pytest.skip(f"gcc -m32 cannot build here: {done.stderr.strip()[:200]}")
-    assert out.read_bytes() == REPORT.read_bytes()
+    assert out.read_bytes() == (KERNELS / f"{name}.elf").read_bytes()
 
 
 @pytest.mark.parametrize("accel_name", ACCELS)
@@ -147,9 +139,7 @@ def test_bad_kernel_options_fail_before_anything_starts(tmp_path: Path) -> None:
 
 
 def test_cli_kernel_boot_and_usage_errors(tmp_path: Path) -> None:
-    exe = [str(ROOT / ".venv" / "bin" / "accel")]
-    if not Path(exe[0]).exists():
-        exe = ["accel"]
+    exe = accel_exe()
     done = subprocess.run(
         [*exe, "run", "--accel", "tcg", "-kernel", str(REPORT), "-append", "x", "-m", "64",
          "-smp", "2"], capture_output=True, text=True, timeout=60,
@@ -165,6 +155,51 @@ def test_cli_kernel_boot_and_usage_errors(tmp_path: Path) -> None:
     done = subprocess.run([*exe, "run", "-kernel", str(REPORT), "x.bin"], capture_output=True,
                           text=True)  # fmt: skip
     assert done.returncode == 2 and "drop IMAGE" in done.stderr
+
+
+def accel_exe() -> list[str]:
+    exe = ROOT / ".venv" / "bin" / "accel"
+    return [str(exe)] if exe.exists() else ["accel"]
+
+
+@pytest.mark.parametrize("accel_name", ACCELS)
+def test_serial_input_from_a_pipe(accel_name: str) -> None:
+    """-serial stdio reads standard input: echo.elf copies a line back (4 KiB of it:
+    the reader never overruns the 16-byte FIFO)."""
+    line = "hello, COM1 " + "x" * 4096 + "\n"
+    done = subprocess.run(
+        [*accel_exe(), "run", "--accel", accel_name, "-kernel", str(KERNELS / "echo.elf"),
+         "--timeout", "60"], input=line, capture_output=True, text=True, timeout=90,
+    )  # fmt: skip
+    assert done.returncode == 33, done.stderr
+    assert done.stdout == "echo> " + line
+
+
+def test_serial_reader_is_bounded_by_the_fifo() -> None:
+    """Unread input stays in the pipe: the reader takes what the receiver has room for."""
+    acc = accel.open("tcg")
+    r, w = os.pipe()
+    try:
+        with Machine(acc, "pc", serial="null") as m:
+            uart = m.device("isa-serial")
+            assert isinstance(uart, SerialPort)
+            uart.uart.write(Reg.FCR, 0x01)  # FIFO on: 16 bytes of room
+            os.write(w, bytes(range(100)))
+            uart.attach_input(r, poll=0.01)
+            deadline = time.monotonic() + 5
+            while uart.received < 16 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            time.sleep(0.1)
+            assert uart.received == 16
+            assert uart.uart.read(Reg.RBR) == 0  # the first byte; room for one more
+            while uart.received < 17 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert uart.received == 17 and uart.state()["bytes_received"] == 17
+        assert uart._reader is None  # unrealised: the reader thread ended
+    finally:
+        os.close(r)
+        os.close(w)
+        acc.close()
 
 
 def test_machine_show_lists_serial_and_fw_cfg() -> None:

@@ -12,11 +12,19 @@ sends transmitted bytes to the backend its ``chardev`` property names, in QEMU's
 * ``null`` — discarded.
 
 Guest input is given with :meth:`SerialPort.receive` (bytes into the receive FIFO, as a
-terminal's keystrokes would arrive); nothing reads standard input by itself.
+terminal's keystrokes would arrive), or read from a file descriptor by a reader thread
+that :meth:`SerialPort.attach_input` starts (``accel run --kernel`` attaches standard
+input for ``stdio`` when it is a terminal or a pipe). The reader is bounded as QEMU's
+character-device flow control is: it reads only as many bytes as the receive FIFO has
+room for and waits while it is full, so no input is lost and none piles up in memory.
+Register accesses from the vCPU and the reader's bytes are serialised by a lock.
 """
 
 from __future__ import annotations
 
+import os
+import select
+import threading
 from typing import BinaryIO
 
 from ...errors import AccelError, ConfigError
@@ -63,7 +71,12 @@ class SerialPort(Device):
                 property="irq",
             )
         self.transmitted = 0
+        self.received = 0
         self._file: BinaryIO | None = None
+        self._lock = threading.Lock()
+        self._reader: threading.Thread | None = None
+        self._stop_reading = threading.Event()
+        self._rbr_read = threading.Event()  # the guest read RBR: there may be room again
         self.uart = Uart16550(self._output, self._set_irq)
 
     def realize(self, machine: MachineServices) -> None:
@@ -87,6 +100,7 @@ class SerialPort(Device):
             raise
 
     def unrealize(self) -> None:
+        self.detach_input()
         self._close_file()
         super().unrealize()
 
@@ -96,14 +110,62 @@ class SerialPort(Device):
             self._file = None
 
     def receive(self, data: bytes) -> None:
-        """Bytes arriving on the line (a terminal's input): into the receive FIFO."""
-        self.uart.receive(data)
+        """Bytes arriving on the line (a terminal's input): into the receive FIFO (bytes
+        that find it full are lost, LSR.OE; :meth:`attach_input` never overruns it)."""
+        with self._lock:
+            self.uart.receive(data)
+            self.received += len(data)
+
+    def attach_input(self, fd: int, *, poll: float = 0.05) -> None:
+        """Read guest input from ``fd`` on a daemon thread until end of file or
+        :meth:`detach_input` (called by unrealisation); ``fd`` stays open (the caller's)."""
+        if self._reader is not None:
+            raise ConfigError("isa-serial already has an input", device="isa-serial")
+        self._stop_reading.clear()
+        self._reader = threading.Thread(
+            target=self._read_input, args=(fd, poll), name="isa-serial input", daemon=True
+        )
+        self._reader.start()
+
+    def detach_input(self) -> None:
+        """Stop the reader thread (within its poll interval) and wait for it."""
+        reader, self._reader = self._reader, None
+        if reader is not None:
+            self._stop_reading.set()
+            self._rbr_read.set()
+            reader.join()
+
+    def _read_input(self, fd: int, poll: float) -> None:
+        stop = self._stop_reading
+        while not stop.is_set():
+            with self._lock:
+                room = self.uart.can_receive()
+            if room == 0:  # the guest has not read what came: wait, read nothing more
+                self._rbr_read.wait(poll)
+                self._rbr_read.clear()
+                continue
+            try:
+                ready, _, _ = select.select([fd], [], [], poll)
+                if not ready:
+                    continue
+                data = os.read(fd, room)
+            except (OSError, ValueError):  # closed or unreadable: no more input
+                return
+            if not data:  # end of file
+                return
+            self.receive(data)
 
     def _read(self, port: int, size: int) -> int:
-        return self.uart.read(port - int(self.props["iobase"]))
+        offset = port - int(self.props["iobase"])
+        with self._lock:
+            value = self.uart.read(offset)
+        if offset == 0:
+            self._rbr_read.set()
+        return value
 
     def _write(self, port: int, size: int, value: int) -> None:
-        self.uart.write(port - int(self.props["iobase"]), value & 0xFF)
+        with self._lock:
+            self.uart.write(port - int(self.props["iobase"]), value & 0xFF)
 
     def _output(self, data: bytes) -> None:
         self.transmitted += len(data)
@@ -123,4 +185,5 @@ class SerialPort(Device):
             "irq": self.props["irq"],
             "chardev": self.backend.spec,
             "bytes_transmitted": self.transmitted,
+            "bytes_received": self.received,
         }
