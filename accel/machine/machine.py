@@ -73,7 +73,7 @@ from ..accelerator import (
     VmOptions,
 )
 from ..capabilities import Capability, Support
-from ..errors import ConfigError, UnknownAcceleratorError, VcpuStateError
+from ..errors import AccelError, ConfigError, UnknownAcceleratorError, VcpuStateError
 from ..registry import Registry, default_registry
 
 # resolve_cpu, RunState and the machine-type names are defined in cpu, runstate and types;
@@ -461,6 +461,13 @@ class Machine:
         self._paused_ack = threading.Event()
         self._resumed = threading.Event()
         self._can_signal = _install_kick_handler()
+        self._io_lock = threading.Lock()
+        self._ap_threads: list[threading.Thread] = []
+        self._ap_idents: dict[int, int] = {}
+        self._ap_gate = threading.Event()
+        self._ap_exit = threading.Event()
+        self._ap_cond = threading.Condition()
+        self._ap_parked = 0
 
     # ------------------------------------------------------------------ planning
 
@@ -748,7 +755,14 @@ class Machine:
     # ------------------------------------------------------------------ run loop
 
     def run(self, timeout: float | None = None) -> RunResult:
-        """Run vCPU 0 until the guest ends the run (or ``timeout`` seconds pass)."""
+        """Run the guest until it ends the run (or ``timeout`` seconds pass).
+
+        vCPU 0 runs on the calling thread. With the interrupt controller in the
+        accelerator every other vCPU runs on a thread of its own (started here, ended
+        before this returns), waiting in its local APIC for INIT/SIPI; an exit device,
+        shutdown or internal error on any vCPU ends the run for all, and a pause or stop
+        holds them all. Without one, vCPUs other than 0 stay in their reset state.
+        """
         if self.vm is None:
             self.init()
         if self.state is RunState.SHUTDOWN:
@@ -760,8 +774,10 @@ class Machine:
         if self.state is RunState.CREATED:
             self._set_state(RunState.RUNNING)
         self.ended = None
-        pio = self._pio
-        out = IoDirection.OUT
+        # The application processors run on threads of their own while this run lasts,
+        # when they can wait for INIT/SIPI in the accelerator's local APICs; device
+        # handlers then run under one lock (QEMU's big lock).
+        lock = self._io_lock if self._start_aps() else None
         after_io = False
         io_rip: int | None = None  # where a possibly unfinished port/MMIO instruction is
         retries = 0
@@ -771,31 +787,18 @@ class Machine:
                 t = type(ex)
                 if t is PortIoExit:
                     assert isinstance(ex, PortIoExit)
-                    h = pio.get(ex.port)
-                    size = ex.size
-                    if ex.direction is out:
-                        if h is not None and h[1] is not None:
-                            if ex.count == 1:
-                                h[1](ex.port, size, int.from_bytes(ex.data, "little"))
-                            else:
-                                data = bytes(ex.data)
-                                for i in range(ex.count):
-                                    chunk = data[i * size : (i + 1) * size]
-                                    h[1](ex.port, size, int.from_bytes(chunk, "little"))
-                    elif h is not None and h[0] is not None:
-                        mask = (1 << (8 * size)) - 1
-                        if ex.count == 1:
-                            ex.data[:] = (h[0](ex.port, size) & mask).to_bytes(size, "little")
-                        else:
-                            ex.data[:] = b"".join(
-                                (h[0](ex.port, size) & mask).to_bytes(size, "little")
-                                for _ in range(ex.count)
-                            )
+                    if lock is None:
+                        self._port_io(ex)
                     else:
-                        ex.data[:] = b"\xff" * len(ex.data)
+                        with lock:
+                            self._port_io(ex)
                 elif t is MmioExit:
                     assert isinstance(ex, MmioExit)
-                    self._mmio_access(ex)
+                    if lock is None:
+                        self._mmio_access(ex)
+                    else:
+                        with lock:
+                            self._mmio_access(ex)
                 elif t is HaltExit:
                     if vcpu.get_regs().rflags & 0x200:
                         self._stop = RunResult(
@@ -836,6 +839,7 @@ class Machine:
                     io_rip, retries = None, 0
                     self._pause_req.clear()
                     self._resumed.clear()
+                    self._park_aps()
                     self._do_pause()
                     stop, self._stop_req = self._stop_req, None
                     if stop is not None:
@@ -845,6 +849,7 @@ class Machine:
                     else:
                         self._paused_ack.set()
                         self._resumed.wait()
+                        self._ap_gate.set()
                 after_io = t is PortIoExit or t is MmioExit
                 if after_io and self._pause_req.is_set():
                     io_rip = vcpu.get_regs().rip
@@ -853,10 +858,142 @@ class Machine:
                         self.ended = self._stop
                     return self._stop
         finally:
+            self._stop_aps()
             self._run_thread = None
             self._paused_ack.set()  # a pause() waiting from another thread must not hang
             if timer is not None:
                 timer.cancel()
+
+    def _port_io(self, ex: PortIoExit) -> None:
+        """Hand a port access to the device registered for the port (all ones without)."""
+        h = self._pio.get(ex.port)
+        size = ex.size
+        if ex.direction is IoDirection.OUT:
+            if h is not None and h[1] is not None:
+                if ex.count == 1:
+                    h[1](ex.port, size, int.from_bytes(ex.data, "little"))
+                else:
+                    data = bytes(ex.data)
+                    for i in range(ex.count):
+                        chunk = data[i * size : (i + 1) * size]
+                        h[1](ex.port, size, int.from_bytes(chunk, "little"))
+        elif h is not None and h[0] is not None:
+            mask = (1 << (8 * size)) - 1
+            if ex.count == 1:
+                ex.data[:] = (h[0](ex.port, size) & mask).to_bytes(size, "little")
+            else:
+                ex.data[:] = b"".join(
+                    (h[0](ex.port, size) & mask).to_bytes(size, "little") for _ in range(ex.count)
+                )
+        else:
+            ex.data[:] = b"\xff" * len(ex.data)
+
+    # ------------------------------------------------------------------ application processors
+
+    def _start_aps(self) -> bool:
+        """Start a thread per application processor (vCPU 1 and up) for this run, when the
+        interrupt controller is in the accelerator: its local APICs hold the APs until
+        the boot processor sends INIT/SIPI (a HLT waits there too). Without one the APs
+        stay in their reset state, as before. True when threads were started."""
+        aps = self.vcpus[1:]
+        if not aps or not self._irq_to_vm:
+            return False
+        self._ap_exit.clear()
+        self._ap_gate.set()
+        self._ap_parked = 0
+        for cpu in aps:
+            thread = threading.Thread(
+                target=self._ap_loop, args=(cpu,), name=f"vcpu {cpu.index}", daemon=True
+            )
+            self._ap_threads.append(thread)
+            thread.start()
+        with self._ap_cond:
+            self._ap_cond.wait_for(lambda: len(self._ap_idents) == len(aps), timeout=5)
+        return True
+
+    def _kick_aps(self) -> None:
+        for cpu in self.vcpus[1:]:
+            cpu.kick()
+            ident = self._ap_idents.get(cpu.index)
+            if ident is not None and self._can_signal:
+                signal.pthread_kill(ident, KICK_SIGNAL)
+
+    def _park_aps(self) -> None:
+        """Hold every application processor outside its run call (before a pause)."""
+        if not self._ap_threads:
+            return
+        self._ap_gate.clear()
+        live = sum(t.is_alive() for t in self._ap_threads)
+        self._kick_aps()
+        with self._ap_cond:
+            while self._ap_parked < live:
+                if not self._ap_cond.wait(0.01):
+                    self._kick_aps()  # a kick may land before the AP entered its run
+                live = sum(t.is_alive() for t in self._ap_threads)
+
+    def _stop_aps(self) -> None:
+        """End the application processors' threads (the run is over) and wait for them."""
+        if not self._ap_threads:
+            return
+        self._ap_exit.set()
+        self._ap_gate.set()
+        while any(t.is_alive() for t in self._ap_threads):
+            self._kick_aps()
+            for t in self._ap_threads:
+                t.join(0.01)
+        self._ap_threads.clear()
+        self._ap_idents.clear()
+
+    def _ap_loop(self, cpu: Vcpu) -> None:
+        """Run application processor ``cpu`` until the run ends; its exits go to the
+        same devices as the boot processor's (under the machine's I/O lock), and an end
+        it causes (exit device, shutdown, internal error) ends the run for all."""
+        with self._ap_cond:
+            self._ap_idents[cpu.index] = threading.get_ident()
+            self._ap_cond.notify_all()
+        lock = self._io_lock
+        while not self._ap_exit.is_set():
+            if not self._ap_gate.is_set():
+                with self._ap_cond:
+                    self._ap_parked += 1
+                    self._ap_cond.notify_all()
+                self._ap_gate.wait()
+                with self._ap_cond:
+                    self._ap_parked -= 1
+                continue
+            end: RunResult | None = None
+            try:
+                ex = cpu.run()
+            except AccelError as exc:
+                end = RunResult(125, "internal-error", f"vCPU {cpu.index}: {exc}")
+            else:
+                t = type(ex)
+                if t is PortIoExit:
+                    assert isinstance(ex, PortIoExit)
+                    with lock:
+                        self._port_io(ex)
+                elif t is MmioExit:
+                    assert isinstance(ex, MmioExit)
+                    with lock:
+                        self._mmio_access(ex)
+                elif t is ShutdownExit:
+                    assert isinstance(ex, ShutdownExit)
+                    end = RunResult(0, "shutdown", f"guest shut down ({ex.reason}) on vCPU "
+                                    f"{cpu.index}")  # fmt: skip
+                elif t is InternalErrorExit:
+                    assert isinstance(ex, InternalErrorExit)
+                    end = RunResult(
+                        125, "internal-error",
+                        f"{self.accelerator.name} could not run vCPU {cpu.index}: {ex.kind} "
+                        f"(code {ex.code:#x}) {ex.detail}".rstrip(),
+                    )  # fmt: skip
+            if end is not None:
+                with lock:
+                    if self._stop is None:
+                        self._stop = end
+            if self._stop is not None:
+                self.kick()  # the boot processor's run returns it
+                return
 
     def _on_timeout(self, timeout: float) -> None:
         self.request_stop(

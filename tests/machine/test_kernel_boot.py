@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -25,7 +26,7 @@ import pytest
 import accel
 from accel.accelerator import VmOptions
 from accel.errors import ConfigError, UnsupportedError
-from accel.machine import Machine
+from accel.machine import Machine, RunState
 from accel.machine.devices import SerialPort
 from accel.machine.multiboot import e820_table, load_multiboot, parse_size, ram_split
 from accel.machine.serial import Ier, Reg
@@ -69,7 +70,7 @@ def report_lines(output: str) -> dict[str, str]:
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc (with -m32) to rebuild")
-@pytest.mark.parametrize("name", ["report", "echo"])
+@pytest.mark.parametrize("name", ["report", "echo", "smp"])
 def test_kernels_build_from_their_sources(tmp_path: Path, name: str) -> None:
     """The committed NAME.elf is what NAME.S builds to (the build line in it)."""
     out = tmp_path / f"{name}.elf"
@@ -279,6 +280,55 @@ def test_without_an_irqchip_the_line_goes_nowhere() -> None:
         acc.close()
 
 
+# --------------------------------------------------------------------------- every vCPU
+
+
+@pytest.mark.kvm
+@pytest.mark.parametrize("smp", [1, 2, 4])
+def test_every_vcpu_runs_and_reports_its_apic_id(smp: int) -> None:
+    """smp.elf: the boot processor starts the others with INIT/SIPI through the in-kernel
+    LAPIC; each reports its local APIC ID on COM1."""
+    status, output, kind = boot("kvm", KERNELS / "smp.elf", memory="64", smp=smp)
+    assert (status, kind) == (33, "debug-exit"), output
+    lines = output.splitlines()
+    assert lines[:2] == [f"cpus={smp}", "bsp=0"] and lines[-1] == "done"
+    assert sorted(int(x.split("=")[1]) for x in lines if x.startswith("ap=")) == list(range(1, smp))
+
+
+def test_without_an_irqchip_application_processors_stay_in_reset() -> None:
+    status, output, kind = boot("tcg", KERNELS / "smp.elf", memory="64", smp=2, timeout=1)
+    assert (status, kind) == (124, "timeout")
+    assert output.splitlines() == ["cpus=2", "bsp=0"]
+
+
+@pytest.mark.kvm
+def test_pause_resume_and_stop_act_on_every_vcpu() -> None:
+    """echo.elf waits for input on vCPU 0 while vCPUs 1-2 wait for SIPI in KVM: a pause
+    holds all three, resume lets them go, stop ends every vCPU thread."""
+    acc = accel.open("kvm")
+    try:
+        kernel = load_multiboot(KERNELS / "echo.elf", ram_size=64 << 20)
+        with Machine(acc, "pc", ram_size=64 << 20, smp=3, boot=kernel, serial="null") as m:
+            results: list[object] = []
+            runner = threading.Thread(target=lambda: results.append(m.run(timeout=30)))
+            runner.start()
+            deadline = time.monotonic() + 5
+            while len(m._ap_idents) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(m._ap_idents) == 2  # both application processors have threads
+            m.pause()
+            assert m.state is RunState.PAUSED and m._ap_parked == 2
+            m.resume()
+            assert m.state is RunState.RUNNING
+            m.stop(0, "stopped by the test")
+            runner.join(10)
+            assert not runner.is_alive()
+            assert [getattr(r, "kind", None) for r in results] == ["stopped"]
+            assert m._ap_threads == []  # every vCPU thread ended with the run
+    finally:
+        acc.close()
+
+
 # --------------------------------------------------------------------------- kvm-unit-tests
 
 
@@ -300,8 +350,8 @@ def summary_line(output: str) -> str:
 
 @pytest.mark.kvm
 @pytest.mark.skipif(not (KUT / "results.tsv").exists(), reason=f"no kvm-unit-tests in {KUT}")
-@pytest.mark.parametrize("test", KUT_TESTS)
-def test_kvm_unit_tests_give_qemus_results(test: str) -> None:
-    expected = qemu_results()[(test, "kvm", 1)]
-    status, output, _kind = boot("kvm", KUT / f"{test}.flat", memory="256", smp=1)
+@pytest.mark.parametrize(("test", "smp"), [*((t, 1) for t in KUT_TESTS), ("smptest", 2)])
+def test_kvm_unit_tests_give_qemus_results(test: str, smp: int) -> None:
+    expected = qemu_results()[(test, "kvm", smp)]
+    status, output, _kind = boot("kvm", KUT / f"{test}.flat", memory="256", smp=smp)
     assert (status, summary_line(output)) == expected, output[-2000:]
