@@ -68,9 +68,11 @@ from ..accelerator import (
     IoDirection,
     MmioExit,
     PortIoExit,
+    Registers,
     ShutdownExit,
     Vcpu,
     VmOptions,
+    real_mode_sregs,
 )
 from ..capabilities import Capability, Support
 from ..errors import AccelError, ConfigError, UnknownAcceleratorError, VcpuStateError
@@ -83,7 +85,14 @@ from .device import DeviceRegistry, parse_device_spec
 from .devices.base import Device, PioRead, PioWrite
 from .devices.fw_cfg import FwCfgDevice
 from .fw_cfg import FwCfg
-from .multiboot import BootPlan, MachineFamily, flat32_registers, flat32_sregs, ram_layout
+from .multiboot import (
+    BootPlan,
+    MachineFamily,
+    flat32_registers,
+    flat32_sregs,
+    legacy_firmware,
+    ram_layout,
+)
 from .runstate import RunState as RunState
 from .types import MACHINE_TYPES as MACHINE_TYPES
 from .types import MachineType as MachineType
@@ -565,6 +574,44 @@ class Machine:
                 (("chardev", self.serial),),
             )
 
+    def _run_firmware(self, cpu: Vcpu) -> None:
+        """Leave the PICs, the PIT and the IVT as the firmware would
+        (:func:`~accel.machine.multiboot.legacy_firmware`): write its pieces, run its
+        real-mode set-up on ``cpu`` until it writes its done port, or to the HLT after it
+        where the irqchip is not in the accelerator (its port accesses go to the
+        machine's devices where the accelerator does not handle them itself)."""
+        vm = self.vm
+        assert vm is not None
+        fw = legacy_firmware()
+        for address, data in fw.writes:
+            vm.write_memory(address, data)
+        saved_sregs = cpu.get_sregs()
+        cpu.set_sregs(real_mode_sregs(cpu.get_sregs(), cs=fw.cs, ds=0))
+        cpu.set_regs(Registers(rip=fw.ip, rflags=0x2))
+        done = False
+        for _ in range(64):
+            ex = cpu.run()
+            if isinstance(ex, PortIoExit):
+                if ex.port != fw.done_port:
+                    self._port_io(ex)
+                elif self._irq_to_vm:
+                    # The routine's HLT would wait in the accelerator's irqchip: stop
+                    # at the done port (the OUT needs nothing more from the machine).
+                    done = True
+                else:
+                    continue  # on to its HLT, an exit that leaves nothing pending
+            elif isinstance(ex, HaltExit):
+                done = True
+            elif not isinstance(ex, MmioExit | InterruptedExit):
+                break
+            if done:
+                cpu.set_sregs(saved_sregs)
+                return
+        raise ConfigError(
+            f"{self.accelerator.name} did not run the firmware set-up to its end",
+            hint="the accelerator must run real-mode code with port I/O",
+        )
+
     def _apply_boot(self, plan: BootPlan) -> None:
         """Write the plan into RAM, load vCPU 0's hand-over state, fill fw-cfg."""
         vm = self.vm
@@ -575,9 +622,10 @@ class Machine:
                 f"the boot plan's RAM {list(plan.ram)} is not this machine's {list(regions)}",
                 hint="build the plan with the machine's ram_size and machine family",
             )
+        cpu = self.vcpus[0]
+        self._run_firmware(cpu)
         for address, data in plan.writes:
             vm.write_memory(address, data)
-        cpu = self.vcpus[0]
         cpu.set_sregs(flat32_sregs(cpu.get_sregs(), gdt_base=plan.gdt_address))
         cpu.set_regs(flat32_registers(plan))
         for dev in self.devices:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import struct
 import subprocess
 import threading
 import time
@@ -28,7 +29,13 @@ from accel.accelerator import VmOptions
 from accel.errors import ConfigError, UnsupportedError
 from accel.machine import Machine, RunState
 from accel.machine.devices import SerialPort
-from accel.machine.multiboot import e820_table, load_multiboot, parse_size, ram_split
+from accel.machine.multiboot import (
+    e820_table,
+    legacy_firmware,
+    load_multiboot,
+    parse_size,
+    ram_split,
+)
 from accel.machine.serial import Ier, Reg
 from accel.runner import KernelOptions, RunOptions, check_smp, run_kernel
 
@@ -39,7 +46,7 @@ KUT = Path("/work/shared/kut")
 ACCELS = [pytest.param("kvm", marks=pytest.mark.kvm), "tcg"]
 #: The kvm-unit-tests that QEMU 7.2 passes (or skips) on this kind of host under KVM and
 #: accel reproduces; the others of results.tsv are QEMU's failures or hangs there.
-KUT_TESTS = ["dummy", "setjmp", "hpet_read_test", "tsc", "smptest"]
+KUT_TESTS = ["dummy", "realmode", "setjmp", "hpet_read_test", "tsc", "smptest"]
 
 
 def boot(
@@ -233,6 +240,22 @@ def test_user_serial_device_replaces_the_default(tmp_path: Path) -> None:
         assert report_lines(log.read_text())["sig"] == "QEMU"
     finally:
         acc.close()
+
+
+def test_legacy_firmware_state() -> None:
+    """The IVT and the stubs the firmware set-up leaves (realmode.flat's ``sti; hlt``
+    wakes on the PIT's IRQ 0 through them)."""
+    fw = legacy_firmware()
+    mem = dict(fw.writes)
+    ivt = mem[0]
+    assert len(ivt) == 1024
+    entry = {v: struct.unpack_from("<HH", ivt, 4 * v) for v in range(256)}
+    assert {entry[v] for v in range(8, 16)} == {(0x200, 0xF000)}
+    assert {entry[v] for v in range(0x70, 0x78)} == {(0x210, 0xF000)}
+    assert entry[0x10] == entry[0] == (0x220, 0xF000)
+    assert mem[0xF0220] == b"\xcf"  # iret
+    assert (fw.cs, fw.ip, fw.done_port) == (0xF000, 0x100, 0x80)
+    assert all(0xF0000 <= a < 0x100000 for a, _ in fw.writes[1:])  # reserved in the map
 
 
 # --------------------------------------------------------------------------- IRQ line
