@@ -44,9 +44,21 @@ KERNELS = Path(__file__).resolve().parent / "kernels"
 REPORT = KERNELS / "report.elf"
 KUT = Path("/work/shared/kut")
 ACCELS = [pytest.param("kvm", marks=pytest.mark.kvm), "tcg"]
-#: The kvm-unit-tests that QEMU 7.2 passes (or skips) on this kind of host under KVM and
-#: accel reproduces; the others of results.tsv are QEMU's failures or hangs there.
-KUT_TESTS = ["dummy", "realmode", "setjmp", "hpet_read_test", "tsc", "smptest"]
+#: The kvm-unit-tests whose QEMU 7.2 result under KVM on this kind of host accel
+#: reproduces: passes, a skip (tsc: 77) and two unhandled exceptions this host's KVM
+#: causes (syscall, emulator: 127). Of the others, memory and xsave end in a KVM internal
+#: error (125) where QEMU hangs on it (124), msr gives QEMU's status 3 with another test
+#: count (the CPU model's MSRs), hypercall and apic time out as under QEMU.
+KUT_TESTS = [
+    "dummy",
+    "realmode",
+    "setjmp",
+    "hpet_read_test",
+    "tsc",
+    "smptest",
+    "syscall",
+    "emulator",
+]
 
 
 def boot(
