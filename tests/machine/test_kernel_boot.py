@@ -89,7 +89,7 @@ def report_lines(output: str) -> dict[str, str]:
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc (with -m32) to rebuild")
-@pytest.mark.parametrize("name", ["report", "echo", "smp"])
+@pytest.mark.parametrize("name", ["report", "echo", "smp", "irq"])
 def test_kernels_build_from_their_sources(tmp_path: Path, name: str) -> None:
     """The committed NAME.elf is what NAME.S builds to (the build line in it)."""
     out = tmp_path / f"{name}.elf"
@@ -301,6 +301,19 @@ def test_uart_interrupt_reaches_the_in_kernel_irqchip() -> None:
             chip.set_irq_line(4, False)
     finally:
         acc.close()
+
+
+@pytest.mark.kvm
+def test_interrupt_driven_transmit_and_receive() -> None:
+    """irq.elf sends and receives only from its IRQ 4 handler: the UART's line goes
+    through KVM_IRQ_LINE to the in-kernel PIC and back into the guest as vector 0x0c."""
+    done = subprocess.run(
+        [*accel_exe(), "run", "--accel", "kvm", "-kernel", str(KERNELS / "irq.elf"),
+         "--timeout", "30"], input="typed by the test\n", capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 33, done.stderr
+    assert done.stdout == "irq tx\ntyped by the test\n"
 
 
 def test_without_an_irqchip_the_line_goes_nowhere() -> None:
