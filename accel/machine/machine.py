@@ -942,9 +942,11 @@ class Machine:
         """Start a thread per application processor (vCPU 1 and up) for this run, when the
         interrupt controller is in the accelerator: its local APICs hold the APs until
         the boot processor sends INIT/SIPI (a HLT waits there too). Without one the APs
-        stay in their reset state, as before. True when threads were started."""
+        stay in their reset state, as before; so they do when :data:`KICK_SIGNAL` has no
+        handler (a machine made outside the main thread), since only the signal gets a
+        vCPU out of such a wait. True when threads were started."""
         aps = self.vcpus[1:]
-        if not aps or not self._irq_to_vm:
+        if not aps or not self._irq_to_vm or not self._can_signal:
             return False
         self._ap_exit.clear()
         self._ap_gate.set()
