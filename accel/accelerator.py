@@ -727,6 +727,24 @@ class VM(_Handle):
             size=size,
         )
 
+    # -- interrupts
+    def set_irq_line(self, irq: int, level: bool) -> None:
+        """Drive input ``irq`` of the VM's in-accelerator interrupt controller to ``level``
+        (an ISA line: the PIC pin and the IOAPIC pin of that number).
+
+        Only a VM created with ``VmOptions(irqchip=True)`` on an accelerator that reports
+        :attr:`Capability.IRQCHIP` has one; the default raises
+        :class:`~accel.errors.UnsupportedError`.
+        """
+        raise _errors.UnsupportedError(
+            f"{self.accelerator.name} VM has no in-accelerator interrupt controller to "
+            f"raise IRQ {irq} on",
+            hint="create the VM with VmOptions(irqchip=True) on an accelerator reporting "
+            "the irqchip capability",
+            accelerator=self.accelerator.name,
+            feature="irq-line",
+        )
+
     # -- vCPUs
     @abc.abstractmethod
     def create_vcpu(self, index: int | None = None, *, cpu: CpuSpec | None = None) -> Vcpu:

@@ -19,6 +19,11 @@ halts with interrupts disabled or shuts down; 124 when ``timeout`` passes; 125 w
 accelerator cannot run the guest (internal error). Configuration errors raise
 :class:`~accel.errors.ConfigError`.
 
+Kernels: :func:`run_kernel` boots a Multiboot kernel (kvm-unit-tests' ``*.flat``) as
+QEMU's ``-kernel`` does, with the options of :class:`KernelOptions`: the loader places
+it and its boot information directly (no firmware runs), vCPU 0 starts at its entry in
+32-bit flat protected mode, COM1 and fw-cfg are added.
+
 Stopping and snapshots: ``stop_after`` ends the run after that many seconds with status
 0, ``timeout`` with 124, and, when :func:`run_machine` is called from the main thread,
 SIGINT with 130, SIGTERM with 143 and SIGHUP with 129 — each through
@@ -41,9 +46,13 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from .accelerator import Accelerator, Registers, real_mode_sregs
+from .capabilities import Capability
 from .errors import ConfigError, SnapshotError
 from .machine.device import parse_device_spec
-from .machine.machine import Machine, RunResult, parse_machine_spec
+from .machine.devices import SerialPort
+from .machine.machine import Machine, RunResult, parse_machine_spec, resolve_machine_type
+from .machine.multiboot import load_multiboot
+from .machine.serial import SerialBackendKind, parse_serial_backend
 from .registry import Registry
 from .snapshot import (
     atomic_file,
@@ -56,14 +65,18 @@ from .snapshot import (
 
 __all__ = [
     "DEBUG_DEVICES",
+    "KERNEL_DEVICES",
     "STOP_SIGNALS",
+    "KernelOptions",
     "RunOptions",
     "check_save_target",
     "load_image",
     "parse_duration",
     "read_image",
     "restore_image",
+    "check_smp",
     "run_image",
+    "run_kernel",
     "run_machine",
 ]
 
@@ -75,6 +88,9 @@ MAX_IMAGE = 16 << 20
 
 #: The devices :func:`run_image` adds unless told not to.
 DEBUG_DEVICES: tuple[str, ...] = ("isa-debugcon,iobase=0xe9", "isa-debug-exit,iobase=0xf4,iosize=4")
+
+#: The devices :func:`run_kernel` adds unless told not to (kvm-unit-tests' command line).
+KERNEL_DEVICES: tuple[str, ...] = ("isa-debug-exit,iobase=0xf4,iosize=4",)
 
 #: The signals that stop a run (see :func:`run_machine`): signal -> how the result says it.
 #: The run's exit status is the shell's for a process killed by the signal, 128 + its number.
@@ -103,6 +119,21 @@ class RunOptions:
     ram_size: int = 16 << 20
     stop_after: float | None = None
     save: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KernelOptions:
+    """A kernel boot, QEMU's ``-kernel FILE -append CMDLINE -initrd FILES -m SIZE -smp N
+    -serial BACKEND``: ``ram_size`` in bytes (:func:`~accel.machine.multiboot.parse_size`
+    reads ``-m``), ``initrd`` as ``-initrd``'s text (modules separated by ``,``), ``serial``
+    a ``-serial`` backend (``stdio``, ``file:PATH``, ``null``, ``none``)."""
+
+    kernel: str
+    append: str = ""
+    initrd: str | None = None
+    ram_size: int = 128 << 20
+    smp: int = 1
+    serial: str = "stdio"
 
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, None: 1.0}
@@ -236,6 +267,81 @@ def run_image(
     )
     with machine:
         load_image(machine, image, options.load_addr, options.entry)
+        return run_machine(machine, options)
+
+
+def check_smp(accelerator: Accelerator, smp: int) -> None:
+    """Refuse ``smp`` vCPUs unless 1 <= smp <= the accelerator's
+    :attr:`~accel.Capability.MAX_VCPUS` (:class:`ConfigError`, before anything starts)."""
+    answer = accelerator.capabilities()[Capability.MAX_VCPUS]
+    limit = answer.value if isinstance(answer.value, int) and answer.value > 0 else None
+    if smp < 1:
+        raise ConfigError(
+            f"--smp {smp}: a machine has at least one vCPU", hint="give --smp 1 or more",
+            argument="smp", value=smp,
+        )  # fmt: skip
+    if limit is not None and smp > limit:
+        raise ConfigError(
+            f"--smp {smp} is more than {accelerator.name} supports ({limit} vCPUs per VM)",
+            hint=f"give --smp {limit} or fewer", argument="smp", value=smp,
+        )  # fmt: skip
+
+
+def run_kernel(
+    accelerator: Accelerator,
+    kernel: KernelOptions,
+    options: RunOptions,
+    *,
+    registry: Registry | None = None,
+    console: Callable[[bytes], Any] | None = None,
+    extra_devices: Iterable[str] = (),
+    serial_input: int | None = None,
+) -> RunResult:
+    """Boot a Multiboot kernel as QEMU's ``-kernel`` does and run it to its end.
+
+    Checks first (a :class:`ConfigError` before any VM exists): ``kernel.smp`` against the
+    accelerator's MAX_VCPUS, the ``-serial`` backend, the machine type (pc or q35), the
+    kernel and its modules (:func:`~accel.machine.multiboot.load_multiboot` with the
+    machine's RAM layout). The machine keeps its type's ``kernel-irqchip`` (``on`` for
+    pc and q35, as QEMU): where the accelerator has an in-kernel irqchip a HLT waits
+    there for an interrupt, and the run ends by isa-debug-exit (added at 0xf4/4, as
+    kvm-unit-tests' command line does, unless ``options.debug_devices`` is False),
+    shutdown, ``timeout``/``stop_after`` or a stop signal. The machine gets fw-cfg with the
+    boot plan (NB_CPUS = ``smp``) and COM1 on ``kernel.serial`` (none for ``none``);
+    ``console`` receives the serial port's output for ``stdio``, and bytes read from the
+    file descriptor ``serial_input`` (standard input, for ``stdio``) reach its receiver.
+    """
+    check_smp(accelerator, kernel.smp)
+    backend = parse_serial_backend(kernel.serial)
+    if options.save is not None:
+        raise ConfigError(
+            "--save is not supported with --kernel yet",
+            hint="snapshots restore flat-image machines only; drop --save",
+            argument="save",
+        )
+    type_name, _opts = parse_machine_spec(options.machine)
+    mtype = resolve_machine_type(type_name)
+    plan = load_multiboot(
+        kernel.kernel, ram_size=kernel.ram_size, cmdline=kernel.append,
+        initrd=kernel.initrd, machine=mtype.family,
+    )  # fmt: skip
+    user = [*options.devices, *extra_devices]
+    devices = user
+    if options.debug_devices:
+        user_types = {parse_device_spec(spec)[0] for spec in user}
+        defaults = (s for s in KERNEL_DEVICES if parse_device_spec(s)[0] not in user_types)
+        devices = [*defaults, *user]
+    machine = Machine(
+        accelerator, options.machine, options.cpu, devices, registry=registry,
+        ram_size=kernel.ram_size, smp=kernel.smp, console=console, boot=plan,
+        serial=backend.spec if backend.has_port else None,
+    )  # fmt: skip
+    with machine:
+        if serial_input is not None and backend.kind is SerialBackendKind.STDIO:
+            for dev in machine.devices:
+                if isinstance(dev, SerialPort) and dev.backend.kind is SerialBackendKind.STDIO:
+                    dev.attach_input(serial_input)
+                    break
         return run_machine(machine, options)
 
 

@@ -15,12 +15,22 @@ import argparse
 import functools
 import math
 import os
+import stat
 import sys
 from collections.abc import Callable
 
 from ..accelerator import Accelerator
-from ..errors import SnapshotError
-from ..runner import RunOptions, parse_duration, read_image, restore_image, run_image
+from ..errors import AccelError, SnapshotError
+from ..machine.multiboot import parse_size
+from ..runner import (
+    KernelOptions,
+    RunOptions,
+    parse_duration,
+    read_image,
+    restore_image,
+    run_image,
+    run_kernel,
+)
 from ..snapshot import check_target, naming, open_snapshot
 from ..snapshot.format import _Input, read_header
 from . import Context, writing
@@ -157,11 +167,104 @@ def add_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-debug-devices", action="store_true", help="do not add isa-debugcon and isa-debug-exit"
     )
+    add_kernel_options(parser)
     # The handler reports the combinations argparse cannot express as this parser's errors.
     parser.set_defaults(handler=functools.partial(_cmd_run, parser))
 
 
+def memory_size(text: str) -> int:
+    """An ``argparse`` type: ``-m SIZE`` as QEMU reads it (:func:`parse_size`)."""
+    try:
+        return parse_size(text)
+    except AccelError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_kernel_options(parser: argparse.ArgumentParser) -> None:
+    """``--kernel FILE [--append CMDLINE] [--initrd FILES] [-m SIZE] [--smp N] [--serial
+    BACKEND]``, each also spelled as QEMU's (``-kernel``, ``-append``, ``-initrd``, ``-m``,
+    ``-smp``, ``-serial``)."""
+    group = parser.add_argument_group(
+        "kernel boot (QEMU's -kernel)",
+        "Boot a Multiboot kernel (kvm-unit-tests' *.flat) directly, without firmware: COM1 "
+        "(0x3f8, IRQ 4) and fw_cfg (0x510) are added, the machine type's kernel-irqchip is "
+        "kept (on for pc and q35), and the run ends at isa-debug-exit (0xf4/4), shutdown "
+        "or --timeout.",
+    )
+    group.add_argument("--kernel", "-kernel", metavar="FILE", help="Multiboot kernel to boot")
+    group.add_argument(
+        "--append", "-append", metavar="CMDLINE", default="", help="kernel command line"
+    )
+    group.add_argument(
+        "--initrd", "-initrd", metavar="FILE[,FILE...]",
+        help="Multiboot modules (a module's arguments after a space; ',,' for a comma)",
+    )  # fmt: skip
+    group.add_argument(
+        "--memory", "-m", dest="memory", type=memory_size, metavar="SIZE",
+        help="guest RAM, QEMU's -m: 256 (MiB), 512M, 4G (default with --kernel: 128M)",
+    )  # fmt: skip
+    group.add_argument(
+        "--smp", "-smp", type=int, metavar="N",
+        help="number of vCPUs, at most the accelerator's MAX_VCPUS (default 1)",
+    )  # fmt: skip
+    group.add_argument(
+        "--serial", "-serial", metavar="BACKEND",
+        help="COM1's backend: stdio (default), file:PATH, null or none",
+    )  # fmt: skip
+
+
+def _cmd_run_kernel(parser: argparse.ArgumentParser, args: argparse.Namespace, ctx: Context) -> int:
+    """``accel run --kernel FILE``: boot a Multiboot kernel (:func:`run_kernel`)."""
+    pairs = (
+        ("IMAGE", args.image), ("--restore", args.restore), ("--restore-mode", args.restore_mode),
+        ("--load-addr", args.load_addr), ("--entry", args.entry), ("--save", args.save),
+    )  # fmt: skip
+    given = [name for name, value in pairs if value is not None]
+    if given:
+        parser.error("--kernel boots the kernel file; drop " + ", ".join(given))
+    kernel = KernelOptions(
+        kernel=args.kernel, append=args.append, initrd=args.initrd,
+        ram_size=args.memory if args.memory is not None else 128 << 20,
+        smp=args.smp if args.smp is not None else 1, serial=args.serial or "stdio",
+    )  # fmt: skip
+    options = RunOptions(
+        machine=args.machine or "pc", cpu=args.cpu, devices=args.device, timeout=args.timeout,
+        debug_devices=not args.no_debug_devices, stop_after=args.stop_after,
+    )  # fmt: skip
+    console = _console(ctx)
+    acc = _open_with_fallback_notes(ctx, args.accel)
+    try:
+        result = run_kernel(
+            acc, kernel, options, registry=ctx.registry, console=console,
+            serial_input=_stdin_for_serial(),
+        )  # fmt: skip
+    finally:
+        acc.close()
+    ctx.err.write(f"accel: {acc.name}: {result.message}\n")
+    return result.status & 0xFF
+
+
+def _stdin_for_serial() -> int | None:
+    """Standard input's descriptor when it is a terminal or a pipe (COM1 reads it for
+    ``-serial stdio``, as QEMU's does), else None."""
+    try:
+        fd = sys.stdin.fileno()
+        mode = os.fstat(fd).st_mode
+    except (AttributeError, OSError, ValueError):
+        return None
+    return fd if os.isatty(fd) or stat.S_ISFIFO(mode) else None
+
+
 def _cmd_run(parser: argparse.ArgumentParser, args: argparse.Namespace, ctx: Context) -> int:
+    if args.kernel is not None:
+        return _cmd_run_kernel(parser, args, ctx)
+    kernel_only = (
+        ("--append", args.append or None), ("--initrd", args.initrd), ("-m", args.memory),
+        ("--smp", args.smp), ("--serial", args.serial),
+    )  # fmt: skip
+    stray = [name for name, value in kernel_only if value is not None]
+    if stray:
+        parser.error(", ".join(stray) + ": only with --kernel")
     if args.restore is not None:
         return _cmd_run_restore(parser, args, ctx)
     if args.image is None:

@@ -10,7 +10,13 @@ settled on:
    (through :meth:`accel.Registry.clock_devices`) — add, replace or remove, each with a
    reason;
 3. create every device (platform, clock, user) through the one device registry path,
-   realise it in this machine, and build the exit dispatch table.
+   realise it in this machine, and build the exit dispatch table;
+4. with a kernel boot plan (``boot=``), write it into RAM, load vCPU 0's 32-bit
+   hand-over state and fill ``fw-cfg`` for it.
+
+Guest RAM follows QEMU 7.2's pc and q35 layout (:meth:`Machine.ram_regions`). Device
+interrupt lines (:meth:`Machine.set_irq`) go to the accelerator's in-kernel irqchip when
+the machine has it there.
 
 Every choice here is made from the accelerator's capabilities and its plugin's hook
 answers, never from the accelerator's name. :meth:`Machine.describe` runs step 2
@@ -62,12 +68,14 @@ from ..accelerator import (
     IoDirection,
     MmioExit,
     PortIoExit,
+    Registers,
     ShutdownExit,
     Vcpu,
     VmOptions,
+    real_mode_sregs,
 )
 from ..capabilities import Capability, Support
-from ..errors import ConfigError, UnknownAcceleratorError, VcpuStateError
+from ..errors import AccelError, ConfigError, UnknownAcceleratorError, VcpuStateError
 from ..registry import Registry, default_registry
 
 # resolve_cpu, RunState and the machine-type names are defined in cpu, runstate and types;
@@ -75,6 +83,16 @@ from ..registry import Registry, default_registry
 from .cpu import resolve_cpu as resolve_cpu
 from .device import DeviceRegistry, parse_device_spec
 from .devices.base import Device, PioRead, PioWrite
+from .devices.fw_cfg import FwCfgDevice
+from .fw_cfg import FwCfg
+from .multiboot import (
+    BootPlan,
+    MachineFamily,
+    flat32_registers,
+    flat32_sregs,
+    legacy_firmware,
+    ram_layout,
+)
 from .runstate import RunState as RunState
 from .types import MACHINE_TYPES as MACHINE_TYPES
 from .types import MachineType as MachineType
@@ -303,6 +321,19 @@ def _plan_platform(
             decisions[name] = DeviceDecision(
                 name, False, f"{mtype.name} does not model {name}", "platform"
             )
+    decisions["fw-cfg"] = DeviceDecision(
+        "fw-cfg",
+        False,
+        "added for a kernel boot (accel run --kernel), where QEMU 7.2's -kernel test "
+        "kernels read it (NB_CPUS, RAM_SIZE, etc/e820)",
+        "machine",
+    )
+    decisions["isa-serial"] = DeviceDecision(
+        "isa-serial",
+        False,
+        "no -serial backend: accel run --kernel adds COM1 (0x3f8, IRQ 4) with -serial stdio",
+        "machine",
+    )
     if irqchip:
         decisions["irqchip"] = DeviceDecision(
             "irqchip",
@@ -371,8 +402,16 @@ class Machine:
 
     ``machine`` is a machine spec (``"pc"``, ``"microvm"``, ``"pc,kernel-irqchip=off"``),
     ``cpu`` a CPU spec (``"host,-pv-flag"``; None for the type's default), ``devices``
-    user device specs. ``console`` receives debug-console bytes (a binary stream).
-    Nothing touches the accelerator until :meth:`init`.
+    user device specs. ``console`` receives debug-console and ``stdio`` serial bytes (a
+    binary stream or a callable). ``ram_size`` bytes of RAM are laid out as
+    :meth:`ram_regions` says (QEMU 7.2's split at 4 GiB on pc and q35). ``boot`` is a
+    Multiboot :class:`~accel.machine.multiboot.BootPlan` (built for the same RAM size
+    and machine family) that :meth:`init` applies: the machine gets ``fw-cfg`` filled for
+    it, its writes go into RAM and vCPU 0 gets the hand-over state. ``serial`` is a
+    ``-serial`` backend (``"stdio"``, ``"file:PATH"``, ``"null"``) for a COM1
+    ``isa-serial`` the machine adds. A user device spec of type ``fw-cfg`` or
+    ``isa-serial`` takes the place of the machine's. Nothing touches the accelerator
+    until :meth:`init`.
     """
 
     def __init__(
@@ -386,6 +425,8 @@ class Machine:
         ram_size: int = 16 << 20,
         smp: int = 1,
         console: IO[bytes] | Callable[[bytes], Any] | None = None,
+        boot: BootPlan | None = None,
+        serial: str | None = None,
     ) -> None:
         self.accelerator = accelerator
         self.registry = registry if registry is not None else default_registry()
@@ -395,6 +436,11 @@ class Machine:
         self._user_devices = list(devices)
         self.ram_size = ram_size
         self.smp = smp
+        #: The Multiboot plan :meth:`init` applies (RAM writes, vCPU 0, fw-cfg), or None.
+        self.boot = boot
+        #: The ``-serial`` backend of the COM1 port :meth:`init` adds, or None for none.
+        self.serial = serial
+        self._irq_to_vm = False
         if console is None:
             self._console: Callable[[bytes], Any] | None = None
         elif callable(console):
@@ -424,6 +470,13 @@ class Machine:
         self._paused_ack = threading.Event()
         self._resumed = threading.Event()
         self._can_signal = _install_kick_handler()
+        self._io_lock = threading.Lock()
+        self._ap_threads: list[threading.Thread] = []
+        self._ap_idents: dict[int, int] = {}
+        self._ap_gate = threading.Event()
+        self._ap_exit = threading.Event()
+        self._ap_cond = threading.Condition()
+        self._ap_parked = 0
 
     # ------------------------------------------------------------------ planning
 
@@ -451,9 +504,14 @@ class Machine:
         plan, decisions = _plan_platform(self.registry, acc, self._spec, self._cpu_arg)
         irqchip = plan.irqchip_in_accelerator
         pit = irqchip and acc.capabilities()[Capability.PIT].support is Support.YES
+        self._kernel_decisions(decisions)
         self.vm = vm = acc.create_vm(VmOptions(irqchip=irqchip, pit=pit))
         try:
-            vm.add_memory(0, self.ram_size)
+            # The accelerator's interrupt controller takes device interrupt lines only
+            # when the machine put it there and the VM reports it.
+            self._irq_to_vm = irqchip and vm.check(Capability.IRQCHIP).support is Support.YES
+            for base, size in self.ram_regions(plan.machine_type):
+                vm.add_memory(base, size)
             for i in range(self.smp):
                 self.vcpus.append(vm.create_vcpu(i, cpu=plan.cpu))
             # vCPUs exist: now ask the accelerator's plugin for the clock devices.
@@ -476,10 +534,103 @@ class Machine:
                 dev.realize(self)
                 self.devices.append(dev)
             self._declare_platform_window()
+            if self.boot is not None:
+                self._apply_boot(self.boot)
         except BaseException:
             self.close()
             raise
         return self
+
+    def ram_regions(self, mtype: MachineType | None = None) -> list[tuple[int, int]]:
+        """Guest RAM as ``[(base, size), ...]``: QEMU 7.2's split for pc and q35 (the part
+        below the type's 4 GiB limit at 0, the rest at 4 GiB; :func:`ram_layout`), one
+        region at 0 for the other types."""
+        if mtype is None:
+            mtype = resolve_machine_type(parse_machine_spec(self._spec)[0])
+        try:
+            family = MachineFamily.of(mtype.family)
+        except ConfigError:
+            return [(0, self.ram_size)]
+        return ram_layout(family, self.ram_size)
+
+    def _kernel_decisions(self, decisions: dict[str, DeviceDecision]) -> None:
+        """fw-cfg for a kernel boot, COM1 for a ``-serial`` backend (unless the user's
+        device specs add their own)."""
+        user_types = {parse_device_spec(spec)[0] for spec in self._user_devices}
+        if self.boot is not None and "fw-cfg" not in user_types:
+            decisions["fw-cfg"] = DeviceDecision(
+                "fw-cfg",
+                True,
+                "a kernel boot: the kernel reads fw_cfg (NB_CPUS, RAM_SIZE, etc/e820) at "
+                "0x510, as under QEMU 7.2's -kernel",
+                "machine",
+            )
+        if self.serial is not None and "isa-serial" not in user_types:
+            decisions["isa-serial"] = DeviceDecision(
+                "isa-serial",
+                True,
+                f"COM1 for -serial {self.serial}",
+                "machine",
+                (("chardev", self.serial),),
+            )
+
+    def _run_firmware(self, cpu: Vcpu) -> None:
+        """Leave the PICs, the PIT and the IVT as the firmware would
+        (:func:`~accel.machine.multiboot.legacy_firmware`): write its pieces, run its
+        real-mode set-up on ``cpu`` until it writes its done port, or to the HLT after it
+        where the irqchip is not in the accelerator (its port accesses go to the
+        machine's devices where the accelerator does not handle them itself)."""
+        vm = self.vm
+        assert vm is not None
+        fw = legacy_firmware()
+        for address, data in fw.writes:
+            vm.write_memory(address, data)
+        saved_sregs = cpu.get_sregs()
+        cpu.set_sregs(real_mode_sregs(cpu.get_sregs(), cs=fw.cs, ds=0))
+        cpu.set_regs(Registers(rip=fw.ip, rflags=0x2))
+        done = False
+        for _ in range(64):
+            ex = cpu.run()
+            if isinstance(ex, PortIoExit):
+                if ex.port != fw.done_port:
+                    self._port_io(ex)
+                elif self._irq_to_vm:
+                    # The routine's HLT would wait in the accelerator's irqchip: stop
+                    # at the done port (the OUT needs nothing more from the machine).
+                    done = True
+                else:
+                    continue  # on to its HLT, an exit that leaves nothing pending
+            elif isinstance(ex, HaltExit):
+                done = True
+            elif not isinstance(ex, MmioExit | InterruptedExit):
+                break
+            if done:
+                cpu.set_sregs(saved_sregs)
+                return
+        raise ConfigError(
+            f"{self.accelerator.name} did not run the firmware set-up to its end",
+            hint="the accelerator must run real-mode code with port I/O",
+        )
+
+    def _apply_boot(self, plan: BootPlan) -> None:
+        """Write the plan into RAM, load vCPU 0's hand-over state, fill fw-cfg."""
+        vm = self.vm
+        assert vm is not None
+        regions = tuple(self.ram_regions())
+        if tuple(plan.ram) != regions:
+            raise ConfigError(
+                f"the boot plan's RAM {list(plan.ram)} is not this machine's {list(regions)}",
+                hint="build the plan with the machine's ram_size and machine family",
+            )
+        cpu = self.vcpus[0]
+        self._run_firmware(cpu)
+        for address, data in plan.writes:
+            vm.write_memory(address, data)
+        cpu.set_sregs(flat32_sregs(cpu.get_sregs(), gdt_base=plan.gdt_address))
+        cpu.set_regs(flat32_registers(plan))
+        for dev in self.devices:
+            if isinstance(dev, FwCfgDevice):
+                dev.load(FwCfg.for_multiboot(plan, cpus=self.smp, memory=dev.memory))
 
     def _declare_platform_window(self) -> None:
         """Declare the chipset window no device claimed as MMIO: reads there give 0.
@@ -541,6 +692,14 @@ class Machine:
     def console_write(self, data: bytes) -> None:
         if self._console is not None:
             self._console(data)
+
+    def set_irq(self, irq: int, level: bool) -> None:
+        """Drive ISA line ``irq``: :meth:`accel.VM.set_irq_line` when the interrupt
+        controller is in the accelerator (:attr:`MachinePlan.irqchip_in_accelerator` and
+        the VM reports :attr:`~accel.Capability.IRQCHIP`); otherwise there is no
+        interrupt controller modelled here and the level goes nowhere."""
+        if self._irq_to_vm and self.vm is not None:
+            self.vm.set_irq_line(irq, level)
 
     def request_stop(self, status: int, message: str, *, kind: str) -> None:
         """End the current :meth:`run` after this exit with ``status``."""
@@ -644,7 +803,14 @@ class Machine:
     # ------------------------------------------------------------------ run loop
 
     def run(self, timeout: float | None = None) -> RunResult:
-        """Run vCPU 0 until the guest ends the run (or ``timeout`` seconds pass)."""
+        """Run the guest until it ends the run (or ``timeout`` seconds pass).
+
+        vCPU 0 runs on the calling thread. With the interrupt controller in the
+        accelerator every other vCPU runs on a thread of its own (started here, ended
+        before this returns), waiting in its local APIC for INIT/SIPI; an exit device,
+        shutdown or internal error on any vCPU ends the run for all, and a pause or stop
+        holds them all. Without one, vCPUs other than 0 stay in their reset state.
+        """
         if self.vm is None:
             self.init()
         if self.state is RunState.SHUTDOWN:
@@ -656,8 +822,10 @@ class Machine:
         if self.state is RunState.CREATED:
             self._set_state(RunState.RUNNING)
         self.ended = None
-        pio = self._pio
-        out = IoDirection.OUT
+        # The application processors run on threads of their own while this run lasts,
+        # when they can wait for INIT/SIPI in the accelerator's local APICs; device
+        # handlers then run under one lock (QEMU's big lock).
+        lock = self._io_lock if self._start_aps() else None
         after_io = False
         io_rip: int | None = None  # where a possibly unfinished port/MMIO instruction is
         retries = 0
@@ -667,31 +835,18 @@ class Machine:
                 t = type(ex)
                 if t is PortIoExit:
                     assert isinstance(ex, PortIoExit)
-                    h = pio.get(ex.port)
-                    size = ex.size
-                    if ex.direction is out:
-                        if h is not None and h[1] is not None:
-                            if ex.count == 1:
-                                h[1](ex.port, size, int.from_bytes(ex.data, "little"))
-                            else:
-                                data = bytes(ex.data)
-                                for i in range(ex.count):
-                                    chunk = data[i * size : (i + 1) * size]
-                                    h[1](ex.port, size, int.from_bytes(chunk, "little"))
-                    elif h is not None and h[0] is not None:
-                        mask = (1 << (8 * size)) - 1
-                        if ex.count == 1:
-                            ex.data[:] = (h[0](ex.port, size) & mask).to_bytes(size, "little")
-                        else:
-                            ex.data[:] = b"".join(
-                                (h[0](ex.port, size) & mask).to_bytes(size, "little")
-                                for _ in range(ex.count)
-                            )
+                    if lock is None:
+                        self._port_io(ex)
                     else:
-                        ex.data[:] = b"\xff" * len(ex.data)
+                        with lock:
+                            self._port_io(ex)
                 elif t is MmioExit:
                     assert isinstance(ex, MmioExit)
-                    self._mmio_access(ex)
+                    if lock is None:
+                        self._mmio_access(ex)
+                    else:
+                        with lock:
+                            self._mmio_access(ex)
                 elif t is HaltExit:
                     if vcpu.get_regs().rflags & 0x200:
                         self._stop = RunResult(
@@ -732,6 +887,7 @@ class Machine:
                     io_rip, retries = None, 0
                     self._pause_req.clear()
                     self._resumed.clear()
+                    self._park_aps()
                     self._do_pause()
                     stop, self._stop_req = self._stop_req, None
                     if stop is not None:
@@ -741,6 +897,7 @@ class Machine:
                     else:
                         self._paused_ack.set()
                         self._resumed.wait()
+                        self._ap_gate.set()
                 after_io = t is PortIoExit or t is MmioExit
                 if after_io and self._pause_req.is_set():
                     io_rip = vcpu.get_regs().rip
@@ -749,10 +906,144 @@ class Machine:
                         self.ended = self._stop
                     return self._stop
         finally:
+            self._stop_aps()
             self._run_thread = None
             self._paused_ack.set()  # a pause() waiting from another thread must not hang
             if timer is not None:
                 timer.cancel()
+
+    def _port_io(self, ex: PortIoExit) -> None:
+        """Hand a port access to the device registered for the port (all ones without)."""
+        h = self._pio.get(ex.port)
+        size = ex.size
+        if ex.direction is IoDirection.OUT:
+            if h is not None and h[1] is not None:
+                if ex.count == 1:
+                    h[1](ex.port, size, int.from_bytes(ex.data, "little"))
+                else:
+                    data = bytes(ex.data)
+                    for i in range(ex.count):
+                        chunk = data[i * size : (i + 1) * size]
+                        h[1](ex.port, size, int.from_bytes(chunk, "little"))
+        elif h is not None and h[0] is not None:
+            mask = (1 << (8 * size)) - 1
+            if ex.count == 1:
+                ex.data[:] = (h[0](ex.port, size) & mask).to_bytes(size, "little")
+            else:
+                ex.data[:] = b"".join(
+                    (h[0](ex.port, size) & mask).to_bytes(size, "little") for _ in range(ex.count)
+                )
+        else:
+            ex.data[:] = b"\xff" * len(ex.data)
+
+    # ------------------------------------------------------------------ application processors
+
+    def _start_aps(self) -> bool:
+        """Start a thread per application processor (vCPU 1 and up) for this run, when the
+        interrupt controller is in the accelerator: its local APICs hold the APs until
+        the boot processor sends INIT/SIPI (a HLT waits there too). Without one the APs
+        stay in their reset state, as before; so they do when :data:`KICK_SIGNAL` has no
+        handler (a machine made outside the main thread), since only the signal gets a
+        vCPU out of such a wait. True when threads were started."""
+        aps = self.vcpus[1:]
+        if not aps or not self._irq_to_vm or not self._can_signal:
+            return False
+        self._ap_exit.clear()
+        self._ap_gate.set()
+        self._ap_parked = 0
+        for cpu in aps:
+            thread = threading.Thread(
+                target=self._ap_loop, args=(cpu,), name=f"vcpu {cpu.index}", daemon=True
+            )
+            self._ap_threads.append(thread)
+            thread.start()
+        with self._ap_cond:
+            self._ap_cond.wait_for(lambda: len(self._ap_idents) == len(aps), timeout=5)
+        return True
+
+    def _kick_aps(self) -> None:
+        for cpu in self.vcpus[1:]:
+            cpu.kick()
+            ident = self._ap_idents.get(cpu.index)
+            if ident is not None and self._can_signal:
+                signal.pthread_kill(ident, KICK_SIGNAL)
+
+    def _park_aps(self) -> None:
+        """Hold every application processor outside its run call (before a pause)."""
+        if not self._ap_threads:
+            return
+        self._ap_gate.clear()
+        live = sum(t.is_alive() for t in self._ap_threads)
+        self._kick_aps()
+        with self._ap_cond:
+            while self._ap_parked < live:
+                if not self._ap_cond.wait(0.01):
+                    self._kick_aps()  # a kick may land before the AP entered its run
+                live = sum(t.is_alive() for t in self._ap_threads)
+
+    def _stop_aps(self) -> None:
+        """End the application processors' threads (the run is over) and wait for them."""
+        if not self._ap_threads:
+            return
+        self._ap_exit.set()
+        self._ap_gate.set()
+        while any(t.is_alive() for t in self._ap_threads):
+            self._kick_aps()
+            for t in self._ap_threads:
+                t.join(0.01)
+        self._ap_threads.clear()
+        self._ap_idents.clear()
+
+    def _ap_loop(self, cpu: Vcpu) -> None:
+        """Run application processor ``cpu`` until the run ends; its exits go to the
+        same devices as the boot processor's (under the machine's I/O lock), and an end
+        it causes (exit device, shutdown, internal error) ends the run for all."""
+        with self._ap_cond:
+            self._ap_idents[cpu.index] = threading.get_ident()
+            self._ap_cond.notify_all()
+        lock = self._io_lock
+        while not self._ap_exit.is_set():
+            if not self._ap_gate.is_set():
+                with self._ap_cond:
+                    self._ap_parked += 1
+                    self._ap_cond.notify_all()
+                self._ap_gate.wait()
+                with self._ap_cond:
+                    self._ap_parked -= 1
+                continue
+            end: RunResult | None = None
+            try:
+                ex = cpu.run()
+            except AccelError as exc:
+                end = RunResult(125, "internal-error", f"vCPU {cpu.index}: {exc}")
+            else:
+                t = type(ex)
+                if t is PortIoExit:
+                    assert isinstance(ex, PortIoExit)
+                    with lock:
+                        self._port_io(ex)
+                elif t is MmioExit:
+                    assert isinstance(ex, MmioExit)
+                    with lock:
+                        self._mmio_access(ex)
+                elif t is ShutdownExit:
+                    assert isinstance(ex, ShutdownExit)
+                    end = RunResult(0, "shutdown", f"guest shut down ({ex.reason}) on vCPU "
+                                    f"{cpu.index}")  # fmt: skip
+                elif t is InternalErrorExit:
+                    assert isinstance(ex, InternalErrorExit)
+                    end = RunResult(
+                        125, "internal-error",
+                        f"{self.accelerator.name} could not run vCPU {cpu.index}: {ex.kind} "
+                        f"(code {ex.code:#x}) {ex.detail}".rstrip(),
+                    )  # fmt: skip
+            if end is not None:
+                with lock:
+                    if self._stop is None:
+                        self._stop = end
+            if self._stop is not None:
+                self.kick()  # the boot processor's run returns it
+                return
 
     def _on_timeout(self, timeout: float) -> None:
         self.request_stop(

@@ -85,6 +85,7 @@ __all__ = [
     "firmware_memory_map",
     "flat32_registers",
     "flat32_sregs",
+    "legacy_firmware",
     "load_multiboot",
     "parse_initrd",
     "parse_size",
@@ -1009,6 +1010,72 @@ def flat32_sregs(
     sregs.cr4 = 0
     sregs.efer = 0
     return sregs
+
+
+@dataclass(frozen=True, slots=True)
+class LegacyFirmware:
+    """What :func:`legacy_firmware` gives: RAM writes, a real-mode set-up routine at
+    ``cs:ip`` to run first, and the port its last instruction writes (``done_port``)."""
+
+    writes: tuple[tuple[int, bytes], ...]
+    cs: int
+    ip: int
+    done_port: int
+
+
+#: The BIOS segment the stubs live in (0xF0000..0x100000 is reserved in the memory map).
+FIRMWARE_SEGMENT = 0xF000
+#: The port the set-up routine writes when it is done (POST codes; no device there).
+FIRMWARE_DONE_PORT = 0x80
+#: Real-mode set-up, as SeaBIOS leaves the chipset before an option ROM runs: both i8259
+#: PICs initialised (ICW1 0x11, vector bases 0x08 and 0x70, cascade on IRQ 2, 8086 mode),
+#: everything masked but IRQ 0 and the cascade, PIT channel 0 in mode 2 with count 0
+#: (18.2 Hz); then ``out %al, $0x80`` and ``hlt``.
+_FIRMWARE_INIT = bytes.fromhex(
+    "fab011e620e6a0b008e621b070e6a1b004e621b002e6a1b001e621e6a1b0fae621b0ffe6a1"
+    "b034e64330c0e640e640e680f4ebfd"
+)
+#: IRQ 0-7 handler: EOI to the master PIC, IRET. IRQ 8-15: EOI to both. Others: IRET.
+_FIRMWARE_IRQ_MASTER = bytes.fromhex("50b020e62058cf")
+_FIRMWARE_IRQ_SLAVE = bytes.fromhex("50b020e6a0e62058cf")
+_FIRMWARE_IRET = bytes.fromhex("cf")
+
+
+def legacy_firmware() -> LegacyFirmware:
+    """The real-mode state QEMU 7.2's firmware (SeaBIOS) leaves for a ``-kernel`` boot,
+    reduced to what test kernels rely on.
+
+    A kernel that returns to real mode (kvm-unit-tests' ``realmode.flat``) and waits with
+    ``sti; hlt`` relies on the timer SeaBIOS started: the PICs initialised (vectors 0x08
+    and 0x70, IRQ 0 unmasked), PIT channel 0 at 18.2 Hz, and an interrupt vector table
+    whose hardware-interrupt entries acknowledge the PIC and return. There is no SeaBIOS
+    here; this gives a machine those pieces: the IVT at 0 (IRQ 0-7 at 0x08-0x0f and IRQ
+    8-15 at 0x70-0x77 to EOI-and-IRET stubs, every other vector to an IRET) and the
+    stubs in the BIOS segment 0xF000 (reserved in the memory map), and a set-up routine
+    at F000:0100 that programs the PICs and the PIT through their ports and ends by
+    writing :data:`FIRMWARE_DONE_PORT`. The machine runs the routine on the boot vCPU
+    before it loads the Multiboot hand-over state (kernels that mask the PIC, as
+    kvm-unit-tests' 64-bit start does, see no difference).
+    """
+    base = FIRMWARE_SEGMENT << 4
+    master, slave, iret, init = 0x0200, 0x0210, 0x0220, 0x0100
+    ivt = bytearray()
+    for vector in range(256):
+        if 0x08 <= vector <= 0x0F:
+            offset = master
+        elif 0x70 <= vector <= 0x77:
+            offset = slave
+        else:
+            offset = iret
+        ivt += struct.pack("<HH", offset, FIRMWARE_SEGMENT)
+    writes = (
+        (0, bytes(ivt)),
+        (base + init, _FIRMWARE_INIT),
+        (base + master, _FIRMWARE_IRQ_MASTER),
+        (base + slave, _FIRMWARE_IRQ_SLAVE),
+        (base + iret, _FIRMWARE_IRET),
+    )
+    return LegacyFirmware(writes, FIRMWARE_SEGMENT, init, FIRMWARE_DONE_PORT)
 
 
 def flat32_registers(plan: BootPlan) -> Registers:

@@ -170,6 +170,12 @@ class kvm_pit_config(ctypes.Structure):
     _fields_ = [("flags", ctypes.c_uint32), ("pad", ctypes.c_uint32 * 15)]
 
 
+class kvm_irq_level(ctypes.Structure):
+    """``struct kvm_irq_level`` (KVM_IRQ_LINE): ``irq`` (a union with ``status``), ``level``."""
+
+    _fields_ = [("irq", ctypes.c_uint32), ("level", ctypes.c_uint32)]
+
+
 class kvm_cpuid_entry2(ctypes.Structure):
     _fields_ = [
         ("function", ctypes.c_uint32),
@@ -266,6 +272,7 @@ STRUCTS: Final[dict[str, type[ctypes.Structure]]] = {
     "kvm_userspace_memory_region": kvm_userspace_memory_region,
     "kvm_clock_data": kvm_clock_data,
     "kvm_pit_config": kvm_pit_config,
+    "kvm_irq_level": kvm_irq_level,
     "kvm_cpuid_entry2": kvm_cpuid_entry2,
     "kvm_cpuid2": kvm_cpuid2,
 }

@@ -26,6 +26,7 @@ from .bindings import (
     KVMIO,
     kvm_clock_data,
     kvm_cpuid2,
+    kvm_irq_level,
     kvm_pit_config,
     kvm_regs,
     kvm_sregs,
@@ -93,6 +94,7 @@ KVM_GET_SUPPORTED_CPUID: Final = _iowr(0x05, kvm_cpuid2)
 KVM_CREATE_VCPU: Final = _io(0x41)
 KVM_SET_USER_MEMORY_REGION: Final = _iow(0x46, kvm_userspace_memory_region)
 KVM_CREATE_IRQCHIP: Final = _io(0x60)
+KVM_IRQ_LINE: Final = _iow(0x61, kvm_irq_level)
 KVM_CREATE_PIT2: Final = _iow(0x77, kvm_pit_config)
 KVM_SET_CLOCK: Final = _iow(0x7B, kvm_clock_data)
 KVM_GET_CLOCK: Final = _ior(0x7C, kvm_clock_data)
@@ -114,6 +116,7 @@ IOCTLS: Final[dict[str, int]] = {
     "KVM_CREATE_VCPU": KVM_CREATE_VCPU,
     "KVM_SET_USER_MEMORY_REGION": KVM_SET_USER_MEMORY_REGION,
     "KVM_CREATE_IRQCHIP": KVM_CREATE_IRQCHIP,
+    "KVM_IRQ_LINE": KVM_IRQ_LINE,
     "KVM_CREATE_PIT2": KVM_CREATE_PIT2,
     "KVM_SET_CLOCK": KVM_SET_CLOCK,
     "KVM_GET_CLOCK": KVM_GET_CLOCK,

@@ -272,7 +272,8 @@ class KvmVcpu(Vcpu):
 
     # ------------------------------------------------------------------ run
     def run(self) -> Exit:
-        """KVM_RUN until an exit the caller must see (EINTR is retried unless kicked)."""
+        """KVM_RUN until an exit the caller must see (EINTR is retried unless kicked; so is
+        the EAGAIN an application processor gets after waiting for INIT/SIPI)."""
         if self._closed:
             raise HandleClosedError(self._describe())
         if self.vm.paused:
@@ -295,6 +296,10 @@ class KvmVcpu(Vcpu):
                         self._kicked = False
                         self._mv[b.RUN_IMMEDIATE_EXIT] = 0
                         return InterruptedExit()
+                    continue
+                if exc.errno == errno.EAGAIN and self._ap_waiting():
+                    # An application processor waited in the in-kernel LAPIC for
+                    # INIT/SIPI and an event came: KVM returns EAGAIN; run on, as QEMU.
                     continue
                 raise BackendCallError("KVM_RUN", exc.errno, accelerator=ACCEL_NAME) from exc
             handler = dispatch.get(u32[_EXIT_REASON_WORD])
@@ -381,6 +386,12 @@ class KvmVcpu(Vcpu):
         reason = self._u32[b.RUN_EXIT_REASON >> 2]
         name = _EXIT_NAMES.get(reason, "unhandled")
         return InternalErrorExit("exit-" + name, reason, f"unhandled KVM exit reason {reason}")
+
+    def _ap_waiting(self) -> bool:
+        """This vCPU is an application processor (not KVM's boot vCPU 0): under the
+        in-kernel irqchip it starts waiting for INIT/SIPI, the only wait after which
+        KVM_RUN answers EAGAIN."""
+        return self.index != 0
 
     def kick(self) -> None:
         """Set ``kvm_run.immediate_exit``: the next KVM_RUN returns at once (EINTR) and

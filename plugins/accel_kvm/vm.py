@@ -16,7 +16,7 @@ from typing import Protocol
 
 from accel.accelerator import VM, Accelerator, ClockData, CpuSpec, MemoryRegion, VmOptions
 from accel.capabilities import Capability, CapabilitySet, ClockFlags
-from accel.errors import BackendCallError, InvalidArgumentError
+from accel.errors import BackendCallError, InvalidArgumentError, UnsupportedError
 
 from . import bindings as b
 from .capabilities import KVM_CAPS, answers_from_raw
@@ -25,6 +25,7 @@ from .ioctls import (
     KVM_CHECK_EXTENSION,
     KVM_CREATE_VCPU,
     KVM_GET_CLOCK,
+    KVM_IRQ_LINE,
     KVM_SET_CLOCK,
     KVM_SET_USER_MEMORY_REGION,
     Sys,
@@ -206,6 +207,31 @@ class KvmVM(VM):
         """The declared MMIO ranges as ``(guest_phys, size)``."""
         self._check_open()
         return tuple(self._mmio)
+
+    # ------------------------------------------------------------------ interrupts
+    def set_irq_line(self, irq: int, level: bool) -> None:
+        """KVM_IRQ_LINE: input ``irq`` of the in-kernel PIC and IOAPIC to ``level``.
+
+        Only a VM created with ``VmOptions(irqchip=True)`` (KVM_CREATE_IRQCHIP) has them;
+        otherwise :class:`~accel.errors.UnsupportedError`. ``irq`` is a GSI, 0..23 on
+        the in-kernel IOAPIC (lines 0..15 also reach the PICs).
+        """
+        self._check_open()
+        if not self.options.irqchip:
+            raise UnsupportedError(
+                f"this {ACCEL_NAME} VM has no in-kernel irqchip to raise IRQ {irq} on",
+                hint="create the VM with VmOptions(irqchip=True)",
+                accelerator=ACCEL_NAME,
+                feature="irq-line",
+            )
+        if not isinstance(irq, int) or isinstance(irq, bool) or not 0 <= irq < 24:
+            raise InvalidArgumentError(
+                f"IRQ line must be an int in 0..23 (the in-kernel IOAPIC's pins), not {irq!r}",
+                argument="irq",
+                value=irq,
+            )
+        arg = bytes(b.kvm_irq_level(irq, 1 if level else 0))
+        call(self._sys, "KVM_IRQ_LINE", self._fd, KVM_IRQ_LINE, arg)
 
     # ------------------------------------------------------------------ vCPUs
     def create_vcpu(self, index: int | None = None, *, cpu: CpuSpec | None = None) -> KvmVcpu:

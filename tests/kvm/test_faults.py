@@ -239,6 +239,15 @@ def s_kvmclock_ctrl(inj: FaultInjector, err: int) -> None:
         assert isinstance(cpu.run(), HaltExit)
 
 
+def s_irq_line(inj: FaultInjector, err: int) -> None:
+    with KvmAccelerator(sys=inj) as acc, acc.create_vm(VmOptions(irqchip=True)) as vm:
+        inj.fail = {"KVM_IRQ_LINE": err}
+        expect("KVM_IRQ_LINE", err, lambda: vm.set_irq_line(4, True))
+        inj.fail = {}
+        vm.set_irq_line(4, True)  # the retry works
+        vm.set_irq_line(4, False)
+
+
 SCENARIOS: dict[str, Callable[[FaultInjector, int], None]] = {
     "KVM_GET_API_VERSION": s_get_api_version,
     "KVM_CREATE_VM": s_create_vm,
@@ -248,6 +257,7 @@ SCENARIOS: dict[str, Callable[[FaultInjector, int], None]] = {
     "KVM_CREATE_VCPU": _create_vcpu_with("KVM_CREATE_VCPU"),
     "KVM_SET_USER_MEMORY_REGION": s_set_user_memory_region,
     "KVM_CREATE_IRQCHIP": _create_vm_with("KVM_CREATE_IRQCHIP", VmOptions(irqchip=True)),
+    "KVM_IRQ_LINE": s_irq_line,
     "KVM_CREATE_PIT2": _create_vm_with("KVM_CREATE_PIT2", VmOptions(irqchip=True, pit=True)),
     "KVM_SET_CLOCK": s_set_clock,
     "KVM_GET_CLOCK": s_get_clock,

@@ -49,6 +49,7 @@ class Services:
         self.pio: dict[int, tuple[PioRead | None, PioWrite | None]] = {}
         self.mmio: list[tuple[int, int, PioRead | None, PioWrite | None]] = []
         self.stops: list[tuple[int, str]] = []
+        self.irqs: list[tuple[int, bool]] = []
 
     def register_pio(
         self, base: int, count: int, read: PioRead | None, write: PioWrite | None, device: Device
@@ -69,6 +70,9 @@ class Services:
 
     def guest_ns(self) -> int:
         return self.now
+
+    def set_irq(self, irq: int, level: bool) -> None:
+        self.irqs.append((irq, level))
 
 
 def test_devices_need_only_machine_services() -> None:

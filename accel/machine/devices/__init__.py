@@ -8,6 +8,10 @@
 * ``mc146818rtc`` (:mod:`.rtc`) — CMOS real-time clock on ports 0x70/0x71.
 * ``hpet`` (:mod:`.hpet`) — HPET at 0xFED00000, main counter at 100 MHz.
 * ``isa-pit`` (:mod:`.pit`) — i8254 PIT on ports 0x40-0x43 at 1.193182 MHz.
+* ``isa-serial`` (:mod:`.serial`) — a 16550A UART (COM1: ports 0x3F8-0x3FF, IRQ 4);
+  transmitted bytes go to the console, a file or nowhere (``chardev``).
+* ``fw-cfg`` (:mod:`.fw_cfg`) — QEMU's firmware configuration device on ports
+  0x510/0x511, DMA at 0x514.
 * ``irqchip`` (:mod:`.irqchip`) — marks the accelerator's in-kernel interrupt controller
   (created by the machine when the accelerator provides it; not user-creatable).
 
@@ -21,10 +25,12 @@ from __future__ import annotations
 
 from ...plugin import DeviceType
 from .debug import DebugCon, DebugExit
+from .fw_cfg import FwCfgDevice
 from .hpet import HPET_BASE, HPET_PERIOD_FS, HPET_SIZE, Hpet
 from .irqchip import Irqchip
 from .pit import PIT_HZ, Pit
 from .rtc import Rtc
+from .serial import SerialPort
 
 __all__ = [
     "HPET_BASE",
@@ -33,10 +39,12 @@ __all__ = [
     "PIT_HZ",
     "DebugCon",
     "DebugExit",
+    "FwCfgDevice",
     "Hpet",
     "Irqchip",
     "Pit",
     "Rtc",
+    "SerialPort",
     "builtin_device_types",
 ]
 
@@ -55,6 +63,10 @@ def builtin_device_types() -> list[DeviceType]:
         DeviceType("hpet", "High Precision Event Timer at 0xFED00000", Hpet, Hpet.PROPERTIES),
         DeviceType("isa-pit", "i8254 programmable interval timer on ports 0x40-0x43", Pit,
                    Pit.PROPERTIES),
+        DeviceType("isa-serial", "16550A UART (COM1: 0x3f8, IRQ 4): guest bytes to the "
+                   "console, a file or nowhere", SerialPort, SerialPort.PROPERTIES),
+        DeviceType("fw-cfg", "QEMU firmware configuration on ports 0x510/0x511, DMA 0x514",
+                   FwCfgDevice, FwCfgDevice.PROPERTIES),
         DeviceType("irqchip", "the accelerator's in-kernel interrupt controller", Irqchip,
                    (), user_creatable=False, not_creatable_reason=_NOT_USER),
     ]  # fmt: skip

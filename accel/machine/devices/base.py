@@ -3,9 +3,9 @@
 A :class:`Device` reaches its VM only through the machine it is realised in, and sees
 that machine only as :class:`MachineServices` (a small protocol :class:`Machine
 <accel.machine.Machine>` satisfies): :meth:`Device.realize` receives it, and the device
-registers its port and MMIO handlers there, writes to the console, asks the run to stop
-and reads guest time; it never holds an accelerator of its own. Plugins' devices
-subclass :class:`Device` too (import it as ``accel.machine.Device`` or from
+registers its port and MMIO handlers there, writes to the console, asks the run to stop,
+reads guest time and drives interrupt lines; it never holds an accelerator of its own.
+Plugins' devices subclass :class:`Device` too (import it as ``accel.machine.Device`` or from
 :mod:`accel.machine.device`).
 """
 
@@ -61,6 +61,11 @@ class MachineServices(Protocol):
 
     def guest_ns(self) -> int:
         """Guest time in ns; stands still while the machine is paused."""
+        ...
+
+    def set_irq(self, irq: int, level: bool) -> None:
+        """Drive ISA interrupt line ``irq`` to ``level`` (the machine's interrupt
+        controller; without one the level goes nowhere)."""
         ...
 
 
