@@ -610,5 +610,5 @@ def test_dummy_flat_end_to_end(pytester: pytest.Pytester) -> None:
         "--accel", "kvm", "--kernel-tests", str(SHARED),
         "--kernel-tests-expected", str(SHARED / "results.tsv"), "-k", "dummy",
     )  # fmt: skip
-    result.stdout.fnmatch_lines(["kut::dummy?kvm? PASSED*"])
+    result.stdout.fnmatch_lines(["*kut::dummy?kvm? PASSED*"])
     result.assert_outcomes(passed=1, deselected=13)
