@@ -103,16 +103,63 @@ class AcceleratorInfo:
 
 @dataclass(frozen=True, slots=True)
 class PropertySpec:
-    """A typed device property (``iobase``, ``iosize`` ...) with its default."""
+    """A typed property (``iobase``, ``iosize`` ...) with its default.
+
+    Device types and accelerators declare their properties with it. An ``int``
+    property may give a range: ``min``/``max`` (inclusive; None for no bound). A value
+    outside it is refused with a :class:`~accel.errors.ConfigError` naming the property,
+    the value and the range, unless ``clamp`` is True: then it is moved into the range
+    and the change is reported (QEMU's HPET clamps ``timers`` to 3..32 this way).
+    ``choices`` lists the accepted values of a ``str`` property (empty: any string).
+    """
 
     name: str
     type: type[int] | type[bool] | type[str]
     default: int | bool | str | None = None
     doc: str = ""
+    min: int | None = None
+    max: int | None = None
+    clamp: bool = False
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "choices", tuple(self.choices))
+        bounded = self.min is not None or self.max is not None
+        if bounded and self.type is not int:
+            raise InvalidArgumentError(
+                f"property {self.name!r}: min/max need an int property",
+                argument="min",
+                value=(self.min, self.max),
+            )
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise InvalidArgumentError(
+                f"property {self.name!r}: min {self.min} is above max {self.max}",
+                argument="min",
+                value=(self.min, self.max),
+            )
+        if self.choices and self.type is not str:
+            raise InvalidArgumentError(
+                f"property {self.name!r}: choices need a str property",
+                argument="choices",
+                value=self.choices,
+            )
 
     @property
     def required(self) -> bool:
         return self.default is None
+
+    def range_text(self) -> str:
+        """The accepted values for messages: ``"0..0xffff"``, ``"single|multi"``, ``""``."""
+        if self.choices:
+            return "|".join(self.choices)
+        if self.min is None and self.max is None:
+            return ""
+        hexa = max(abs(self.min or 0), abs(self.max or 0)) > 255
+
+        def fmt(v: int | None) -> str:
+            return "" if v is None else (f"{v:#x}" if hexa else str(v))
+
+        return f"{fmt(self.min)}..{fmt(self.max)}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +168,12 @@ class DeviceType:
 
     ``factory(**properties)`` makes the device; ``user_creatable`` False means a user's
     device spec may not create it (only machine initialisation can), with
-    ``not_creatable_reason`` saying why. ``plugin`` is left None by plugins: the
-    registry's copy names the plugin that contributes it.
+    ``not_creatable_reason`` saying why. ``check``, if given, is called with the
+    complete, typed properties after each one passed its own :class:`PropertySpec`
+    (range, type) and returns None or what is wrong with them together (``"iobase
+    0xfffe + iosize 4 ends beyond port 0xffff"``), which is refused, naming the device,
+    before anything is built. ``plugin`` is left None by plugins: the registry's copy
+    names the plugin that contributes it.
     """
 
     name: str
@@ -132,6 +183,9 @@ class DeviceType:
     user_creatable: bool = True
     not_creatable_reason: str = ""
     plugin: str | None = field(default=None, compare=False)
+    check: Callable[[Mapping[str, int | bool | str]], str | None] | None = field(
+        default=None, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _check_name("device type", self.name))
