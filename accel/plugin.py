@@ -67,17 +67,23 @@ class AcceleratorInfo:
     100, software emulation 10); ``unsupported`` maps conformance features the
     accelerator does not support to the reason, and those checks skip with it;
     ``hardware`` is True for accelerators that use hardware virtualization (``accel
-    check`` passes only when one of those is usable). ``plugin`` is left None by plugins:
-    the registry's copy names the plugin that provides it.
+    check`` passes only when one of those is usable). ``properties`` declares the
+    accelerator properties a selection spec may give (QEMU's ``-accel NAME,PROP=VALUE``:
+    ``"tcg,tb-size=64"``): each is checked against its :class:`PropertySpec` (type,
+    range, choices) and passed to ``factory`` as a keyword argument (``-`` becomes
+    ``_``: ``factory(tb_size=64)``); a property not declared is refused naming it and
+    listing the declared ones. ``plugin`` is left None by plugins: the registry's copy
+    names the plugin that provides it.
     """
 
     name: str
     summary: str
-    factory: Callable[[], Accelerator]
+    factory: Callable[..., Accelerator]
     priority: int = 0
     unsupported: Mapping[str, str] | tuple[tuple[str, str], ...] = ()
     hardware: bool = False
     plugin: str | None = field(default=None, compare=False)
+    properties: tuple[PropertySpec, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _check_name("accelerator", self.name))
@@ -94,6 +100,15 @@ class AcceleratorInfo:
                 value=self.priority,
             )
         object.__setattr__(self, "unsupported", _freeze_mapping(self.unsupported))
+        object.__setattr__(self, "properties", tuple(self.properties))
+        for spec in self.properties:
+            if not isinstance(spec, PropertySpec):
+                raise InvalidArgumentError(
+                    f"accelerator {self.name!r}: properties must be PropertySpec values, "
+                    f"not {spec!r}",
+                    argument="properties",
+                    value=spec,
+                )
 
     @property
     def unsupported_features(self) -> dict[str, str]:
@@ -154,12 +169,14 @@ class PropertySpec:
             return "|".join(self.choices)
         if self.min is None and self.max is None:
             return ""
-        hexa = max(abs(self.min or 0), abs(self.max or 0)) > 255
+        lo = "" if self.min is None else self.show(self.min)
+        hi = "" if self.max is None else self.show(self.max)
+        return f"{lo}..{hi}"
 
-        def fmt(v: int | None) -> str:
-            return "" if v is None else (f"{v:#x}" if hexa else str(v))
-
-        return f"{fmt(self.min)}..{fmt(self.max)}"
+    def show(self, value: int) -> str:
+        """``value`` as messages print it: hex for port/address-sized ranges."""
+        hexa = max(abs(self.min or 0), abs(self.max or 0)) >= 0xFFFF and value > 255
+        return f"{value:#x}" if hexa else str(value)
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,8 +102,7 @@ def _in_range(
     lo, hi = spec.min, spec.max
     if (lo is None or value >= lo) and (hi is None or value <= hi):
         return value
-    hexa = value > 255 and max(abs(lo or 0), abs(hi or 0)) > 255  # as range_text()
-    shown = f"{value:#x}" if hexa else str(value)
+    shown = spec.show(value)
     if spec.clamp:
         clamped = lo if lo is not None and value < lo else hi
         assert clamped is not None

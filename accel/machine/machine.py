@@ -432,8 +432,7 @@ def _check_smp_capability(acc: Accelerator, smp: int) -> None:
     limit = answer.value
     if answer.support is Support.YES and isinstance(limit, int) and smp > limit:
         raise InvalidArgumentError(
-            f"smp is {smp}, outside the valid range 1..{limit} "
-            f"({acc.name}'s max-vcpus capability)",
+            f"smp is {smp}, outside the valid range 1..{limit} ({acc.name}'s max-vcpus capability)",
             hint=f"give at most {limit} vCPUs",
             argument="smp",
             value=smp,

@@ -171,7 +171,32 @@ class TcgAccelerator(Accelerator):
 
     name = NAME
 
-    def __init__(self) -> None:
+    def __init__(self, *, thread: str = "multi", tb_size: int | None = None) -> None:
+        """``thread`` and ``tb_size`` are the ``--accel tcg,thread=...,tb-size=...``
+        properties (:data:`accel_tcg.PROPERTIES`): every vCPU runs on its own host
+        thread (QEMU's ``thread=multi``; ``single`` is refused), and ``tb_size`` is each
+        engine's translation-buffer size in MiB (unicorn's default when None)."""
+        if thread != "multi":
+            raise InvalidArgumentError(
+                f"tcg property 'thread' is {thread!r}: this plugin runs each vCPU on its "
+                "own host thread with its own unicorn engine (QEMU's thread=multi); "
+                "single-threaded round-robin TCG is not implemented",
+                hint="use thread=multi, or leave it out",
+                argument="thread",
+                value=thread,
+                accelerator=NAME,
+            )
+        if tb_size is not None and (
+            not isinstance(tb_size, int) or isinstance(tb_size, bool) or tb_size < 1
+        ):
+            raise InvalidArgumentError(
+                f"tcg property 'tb-size' must be a positive number of MiB, not {tb_size!r}",
+                argument="tb-size",
+                value=tb_size,
+                accelerator=NAME,
+            )
+        self.thread = thread
+        self.tb_size = tb_size
         self._availability: Availability | None = None
         self._layout: ContextLayout | None = None
         self._caps: CapabilitySet | None = None
@@ -276,6 +301,7 @@ class TcgVM(VM):
 
     def __init__(self, accelerator: TcgAccelerator, layout: ContextLayout, caps: CapabilitySet):
         self.accelerator = accelerator
+        self._tb_size = accelerator.tb_size
         self._layout = layout
         self._caps = caps
         self._ram: list[_Ram] = []
@@ -468,7 +494,7 @@ class TcgVcpu(Vcpu):
         self.cpu = cpu
         self._layout = layout
         self._apic_base = 0xFEE00900 if index == 0 else 0xFEE00800
-        self._uc: Any = _state.new_engine()
+        self._uc: Any = _state.new_engine(vm._tb_size)
         self._to_worker: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._to_caller: queue.SimpleQueue[Exit | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None

@@ -37,7 +37,7 @@ def test_port_out_of_range_is_refused(spec: str, prop: str, value: str, valid: s
     msg = str(info.value)
     name = spec.split(",")[0]
     assert name in msg and prop in msg and value in msg and valid in msg
-    assert getattr(info.value, "device") == name and getattr(info.value, "property") == prop
+    assert info.value.device == name and info.value.property == prop
 
 
 @pytest.mark.parametrize(
@@ -162,7 +162,7 @@ def test_duplicate_refused_before_anything_is_built(tcg: accel.Accelerator) -> N
 def test_smp_is_checked_in_the_constructor(tcg: accel.Accelerator, smp: object) -> None:
     with pytest.raises(InvalidArgumentError) as info:
         Machine(tcg, smp=smp)  # type: ignore[arg-type]
-    assert getattr(info.value, "argument") == "smp" and repr(smp) in str(info.value)
+    assert info.value.argument == "smp" and repr(smp) in str(info.value)
 
 
 def test_smp_above_max_vcpus_is_refused_before_the_vm(tcg: accel.Accelerator) -> None:
