@@ -332,7 +332,15 @@ class TcgVM(VM):
         with self._lock:
             self._check_quiet("add_memory")
             self._check_layout(guest_phys, size, what="add_memory")
-            buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            try:
+                buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            except (OSError, MemoryError, OverflowError) as exc:
+                raise BackendCallError(
+                    "mmap",
+                    getattr(exc, "errno", None),
+                    accelerator=NAME,
+                    detail=f"cannot map {size:#x} bytes of guest RAM at {guest_phys:#x}",
+                ) from exc
             region = MemoryRegion(
                 guest_phys, size, memoryview(buffer), readonly=readonly, slot=self._next_slot
             )
@@ -404,7 +412,7 @@ class TcgVM(VM):
                     accelerator=NAME,
                     capability=Capability.MAX_VCPUS,
                 )
-            vcpu = TcgVcpu(self, index, cpu or CpuSpec(), self._layout)
+            vcpu = _new_vcpu(self, index, cpu or CpuSpec(), self._layout)
             try:
                 for ram in self._ram:
                     vcpu._map_ram(ram)
@@ -479,6 +487,22 @@ class TcgVM(VM):
         acc = self.accelerator
         if isinstance(acc, TcgAccelerator):
             acc._forget(self)
+
+
+def _new_vcpu(vm: TcgVM, index: int, cpu: CpuSpec, layout: ContextLayout) -> TcgVcpu:
+    """A :class:`TcgVcpu`; the engine's failures (unicorn out of memory) are a
+    :class:`BackendCallError`, not a bare ``UcError``/``OSError``."""
+    from ._state import U
+
+    try:
+        return TcgVcpu(vm, index, cpu, layout)
+    except (U.UcError, OSError, MemoryError) as exc:
+        raise BackendCallError(
+            "uc_open",
+            getattr(exc, "errno", None) if isinstance(exc, OSError) else None,
+            accelerator=NAME,
+            detail=f"vcpu {index}: {exc}",
+        ) from exc
 
 
 class TcgVcpu(Vcpu):
