@@ -34,6 +34,7 @@ from ..accelerator import (
     Availability,
     ClockData,
     HaltExit,
+    InternalErrorExit,
     MmioExit,
     PortIoExit,
     Registers,
@@ -56,6 +57,8 @@ from .features import FEATURES, Feature, declared_capabilities
 from .programs import Program, ProgramResult, run_program
 
 __all__ = [
+    "UNBACKED_FETCH_LIMIT",
+    "check_unbacked_fetch",
     "check_availability",
     "check_capabilities_answered",
     "check_clock",
@@ -595,6 +598,61 @@ def check_guest_program(vm: VM, program: Program, *, timeout: float = 10.0) -> P
             + "; ".join(wrong)
         )
     return result
+
+
+#: Where :func:`check_unbacked_fetch` puts RAM, its program, and the address it jumps to.
+_UNBACKED_RAM = 0x10000
+_UNBACKED_CODE = 0x1000
+_UNBACKED_TARGET = 0x20000
+#: How long an accelerator may take to stop there (seconds).
+UNBACKED_FETCH_LIMIT = 1.0
+
+
+def check_unbacked_fetch(vm: VM, *, limit: float = UNBACKED_FETCH_LIMIT) -> InternalErrorExit:
+    """Execution reaching memory that is neither RAM nor MMIO ends the run at once.
+
+    The decided behaviour on every accelerator (docs/machines.md, "Guest execution that
+    leaves memory"): an instruction fetch from a guest-physical address with no RAM and
+    no declared MMIO range behind it makes ``run()`` return an
+    :class:`~accel.InternalErrorExit` within ``limit`` seconds — not a HLT, a shutdown, a
+    port/MMIO exit, or a run that spins until it is kicked. The guest here (real mode,
+    64 KiB of RAM) far-jumps to ``0x2000:0000`` (0x20000, unbacked). ``vm`` must be fresh.
+
+    Raises:
+        AssertionError: naming the exit the accelerator gave instead, or the time it took.
+    """
+    vm.add_memory(0, _UNBACKED_RAM)
+    vm.write_memory(_UNBACKED_CODE, bytes((0xEA, 0x00, 0x00, 0x00, _UNBACKED_TARGET >> 12)))
+    cpu = vm.create_vcpu(0)
+    cpu.set_sregs(real_mode_sregs(cpu.get_sregs()))
+    cpu.set_regs(Registers(rip=_UNBACKED_CODE, rflags=0x2))
+    done = threading.Event()
+
+    def watchdog() -> None:
+        if not done.wait(limit * 5):
+            with contextlib.suppress(Exception):
+                cpu.kick()
+
+    guard = threading.Thread(target=watchdog, name="watchdog-unbacked-fetch", daemon=True)
+    start = time.monotonic()
+    guard.start()
+    try:
+        ex = cpu.run()
+    finally:
+        done.set()
+        guard.join()
+    took = time.monotonic() - start
+    if not isinstance(ex, InternalErrorExit):
+        raise _fail(
+            f"a jump to unbacked address {_UNBACKED_TARGET:#x} gave {ex!r} after {took:.2f} s, "
+            "not an InternalErrorExit"
+        )
+    if took > limit:
+        raise _fail(
+            f"a jump to unbacked address {_UNBACKED_TARGET:#x} took {took:.2f} s to stop "
+            f"(at most {limit:g} s)"
+        )
+    return ex
 
 
 # --------------------------------------------------------------------------- clock

@@ -982,8 +982,7 @@ class TcgVcpu(Vcpu):
             return InternalErrorExit(
                 "emulation",
                 code,
-                f"{where}: declare guest memory with add_memory() or add_mmio() "
-                "(a software accelerator only sees declared ranges)",
+                f"{where}: no guest RAM or device is there",
                 (self._fault[1],) if self._fault else (),
             )
         return InternalErrorExit("internal-error", code, f"unicorn: {exc}")

@@ -37,6 +37,8 @@ CAUGHT_BY: dict[str, str] = {
     "wrong-memory-after-program": "test_program_strings",
     "real-mode-after-program": "test_program_protected_mode",
     "halt-as-shutdown": "test_program_halt",
+    "unbacked-fetch-halts": "test_unbacked_fetch",
+    "unbacked-fetch-slow": "test_unbacked_fetch",
     "lost-out-data": "test_program_port_io",
     "lost-in-data": "test_program_port_io",
     "lost-mmio-write": "test_program_mmio",
