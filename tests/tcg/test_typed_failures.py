@@ -52,6 +52,5 @@ def test_engine_failure_is_a_backend_call_error(monkeypatch: pytest.MonkeyPatch)
 def test_kvm_huge_add_memory_is_a_backend_call_error() -> None:
     from accel_kvm import KvmAccelerator
 
-    with KvmAccelerator() as acc, acc.create_vm() as vm:
-        with pytest.raises(BackendCallError):
-            vm.add_memory(0, 1 << 40)
+    with KvmAccelerator() as acc, acc.create_vm() as vm, pytest.raises(BackendCallError):
+        vm.add_memory(0, 1 << 40)
