@@ -118,6 +118,12 @@ _JOIN_TIMEOUT: Final = 10.0
 _RETRY_FIRST: Final = 0.002
 _RETRY_MAX: Final = 0.05
 
+#: The code-segment limit of real mode, and the longest x86 instruction.
+_RM_LIMIT: Final = 0xFFFF
+_MAX_INSN: Final = 15
+#: How much of the end of a real-mode code segment the limit hooks watch (longer than
+#: any translation block unicorn makes).
+_RM_WINDOW: Final = 0x2000
 _FLAGS_IF = 1 << 9
 _FLAGS_TF = 1 << 8
 _FLAGS_AC = 1 << 18
@@ -489,6 +495,14 @@ class TcgVM(VM):
             acc._forget(self)
 
 
+def _guest_store(uc: Any, address: int, data: bytes) -> None:
+    """Write ``data`` as a guest store would: translated code cached for those bytes is
+    dropped (``mem_write`` alone leaves it, so a guest that runs the stack its exception
+    frame was pushed on would run the bytes that were there before)."""
+    uc.mem_write(address, data)
+    uc.ctl_remove_cache(address, address + len(data))
+
+
 def _new_vcpu(vm: TcgVM, index: int, cpu: CpuSpec, layout: ContextLayout) -> TcgVcpu:
     """A :class:`TcgVcpu`; the engine's failures (unicorn out of memory) are a
     :class:`BackendCallError`, not a bare ``UcError``/``OSError``."""
@@ -531,6 +545,12 @@ class TcgVcpu(Vcpu):
         self._event: Exit | None = None
         self._resume_at: int | None = None
         self._fault: tuple[int, int, int] | None = None
+        # The real-mode CS limit (see _hook_block): the block hook while the vCPU runs in
+        # real mode, and the per-instruction hook over a block that crosses the limit.
+        self._rm_bases: frozenset[int] = frozenset()
+        self._rm_hooks: list[int] = []
+        self._limit_hooks: dict[int, int] = {}
+        self._restart = False
         uc = self._uc
         uc.hook_add(U.UC_HOOK_INSN, self._hook_in, None, 1, 0, x86.UC_X86_INS_IN)
         uc.hook_add(U.UC_HOOK_INSN, self._hook_out, None, 1, 0, x86.UC_X86_INS_OUT)
@@ -764,6 +784,8 @@ class TcgVcpu(Vcpu):
             self._event = None
             self._resume_at = None
             self._fault = None
+            self._restart = False
+            self._watch_real_mode()
             try:
                 uc.emu_start(uc.reg_read(RIP), _NEVER)
             except UcError as exc:
@@ -781,6 +803,8 @@ class TcgVcpu(Vcpu):
                 return InterruptedExit()
             if self._resume_at is not None and self._linear_pc() == self._resume_at:
                 continue  # an exception was delivered: the engine stopped to reload CS:IP
+            if self._restart:
+                continue  # left real mode, or a #GP at the CS limit: re-enter (hooks move)
             if self._after_hlt():
                 return HaltExit()
             # a stale emu_stop (a kick that raced with an exit): carry on
@@ -801,6 +825,81 @@ class TcgVcpu(Vcpu):
             return bytes(self._uc.mem_read(self._linear_pc() - 1, 1)) == b"\xf4"
         except Exception:
             return True
+
+    # -- the real-mode code-segment limit (worker thread)
+    #
+    # Unicorn lets a 16-bit IP run past 0xFFFF into the next 64 KiB; x86 (and KVM) raise
+    # #GP(0) for an instruction fetch beyond the CS limit. While the vCPU is in real mode,
+    # block hooks watch the last _RM_WINDOW bytes of the code segment and what lies
+    # beyond it (for CS's hidden base and for selector << 4, the base a far jump with the
+    # same selector gives; the window moves when emu_start is entered with another CS):
+    # a block that starts beyond the limit gets the #GP before it runs (the pushed IP is
+    # the 16-bit IP, as KVM's); a block that crosses it is retranslated with a
+    # per-instruction hook over its last bytes, so the first instruction that does not
+    # fit gets the #GP at its own IP. Code elsewhere, and protected mode, pay nothing.
+
+    def _watch_real_mode(self) -> None:
+        from . import _state
+
+        U, x86, uc = _state.U, _state.x86, self._uc
+        bases: frozenset[int] = frozenset()
+        if not uc.reg_read(x86.UC_X86_REG_CR0) & 1:
+            hidden = _state.segment_base(uc, self._layout, "cs")
+            bases = frozenset({hidden, (int(uc.reg_read(x86.UC_X86_REG_CS)) & 0xFFFF) << 4})
+        if bases == self._rm_bases:
+            return
+        for handle in (*self._rm_hooks, *self._limit_hooks.values()):
+            uc.hook_del(handle)
+        self._rm_hooks = []
+        self._limit_hooks.clear()
+        self._rm_bases = bases
+        for base in bases:
+            ranges = [(base + _RM_LIMIT + 1 - _RM_WINDOW, base + 2 * (_RM_LIMIT + 1))]
+            if base + _RM_LIMIT + 1 > 0xFFFF_FFFF:  # beyond 4 GiB wraps (the reset CS)
+                ranges.append((0, (base + 2 * (_RM_LIMIT + 1)) & 0xFFFF_FFFF))
+            for lo, hi in ranges:
+                self._rm_hooks.append(uc.hook_add(U.UC_HOOK_BLOCK, self._hook_block, None, lo, hi))
+            uc.ctl_remove_cache(ranges[0][0], ranges[0][1])
+
+    def _hook_block(self, uc: Any, address: int, size: int, _ud: object) -> None:
+        from ._state import x86
+
+        if uc.reg_read(x86.UC_X86_REG_CR0) & 1:
+            if not self._restart:
+                self._restart = True
+                uc.emu_stop()  # _emulate drops the hooks and runs on
+            return
+        ip = int(uc.reg_read(x86.UC_X86_REG_EIP))
+        if ip > _RM_LIMIT:
+            self._limit_fault(uc, ip)
+        elif ip + size - 1 > _RM_LIMIT and address not in self._limit_hooks:
+            from ._state import U
+
+            start = address + (_RM_LIMIT + 1 - ip) - _MAX_INSN
+            self._limit_hooks[address] = uc.hook_add(
+                U.UC_HOOK_CODE, self._hook_limit_insn, None, start, address + size
+            )
+            uc.ctl_remove_cache(address, address + size)
+            uc.reg_write(x86.UC_X86_REG_EIP, ip)  # leave the block before it runs
+
+    def _hook_limit_insn(self, uc: Any, address: int, size: int, _ud: object) -> None:
+        from ._state import x86
+
+        if uc.reg_read(x86.UC_X86_REG_CR0) & 1:
+            return
+        ip = int(uc.reg_read(x86.UC_X86_REG_EIP))
+        if size <= _MAX_INSN and ip + size - 1 > _RM_LIMIT:  # (an invalid opcode: #UD)
+            self._limit_fault(uc, ip)
+
+    def _limit_fault(self, uc: Any, ip: int) -> None:
+        from ._state import x86
+
+        uc.reg_write(x86.UC_X86_REG_EIP, ip & 0xFFFF if ip > _RM_LIMIT else ip)
+        event = self._deliver(13)  # #GP(0): real mode pushes no error code
+        if event is not None:
+            self._event = event
+        self._restart = True  # _emulate re-enters at the handler and moves the window
+        uc.emu_stop()
 
     # -- hooks (worker thread)
     def _hook_in(self, uc: Any, port: int, size: int, _ud: object) -> int:
@@ -885,7 +984,7 @@ class TcgVcpu(Vcpu):
             ss_base = _state.segment_base(uc, self._layout, "ss")
             for word in (flags, old_cs, rip):
                 sp = (sp - 2) & 0xFFFF
-                uc.mem_write(ss_base + sp, (word & 0xFFFF).to_bytes(2, "little"))
+                _guest_store(uc, ss_base + sp, (word & 0xFFFF).to_bytes(2, "little"))
         except Exception as exc:
             return InternalErrorExit(
                 "emulation", vector, f"vector {vector}: real-mode delivery failed: {exc}"
@@ -937,7 +1036,7 @@ class TcgVcpu(Vcpu):
         ss_base = _state.segment_base(uc, layout, "ss")
         for word in words:
             esp = (esp - 4) & 0xFFFFFFFF
-            uc.mem_write(ss_base + esp, (word & 0xFFFFFFFF).to_bytes(4, "little"))
+            _guest_store(uc, ss_base + esp, (word & 0xFFFFFFFF).to_bytes(4, "little"))
         uc.reg_write(x86.UC_X86_REG_ESP, esp)
         eflags &= ~(_FLAGS_TF | _FLAGS_NT | _FLAGS_RF | _FLAGS_VM)
         if gate_type == 0xE:

@@ -180,6 +180,9 @@ class WrapVcpu(Vcpu):
         self.breakage = vm.breakage
         self._last = Registers()
         self.halted = False
+        if self.breakage == "no-cs-limit":
+            # the TCG plugin's real-mode limit hook switched off: unicorn's own behaviour
+            inner._watch_real_mode = lambda: None  # type: ignore[attr-defined]
 
     @property
     def closed(self) -> bool:
@@ -256,6 +259,7 @@ BREAKAGES: Mapping[str, tuple[str, Mapping[str, str]]] = {
     "halt-as-shutdown": ("HLT is reported as a shutdown", {}),
     "unbacked-fetch-halts": ("a fetch from unbacked memory is reported as a HLT", {}),
     "unbacked-fetch-slow": ("a fetch from unbacked memory takes 1.5 s to stop", {}),
+    "no-cs-limit": ("a real-mode IP runs past 0xFFFF into the next 64 KiB (unicorn's own)", {}),
     "lost-out-data": ("the data of guest OUTs is lost", {}),
     "lost-in-data": ("the answer to guest INs is lost", {}),
     "lost-mmio-write": ("the data of guest MMIO writes is lost", {}),

@@ -39,6 +39,7 @@ CAUGHT_BY: dict[str, str] = {
     "halt-as-shutdown": "test_program_halt",
     "unbacked-fetch-halts": "test_unbacked_fetch",
     "unbacked-fetch-slow": "test_unbacked_fetch",
+    "no-cs-limit": "test_code_segment_limit",
     "lost-out-data": "test_program_port_io",
     "lost-in-data": "test_program_port_io",
     "lost-mmio-write": "test_program_mmio",
