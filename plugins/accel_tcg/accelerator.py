@@ -34,6 +34,14 @@ fault explains is HLT (checked against the 0xF4 byte before RIP when paging is o
 stale ``emu_stop`` from a kick that raced with an exit just resumes). RAM and MMIO
 ranges cannot be added while a vCPU of the VM is inside ``run()``.
 
+Real mode keeps the code-segment limit unicorn does not: an IP that runs past 0xFFFF
+raises #GP(0) through the IVT, as on hardware and KVM (see ``_watch_real_mode``), and
+exception frames this module pushes drop the translated code of the bytes they overwrite.
+
+Properties (``--accel tcg,thread=multi,tb-size=64``): ``thread`` is ``multi`` (one host
+thread and engine per vCPU, the only mode); ``tb_size`` sets each engine's translation
+buffer in MiB.
+
 The guest sees unicorn's CPUID (no KVM paravirtual leaves at 0x40000000, as under QEMU
 TCG); :class:`~accel.CpuSpec` flags are recorded on the vCPU but do not filter CPUID.
 
