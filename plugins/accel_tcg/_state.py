@@ -356,6 +356,13 @@ def segment_base(uc: Any, layout: ContextLayout, name: str) -> int:
     return int(base)
 
 
+def segment_limit(uc: Any, layout: ContextLayout, name: str) -> int:
+    """The hidden limit of segment register ``name``."""
+    raw = bytes(uc.context_save())
+    _, _, limit, _ = _SEG_STRUCT.unpack_from(raw, layout.seg_offset(name))
+    return int(limit)
+
+
 def load_real_mode_segment(uc: Any, layout: ContextLayout, name: str, selector: int) -> None:
     """Load a segment as real mode does: selector and base = selector << 4, rest kept."""
     ctx = uc.context_save()

@@ -851,7 +851,10 @@ class TcgVcpu(Vcpu):
 
         U, x86, uc = _state.U, _state.x86, self._uc
         bases: frozenset[int] = frozenset()
-        if not uc.reg_read(x86.UC_X86_REG_CR0) & 1:
+        real = not uc.reg_read(x86.UC_X86_REG_CR0) & 1
+        # (a CS with another limit, "unreal mode" after a return from protected mode,
+        # is left alone)
+        if real and _state.segment_limit(uc, self._layout, "cs") == _RM_LIMIT:
             hidden = _state.segment_base(uc, self._layout, "cs")
             bases = frozenset({hidden, (int(uc.reg_read(x86.UC_X86_REG_CS)) & 0xFFFF) << 4})
         if bases == self._rm_bases:
