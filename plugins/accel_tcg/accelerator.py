@@ -36,7 +36,9 @@ ranges cannot be added while a vCPU of the VM is inside ``run()``.
 
 Real mode keeps the code-segment limit unicorn does not: an IP that runs past 0xFFFF
 raises #GP(0) through the IVT, as on hardware and KVM (see ``_watch_real_mode``), and
-exception frames this module pushes drop the translated code of the bytes they overwrite.
+exception frames this module pushes, and :meth:`TcgVM.write_memory`, drop the translated
+code of the bytes they overwrite (a host write while a vCPU is parked in an exit takes
+effect from the next translation block: the rest of the current one runs as translated).
 
 Properties (``--accel tcg,thread=multi,tb-size=64``): ``thread`` is ``multi`` (one host
 thread and engine per vCPU, the only mode); ``tb_size`` sets each engine's translation
@@ -391,6 +393,14 @@ class TcgVM(VM):
                 raise
             self._mmio.append((guest_phys, size))
 
+    def write_memory(self, address: int, data: bytes | bytearray | memoryview) -> None:
+        """Write guest RAM, and make every vCPU drop code it translated from those bytes
+        (the engine does not see host writes: without this a vCPU would run the old code,
+        where KVM runs the new)."""
+        super().write_memory(address, data)
+        for cpu in list(self._vcpus):
+            cpu._drop_code(address, address + len(data))
+
     @property
     def memory_regions(self) -> tuple[MemoryRegion, ...]:
         self._check_open()
@@ -555,6 +565,7 @@ class TcgVcpu(Vcpu):
         self._fault: tuple[int, int, int] | None = None
         # The real-mode CS limit (see _hook_block): the block hook while the vCPU runs in
         # real mode, and the per-instruction hook over a block that crosses the limit.
+        self._stale: list[tuple[int, int]] = []  # host-written ranges (see _drop_code)
         self._rm_bases: frozenset[int] = frozenset()
         self._rm_hooks: list[int] = []
         self._limit_hooks: dict[int, int] = {}
@@ -778,7 +789,23 @@ class TcgVcpu(Vcpu):
             if uc is not None:
                 uc.emu_stop()
             return False
+        self._flush_stale()  # the caller may have written guest code meanwhile
         return True
+
+    def _drop_code(self, start: int, end: int) -> None:
+        """Translated code for guest-physical ``start..end`` is stale (any thread): the
+        worker drops it before it emulates again (the engine is its thread's alone)."""
+        self._stale.append((start, end))
+
+    def _flush_stale(self) -> None:
+        uc = self._uc
+        while self._stale:
+            start, end = self._stale.pop()
+            if uc is not None:
+                # (with paging on the engine reads the range as linear: a range it
+                # cannot translate has no code cached under it to drop)
+                with contextlib.suppress(Exception):
+                    uc.ctl_remove_cache(start, end)
 
     def _emulate(self) -> Exit | None:
         from ._state import RIP, UcError
@@ -793,6 +820,7 @@ class TcgVcpu(Vcpu):
             self._resume_at = None
             self._fault = None
             self._restart = False
+            self._flush_stale()
             self._watch_real_mode()
             try:
                 uc.emu_start(uc.reg_read(RIP), _NEVER)

@@ -72,3 +72,22 @@ def test_same_frame_as_kvm(tcg: TcgAccelerator, code: bytes) -> None:
         want = _run(kvm, code)
     got = _run(tcg, code)
     assert got[1:] == want[1:] and type(got[0]) is type(want[0])
+
+
+def _fresh_cpu(tcg: TcgAccelerator, code: bytes) -> tuple[accel.VM, accel.Vcpu]:
+    vm = tcg.create_vm()
+    vm.add_memory(0, 0x10000)
+    vm.write_memory(0x1000, code)
+    cpu = vm.create_vcpu(0)
+    cpu.set_sregs(real_mode_sregs(cpu.get_sregs()))
+    cpu.set_regs(Registers(rip=0x1000, rflags=2))
+    return vm, cpu
+
+
+def test_host_write_between_runs_replaces_translated_code(tcg: TcgAccelerator) -> None:
+    vm, cpu = _fresh_cpu(tcg, bytes.fromhex("b00af4"))  # mov al,10; hlt
+    with vm:
+        assert isinstance(cpu.run(), HaltExit) and cpu.get_regs().rax & 0xFF == 10
+        vm.write_memory(0x1000, bytes.fromhex("b014f4"))  # mov al,20; hlt
+        cpu.set_regs(Registers(rip=0x1000, rflags=2))
+        assert isinstance(cpu.run(), HaltExit) and cpu.get_regs().rax & 0xFF == 20
