@@ -67,17 +67,23 @@ class AcceleratorInfo:
     100, software emulation 10); ``unsupported`` maps conformance features the
     accelerator does not support to the reason, and those checks skip with it;
     ``hardware`` is True for accelerators that use hardware virtualization (``accel
-    check`` passes only when one of those is usable). ``plugin`` is left None by plugins:
-    the registry's copy names the plugin that provides it.
+    check`` passes only when one of those is usable). ``properties`` declares the
+    accelerator properties a selection spec may give (QEMU's ``-accel NAME,PROP=VALUE``:
+    ``"tcg,tb-size=64"``): each is checked against its :class:`PropertySpec` (type,
+    range, choices) and passed to ``factory`` as a keyword argument (``-`` becomes
+    ``_``: ``factory(tb_size=64)``); a property not declared is refused naming it and
+    listing the declared ones. ``plugin`` is left None by plugins: the registry's copy
+    names the plugin that provides it.
     """
 
     name: str
     summary: str
-    factory: Callable[[], Accelerator]
+    factory: Callable[..., Accelerator]
     priority: int = 0
     unsupported: Mapping[str, str] | tuple[tuple[str, str], ...] = ()
     hardware: bool = False
     plugin: str | None = field(default=None, compare=False)
+    properties: tuple[PropertySpec, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _check_name("accelerator", self.name))
@@ -94,6 +100,15 @@ class AcceleratorInfo:
                 value=self.priority,
             )
         object.__setattr__(self, "unsupported", _freeze_mapping(self.unsupported))
+        object.__setattr__(self, "properties", tuple(self.properties))
+        for spec in self.properties:
+            if not isinstance(spec, PropertySpec):
+                raise InvalidArgumentError(
+                    f"accelerator {self.name!r}: properties must be PropertySpec values, "
+                    f"not {spec!r}",
+                    argument="properties",
+                    value=spec,
+                )
 
     @property
     def unsupported_features(self) -> dict[str, str]:
@@ -103,16 +118,65 @@ class AcceleratorInfo:
 
 @dataclass(frozen=True, slots=True)
 class PropertySpec:
-    """A typed device property (``iobase``, ``iosize`` ...) with its default."""
+    """A typed property (``iobase``, ``iosize`` ...) with its default.
+
+    Device types and accelerators declare their properties with it. An ``int``
+    property may give a range: ``min``/``max`` (inclusive; None for no bound). A value
+    outside it is refused with a :class:`~accel.errors.ConfigError` naming the property,
+    the value and the range, unless ``clamp`` is True: then it is moved into the range
+    and the change is reported (QEMU's HPET clamps ``timers`` to 3..32 this way).
+    ``choices`` lists the accepted values of a ``str`` property (empty: any string).
+    """
 
     name: str
     type: type[int] | type[bool] | type[str]
     default: int | bool | str | None = None
     doc: str = ""
+    min: int | None = None
+    max: int | None = None
+    clamp: bool = False
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "choices", tuple(self.choices))
+        bounded = self.min is not None or self.max is not None
+        if bounded and self.type is not int:
+            raise InvalidArgumentError(
+                f"property {self.name!r}: min/max need an int property",
+                argument="min",
+                value=(self.min, self.max),
+            )
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise InvalidArgumentError(
+                f"property {self.name!r}: min {self.min} is above max {self.max}",
+                argument="min",
+                value=(self.min, self.max),
+            )
+        if self.choices and self.type is not str:
+            raise InvalidArgumentError(
+                f"property {self.name!r}: choices need a str property",
+                argument="choices",
+                value=self.choices,
+            )
 
     @property
     def required(self) -> bool:
         return self.default is None
+
+    def range_text(self) -> str:
+        """The accepted values for messages: ``"0..0xffff"``, ``"single|multi"``, ``""``."""
+        if self.choices:
+            return "|".join(self.choices)
+        if self.min is None and self.max is None:
+            return ""
+        lo = "" if self.min is None else self.show(self.min)
+        hi = "" if self.max is None else self.show(self.max)
+        return f"{lo}..{hi}"
+
+    def show(self, value: int) -> str:
+        """``value`` as messages print it: hex for port/address-sized ranges."""
+        hexa = max(abs(self.min or 0), abs(self.max or 0)) >= 0xFFFF and value > 255
+        return f"{value:#x}" if hexa else str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +185,12 @@ class DeviceType:
 
     ``factory(**properties)`` makes the device; ``user_creatable`` False means a user's
     device spec may not create it (only machine initialisation can), with
-    ``not_creatable_reason`` saying why. ``plugin`` is left None by plugins: the
-    registry's copy names the plugin that contributes it.
+    ``not_creatable_reason`` saying why. ``check``, if given, is called with the
+    complete, typed properties after each one passed its own :class:`PropertySpec`
+    (range, type) and returns None or what is wrong with them together (``"iobase
+    0xfffe + iosize 4 ends beyond port 0xffff"``), which is refused, naming the device,
+    before anything is built. ``plugin`` is left None by plugins: the registry's copy
+    names the plugin that contributes it.
     """
 
     name: str
@@ -132,6 +200,9 @@ class DeviceType:
     user_creatable: bool = True
     not_creatable_reason: str = ""
     plugin: str | None = field(default=None, compare=False)
+    check: Callable[[Mapping[str, int | bool | str]], str | None] | None = field(
+        default=None, compare=False
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _check_name("device type", self.name))

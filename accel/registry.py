@@ -50,7 +50,82 @@ from .errors import (
     UnknownAcceleratorError,
     did_you_mean,
 )
-from .plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, MachineView
+from .plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, MachineView, PropertySpec
+
+#: A checked accelerator property value.
+PropValue = int | bool | str
+
+#: QEMU -accel properties that accel has as machine properties instead.
+_MACHINE_SIDE = frozenset({"kernel-irqchip"})
+
+_TRUE = frozenset({"on", "true", "yes", "1"})
+_FALSE = frozenset({"off", "false", "no", "0"})
+
+
+def _accel_property(info: AcceleratorInfo, spec: PropertySpec, text: str) -> PropValue:
+    """``text`` as ``spec``'s type, within its range or choices, or InvalidArgumentError."""
+
+    def bad(what: str) -> InvalidArgumentError:
+        return InvalidArgumentError(
+            f"accelerator {info.name!r} property {spec.name!r} {what}",
+            hint=spec.doc or None,
+            argument=spec.name,
+            value=text,
+            accelerator=info.name,
+        )
+
+    value: PropValue
+    if spec.type is bool:
+        if text.lower() not in _TRUE | _FALSE:
+            raise bad(f"takes on/off, not {text!r}")
+        value = text.lower() in _TRUE
+    elif spec.type is int:
+        try:
+            value = int(text, 0)
+        except ValueError:
+            raise bad(f"takes an integer (decimal or 0x hex), not {text!r}") from None
+        if (spec.min is not None and value < spec.min) or (
+            spec.max is not None and value > spec.max
+        ):
+            raise bad(f"is {text}, outside the valid range {spec.range_text()}")
+    else:
+        value = text
+        if spec.choices and value not in spec.choices:
+            raise bad(f"is {text!r}, which is not one of {spec.range_text()}")
+    return value
+
+
+def _accel_properties(info: AcceleratorInfo, props: Mapping[str, str]) -> dict[str, PropValue]:
+    """``props`` of a selection spec checked against what ``info`` declares."""
+    specs = {p.name: p for p in info.properties}
+    out: dict[str, PropValue] = {}
+    for key, text in props.items():
+        spec = specs.get(key)
+        if spec is None:
+            guess = did_you_mean(key, list(specs))
+            raise InvalidArgumentError(
+                f"accelerator {info.name!r} has no property {key!r}",
+                hint=(f"did you mean {guess!r}? " if guess else "")
+                + (
+                    "properties: "
+                    + ", ".join(
+                        f"{p.name}={p.range_text() or p.type.__name__}" for p in info.properties
+                    )
+                    if specs
+                    else "it takes no properties"
+                )
+                + (
+                    f"; {key} is a machine property here: --machine TYPE,{key}=VALUE"
+                    if key in _MACHINE_SIDE
+                    else ""
+                ),
+                argument=key,
+                value=text,
+                accelerator=info.name,
+            )
+        out[key] = _accel_property(info, spec, text)
+    return out
+
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -661,6 +736,11 @@ class Registry:
 
         ``spec`` is ``"kvm:tcg"`` (or a list of names) tried in order like QEMU's
         ``-accel kvm -accel tcg``; None tries every registered accelerator by priority.
+        A name may carry properties as QEMU's ``-accel NAME,PROP=VALUE``
+        (``"tcg,thread=multi,tb-size=64"``): each must be one the accelerator declares
+        (:attr:`AcceleratorInfo.properties`), typed and in range, or
+        :class:`InvalidArgumentError` names it (with the declared ones) before anything
+        is probed; they reach the accelerator's factory as keyword arguments.
         A name nobody registered raises :class:`UnknownAcceleratorError` with a
         did-you-mean before anything is probed when it is the only name or looks like a
         typo of a registered one; in a longer list it is otherwise a candidate that is
@@ -678,16 +758,16 @@ class Registry:
         accelerator asked for: its capabilities can be read, and its ``create_vm()``
         raises :class:`~accel.errors.UnsupportedError`.
         """
-        names = self._parse_spec(spec)
-        need_vms = spec is None or len(names) > 1
+        entries = self._parse_entries(spec)
+        need_vms = spec is None or len(entries) > 1
         accs = self.accelerators()
         tried: list[tuple[str, str]] = []
-        for name in names:
+        for name, props in entries:
             if name not in accs:
                 why = self._why_missing(name)
                 tried.append((name, "not registered" + (f": {why}" if why else "")))
                 continue
-            acc, reason = self._try(accs[name], need_vms)
+            acc, reason = self._try(accs[name], need_vms, props)
             if acc is not None:
                 if on_unusable is not None:
                     for skipped, why in tried:
@@ -714,33 +794,63 @@ class Registry:
         return out
 
     def _parse_spec(self, spec: str | Iterable[str] | None) -> list[str]:
+        return [name for name, _props in self._parse_entries(spec)]
+
+    def _parse_entries(
+        self, spec: str | Iterable[str] | None
+    ) -> list[tuple[str, dict[str, PropValue]]]:
+        # ``"kvm:tcg,thread=multi"`` -> [("kvm", {}), ("tcg", {"thread": "multi"})]: ":"
+        # separates alternatives, "," a name's PROP=VALUE properties (QEMU's -accel). A
+        # bare word after a "," is another alternative ("kvm,tcg", as before).
         if spec is None:
-            return list(self.accelerators())
-        if isinstance(spec, str):
-            names = [n.strip() for n in spec.replace(",", ":").split(":") if n.strip()]
-            if not names:
-                raise InvalidArgumentError(
-                    f"empty accelerator list {spec!r}",
-                    hint="name one or more accelerators, e.g. 'kvm:tcg'",
-                    argument="accel",
-                    value=spec,
-                )
-        else:
-            names = list(spec)
+            return [(name, {}) for name in self.accelerators()]
+        texts = [spec] if isinstance(spec, str) else [str(s) for s in spec]
+        raw: list[tuple[str, dict[str, str]]] = []
+        for text in texts:
+            for alternative in text.split(":"):
+                for part in (p.strip() for p in alternative.split(",")):
+                    if not part:
+                        continue
+                    key, eq, value = part.partition("=")
+                    if not eq:
+                        raw.append((part, {}))
+                    elif not raw or not key.strip():
+                        raise InvalidArgumentError(
+                            f"accelerator spec {text!r}: {part!r} needs an accelerator name "
+                            "before it",
+                            hint="for example 'tcg,thread=multi' or 'kvm:tcg'",
+                            argument="accel",
+                            value=text,
+                        )
+                    else:
+                        raw[-1][1][key.strip()] = value.strip()
+        if not raw:
+            raise InvalidArgumentError(
+                f"empty accelerator list {spec!r}",
+                hint="name one or more accelerators, e.g. 'kvm:tcg'",
+                argument="accel",
+                value=spec,
+            )
         known = self.accelerators()
-        for name in names:
+        out: list[tuple[str, dict[str, PropValue]]] = []
+        for name, props in raw:
             # Unknown names fail before anything is probed, unless they are one
             # alternative among several and not a typo of a registered name.
-            if name not in known and (len(names) == 1 or did_you_mean(name, list(known))):
+            if name not in known and (len(raw) == 1 or did_you_mean(name, list(known))):
                 self.info(name)
-        return names
+            info = known.get(name)
+            out.append((name, _accel_properties(info, props) if info else dict(props)))
+        return out
 
-    def _make(self, info: AcceleratorInfo) -> Accelerator:
+    def _make(
+        self, info: AcceleratorInfo, props: Mapping[str, PropValue] | None = None
+    ) -> Accelerator:
         # ``info.factory()``; a factory that raises something other than an AccelError, or
         # makes something that is not an accelerator, is a PluginError naming the plugin.
         where = _where(info.plugin, self._pm)
+        kwargs = {k.replace("-", "_"): v for k, v in (props or {}).items()}
         try:
-            acc = info.factory()
+            acc = info.factory(**kwargs)
         except AccelError:
             raise
         except Exception as exc:
@@ -760,10 +870,12 @@ class Registry:
             )
         return acc
 
-    def _try(self, info: AcceleratorInfo, need_vms: bool) -> tuple[Accelerator | None, str]:
+    def _try(
+        self, info: AcceleratorInfo, need_vms: bool, props: Mapping[str, PropValue] | None = None
+    ) -> tuple[Accelerator | None, str]:
         # The accelerator if usable, else None and why not.
         try:
-            acc = self._make(info)
+            acc = self._make(info, props)
         except AccelError as exc:  # e.g. a backend library that cannot be loaded
             return None, str(exc)
         try:

@@ -1,6 +1,11 @@
 """Device types and the one path that creates devices: :class:`DeviceRegistry`,
 property checking and device specs.
 
+Port and address properties declare their range in their :class:`accel.PropertySpec`
+(``min``/``max``): a port beyond 0xFFFF or a negative one is refused naming the device,
+the property, the value and the range; a type's ``check`` refuses combinations (a port
+range that ends beyond the 64 KiB port space).
+
 Device types come from two places: the core's built-in types
 (:func:`accel.machine.devices.builtin_device_types`) and the types plugins contribute
 through the ``accel_device_types`` hook (an accelerator's paravirtual clock, read with
@@ -80,13 +85,55 @@ def _coerce(dtype: DeviceType, spec: PropertySpec, value: object) -> PropValue:
     raise _bad(dtype, spec, "takes a string", value)
 
 
+def _in_range(
+    dtype: DeviceType, spec: PropertySpec, value: PropValue, notes: list[str] | None
+) -> PropValue:
+    """``value`` checked against ``spec``'s range or choices (clamped if it says so)."""
+    if spec.choices and value not in spec.choices:
+        raise ConfigError(
+            f"device {dtype.name!r} property {spec.name!r} is {value!r}, which is not "
+            f"one of {spec.range_text()}",
+            hint=spec.doc or None,
+            device=dtype.name,
+            property=spec.name,
+        )
+    if not isinstance(value, int) or isinstance(value, bool):
+        return value
+    lo, hi = spec.min, spec.max
+    if (lo is None or value >= lo) and (hi is None or value <= hi):
+        return value
+    shown = spec.show(value)
+    if spec.clamp:
+        clamped = lo if lo is not None and value < lo else hi
+        assert clamped is not None
+        if notes is not None:
+            notes.append(
+                f"{spec.name}={shown} clamped to {clamped} (valid range {spec.range_text()})"
+            )
+        return clamped
+    raise ConfigError(
+        f"device {dtype.name!r} property {spec.name!r} is {shown}, outside the valid "
+        f"range {spec.range_text()}",
+        hint=spec.doc or None,
+        device=dtype.name,
+        property=spec.name,
+    )
+
+
 def check_properties(
-    dtype: DeviceType, props: Mapping[str, object], *, user: bool
+    dtype: DeviceType,
+    props: Mapping[str, object],
+    *,
+    user: bool,
+    notes: list[str] | None = None,
 ) -> dict[str, PropValue]:
-    """``props`` checked against ``dtype``'s specs: complete (defaults filled) and typed.
+    """``props`` checked against ``dtype``'s specs: complete (defaults filled), typed,
+    within each spec's range, and accepted by the type's ``check``.
 
     ``user`` says the request comes from a device spec, which a type with
-    ``user_creatable=False`` refuses with its reason.
+    ``user_creatable=False`` refuses with its reason. A value a spec clamps
+    (``clamp=True``) is moved into its range, and ``notes`` (if given) gets a line
+    saying so.
     """
     name = dtype.name
     if user and not dtype.user_creatable:
@@ -109,7 +156,7 @@ def check_properties(
                 device=name,
                 property=key,
             )
-        out[key] = _coerce(dtype, spec, value)
+        out[key] = _in_range(dtype, spec, _coerce(dtype, spec, value), notes)
     for spec in dtype.properties:
         if spec.name not in out:
             if spec.default is None:
@@ -120,6 +167,10 @@ def check_properties(
                     property=spec.name,
                 )
             out[spec.name] = spec.default
+    if dtype.check is not None:
+        problem = dtype.check(out)
+        if problem:
+            raise ConfigError(f"device {name!r}: {problem}", device=name)
     return out
 
 
@@ -187,11 +238,17 @@ class DeviceRegistry:
             ) from None
 
     def validate(
-        self, name: str, props: Mapping[str, object], *, user: bool
+        self,
+        name: str,
+        props: Mapping[str, object],
+        *,
+        user: bool,
+        notes: list[str] | None = None,
     ) -> tuple[DeviceType, dict[str, PropValue]]:
-        """Check a device request; returns the type and the complete, typed properties."""
+        """Check a device request; returns the type and the complete, typed properties
+        (``notes`` gets a line for each value that was clamped into its range)."""
         dtype = self.get(name)
-        return dtype, check_properties(dtype, props, user=user)
+        return dtype, check_properties(dtype, props, user=user, notes=notes)
 
     def create(self, name: str, props: Mapping[str, object], *, user: bool) -> Device:
         """Validate and make a device (machine init and user specs both come here)."""

@@ -75,7 +75,13 @@ from ..accelerator import (
     real_mode_sregs,
 )
 from ..capabilities import Capability, Support
-from ..errors import AccelError, ConfigError, UnknownAcceleratorError, VcpuStateError
+from ..errors import (
+    AccelError,
+    ConfigError,
+    InvalidArgumentError,
+    UnknownAcceleratorError,
+    VcpuStateError,
+)
 from ..registry import Registry, default_registry
 
 # resolve_cpu, RunState and the machine-type names are defined in cpu, runstate and types;
@@ -390,11 +396,79 @@ def _plan_devices(
     plan.decisions = list(decisions.values())
     for spec in user_devices:
         name, props = parse_device_spec(spec)
-        device_registry.validate(name, props, user=True)
-        plan.decisions.append(
-            DeviceDecision(name, True, "requested by a device spec", "user", tuple(props.items()))
-        )
+        _refuse_duplicate(plan, name)
+        notes: list[str] = []
+        _dtype, values = device_registry.validate(name, props, user=True, notes=notes)
+        given = tuple((k, values[k]) for k in props) if notes else tuple(props.items())
+        reason = "requested by a device spec" + "".join(f"; {n}" for n in notes)
+        plan.decisions.append(DeviceDecision(name, True, reason, "user", given))
     return plan
+
+
+#: Device types a machine holds at most one of (one chipset timer, clock, controller).
+_SINGLE_INSTANCE = frozenset({"hpet", "isa-pit", "mc146818rtc", "irqchip"})
+
+
+def _refuse_duplicate(plan: MachinePlan, name: str) -> None:
+    """A user device that duplicates a single-instance device the machine already has
+    is refused by name, before anything is built."""
+    if name not in _SINGLE_INSTANCE:
+        return
+    for d in plan.decisions:
+        if d.present and d.name == name:
+            kind = {"platform": "machine platform device", "user": "device spec"}.get(
+                d.origin, "added for the accelerator"
+            )
+            raise ConfigError(
+                f"{plan.machine_type.name} already has an {name} ({kind}): a second "
+                f"--device {name} cannot be added",
+                hint=f"remove --device {name}, or choose a machine type without one",
+                device=name,
+                machine=plan.machine_type.name,
+            )
+
+
+#: Guest RAM granularity and bound a :class:`Machine` accepts for ``ram_size``.
+RAM_ALIGN = 4 << 10
+MAX_RAM_SIZE = 1 << 40
+
+
+def _check_size_args(smp: object, ram_size: object) -> None:
+    """``smp`` and ``ram_size`` refused before anything is made (the upper bound of
+    ``smp`` is the accelerator's, checked by :func:`_check_smp_capability`)."""
+    if not isinstance(smp, int) or isinstance(smp, bool) or smp < 1:
+        raise InvalidArgumentError(
+            f"smp must be an int of at least 1 (the number of vCPUs), not {smp!r}",
+            hint="give 1 or more vCPUs, up to the accelerator's max-vcpus capability",
+            argument="smp",
+            value=smp,
+        )
+    if (
+        not isinstance(ram_size, int)
+        or isinstance(ram_size, bool)
+        or not 0 < ram_size <= MAX_RAM_SIZE
+        or ram_size % RAM_ALIGN
+    ):
+        raise InvalidArgumentError(
+            f"ram_size must be a positive multiple of 4 KiB up to {MAX_RAM_SIZE >> 30} GiB, "
+            f"not {ram_size!r}",
+            hint="for example 16 << 20 (16 MiB)",
+            argument="ram_size",
+            value=ram_size,
+        )
+
+
+def _check_smp_capability(acc: Accelerator, smp: int) -> None:
+    """``smp`` within the accelerator's max-vcpus capability (when it states a number)."""
+    answer = acc.capabilities()[Capability.MAX_VCPUS]
+    limit = answer.value
+    if answer.support is Support.YES and isinstance(limit, int) and smp > limit:
+        raise InvalidArgumentError(
+            f"smp is {smp}, outside the valid range 1..{limit} ({acc.name}'s max-vcpus capability)",
+            hint=f"give at most {limit} vCPUs",
+            argument="smp",
+            value=smp,
+        )
 
 
 class Machine:
@@ -428,6 +502,7 @@ class Machine:
         boot: BootPlan | None = None,
         serial: str | None = None,
     ) -> None:
+        _check_size_args(smp, ram_size)
         self.accelerator = accelerator
         self.registry = registry if registry is not None else default_registry()
         self.device_registry = DeviceRegistry(self.registry)
@@ -501,6 +576,7 @@ class Machine:
         if self.vm is not None:
             return self
         acc = self.accelerator
+        _check_smp_capability(acc, self.smp)
         plan, decisions = _plan_platform(self.registry, acc, self._spec, self._cpu_arg)
         irqchip = plan.irqchip_in_accelerator
         pit = irqchip and acc.capabilities()[Capability.PIT].support is Support.YES

@@ -34,6 +34,7 @@ from ..accelerator import (
     Availability,
     ClockData,
     HaltExit,
+    InternalErrorExit,
     MmioExit,
     PortIoExit,
     Registers,
@@ -56,6 +57,9 @@ from .features import FEATURES, Feature, declared_capabilities
 from .programs import Program, ProgramResult, run_program
 
 __all__ = [
+    "check_code_segment_limit",
+    "UNBACKED_FETCH_LIMIT",
+    "check_unbacked_fetch",
     "check_availability",
     "check_capabilities_answered",
     "check_clock",
@@ -595,6 +599,108 @@ def check_guest_program(vm: VM, program: Program, *, timeout: float = 10.0) -> P
             + "; ".join(wrong)
         )
     return result
+
+
+#: Where :func:`check_unbacked_fetch` puts RAM, its program, and the address it jumps to.
+_UNBACKED_RAM = 0x10000
+_UNBACKED_CODE = 0x1000
+_UNBACKED_TARGET = 0x20000
+#: How long an accelerator may take to stop there (seconds).
+UNBACKED_FETCH_LIMIT = 1.0
+
+
+def check_unbacked_fetch(vm: VM, *, limit: float = UNBACKED_FETCH_LIMIT) -> InternalErrorExit:
+    """Execution reaching memory that is neither RAM nor MMIO ends the run at once.
+
+    The decided behaviour on every accelerator (docs/machines.md, "Guest execution that
+    leaves memory"): an instruction fetch from a guest-physical address with no RAM and
+    no declared MMIO range behind it makes ``run()`` return an
+    :class:`~accel.InternalErrorExit` within ``limit`` seconds — not a HLT, a shutdown, a
+    port/MMIO exit, or a run that spins until it is kicked. The guest here (real mode,
+    64 KiB of RAM) far-jumps to ``0x2000:0000`` (0x20000, unbacked). ``vm`` must be fresh.
+
+    Raises:
+        AssertionError: naming the exit the accelerator gave instead, or the time it took.
+    """
+    vm.add_memory(0, _UNBACKED_RAM)
+    vm.write_memory(_UNBACKED_CODE, bytes((0xEA, 0x00, 0x00, 0x00, _UNBACKED_TARGET >> 12)))
+    cpu = vm.create_vcpu(0)
+    cpu.set_sregs(real_mode_sregs(cpu.get_sregs()))
+    cpu.set_regs(Registers(rip=_UNBACKED_CODE, rflags=0x2))
+    done = threading.Event()
+
+    def watchdog() -> None:
+        if not done.wait(limit * 5):
+            with contextlib.suppress(Exception):
+                cpu.kick()
+
+    guard = threading.Thread(target=watchdog, name="watchdog-unbacked-fetch", daemon=True)
+    start = time.monotonic()
+    guard.start()
+    try:
+        ex = cpu.run()
+    finally:
+        done.set()
+        guard.join()
+    took = time.monotonic() - start
+    if not isinstance(ex, InternalErrorExit):
+        raise _fail(
+            f"a jump to unbacked address {_UNBACKED_TARGET:#x} gave {ex!r} after {took:.2f} s, "
+            "not an InternalErrorExit"
+        )
+    if took > limit:
+        raise _fail(
+            f"a jump to unbacked address {_UNBACKED_TARGET:#x} took {took:.2f} s to stop "
+            f"(at most {limit:g} s)"
+        )
+    return ex
+
+
+_LIMIT_CS = 0x100
+_LIMIT_HANDLERS = 0x2000
+
+
+def check_code_segment_limit(vm: VM) -> None:
+    """A real-mode IP that runs past 0xFFFF raises #GP(0) through the IVT, as x86 does.
+
+    Two fresh vCPUs of ``vm`` (1 MiB of RAM, every IVT vector ``v`` pointing at a HLT at
+    ``0:0x2000+v``) run code that ends at ``0x100:0xFFFF``: four NOPs (the next
+    instruction would start at IP 0x10000; the pushed IP is 0x0000), then three NOPs and
+    a ``mov ax, imm16`` that straddles the limit (the pushed IP is 0xFFFF, the
+    instruction's own). Each must halt in the #GP handler with FLAGS, CS 0x100 and that
+    IP on the stack. This decides what an all-zero image does (it runs off its 64 KiB
+    segment): the same on every accelerator, within a second, instead of running on.
+
+    Raises:
+        AssertionError: naming the exit, the handler reached and the frame found.
+    """
+    import struct
+
+    vm.add_memory(0, 0x100000)
+    ivt = b"".join(struct.pack("<HH", _LIMIT_HANDLERS + v, 0) for v in range(256))
+    vm.write_memory(0, ivt)
+    vm.write_memory(_LIMIT_HANDLERS, b"\xf4" * 256)
+    for index, (code, pushed) in enumerate(((b"\x90" * 4, 0x0000), (b"\x90\x90\x90\xb8", 0xFFFF))):
+        ip = 0x10000 - len(code)
+        vm.write_memory((_LIMIT_CS << 4) + ip, code)
+        cpu = vm.create_vcpu(index)
+        cpu.set_sregs(real_mode_sregs(cpu.get_sregs(), cs=_LIMIT_CS))
+        cpu.set_regs(Registers(rip=ip, rflags=0x2, rsp=0x8000))
+        ex = _run_to_halt(vm, cpu, timeout=UNBACKED_FETCH_LIMIT * 5)
+        regs = cpu.get_regs()
+        where = f"code {code.hex()} at {_LIMIT_CS:#x}:{ip:#x}"
+        if not isinstance(ex, HaltExit):
+            raise _fail(f"{where}: ran past the 64 KiB segment limit and gave {ex!r}, not #GP")
+        vector = regs.rip - 1 - _LIMIT_HANDLERS
+        if not 0 <= vector < 256 or cpu.get_sregs().cs.selector != 0:
+            raise _fail(f"{where}: halted at rip={regs.rip:#x}, not in an exception handler")
+        frame = struct.unpack("<HHH", vm.read_memory(regs.rsp, 6))
+        if vector != 13 or regs.rsp != 0x8000 - 6 or frame[:2] != (pushed, _LIMIT_CS):
+            raise _fail(
+                f"{where}: expected #GP (vector 13) with IP {pushed:#06x} CS {_LIMIT_CS:#x} "
+                f"pushed at sp 0x7ffa; got vector {vector}, sp {regs.rsp:#x}, frame "
+                f"IP {frame[0]:#06x} CS {frame[1]:#x}"
+            )
 
 
 # --------------------------------------------------------------------------- clock

@@ -170,6 +170,20 @@ def test_program_protected_mode(vm: VM) -> None:
     checks.check_guest_program(vm, PROTECTED_MODE)
 
 
+@_feature(Feature.GUEST_CODE)
+def test_unbacked_fetch(vm: VM) -> None:
+    """Execution that reaches memory with neither RAM nor MMIO ends the run within a
+    second with an internal-error exit (one behaviour on every accelerator)."""
+    checks.check_unbacked_fetch(vm)
+
+
+@_feature(Feature.GUEST_CODE)
+def test_code_segment_limit(vm: VM) -> None:
+    """A real-mode IP running past 0xFFFF raises #GP through the IVT (so an all-zero
+    image behaves the same on every accelerator)."""
+    checks.check_code_segment_limit(vm)
+
+
 #: Features of library programs that have no test written out above (by program name).
 _PROGRAM_FEATURES = {"long-mode": Feature.LONG_MODE}
 

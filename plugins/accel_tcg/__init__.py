@@ -9,11 +9,19 @@ error when it fails.
 
 from __future__ import annotations
 
-from accel.plugin import AcceleratorInfo, hookimpl
+from accel.plugin import AcceleratorInfo, PropertySpec, hookimpl
 
 from .accelerator import MAX_VCPUS, TcgAccelerator, TcgVcpu, TcgVM
 
-__all__ = ["MAX_VCPUS", "UNSUPPORTED", "TcgAccelerator", "TcgVM", "TcgVcpu", "accel_accelerators"]
+__all__ = [
+    "MAX_VCPUS",
+    "PROPERTIES",
+    "UNSUPPORTED",
+    "TcgAccelerator",
+    "TcgVM",
+    "TcgVcpu",
+    "accel_accelerators",
+]
 
 #: Conformance features TCG does not have, and why (keys are capability names).
 UNSUPPORTED: dict[str, str] = {
@@ -30,6 +38,28 @@ UNSUPPORTED: dict[str, str] = {
 }
 
 
+#: The ``--accel tcg,PROP=VALUE`` properties (QEMU's -accel tcg names), passed to
+#: :class:`TcgAccelerator` as keyword arguments.
+PROPERTIES: tuple[PropertySpec, ...] = (
+    PropertySpec(
+        "thread",
+        str,
+        "multi",
+        "multi: each vCPU runs on its own host thread with its own engine (the only mode "
+        "this plugin has; QEMU's single-threaded round-robin TCG is not implemented)",
+        choices=("multi",),
+    ),
+    PropertySpec(
+        "tb-size",
+        int,
+        1024,
+        "translation-buffer size of each vCPU's engine in MiB (1024, unicorn's default)",
+        min=1,
+        max=4096,
+    ),
+)
+
+
 @hookimpl
 def accel_accelerators() -> list[AcceleratorInfo]:
     """The ``tcg`` accelerator (software emulation, priority 10)."""
@@ -41,5 +71,6 @@ def accel_accelerators() -> list[AcceleratorInfo]:
             priority=10,
             unsupported=UNSUPPORTED,
             hardware=False,
+            properties=PROPERTIES,
         )
     ]

@@ -216,9 +216,14 @@ def load_segment_cache(
     _load_context(uc, ctx, bytes(raw))
 
 
-def new_engine() -> Any:
-    """A unicorn x86 engine (64-bit build; the guest's mode comes from its registers)."""
-    return U.Uc(U.UC_ARCH_X86, U.UC_MODE_64)
+def new_engine(tb_size_mib: int | None = None) -> Any:
+    """A unicorn x86 engine (64-bit build; the guest's mode comes from its registers),
+    with a translation buffer of ``tb_size_mib`` MiB (set before the engine is first
+    used, as unicorn requires) or unicorn's default."""
+    uc = U.Uc(U.UC_ARCH_X86, U.UC_MODE_64)
+    if tb_size_mib is not None:
+        uc.ctl_set_tcg_buffer_size(tb_size_mib << 20)
+    return uc
 
 
 # --------------------------------------------------------------------------- segments
@@ -349,6 +354,13 @@ def segment_base(uc: Any, layout: ContextLayout, name: str) -> int:
     raw = bytes(uc.context_save())
     _, base, _, _ = _SEG_STRUCT.unpack_from(raw, layout.seg_offset(name))
     return int(base)
+
+
+def segment_limit(uc: Any, layout: ContextLayout, name: str) -> int:
+    """The hidden limit of segment register ``name``."""
+    raw = bytes(uc.context_save())
+    _, _, limit, _ = _SEG_STRUCT.unpack_from(raw, layout.seg_offset(name))
+    return int(limit)
 
 
 def load_real_mode_segment(uc: Any, layout: ContextLayout, name: str, selector: int) -> None:

@@ -34,6 +34,16 @@ fault explains is HLT (checked against the 0xF4 byte before RIP when paging is o
 stale ``emu_stop`` from a kick that raced with an exit just resumes). RAM and MMIO
 ranges cannot be added while a vCPU of the VM is inside ``run()``.
 
+Real mode keeps the code-segment limit unicorn does not: an IP that runs past 0xFFFF
+raises #GP(0) through the IVT, as on hardware and KVM (see ``_watch_real_mode``), and
+exception frames this module pushes, and :meth:`TcgVM.write_memory`, drop the translated
+code of the bytes they overwrite (a host write while a vCPU is parked in an exit takes
+effect from the next translation block: the rest of the current one runs as translated).
+
+Properties (``--accel tcg,thread=multi,tb-size=64``): ``thread`` is ``multi`` (one host
+thread and engine per vCPU, the only mode); ``tb_size`` sets each engine's translation
+buffer in MiB.
+
 The guest sees unicorn's CPUID (no KVM paravirtual leaves at 0x40000000, as under QEMU
 TCG); :class:`~accel.CpuSpec` flags are recorded on the vCPU but do not filter CPUID.
 
@@ -118,6 +128,12 @@ _JOIN_TIMEOUT: Final = 10.0
 _RETRY_FIRST: Final = 0.002
 _RETRY_MAX: Final = 0.05
 
+#: The code-segment limit of real mode, and the longest x86 instruction.
+_RM_LIMIT: Final = 0xFFFF
+_MAX_INSN: Final = 15
+#: How much of the end of a real-mode code segment the limit hooks watch (longer than
+#: any translation block unicorn makes).
+_RM_WINDOW: Final = 0x2000
 _FLAGS_IF = 1 << 9
 _FLAGS_TF = 1 << 8
 _FLAGS_AC = 1 << 18
@@ -171,7 +187,32 @@ class TcgAccelerator(Accelerator):
 
     name = NAME
 
-    def __init__(self) -> None:
+    def __init__(self, *, thread: str = "multi", tb_size: int | None = None) -> None:
+        """``thread`` and ``tb_size`` are the ``--accel tcg,thread=...,tb-size=...``
+        properties (:data:`accel_tcg.PROPERTIES`): every vCPU runs on its own host
+        thread (QEMU's ``thread=multi``; ``single`` is refused), and ``tb_size`` is each
+        engine's translation-buffer size in MiB (unicorn's default when None)."""
+        if thread != "multi":
+            raise InvalidArgumentError(
+                f"tcg property 'thread' is {thread!r}: this plugin runs each vCPU on its "
+                "own host thread with its own unicorn engine (QEMU's thread=multi); "
+                "single-threaded round-robin TCG is not implemented",
+                hint="use thread=multi, or leave it out",
+                argument="thread",
+                value=thread,
+                accelerator=NAME,
+            )
+        if tb_size is not None and (
+            not isinstance(tb_size, int) or isinstance(tb_size, bool) or tb_size < 1
+        ):
+            raise InvalidArgumentError(
+                f"tcg property 'tb-size' must be a positive number of MiB, not {tb_size!r}",
+                argument="tb-size",
+                value=tb_size,
+                accelerator=NAME,
+            )
+        self.thread = thread
+        self.tb_size = tb_size
         self._availability: Availability | None = None
         self._layout: ContextLayout | None = None
         self._caps: CapabilitySet | None = None
@@ -276,6 +317,7 @@ class TcgVM(VM):
 
     def __init__(self, accelerator: TcgAccelerator, layout: ContextLayout, caps: CapabilitySet):
         self.accelerator = accelerator
+        self._tb_size = accelerator.tb_size
         self._layout = layout
         self._caps = caps
         self._ram: list[_Ram] = []
@@ -306,7 +348,15 @@ class TcgVM(VM):
         with self._lock:
             self._check_quiet("add_memory")
             self._check_layout(guest_phys, size, what="add_memory")
-            buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            try:
+                buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+            except (OSError, MemoryError, OverflowError) as exc:
+                raise BackendCallError(
+                    "mmap",
+                    getattr(exc, "errno", None),
+                    accelerator=NAME,
+                    detail=f"cannot map {size:#x} bytes of guest RAM at {guest_phys:#x}",
+                ) from exc
             region = MemoryRegion(
                 guest_phys, size, memoryview(buffer), readonly=readonly, slot=self._next_slot
             )
@@ -343,6 +393,14 @@ class TcgVM(VM):
                 raise
             self._mmio.append((guest_phys, size))
 
+    def write_memory(self, address: int, data: bytes | bytearray | memoryview) -> None:
+        """Write guest RAM, and make every vCPU drop code it translated from those bytes
+        (the engine does not see host writes: without this a vCPU would run the old code,
+        where KVM runs the new)."""
+        super().write_memory(address, data)
+        for cpu in list(self._vcpus):
+            cpu._drop_code(address, address + len(data))
+
     @property
     def memory_regions(self) -> tuple[MemoryRegion, ...]:
         self._check_open()
@@ -378,7 +436,7 @@ class TcgVM(VM):
                     accelerator=NAME,
                     capability=Capability.MAX_VCPUS,
                 )
-            vcpu = TcgVcpu(self, index, cpu or CpuSpec(), self._layout)
+            vcpu = _new_vcpu(self, index, cpu or CpuSpec(), self._layout)
             try:
                 for ram in self._ram:
                     vcpu._map_ram(ram)
@@ -455,6 +513,30 @@ class TcgVM(VM):
             acc._forget(self)
 
 
+def _guest_store(uc: Any, address: int, data: bytes) -> None:
+    """Write ``data`` as a guest store would: translated code cached for those bytes is
+    dropped (``mem_write`` alone leaves it, so a guest that runs the stack its exception
+    frame was pushed on would run the bytes that were there before)."""
+    uc.mem_write(address, data)
+    uc.ctl_remove_cache(address, address + len(data))
+
+
+def _new_vcpu(vm: TcgVM, index: int, cpu: CpuSpec, layout: ContextLayout) -> TcgVcpu:
+    """A :class:`TcgVcpu`; the engine's failures (unicorn out of memory) are a
+    :class:`BackendCallError`, not a bare ``UcError``/``OSError``."""
+    from ._state import U
+
+    try:
+        return TcgVcpu(vm, index, cpu, layout)
+    except (U.UcError, OSError, MemoryError) as exc:
+        raise BackendCallError(
+            "uc_open",
+            getattr(exc, "errno", None) if isinstance(exc, OSError) else None,
+            accelerator=NAME,
+            detail=f"vcpu {index}: {exc}",
+        ) from exc
+
+
 class TcgVcpu(Vcpu):
     """One emulated x86 CPU: a unicorn engine driven by a worker thread (see module doc)."""
 
@@ -468,7 +550,7 @@ class TcgVcpu(Vcpu):
         self.cpu = cpu
         self._layout = layout
         self._apic_base = 0xFEE00900 if index == 0 else 0xFEE00800
-        self._uc: Any = _state.new_engine()
+        self._uc: Any = _state.new_engine(vm._tb_size)
         self._to_worker: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._to_caller: queue.SimpleQueue[Exit | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
@@ -481,6 +563,13 @@ class TcgVcpu(Vcpu):
         self._event: Exit | None = None
         self._resume_at: int | None = None
         self._fault: tuple[int, int, int] | None = None
+        # The real-mode CS limit (see _hook_block): the block hook while the vCPU runs in
+        # real mode, and the per-instruction hook over a block that crosses the limit.
+        self._stale: list[tuple[int, int]] = []  # host-written ranges (see _drop_code)
+        self._rm_bases: frozenset[int] = frozenset()
+        self._rm_hooks: list[int] = []
+        self._limit_hooks: dict[int, int] = {}
+        self._restart = False
         uc = self._uc
         uc.hook_add(U.UC_HOOK_INSN, self._hook_in, None, 1, 0, x86.UC_X86_INS_IN)
         uc.hook_add(U.UC_HOOK_INSN, self._hook_out, None, 1, 0, x86.UC_X86_INS_OUT)
@@ -700,7 +789,23 @@ class TcgVcpu(Vcpu):
             if uc is not None:
                 uc.emu_stop()
             return False
+        self._flush_stale()  # the caller may have written guest code meanwhile
         return True
+
+    def _drop_code(self, start: int, end: int) -> None:
+        """Translated code for guest-physical ``start..end`` is stale (any thread): the
+        worker drops it before it emulates again (the engine is its thread's alone)."""
+        self._stale.append((start, end))
+
+    def _flush_stale(self) -> None:
+        uc = self._uc
+        while self._stale:
+            start, end = self._stale.pop()
+            if uc is not None:
+                # (with paging on the engine reads the range as linear: a range it
+                # cannot translate has no code cached under it to drop)
+                with contextlib.suppress(Exception):
+                    uc.ctl_remove_cache(start, end)
 
     def _emulate(self) -> Exit | None:
         from ._state import RIP, UcError
@@ -714,6 +819,9 @@ class TcgVcpu(Vcpu):
             self._event = None
             self._resume_at = None
             self._fault = None
+            self._restart = False
+            self._flush_stale()
+            self._watch_real_mode()
             try:
                 uc.emu_start(uc.reg_read(RIP), _NEVER)
             except UcError as exc:
@@ -731,6 +839,8 @@ class TcgVcpu(Vcpu):
                 return InterruptedExit()
             if self._resume_at is not None and self._linear_pc() == self._resume_at:
                 continue  # an exception was delivered: the engine stopped to reload CS:IP
+            if self._restart:
+                continue  # left real mode, or a #GP at the CS limit: re-enter (hooks move)
             if self._after_hlt():
                 return HaltExit()
             # a stale emu_stop (a kick that raced with an exit): carry on
@@ -751,6 +861,84 @@ class TcgVcpu(Vcpu):
             return bytes(self._uc.mem_read(self._linear_pc() - 1, 1)) == b"\xf4"
         except Exception:
             return True
+
+    # -- the real-mode code-segment limit (worker thread)
+    #
+    # Unicorn lets a 16-bit IP run past 0xFFFF into the next 64 KiB; x86 (and KVM) raise
+    # #GP(0) for an instruction fetch beyond the CS limit. While the vCPU is in real mode,
+    # block hooks watch the last _RM_WINDOW bytes of the code segment and what lies
+    # beyond it (for CS's hidden base and for selector << 4, the base a far jump with the
+    # same selector gives; the window moves when emu_start is entered with another CS):
+    # a block that starts beyond the limit gets the #GP before it runs (the pushed IP is
+    # the 16-bit IP, as KVM's); a block that crosses it is retranslated with a
+    # per-instruction hook over its last bytes, so the first instruction that does not
+    # fit gets the #GP at its own IP. Code elsewhere, and protected mode, pay nothing.
+
+    def _watch_real_mode(self) -> None:
+        from . import _state
+
+        U, x86, uc = _state.U, _state.x86, self._uc
+        bases: frozenset[int] = frozenset()
+        real = not uc.reg_read(x86.UC_X86_REG_CR0) & 1
+        # (a CS with another limit, "unreal mode" after a return from protected mode,
+        # is left alone)
+        if real and _state.segment_limit(uc, self._layout, "cs") == _RM_LIMIT:
+            hidden = _state.segment_base(uc, self._layout, "cs")
+            bases = frozenset({hidden, (int(uc.reg_read(x86.UC_X86_REG_CS)) & 0xFFFF) << 4})
+        if bases == self._rm_bases:
+            return
+        for handle in (*self._rm_hooks, *self._limit_hooks.values()):
+            uc.hook_del(handle)
+        self._rm_hooks = []
+        self._limit_hooks.clear()
+        self._rm_bases = bases
+        for base in bases:
+            ranges = [(base + _RM_LIMIT + 1 - _RM_WINDOW, base + 2 * (_RM_LIMIT + 1))]
+            if base + _RM_LIMIT + 1 > 0xFFFF_FFFF:  # beyond 4 GiB wraps (the reset CS)
+                ranges.append((0, (base + 2 * (_RM_LIMIT + 1)) & 0xFFFF_FFFF))
+            for lo, hi in ranges:
+                self._rm_hooks.append(uc.hook_add(U.UC_HOOK_BLOCK, self._hook_block, None, lo, hi))
+            uc.ctl_remove_cache(ranges[0][0], ranges[0][1])
+
+    def _hook_block(self, uc: Any, address: int, size: int, _ud: object) -> None:
+        from ._state import x86
+
+        if uc.reg_read(x86.UC_X86_REG_CR0) & 1:
+            if not self._restart:
+                self._restart = True
+                uc.emu_stop()  # _emulate drops the hooks and runs on
+            return
+        ip = int(uc.reg_read(x86.UC_X86_REG_EIP))
+        if ip > _RM_LIMIT:
+            self._limit_fault(uc, ip)
+        elif ip + size - 1 > _RM_LIMIT and address not in self._limit_hooks:
+            from ._state import U
+
+            start = address + (_RM_LIMIT + 1 - ip) - _MAX_INSN
+            self._limit_hooks[address] = uc.hook_add(
+                U.UC_HOOK_CODE, self._hook_limit_insn, None, start, address + size
+            )
+            uc.ctl_remove_cache(address, address + size)
+            uc.reg_write(x86.UC_X86_REG_EIP, ip)  # leave the block before it runs
+
+    def _hook_limit_insn(self, uc: Any, address: int, size: int, _ud: object) -> None:
+        from ._state import x86
+
+        if uc.reg_read(x86.UC_X86_REG_CR0) & 1:
+            return
+        ip = int(uc.reg_read(x86.UC_X86_REG_EIP))
+        if size <= _MAX_INSN and ip + size - 1 > _RM_LIMIT:  # (an invalid opcode: #UD)
+            self._limit_fault(uc, ip)
+
+    def _limit_fault(self, uc: Any, ip: int) -> None:
+        from ._state import x86
+
+        uc.reg_write(x86.UC_X86_REG_EIP, ip & 0xFFFF if ip > _RM_LIMIT else ip)
+        event = self._deliver(13)  # #GP(0): real mode pushes no error code
+        if event is not None:
+            self._event = event
+        self._restart = True  # _emulate re-enters at the handler and moves the window
+        uc.emu_stop()
 
     # -- hooks (worker thread)
     def _hook_in(self, uc: Any, port: int, size: int, _ud: object) -> int:
@@ -835,7 +1023,7 @@ class TcgVcpu(Vcpu):
             ss_base = _state.segment_base(uc, self._layout, "ss")
             for word in (flags, old_cs, rip):
                 sp = (sp - 2) & 0xFFFF
-                uc.mem_write(ss_base + sp, (word & 0xFFFF).to_bytes(2, "little"))
+                _guest_store(uc, ss_base + sp, (word & 0xFFFF).to_bytes(2, "little"))
         except Exception as exc:
             return InternalErrorExit(
                 "emulation", vector, f"vector {vector}: real-mode delivery failed: {exc}"
@@ -887,7 +1075,7 @@ class TcgVcpu(Vcpu):
         ss_base = _state.segment_base(uc, layout, "ss")
         for word in words:
             esp = (esp - 4) & 0xFFFFFFFF
-            uc.mem_write(ss_base + esp, (word & 0xFFFFFFFF).to_bytes(4, "little"))
+            _guest_store(uc, ss_base + esp, (word & 0xFFFFFFFF).to_bytes(4, "little"))
         uc.reg_write(x86.UC_X86_REG_ESP, esp)
         eflags &= ~(_FLAGS_TF | _FLAGS_NT | _FLAGS_RF | _FLAGS_VM)
         if gate_type == 0xE:
@@ -932,8 +1120,7 @@ class TcgVcpu(Vcpu):
             return InternalErrorExit(
                 "emulation",
                 code,
-                f"{where}: declare guest memory with add_memory() or add_mmio() "
-                "(a software accelerator only sees declared ranges)",
+                f"{where}: no guest RAM or device is there",
                 (self._fault[1],) if self._fault else (),
             )
         return InternalErrorExit("internal-error", code, f"unicorn: {exc}")

@@ -25,6 +25,7 @@ from accel import (
     CpuSpec,
     Exit,
     HaltExit,
+    InternalErrorExit,
     MemoryRegion,
     MmioExit,
     PortIoExit,
@@ -179,6 +180,9 @@ class WrapVcpu(Vcpu):
         self.breakage = vm.breakage
         self._last = Registers()
         self.halted = False
+        if self.breakage == "no-cs-limit":
+            # the TCG plugin's real-mode limit hook switched off: unicorn's own behaviour
+            inner._watch_real_mode = lambda: None  # type: ignore[attr-defined]
 
     @property
     def closed(self) -> bool:
@@ -213,6 +217,10 @@ class WrapVcpu(Vcpu):
             self.halted = True
             if self.breakage == "halt-as-shutdown":
                 return ShutdownExit("triple fault")
+        if self.breakage == "unbacked-fetch-halts" and isinstance(ex, InternalErrorExit):
+            return HaltExit()
+        if self.breakage == "unbacked-fetch-slow" and isinstance(ex, InternalErrorExit):
+            time.sleep(1.5)
         if self.breakage == "lost-out-data" and isinstance(ex, PortIoExit) and ex.is_write:
             return PortIoExit(ex.port, ex.size, ex.direction, bytearray(len(ex.data)), ex.count)
         if self.breakage == "lost-in-data" and isinstance(ex, PortIoExit) and not ex.is_write:
@@ -249,6 +257,9 @@ BREAKAGES: Mapping[str, tuple[str, Mapping[str, str]]] = {
     "wrong-memory-after-program": ("guest RAM reads back changed after a HLT", {}),
     "real-mode-after-program": ("CR0.PE reads back clear after a HLT", {}),
     "halt-as-shutdown": ("HLT is reported as a shutdown", {}),
+    "unbacked-fetch-halts": ("a fetch from unbacked memory is reported as a HLT", {}),
+    "unbacked-fetch-slow": ("a fetch from unbacked memory takes 1.5 s to stop", {}),
+    "no-cs-limit": ("a real-mode IP runs past 0xFFFF into the next 64 KiB (unicorn's own)", {}),
     "lost-out-data": ("the data of guest OUTs is lost", {}),
     "lost-in-data": ("the answer to guest INs is lost", {}),
     "lost-mmio-write": ("the data of guest MMIO writes is lost", {}),

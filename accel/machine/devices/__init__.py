@@ -6,7 +6,11 @@
 * ``isa-debug-exit`` (:mod:`.debug`) — a write of ``value`` ends the run with status
   ``(value << 1) | 1`` (QEMU's convention; defaults ``iobase=0x501,iosize=2`` as QEMU).
 * ``mc146818rtc`` (:mod:`.rtc`) — CMOS real-time clock on ports 0x70/0x71.
-* ``hpet`` (:mod:`.hpet`) — HPET at 0xFED00000, main counter at 100 MHz.
+* ``hpet`` (:mod:`.hpet`) — HPET at 0xFED00000, main counter at 100 MHz; ``timers`` is
+  clamped to 3..32 as QEMU does (the capability register's NUM_TIM_CAP shows the result).
+
+Port properties are 0..0xFFFF and a device's whole port range must fit in the 64 KiB
+port space (:func:`~accel.machine.devices.base.port_span_check`).
 * ``isa-pit`` (:mod:`.pit`) — i8254 PIT on ports 0x40-0x43 at 1.193182 MHz.
 * ``isa-serial`` (:mod:`.serial`) — a 16550A UART (COM1: ports 0x3F8-0x3FF, IRQ 4);
   transmitted bytes go to the console, a file or nowhere (``chardev``).
@@ -23,10 +27,13 @@ is paused. :func:`builtin_device_types` lists them as :class:`accel.DeviceType` 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from ...plugin import DeviceType
+from .base import PropValue, port_span_check
 from .debug import DebugCon, DebugExit
 from .fw_cfg import FwCfgDevice
-from .hpet import HPET_BASE, HPET_PERIOD_FS, HPET_SIZE, Hpet
+from .hpet import HPET_BASE, HPET_MAX_TIMERS, HPET_MIN_TIMERS, HPET_PERIOD_FS, HPET_SIZE, Hpet
 from .irqchip import Irqchip
 from .pit import PIT_HZ, Pit
 from .rtc import Rtc
@@ -34,6 +41,8 @@ from .serial import SerialPort
 
 __all__ = [
     "HPET_BASE",
+    "HPET_MAX_TIMERS",
+    "HPET_MIN_TIMERS",
     "HPET_PERIOD_FS",
     "HPET_SIZE",
     "PIT_HZ",
@@ -48,6 +57,15 @@ __all__ = [
     "builtin_device_types",
 ]
 
+_debug_exit_span = port_span_check("iosize")
+
+
+def _debug_exit_check(props: Mapping[str, PropValue]) -> str | None:
+    if props["iosize"] not in (1, 2, 4):
+        return f"iosize is {props['iosize']}, not 1, 2 or 4"
+    return _debug_exit_span(props)
+
+
 _NOT_USER = "created by the machine when the accelerator provides an in-kernel irqchip"
 
 
@@ -57,16 +75,17 @@ def builtin_device_types() -> list[DeviceType]:
         DeviceType("isa-debugcon", "debug console port: guest bytes to the console",
                    DebugCon, DebugCon.PROPERTIES),
         DeviceType("isa-debug-exit", "ends the run with status (value << 1) | 1",
-                   DebugExit, DebugExit.PROPERTIES),
+                   DebugExit, DebugExit.PROPERTIES, check=_debug_exit_check),
         DeviceType("mc146818rtc", "CMOS real-time clock on ports 0x70/0x71", Rtc,
-                   Rtc.PROPERTIES),
+                   Rtc.PROPERTIES, check=port_span_check(2)),
         DeviceType("hpet", "High Precision Event Timer at 0xFED00000", Hpet, Hpet.PROPERTIES),
         DeviceType("isa-pit", "i8254 programmable interval timer on ports 0x40-0x43", Pit,
-                   Pit.PROPERTIES),
+                   Pit.PROPERTIES, check=port_span_check(4)),
         DeviceType("isa-serial", "16550A UART (COM1: 0x3f8, IRQ 4): guest bytes to the "
-                   "console, a file or nowhere", SerialPort, SerialPort.PROPERTIES),
+                   "console, a file or nowhere", SerialPort, SerialPort.PROPERTIES,
+                   check=port_span_check(8)),
         DeviceType("fw-cfg", "QEMU firmware configuration on ports 0x510/0x511, DMA 0x514",
-                   FwCfgDevice, FwCfgDevice.PROPERTIES),
+                   FwCfgDevice, FwCfgDevice.PROPERTIES, check=port_span_check(12)),
         DeviceType("irqchip", "the accelerator's in-kernel interrupt controller", Irqchip,
                    (), user_creatable=False, not_creatable_reason=_NOT_USER),
     ]  # fmt: skip

@@ -11,7 +11,7 @@ Plugins' devices subclass :class:`Device` too (import it as ``accel.machine.Devi
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Protocol
 
 from ...errors import ConfigError
@@ -21,7 +21,16 @@ from ..runstate import RunState
 if TYPE_CHECKING:
     from ...accelerator import VM
 
-__all__ = ["Device", "MachineServices", "PioRead", "PioWrite", "PropValue"]
+__all__ = [
+    "PORT_MAX",
+    "Device",
+    "MachineServices",
+    "PioRead",
+    "PioWrite",
+    "PropValue",
+    "port_property",
+    "port_span_check",
+]
 
 #: A property's value once checked.
 PropValue = int | bool | str
@@ -29,6 +38,37 @@ PropValue = int | bool | str
 PioRead = Callable[[int, int], int]
 #: A write handler: ``(port or offset, size, value)``.
 PioWrite = Callable[[int, int, int], None]
+
+#: The last x86 I/O port (the port space is 64 KiB).
+PORT_MAX = 0xFFFF
+
+
+def port_property(name: str, default: int, doc: str) -> PropertySpec:
+    """An I/O port property: an int in 0..0xFFFF."""
+    return PropertySpec(name, int, default, doc, min=0, max=PORT_MAX)
+
+
+def port_span_check(
+    count: int | str, base: str = "iobase"
+) -> Callable[[Mapping[str, PropValue]], str | None]:
+    """A :attr:`accel.DeviceType.check` refusing a port range that ends beyond 0xFFFF.
+
+    ``count`` is the number of ports, or the name of the property that holds it.
+    """
+
+    def check(props: Mapping[str, PropValue]) -> str | None:
+        start = int(props[base])
+        n = int(props[count]) if isinstance(count, str) else count
+        if start + n - 1 > PORT_MAX:
+            what = f" + {count} {n}" if isinstance(count, str) else f" with {n} ports"
+            return (
+                f"{base} {start:#x}{what} ends at port {start + n - 1:#x}, beyond the "
+                f"64 KiB port space (the last port is {PORT_MAX:#x}); valid {base}: "
+                f"0..{PORT_MAX + 1 - n:#x}"
+            )
+        return None
+
+    return check
 
 
 class MachineServices(Protocol):

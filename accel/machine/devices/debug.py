@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...errors import ConfigError
 from ...plugin import PropertySpec
-from .base import Device, MachineServices, PropValue
+from .base import Device, MachineServices, PropValue, port_property
 
 __all__ = ["DebugCon", "DebugExit"]
 
@@ -13,8 +13,10 @@ class DebugCon(Device):
     """``isa-debugcon``: a port whose bytes go to the machine's console."""
 
     PROPERTIES = (
-        PropertySpec("iobase", int, 0xE9, "I/O port"),
-        PropertySpec("readback", int, 0xE9, "value a read of the port returns"),
+        port_property("iobase", 0xE9, "I/O port (0..0xffff)"),
+        PropertySpec(
+            "readback", int, 0xE9, "value a read of the port returns (0..0xff)", min=0, max=0xFF
+        ),
     )
 
     def __init__(self, **props: PropValue) -> None:
@@ -41,8 +43,8 @@ class DebugExit(Device):
     """``isa-debug-exit``: a write of ``value`` ends the run with ``(value << 1) | 1``."""
 
     PROPERTIES = (
-        PropertySpec("iobase", int, 0x501, "I/O port"),
-        PropertySpec("iosize", int, 2, "width of the port range (1, 2 or 4)"),
+        port_property("iobase", 0x501, "first I/O port (iobase + iosize - 1 <= 0xffff)"),
+        PropertySpec("iosize", int, 2, "width of the port range (1, 2 or 4)", min=1, max=4),
     )
 
     def realize(self, machine: MachineServices) -> None:

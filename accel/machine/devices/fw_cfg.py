@@ -14,7 +14,7 @@ from __future__ import annotations
 from ...errors import ConfigError
 from ...plugin import PropertySpec
 from ..fw_cfg import CTL_PORT, DMA_PORT, DMA_PORT_END, FwCfg, GuestMemory, build_fw_cfg
-from .base import Device, MachineServices, PropValue
+from .base import Device, MachineServices, PropValue, port_property
 
 __all__ = ["FwCfgDevice", "VmMemory"]
 
@@ -42,7 +42,7 @@ class FwCfgDevice(Device):
     """``fw-cfg``: selector/data ports at ``iobase``/``iobase+1``, DMA at ``iobase+4``."""
 
     PROPERTIES = (
-        PropertySpec("iobase", int, CTL_PORT, "selector port (data: +1, DMA: +4..+11)"),
+        port_property("iobase", CTL_PORT, "selector port (data: +1, DMA: +4..+11)"),
         PropertySpec("dma", bool, True, "offer the DMA interface (ID bit 1, ports +4..+11)"),
     )
 

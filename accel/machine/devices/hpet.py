@@ -9,19 +9,44 @@ from __future__ import annotations
 from ...plugin import PropertySpec
 from .base import Device, MachineServices, PropValue
 
-__all__ = ["HPET_BASE", "HPET_PERIOD_FS", "HPET_SIZE", "Hpet"]
+__all__ = [
+    "HPET_BASE",
+    "HPET_MAX_TIMERS",
+    "HPET_MIN_TIMERS",
+    "HPET_PERIOD_FS",
+    "HPET_SIZE",
+    "Hpet",
+]
 
 HPET_BASE = 0xFED00000
 HPET_SIZE = 0x1000
 HPET_PERIOD_FS = 10_000_000  # 10 ns, as QEMU
+#: QEMU's hw/timer/hpet.c bounds of the ``timers`` property (it clamps into them).
+HPET_MIN_TIMERS = 3
+HPET_MAX_TIMERS = 32
 
 
 class Hpet(Device):
     """``hpet``: High Precision Event Timer registers and main counter."""
 
     PROPERTIES = (
-        PropertySpec("base", int, HPET_BASE, "MMIO base address"),
-        PropertySpec("timers", int, 3, "number of comparators (3..32)"),
+        PropertySpec(
+            "base",
+            int,
+            HPET_BASE,
+            "MMIO base address (below 4 GiB)",
+            min=0,
+            max=(1 << 32) - HPET_SIZE,
+        ),
+        PropertySpec(
+            "timers",
+            int,
+            HPET_MIN_TIMERS,
+            f"number of comparators: clamped to {HPET_MIN_TIMERS}..{HPET_MAX_TIMERS} as QEMU does",
+            min=HPET_MIN_TIMERS,
+            max=HPET_MAX_TIMERS,
+            clamp=True,
+        ),
     )
 
     def __init__(self, **props: PropValue) -> None:

@@ -6,8 +6,7 @@ counter-latch command and the read-back command, lo/hi byte access.
 
 from __future__ import annotations
 
-from ...plugin import PropertySpec
-from .base import Device, MachineServices, PropValue
+from .base import Device, MachineServices, PropValue, port_property
 
 __all__ = ["PIT_HZ", "Pit"]
 
@@ -33,7 +32,7 @@ class _PitChannel:
 class Pit(Device):
     """``isa-pit``: the i8254 programmable interval timer's three channels."""
 
-    PROPERTIES = (PropertySpec("iobase", int, 0x40, "first of the four ports"),)
+    PROPERTIES = (port_property("iobase", 0x40, "first of the four ports"),)
 
     def __init__(self, **props: PropValue) -> None:
         super().__init__(**props)

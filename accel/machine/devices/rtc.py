@@ -11,7 +11,7 @@ import time
 
 from ...errors import ConfigError
 from ...plugin import PropertySpec
-from .base import Device, MachineServices, PropValue
+from .base import Device, MachineServices, PropValue, port_property
 
 __all__ = ["Rtc"]
 
@@ -29,7 +29,7 @@ class Rtc(Device):
     """``mc146818rtc``: the CMOS real-time clock, advanced by guest time."""
 
     PROPERTIES = (
-        PropertySpec("iobase", int, 0x70, "index port (data port is iobase+1)"),
+        port_property("iobase", 0x70, "index port (data port is iobase+1)"),
         PropertySpec("base", str, "utc", "'utc' or a start time 'YYYY-MM-DDTHH:MM:SS'"),
     )
 

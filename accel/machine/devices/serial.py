@@ -30,7 +30,7 @@ from typing import BinaryIO
 from ...errors import AccelError, ConfigError
 from ...plugin import PropertySpec
 from ..serial import COM1_IOBASE, COM1_IRQ, SerialBackendKind, Uart16550, parse_serial_backend
-from .base import Device, MachineServices, PropValue
+from .base import Device, MachineServices, PropValue, port_property
 
 __all__ = ["SerialPort"]
 
@@ -39,8 +39,8 @@ class SerialPort(Device):
     """``isa-serial``: a 16550A UART on ports ``iobase..iobase+7`` and ISA IRQ ``irq``."""
 
     PROPERTIES = (
-        PropertySpec("iobase", int, COM1_IOBASE, "first of the eight I/O ports (COM1: 0x3f8)"),
-        PropertySpec("irq", int, COM1_IRQ, "ISA interrupt line (COM1: 4)"),
+        port_property("iobase", COM1_IOBASE, "first of the eight I/O ports (COM1: 0x3f8)"),
+        PropertySpec("irq", int, COM1_IRQ, "ISA interrupt line (COM1: 4)", min=0, max=15),
         PropertySpec("chardev", str, "stdio", "backend: stdio (the console), file:PATH or null"),
     )
 
