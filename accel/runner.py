@@ -48,20 +48,13 @@ from typing import IO, Any
 from .accelerator import Accelerator, Registers, real_mode_sregs
 from .capabilities import Capability
 from .errors import ConfigError, SnapshotError
+from .files import atomic_file, check_target, read_file
 from .machine.device import parse_device_spec
 from .machine.devices import SerialPort
 from .machine.machine import Machine, RunResult, parse_machine_spec, resolve_machine_type
 from .machine.multiboot import load_multiboot
 from .machine.serial import SerialBackendKind, parse_serial_backend
 from .registry import Registry
-from .snapshot import (
-    atomic_file,
-    check_target,
-    naming,
-    read_file,
-    restore_machine,
-    save_machine,
-)
 
 __all__ = [
     "DEBUG_DEVICES",
@@ -406,6 +399,7 @@ def save_after_run(machine: Machine, result: RunResult, options: RunOptions) -> 
     result's message says so. ``options.save`` None: ``result`` as it is."""
     if options.save is None:
         return result
+    from .snapshot import save_machine  # the snapshot layer loads when a run saves
 
     machine.pause()
     try:
@@ -438,6 +432,8 @@ def restore_image(
     saved again with ``save``) without running the guest. ``name`` (the snapshot's file)
     prefixes the message of a :class:`~accel.errors.SnapshotError` of the restore.
     """
+    from .snapshot import naming, restore_machine
+
     check_save_target(options)
     with naming(name) if name is not None else contextlib.nullcontext():
         machine = restore_machine(

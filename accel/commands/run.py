@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from ..accelerator import Accelerator
 from ..errors import AccelError, SnapshotError
+from ..files import check_target
 from ..machine.multiboot import parse_size
 from ..runner import (
     KernelOptions,
@@ -31,8 +32,6 @@ from ..runner import (
     run_image,
     run_kernel,
 )
-from ..snapshot import check_target, naming, open_snapshot
-from ..snapshot.format import _Input, read_header
 from . import Context, writing
 
 __all__ = ["add_machine_options", "add_run", "address", "duration", "seconds"]
@@ -303,9 +302,11 @@ def _cmd_run_restore(
             "--restore takes the machine and image from the snapshot; drop " + ", ".join(given)
         )
     _check_save(args.save, None)
+    from ..snapshot import naming, open_snapshot, read_stream_header
+
     with open_snapshot(args.restore) as stream:  # a stream is checked and spooled
         with naming(args.restore):
-            header = read_header(_Input(stream))
+            header = read_stream_header(stream)
             stream.seek(0)
         spec = args.accel
         if spec is None:  # the snapshot's accelerator, then the others by priority

@@ -18,6 +18,7 @@ See docs/snapshots.md for the format and the rules.
 
 from __future__ import annotations
 
+from ..files import check_target, read_file
 from .core import (
     DeviceState,
     RestoreMode,
@@ -31,8 +32,8 @@ from .core import (
     restored_clock,
     save,
 )
-from .files import check_target, naming, open_snapshot, read_file
-from .format import FORMAT_NAME, FORMAT_VERSION, MAGIC, RAM_CHUNK, Header
+from .files import naming, open_snapshot
+from .format import FORMAT_NAME, FORMAT_VERSION, MAGIC, RAM_CHUNK, Header, read_stream_header
 from .inspect import SnapshotInfo, inspect
 from .machine import restore_machine, save_machine
 from .state import ClockState
@@ -72,6 +73,7 @@ __all__ = [
     "DeviceState",
     "Field",
     "Header",
+    "read_stream_header",
     "Nested",
     "RestoreMode",
     "SaveResult",

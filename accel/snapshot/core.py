@@ -36,7 +36,7 @@ from ..errors import (
     SnapshotFormatError,
     SnapshotMismatchError,
 )
-from .files import atomic_file
+from ..files import atomic_file
 from .format import (
     RAM_CHUNK,
     Header,

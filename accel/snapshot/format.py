@@ -417,6 +417,12 @@ class _Input:
         return not extra
 
 
+def read_stream_header(stream: IO[bytes]) -> Header:
+    """The header of the snapshot ``stream`` (checked: magic, version, length, CRC),
+    read from where the stream stands; the rest of the stream is not read."""
+    return read_header(_Input(stream))
+
+
 def read_header(inp: _Input) -> Header:
     """The header, checked: magic, format version, bounded length, CRC."""
     magic = inp.read(len(MAGIC), "the magic")

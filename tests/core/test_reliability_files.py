@@ -24,6 +24,7 @@ import pytest
 
 import accel.cli
 import accel.runner
+import accel.snapshot
 from accel.runner import MAX_IMAGE
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -177,7 +178,7 @@ def test_a_save_that_fails_mid_way_leaves_the_old_file(
         f.flush()
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(accel.runner, "save_machine", half_then_full)
+    monkeypatch.setattr(accel.snapshot, "save_machine", half_then_full)
     out, err = io.StringIO(), io.StringIO()
     status = accel.cli.main(
         ["run", "--accel", "tcg", "--save", str(target), COMPUTE], out=out, err=err

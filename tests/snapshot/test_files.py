@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 
+from accel import files as safe_files
 from accel import snapshot
 from accel.errors import ConfigError, SnapshotError
 from accel.snapshot import files
@@ -107,7 +108,7 @@ def test_check_target_refuses_the_hosts_device_nodes() -> None:
         if not os.path.exists(dev):
             continue
         with pytest.raises(SnapshotError, match="it is a character device"):
-            files.check_target(dev)
+            safe_files.check_target(dev)
         assert stat.S_ISCHR(os.stat(dev).st_mode)
 
 
@@ -200,11 +201,11 @@ def test_a_fifo_put_there_during_the_write_is_not_replaced(tmp_path: Path) -> No
 def test_a_missing_directory_is_refused_by_check_target(tmp_path: Path) -> None:
     target = tmp_path / "no" / "x.snap"
     with pytest.raises(SnapshotError, match=r"directory .* does not exist"):
-        files.check_target(target)
+        safe_files.check_target(target)
     with pytest.raises(SnapshotError, match="the name ends with '/'"):
-        files.check_target(f"{tmp_path}/new/")
+        safe_files.check_target(f"{tmp_path}/new/")
     with pytest.raises(SnapshotError, match="it is a directory"):
-        files.check_target(f"{tmp_path}/")
+        safe_files.check_target(f"{tmp_path}/")
     assert os.listdir(tmp_path) == []
 
 
@@ -213,7 +214,7 @@ def test_a_missing_directory_is_refused_by_check_target(tmp_path: Path) -> None:
 
 def test_read_file_refuses_an_unbounded_device() -> None:
     with pytest.raises(ConfigError) as info:
-        files.read_file("/dev/zero", 1 << 20, what="image", error=ConfigError)
+        safe_files.read_file("/dev/zero", 1 << 20, what="image", error=ConfigError)
     assert str(info.value).startswith(
         "cannot read image '/dev/zero': it is a character device, not a regular file"
     )
@@ -223,7 +224,7 @@ def test_read_file_does_not_wait_for_a_fifo_writer(tmp_path: Path) -> None:
     fifo = tmp_path / "img"
     os.mkfifo(fifo)
     code = (
-        "import sys; from accel.snapshot.files import read_file\n"
+        "import sys; from accel.files import read_file\n"
         "try: read_file(sys.argv[1], 100)\n"
         "except Exception as e: print(e)\n"
     )
@@ -236,14 +237,14 @@ def test_read_file_does_not_wait_for_a_fifo_writer(tmp_path: Path) -> None:
 def test_read_file_bounds_a_regular_file(tmp_path: Path) -> None:
     img = tmp_path / "img"
     img.write_bytes(b"x" * 100)
-    assert files.read_file(img, 100) == b"x" * 100
+    assert safe_files.read_file(img, 100) == b"x" * 100
     with pytest.raises(SnapshotError) as info:
-        files.read_file(img, 99, what="image")
+        safe_files.read_file(img, 99, what="image")
     assert "is larger than 99 bytes" in str(info.value) and str(img) in str(info.value)
     with pytest.raises(SnapshotError, match="it is a directory"):
-        files.read_file(tmp_path, 99)
+        safe_files.read_file(tmp_path, 99)
     with pytest.raises(SnapshotError, match="No such file or directory"):
-        files.read_file(tmp_path / "nope", 99)
+        safe_files.read_file(tmp_path / "nope", 99)
 
 
 # --------------------------------------------------------------------------- open_snapshot
