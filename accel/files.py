@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import stat
 from collections.abc import Iterator
 from typing import IO
@@ -124,7 +123,7 @@ def _create_temp(directory: str, base: str) -> tuple[int, str]:
     """A new empty file beside the target, mode 0o666 less the umask (the kernel's doing)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
     for _ in range(100):
-        tmp = os.path.join(directory, f".{base[:_NAME_KEEP]}.{secrets.token_hex(4)}.tmp")
+        tmp = os.path.join(directory, f".{base[:_NAME_KEEP]}.{os.urandom(4).hex()}.tmp")
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:

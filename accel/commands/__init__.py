@@ -14,7 +14,6 @@ A handler is ``handler(args, ctx) -> int``: it gets the parsed arguments and a
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -79,6 +78,8 @@ class Context:
     def print_json(self, data: object) -> None:
         out = self.out
         with writing():
+            import json  # only for --json output
+
             json.dump(data, out, indent=2, sort_keys=False, default=str)
             out.write("\n")
 

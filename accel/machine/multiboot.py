@@ -63,7 +63,6 @@ import re
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from fractions import Fraction
 from typing import BinaryIO
 
 from accel.accelerator import DescriptorTable, Registers, Segment, SpecialRegisters
@@ -199,6 +198,8 @@ def parse_size(text: str, *, maximum: int = MAX_RAM_SIZE) -> int:
             hint="give a number of MiB (-m 256) or a size with a suffix (-m 512M, -m 4G)",
             value=raw,
         )
+    from fractions import Fraction  # exact "1.5G"; only when a size is given
+
     amount = Fraction(match["num"]) * _SUFFIX[match["suffix"].upper()]
     if amount.denominator != 1:
         raise ConfigError(
