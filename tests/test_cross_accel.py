@@ -43,7 +43,7 @@ def _kvm() -> Accelerator:
 
 
 def _tcg() -> Accelerator:
-    from accel_tcg import TcgAccelerator
+    from accel_tcg.accelerator import TcgAccelerator
 
     return TcgAccelerator()
 

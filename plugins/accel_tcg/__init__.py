@@ -9,19 +9,14 @@ error when it fails.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from accel.plugin import AcceleratorInfo, PropertySpec, hookimpl
 
-from .accelerator import MAX_VCPUS, TcgAccelerator, TcgVcpu, TcgVM
+if TYPE_CHECKING:
+    from .accelerator import TcgAccelerator
 
-__all__ = [
-    "MAX_VCPUS",
-    "PROPERTIES",
-    "UNSUPPORTED",
-    "TcgAccelerator",
-    "TcgVM",
-    "TcgVcpu",
-    "accel_accelerators",
-]
+__all__ = ["PROPERTIES", "UNSUPPORTED", "accel_accelerators", "create"]
 
 #: Conformance features TCG does not have, and why (keys are capability names).
 UNSUPPORTED: dict[str, str] = {
@@ -60,6 +55,17 @@ PROPERTIES: tuple[PropertySpec, ...] = (
 )
 
 
+def create(*, thread: str = "multi", tb_size: int | None = None) -> TcgAccelerator:
+    """A new :class:`~accel_tcg.accelerator.TcgAccelerator` (the accelerator's factory).
+
+    The accelerator module is imported here, when an accelerator is made, not when the
+    plugin registers: listing plugins and choosing another accelerator never loads it.
+    """
+    from .accelerator import TcgAccelerator
+
+    return TcgAccelerator(thread=thread, tb_size=tb_size)
+
+
 @hookimpl
 def accel_accelerators() -> list[AcceleratorInfo]:
     """The ``tcg`` accelerator (software emulation, priority 10)."""
@@ -67,7 +73,7 @@ def accel_accelerators() -> list[AcceleratorInfo]:
         AcceleratorInfo(
             name="tcg",
             summary="x86 software emulation on unicorn (QEMU's TCG as a library)",
-            factory=TcgAccelerator,
+            factory=create,
             priority=10,
             unsupported=UNSUPPORTED,
             hardware=False,

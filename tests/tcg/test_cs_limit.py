@@ -7,7 +7,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from accel_tcg import TcgAccelerator
+from accel_tcg.accelerator import TcgAccelerator
 
 import accel
 from accel import HaltExit, Registers, real_mode_sregs

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import accel_tcg
 import pytest
-from accel_tcg import MAX_VCPUS, TcgAccelerator, TcgVcpu, TcgVM
+from accel_tcg.accelerator import MAX_VCPUS, TcgAccelerator, TcgVcpu, TcgVM
 
 import accel
 from accel import (

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pytest
-from accel_tcg import TcgAccelerator, TcgVcpu, TcgVM
+from accel_tcg.accelerator import TcgAccelerator, TcgVcpu, TcgVM
 
 from accel import (
     ClockData,

@@ -8,7 +8,7 @@ expected state here is checked on TCG only (hand-computed, see the listing).
 from __future__ import annotations
 
 import pytest
-from accel_tcg import TcgAccelerator
+from accel_tcg.accelerator import TcgAccelerator
 
 from accel import InternalErrorExit, Registers, real_mode_sregs
 from accel.testing.programs import IoEvent, Program, run_program

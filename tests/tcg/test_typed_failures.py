@@ -8,7 +8,7 @@ import mmap as mmap_module
 
 import accel_tcg.accelerator as tcg_mod
 import pytest
-from accel_tcg import TcgAccelerator
+from accel_tcg.accelerator import TcgAccelerator
 
 from accel.errors import AccelError, BackendCallError
 
