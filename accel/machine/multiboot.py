@@ -67,6 +67,7 @@ from typing import BinaryIO
 
 from accel.accelerator import DescriptorTable, Registers, Segment, SpecialRegisters
 from accel.errors import ConfigError
+from accel.files import refuse_kind
 
 __all__ = [
     "BOOTLOADER_MAGIC",
@@ -620,14 +621,23 @@ def _fits(name: str, what: str, start: int, end: int, below_4g: int, hint: str) 
 
 
 def _open(path: str, what: str) -> BinaryIO:
+    """``path`` opened to read, refused unless it is a regular file (a FIFO, a device
+    such as /dev/zero or a directory is named and refused; opening never waits), so every
+    read is bounded by the file's size, which callers check against guest RAM first."""
     try:
-        return open(path, "rb")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
     except OSError as exc:
         raise ConfigError(
             f"cannot open {what} {path!r}: {exc.strerror}",
             hint="check the file name and its permissions",
             file=path,
         ) from None
+    try:
+        refuse_kind(path, os.fstat(fd), what, ConfigError, f"give the {what} as a regular file")
+    except BaseException:
+        os.close(fd)
+        raise
+    return open(fd, "rb")
 
 
 def _file_size(f: BinaryIO, path: str, what: str) -> int:

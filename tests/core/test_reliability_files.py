@@ -386,3 +386,25 @@ def test_a_run_that_prints_nothing_does_not_fail_on_a_full_disk(snap_path: Path)
     got = shell("run --accel tcg --restore SNAP", "> /dev/full", snap_path)
     assert got.returncode == 111, got.stderr
     assert got.stderr.endswith("(the run had ended at the save)\n")
+
+
+@pytest.mark.parametrize("what", ["kernel", "initrd"])
+def test_a_kernel_or_initrd_that_is_not_a_regular_file_is_refused_at_once(
+    tmp_path: Path, what: str
+) -> None:
+    """--kernel and --initrd never wait on a FIFO nor read /dev/zero: one line naming it."""
+    kernel = Path(__file__).parents[1] / "machine" / "kernels" / "report.elf"
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for bad, kind in ((str(fifo), "a FIFO"), ("/dev/zero", "a character device")):
+        argv = ["run", "--accel", "tcg", "--kernel", str(kernel), "--initrd", bad]
+        if what == "kernel":
+            argv = ["run", "--accel", "tcg", "--kernel", bad]
+        out, err = io.StringIO(), io.StringIO()
+        status = accel.cli.main(argv, out=out, err=err)
+        assert status == 1
+        assert err.getvalue() == (
+            f"accel: error: cannot read {what} {bad!r}: it is {kind}"
+            + (" (named pipe) or pipe" if kind == "a FIFO" else "")
+            + f", not a regular file (hint: give the {what} as a regular file)\n"
+        )
