@@ -50,7 +50,10 @@ __all__ = [
     "LONG_MODE",
     "MMIO",
     "MMIO_BASE",
+    "MMIO_BURST",
     "PORT_IO",
+    "PORT_IO_LOOP",
+    "PORT_IO_STRING",
     "PROGRAMS",
     "PROTECTED_MODE",
     "REAL_MODE_INTERRUPTS",
@@ -254,13 +257,19 @@ def run_program(
     while True:
         exits += 1
         if isinstance(ex, PortIoExit):
-            for _ in range(ex.count):
-                if ex.is_write:
-                    trace.append(IoEvent("pio", ex.port, ex.size, True, ex.value()))
-                else:
-                    value = answer_port(ex.port, ex.size) & ((1 << (8 * ex.size)) - 1)
-                    ex.reply(value)
-                    trace.append(IoEvent("pio", ex.port, ex.size, False, value))
+            # string I/O may come as one exit of ``count`` elements of ``size`` bytes
+            size = ex.size
+            if ex.is_write:
+                for i in range(ex.count):
+                    element = int.from_bytes(ex.data[i * size : (i + 1) * size], "little")
+                    trace.append(IoEvent("pio", ex.port, size, True, element))
+            else:
+                answer = bytearray()
+                for _ in range(ex.count):
+                    value = answer_port(ex.port, size) & ((1 << (8 * size)) - 1)
+                    answer += value.to_bytes(size, "little")
+                    trace.append(IoEvent("pio", ex.port, size, False, value))
+                ex.reply(bytes(answer))
         elif isinstance(ex, MmioExit):
             if ex.is_write:
                 trace.append(IoEvent("mmio", ex.address, ex.size, True, ex.value()))
@@ -750,6 +759,173 @@ LONG_MODE = Program(
     expected_io=(_out(0x40, 4, 0x55667788), _in(0x41, 4)),
 )
 
+
+# --------------------------------------------------------------------------- long I/O sequences
+#
+# The programs above make at most a handful of accesses; these make thousands, so an
+# accelerator that loses or corrupts the occasional byte (every 10th, every 4096th) or
+# splits string I/O wrongly cannot pass. Their expectations are computed from the data
+# they move and the deterministic handlers, not recorded from a run.
+
+
+def _bytes_pattern(n: int, seed: int) -> bytes:
+    """``n`` bytes with no short period (a byte lost anywhere changes the trace)."""
+    return bytes(((i * 37) + (i >> 8) * 11 + seed) & 0xFF for i in range(n))
+
+
+_PIO_OUT_BYTES = _bytes_pattern(0x1000, 0x5A)
+_PIO_OUT_WORDS = _bytes_pattern(0x400, 0xC3)
+
+PORT_IO_STRING = Program(
+    name="port-io-string",
+    description="rep outsb/insb of 4 KiB and rep outsw/insw of 1 KiB/512 B through DX",
+    listing="""
+    0000: fc                       cld
+    0001: be 00 20                 mov $0x2000,%si
+    0004: ba 60 00                 mov $0x60,%dx
+    0007: b9 00 10                 mov $0x1000,%cx
+    000a: f3 6e                    rep outsb %ds:(%si),(%dx)       ; 4096 bytes out
+    000c: bf 00 40                 mov $0x4000,%di
+    000f: ba 61 00                 mov $0x61,%dx
+    0012: b9 00 10                 mov $0x1000,%cx
+    0015: f3 6c                    rep insb (%dx),%es:(%di)        ; 4096 bytes in
+    0017: be 00 30                 mov $0x3000,%si
+    001a: ba 62 00                 mov $0x62,%dx
+    001d: b9 00 02                 mov $0x200,%cx
+    0020: f3 6f                    rep outsw %ds:(%si),(%dx)       ; 512 words out
+    0022: bf 00 50                 mov $0x5000,%di
+    0025: ba 63 00                 mov $0x63,%dx
+    0028: b9 00 01                 mov $0x100,%cx
+    002b: f3 6d                    rep insw (%dx),%es:(%di)        ; 256 words in
+    002d: f4                       hlt
+    """,
+    code=bytes.fromhex(
+        "fcbe0020ba6000b90010f36ebf0040ba6100b90010f36cbe0030ba6200b90002f36f"
+        "bf0050ba6300b90001f36df4"
+    ),
+    data={0x2000: _PIO_OUT_BYTES, 0x3000: _PIO_OUT_WORDS},
+    expected_regs={"rcx": 0, "rdx": 0x63, "rsi": 0x3400, "rdi": 0x5200, "rip": 0x102E},
+    expected_memory={
+        0x2000: _PIO_OUT_BYTES,
+        0x4000: default_port_value(0x61, 1).to_bytes(1, "little") * 0x1000,
+        0x5000: default_port_value(0x63, 2).to_bytes(2, "little") * 0x100,
+    },
+    expected_io=(
+        tuple(_out(0x60, 1, b) for b in _PIO_OUT_BYTES)
+        + tuple(_in(0x61, 1) for _ in range(0x1000))
+        + tuple(
+            _out(0x62, 2, int.from_bytes(_PIO_OUT_WORDS[i : i + 2], "little"))
+            for i in range(0, 0x400, 2)
+        )
+        + tuple(_in(0x63, 2) for _ in range(0x100))
+    ),
+    max_exits=20000,
+)
+
+PORT_IO_LOOP = Program(
+    name="port-io-loop",
+    description="768 single OUT/IN (256 rounds of a 2-byte OUT, a 1-byte OUT and an IN)",
+    listing="""
+    0000: 31 db                    xor %bx,%bx
+    0002: b9 00 01                 mov $0x100,%cx
+    loop:
+    0005: 89 c8                    mov %cx,%ax
+    0007: e7 72                    out %ax,$0x72                   ; the round, 256..1
+    0009: 88 c8                    mov %cl,%al
+    000b: e6 70                    out %al,$0x70                   ; its low byte
+    000d: e4 71                    in $0x71,%al                    ; 0xb1
+    000f: 30 e4                    xor %ah,%ah
+    0011: 01 c3                    add %ax,%bx                     ; bx = 256 * 0xb1
+    0013: e2 f0                    loop 5
+    0015: f4                       hlt
+    """,
+    code=bytes.fromhex("31dbb9000189c8e77288c8e670e47130e401c3e2f0f4"),
+    expected_regs={
+        "rax": default_port_value(0x71, 1),
+        "rbx": (0x100 * default_port_value(0x71, 1)) & 0xFFFF,
+        "rcx": 0,
+        "rip": 0x1016,
+    },
+    expected_io=tuple(
+        event
+        for n in range(0x100, 0, -1)
+        for event in (_out(0x72, 2, n), _out(0x70, 1, n & 0xFF), _in(0x71, 1))
+    ),
+    max_exits=5000,
+)
+
+_MMIO_OUT_BYTES = _bytes_pattern(0x100, 0x17)
+_MMIO_OUT_WORDS = _bytes_pattern(0x100, 0x99)
+_MMIO_LOOP_SUM = sum(default_mmio_value(MMIO_BASE + 0x600 + i, 1) for i in range(0x40)) & 0xFFFF
+
+MMIO_BURST = Program(
+    name="mmio-burst",
+    description="rep movsb/movsw of 256 bytes to MMIO, 256 bytes back, a 64-round read/write loop",
+    listing="""
+    0000: b8 00 10                 mov $0x1000,%ax
+    0003: 8e c0                    mov %ax,%es                     ; es -> MMIO
+    0005: fc                       cld
+    0006: be 00 20                 mov $0x2000,%si
+    0009: 31 ff                    xor %di,%di
+    000b: b9 00 01                 mov $0x100,%cx
+    000e: f3 a4                    rep movsb %ds:(%si),%es:(%di)   ; 256 byte writes
+    0010: be 00 30                 mov $0x3000,%si
+    0013: bf 00 02                 mov $0x200,%di
+    0016: b9 80 00                 mov $0x80,%cx
+    0019: f3 a5                    rep movsw %ds:(%si),%es:(%di)   ; 128 word writes
+    001b: b8 00 10                 mov $0x1000,%ax
+    001e: 8e d8                    mov %ax,%ds                     ; ds -> MMIO
+    0020: 31 c0                    xor %ax,%ax
+    0022: 8e c0                    mov %ax,%es                     ; es -> RAM
+    0024: be 00 04                 mov $0x400,%si
+    0027: bf 00 40                 mov $0x4000,%di
+    002a: b9 00 01                 mov $0x100,%cx
+    002d: f3 a4                    rep movsb %ds:(%si),%es:(%di)   ; 256 byte reads
+    002f: 31 db                    xor %bx,%bx
+    0031: b9 40 00                 mov $0x40,%cx
+    0034: be 00 06                 mov $0x600,%si
+    loop:
+    0037: 8a 04                    mov (%si),%al                   ; read 0x10600 + i
+    0039: 88 84 00 01              mov %al,0x100(%si)              ; write it to 0x10700 + i
+    003d: 01 c3                    add %ax,%bx
+    003f: 46                       inc %si
+    0040: e2 f5                    loop 37
+    0042: 31 c0                    xor %ax,%ax
+    0044: 8e d8                    mov %ax,%ds
+    0046: f4                       hlt
+    """,
+    code=bytes.fromhex(
+        "b800108ec0fcbe002031ffb90001f3a4be0030bf0002b98000f3a5b800108ed831c0"
+        "8ec0be0004bf0040b90001f3a431dbb94000be00068a048884000101c346e2f531c0"
+        "8ed8f4"
+    ),
+    mmio=((MMIO_BASE, MMIO_SIZE),),
+    data={0x2000: _MMIO_OUT_BYTES, 0x3000: _MMIO_OUT_WORDS},
+    expected_regs={"rax": 0, "rbx": _MMIO_LOOP_SUM, "rcx": 0, "rsi": 0x640, "rip": 0x1047},
+    expected_memory={
+        0x4000: bytes(default_mmio_value(MMIO_BASE + 0x400 + i, 1) for i in range(0x100))
+    },
+    expected_io=(
+        tuple(_mmio_w(MMIO_BASE + i, 1, b) for i, b in enumerate(_MMIO_OUT_BYTES))
+        + tuple(
+            _mmio_w(
+                MMIO_BASE + 0x200 + i, 2, int.from_bytes(_MMIO_OUT_WORDS[i : i + 2], "little")
+            )
+            for i in range(0, 0x100, 2)
+        )
+        + tuple(_mmio_r(MMIO_BASE + 0x400 + i, 1) for i in range(0x100))
+        + tuple(
+            event
+            for i in range(0x40)
+            for event in (
+                _mmio_r(MMIO_BASE + 0x600 + i, 1),
+                _mmio_w(MMIO_BASE + 0x700 + i, 1, default_mmio_value(MMIO_BASE + 0x600 + i, 1)),
+            )
+        )
+    ),
+    max_exits=5000,
+)
+
 PROGRAMS: tuple[Program, ...] = (
     ARITHMETIC,
     STRINGS,
@@ -760,6 +936,9 @@ PROGRAMS: tuple[Program, ...] = (
     REAL_MODE_INTERRUPTS,
     PROTECTED_MODE,
     LONG_MODE,
+    PORT_IO_STRING,
+    PORT_IO_LOOP,
+    MMIO_BURST,
 )
 """Every program, in a stable order (use ``ids=lambda p: p.name`` to parametrise)."""
 
