@@ -60,9 +60,11 @@ __all__ = [
     "check_code_segment_limit",
     "UNBACKED_FETCH_LIMIT",
     "check_unbacked_fetch",
+    "CLOCK_RATE_BOUNDS",
     "check_availability",
     "check_capabilities_answered",
     "check_clock",
+    "check_clock_rate",
     "check_clock_devices",
     "check_closed_handles",
     "check_declarations",
@@ -742,6 +744,56 @@ def check_clock(vm: VM, *, interval: float = 0.02) -> None:
     c2 = _clock(vm)
     if not target <= c2 < target + 1_000_000_000:
         raise _fail(f"set_clock({target}) then get_clock() read {c2}")
+
+
+#: The guest clock's rate against the host's monotonic clock must lie in this range.
+CLOCK_RATE_BOUNDS = (0.75, 1.33)
+
+
+def check_clock_rate(
+    vm: VM,
+    *,
+    interval: float = 0.1,
+    attempts: int = 3,
+    bounds: tuple[float, float] = CLOCK_RATE_BOUNDS,
+) -> float:
+    """The running VM clock advances at the host's rate: nanoseconds, neither slow nor fast.
+
+    Over ``interval`` seconds of host monotonic time the guest clock (``get_clock()``)
+    must advance by between ``bounds[0]`` and ``bounds[1]`` times as much. Each guest
+    read is bracketed by host reads, so a preempted check only widens the window in
+    the check's favour: the low bound is taken against the shortest host interval the
+    reads allow and the high bound against the longest. Up to ``attempts`` measurements
+    are made and the first in range passes, so a loaded host cannot fail a conforming
+    clock, while a clock that counts microseconds as nanoseconds (rate 0.001), runs at
+    half speed (0.5) or double speed (2.0) fails every attempt. Returns the rate measured.
+
+    Raises:
+        AssertionError: every measurement was out of bounds (the message gives each).
+    """
+    low, high = bounds
+    seen: list[str] = []
+    for _ in range(attempts):
+        h0a = time.monotonic_ns()
+        c0 = _clock(vm)
+        h0b = time.monotonic_ns()
+        time.sleep(interval)
+        h1a = time.monotonic_ns()
+        c1 = _clock(vm)
+        h1b = time.monotonic_ns()
+        shortest, longest = max(1, h1a - h0b), max(1, h1b - h0a)
+        guest = c1 - c0
+        rate = guest / ((shortest + longest) / 2)
+        if guest >= low * shortest and guest <= high * longest:
+            return rate
+        seen.append(
+            f"{guest / 1e6:.3f} ms in {shortest / 1e6:.1f}..{longest / 1e6:.1f} ms "
+            f"(rate {rate:.3g})"
+        )
+    raise _fail(
+        f"the VM clock does not run at the host's rate (expected {low}..{high} guest "
+        "nanoseconds per host nanosecond): " + "; ".join(seen)
+    )
 
 
 def check_pause(vm: VM, *, interval: float = 0.05) -> None:

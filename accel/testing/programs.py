@@ -908,9 +908,7 @@ MMIO_BURST = Program(
     expected_io=(
         tuple(_mmio_w(MMIO_BASE + i, 1, b) for i, b in enumerate(_MMIO_OUT_BYTES))
         + tuple(
-            _mmio_w(
-                MMIO_BASE + 0x200 + i, 2, int.from_bytes(_MMIO_OUT_WORDS[i : i + 2], "little")
-            )
+            _mmio_w(MMIO_BASE + 0x200 + i, 2, int.from_bytes(_MMIO_OUT_WORDS[i : i + 2], "little"))
             for i in range(0, 0x100, 2)
         )
         + tuple(_mmio_r(MMIO_BASE + 0x400 + i, 1) for i in range(0x100))

@@ -39,6 +39,7 @@ __all__ = [
     "test_availability",
     "test_capabilities_answered",
     "test_clock",
+    "test_clock_rate",
     "test_clock_devices",
     "test_closed_handles",
     "test_declarations",
@@ -211,6 +212,12 @@ for _program in PROGRAMS:
 def test_clock(vm: VM) -> None:
     """The VM clock is monotonic, advances while running, and can be set."""
     checks.check_clock(vm)
+
+
+@_feature(Feature.CLOCK)
+def test_clock_rate(vm: VM) -> None:
+    """The running VM clock counts nanoseconds at the host's rate (within 0.75..1.33)."""
+    checks.check_clock_rate(vm)
 
 
 @_feature(Feature.PAUSE)

@@ -8,6 +8,7 @@ breakage fails.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from collections.abc import Callable, Mapping
@@ -71,6 +72,10 @@ class WrapAccelerator(Accelerator):
 
     def _close(self) -> None:
         self.inner.close()
+
+
+#: breakage -> the factor by which the VM clock runs slow (get divides, set multiplies)
+_CLOCK_SCALE: Mapping[str, int] = {"clock-microseconds": 1000, "clock-half-speed": 2}
 
 
 class WrapVM(VM):
@@ -144,6 +149,9 @@ class WrapVM(VM):
 
     def get_clock(self) -> ClockData:
         data = self.inner.get_clock()
+        scale = _CLOCK_SCALE.get(self.breakage)
+        if scale is not None:
+            return dataclasses.replace(data, clock=data.clock // scale)
         if self.breakage == "clock-backwards":
             return ClockData(max(0, data.clock - next(self._clock_reads) * 1_000_000) + 10**12)
         if self.breakage == "clock-runs-paused" and self._paused_at is not None:
@@ -154,6 +162,9 @@ class WrapVM(VM):
     def set_clock(self, data: ClockData) -> None:
         if self.breakage == "paused-set-clock-ignored" and self.inner.paused:
             return
+        scale = _CLOCK_SCALE.get(self.breakage)
+        if scale is not None:
+            data = dataclasses.replace(data, clock=data.clock * scale)
         self.inner.set_clock(data)
 
     def pause(self) -> None:
@@ -183,6 +194,10 @@ class WrapVcpu(Vcpu):
         if self.breakage == "no-cs-limit":
             # the TCG plugin's real-mode limit hook switched off: unicorn's own behaviour
             inner._watch_real_mode = lambda: None  # type: ignore[attr-defined]
+        self._pio_seen = 0  # port-I/O bytes or accesses seen (the "dropped-port-*" counter)
+        self._pending_in: PortIoExit | None = None
+        self._mmio_seen = 0
+        self._pending_mmio: MmioExit | None = None
 
     @property
     def closed(self) -> bool:
@@ -211,8 +226,36 @@ class WrapVcpu(Vcpu):
     def set_sregs(self, sregs: SpecialRegisters) -> None:
         self.inner.set_sregs(sregs)
 
+    def _drop_every_tenth(self, data: bytearray | memoryview, unit: int) -> None:
+        """Zero every 10th ``unit``-byte piece of port I/O this vCPU has moved."""
+        for i in range(0, len(data), unit):
+            self._pio_seen += 1
+            if self._pio_seen % 10 == 0:
+                data[i : i + unit] = bytes(len(data[i : i + unit]))
+
+    def _pio_unit(self, ex: PortIoExit) -> int:
+        return 1 if self.breakage == "dropped-port-byte" else ex.size
+
     def run(self) -> Exit:
+        if self._pending_in is not None:  # the answer to the last IN, lost in part
+            pending, self._pending_in = self._pending_in, None
+            self._drop_every_tenth(pending.data, self._pio_unit(pending))
+        if self._pending_mmio is not None:  # the answer to the last MMIO read, lost
+            self._pending_mmio.data[:] = bytes(len(self._pending_mmio.data))
+            self._pending_mmio = None
         ex = self.inner.run()
+        if self.breakage.startswith("dropped-port-") and isinstance(ex, PortIoExit):
+            if ex.is_write:
+                data = bytearray(ex.data)
+                self._drop_every_tenth(data, self._pio_unit(ex))
+                return PortIoExit(ex.port, ex.size, ex.direction, data, ex.count)
+            self._pending_in = ex
+        if self.breakage == "dropped-mmio-access" and isinstance(ex, MmioExit):
+            self._mmio_seen += 1
+            if self._mmio_seen % 10 == 0:
+                if ex.is_write:
+                    return MmioExit(ex.address, ex.size, True, bytearray(len(ex.data)))
+                self._pending_mmio = ex
         if isinstance(ex, HaltExit):
             self.halted = True
             if self.breakage == "halt-as-shutdown":
@@ -264,6 +307,11 @@ BREAKAGES: Mapping[str, tuple[str, Mapping[str, str]]] = {
     "lost-in-data": ("the answer to guest INs is lost", {}),
     "lost-mmio-write": ("the data of guest MMIO writes is lost", {}),
     "lost-mmio-read": ("the answer to guest MMIO reads is lost", {}),
+    "dropped-port-byte": ("every 10th byte of port I/O (either way) is lost", {}),
+    "dropped-port-access": ("every 10th port access (either way) loses its data", {}),
+    "dropped-mmio-access": ("every 10th MMIO access (either way) loses its data", {}),
+    "clock-microseconds": ("the VM clock counts microseconds as nanoseconds", {}),
+    "clock-half-speed": ("the VM clock runs at half speed", {}),
     "paused-set-clock-ignored": ("set_clock() on a paused VM is ignored", {}),
     "pv-clock-without-clocksource": ("kvmclock is offered without a pv clocksource", {}),
     "clocksource-without-pv-clock": ("a pv clocksource but no pv clock device", {}),
