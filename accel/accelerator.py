@@ -229,6 +229,14 @@ class Availability:
     ``creates_vms`` is False for an accelerator that is present and answers capabilities
     but cannot create VMs here (a stub on a host it recognises): it is listed and probed,
     but default selection and ``a:b`` fallback pass over it, giving ``reason``.
+
+    ``applicable`` is False for an accelerator that is *absent* because this host is
+    simply not the kind it needs (no Xen hypervisor under a bare-metal or KVM host),
+    as opposed to present but broken (a device without permission, a missing module):
+    :meth:`absent` makes one. It is always unavailable; ``accel check`` shows it as
+    ``N/A`` (neither PASS nor FAIL, not counted in the exit status), as virt-host-validate
+    does for checks that do not apply. Probes decide it from what they find, never the
+    accelerator's name.
     """
 
     available: bool
@@ -236,6 +244,16 @@ class Availability:
     hint: str | None = None
     details: Mapping[str, object] = field(default_factory=dict)
     creates_vms: bool = True
+    applicable: bool = True
+
+    def __post_init__(self) -> None:
+        if self.available and not self.applicable:
+            raise InvalidArgumentError(
+                "an Availability cannot be both available and not applicable",
+                hint="use Availability.absent() for an accelerator this host cannot have",
+                argument="applicable",
+                value=self.applicable,
+            )
 
     @classmethod
     def ok(cls, reason: str = "available", **details: object) -> Availability:
@@ -249,6 +267,15 @@ class Availability:
     @classmethod
     def unavailable(cls, reason: str, hint: str | None = None, **details: object) -> Availability:
         return cls(False, reason, hint, details)
+
+    @classmethod
+    def absent(cls, reason: str, hint: str | None = None, **details: object) -> Availability:
+        """Unavailable because this host is not the kind it needs (``applicable`` False).
+
+        For "not running under Xen", not for a fixable fault such as a permission
+        denied or a module not loaded (use :meth:`unavailable` for those).
+        """
+        return cls(False, reason, hint, details, applicable=False)
 
     def __bool__(self) -> bool:
         return self.available

@@ -10,6 +10,13 @@ for people and, with ``--json``, everything for programs. :func:`add_info`,
 An accelerator whose probe says it is present but cannot create VMs here
 (``Availability.creates_vms`` False, :meth:`Availability.present`) is shown as
 ``present`` by ``accel info`` and as a WARN by ``accel check``; it never counts as usable.
+One whose probe says it is *absent* because this host is not the kind it needs
+(``Availability.applicable`` False, :meth:`Availability.absent`: the Xen stub on a host not
+running under Xen) is an ``N/A`` line in ``accel check``, neither PASS nor FAIL and not
+counted in the exit status; a present-but-broken one (``/dev/kvm`` permission denied, or
+missing: the kvm plugin treats a Linux host without ``/dev/kvm`` as fixable) stays FAIL.
+``accel info`` folds an unavailable accelerator's declared-unsupported features into one
+line (in full when the accelerator is named on the command line, and always in ``--json``).
 
 Example::
 
@@ -102,6 +109,7 @@ class Survey:
             "hardware": self.info.hardware,
             "available": av.available,
             "creates_vms": av.creates_vms,
+            "applicable": av.applicable,
             "reason": av.reason,
             "hint": av.hint,
             "details": dict(av.details),
@@ -211,7 +219,10 @@ def _cmd_info(args: argparse.Namespace, ctx: Context) -> int:
                 ctx.print(line)
         elif r.capabilities_error:
             ctx.print(f"  capabilities could not be read: {r.capabilities_error}")
-        if r.info.unsupported:
+        if r.info.unsupported and not av.available and r.name not in (args.names or ()):
+            names = ", ".join(r.info.unsupported_features)
+            ctx.print(f"  declared unsupported: {names} (reasons: accel info {r.name})")
+        elif r.info.unsupported:
             ctx.print("  declared unsupported:")
             for line in table([list(item) for item in r.info.unsupported], indent="    "):
                 ctx.print(line)
@@ -267,7 +278,7 @@ class Check:
 
     subject: str
     title: str
-    status: str  # "PASS", "WARN" or "FAIL"
+    status: str  # "PASS", "WARN", "FAIL" or "N/A" (an accelerator absent by design)
     detail: str = ""
     hint: str | None = None
 
@@ -328,6 +339,9 @@ def run_checks(results: Sequence[Survey], load_errors: Iterable[AccelError]) -> 
     for r in results:
         av = r.availability
         kind = "hardware" if r.info.hardware else "software"
+        if not av.available and not av.applicable:
+            checks.append(Check(r.name, f"{kind} accelerator usable", "N/A", av.reason))
+            continue
         if not av.available:
             checks.append(
                 Check(
@@ -377,13 +391,20 @@ def run_checks(results: Sequence[Survey], load_errors: Iterable[AccelError]) -> 
     if usable_hw:
         checks.append(Check("accel", HARDWARE_CHECK, "PASS", ", ".join(usable_hw)))
     else:
-        hw = [r.name for r in results if r.info.hardware]
+        hw_all = [r.name for r in results if r.info.hardware]
+        hw = [r.name for r in results if r.info.hardware and r.availability.applicable]
         checks.append(
             Check(
                 "accel",
                 HARDWARE_CHECK,
                 "FAIL",
-                f"none of {', '.join(hw)} is usable" if hw else "no hardware accelerator plugin",
+                f"none of {', '.join(hw)} is usable"
+                if hw
+                else (
+                    f"none of {', '.join(hw_all)} applies to this host"
+                    if hw_all
+                    else "no hardware accelerator plugin"
+                ),
                 "enable hardware virtualization (VT-x / AMD-V) in the firmware and give your user "
                 "access to it, or install a plugin for one; the lines above say what each lacks",
             )
@@ -455,8 +476,9 @@ def add_plugins(parser: argparse.ArgumentParser) -> None:
 def add_check(parser: argparse.ArgumentParser) -> None:
     """``accel check [--json]``."""
     parser.description = (
-        "Check each accelerator and its key capabilities. Exit status 0 when a "
-        "hardware accelerator is usable, 1 otherwise, 2 on usage errors."
+        "Check each accelerator and its key capabilities: PASS, WARN, FAIL, or N/A for "
+        "an accelerator this host is not the kind for (Xen when not under Xen). Exit status "
+        "0 when a hardware accelerator is usable, 1 otherwise, 2 on usage errors."
     )
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.set_defaults(handler=_cmd_check)

@@ -6,12 +6,15 @@ What it looks at (every path under an injectable ``root``, ``/`` by default):
 * ``/proc/xen/capabilities`` — contains ``control_d`` in the control domain (dom0);
 * ``/dev/xen/privcmd`` — the hypercall device a toolstack needs in dom0.
 
-Outcomes: not under Xen → unavailable ("not running under Xen"); a guest domain (domU)
-→ unavailable ("this is a Xen guest (domU)"); dom0 → :meth:`Availability.present
-<accel.Availability.present>`: present and answering capabilities, but it creates no VMs
-(``creates_vms`` False, so default selection passes over it with its reason), and
-:meth:`XenAccelerator.create_vm` raises :class:`~accel.errors.UnsupportedError`, because
-creating a domain needs libxenctrl, which this plugin does not drive.
+Outcomes: not under Xen → absent (:meth:`Availability.absent <accel.Availability.absent>`:
+unavailable and not applicable, "not running under Xen"); a guest domain (domU) → absent
+too ("this is a Xen guest (domU)": no domU can ever create domains); running under Xen
+but xenfs unmounted or privcmd missing → unavailable (present but broken: fixable);
+dom0 → :meth:`Availability.present <accel.Availability.present>`: present and answering
+capabilities, but it creates no VMs (``creates_vms`` False, so default selection passes
+over it with its reason), and :meth:`XenAccelerator.create_vm` raises
+:class:`~accel.errors.UnsupportedError`, because creating a domain needs libxenctrl,
+which this plugin does not drive.
 
 Also here: the stub's capability answers (:func:`xen_answers`) and the conformance
 features it declares unsupported (:data:`UNSUPPORTED`).
@@ -145,13 +148,13 @@ class XenAccelerator(Accelerator):
         type_path = "/" + HYPERVISOR_TYPE
         hv = self._read(HYPERVISOR_TYPE)
         if hv is None:
-            return Availability.unavailable(
+            return Availability.absent(
                 f"not running under Xen: {type_path} does not exist",
                 hint="boot this host as a Xen dom0 to use the xen accelerator",
                 path=type_path,
             )
         if hv != "xen":
-            return Availability.unavailable(
+            return Availability.absent(
                 f"not running under Xen: {type_path} says {hv!r}",
                 hint="boot this host as a Xen dom0 to use the xen accelerator",
                 path=type_path,
@@ -166,7 +169,7 @@ class XenAccelerator(Accelerator):
                 path="/" + CAPABILITIES,
             )
         if "control_d" not in caps.split():
-            return Availability.unavailable(
+            return Availability.absent(
                 "this is a Xen guest (domU): only the control domain (dom0) can create VMs",
                 hint="run accel in dom0, or use tcg inside this guest",
                 capabilities=caps,

@@ -481,3 +481,188 @@ def test_a_reader_that_goes_away_ends_the_command_quietly() -> None:
     err = io.StringIO()
     assert main(["plugins"], registry=mixed_registry(), out=GoneReader(), err=err) == 1
     assert err.getvalue() == ""
+
+
+# --------------------------------------------------------------------------- absent (N/A)
+
+
+ABSENT = Availability.absent("not running under Foo: /sys/foo is missing", "boot under Foo")
+
+
+def absent_registry(*, with_hw: bool = True) -> Registry:
+    infos = [
+        fake_info(
+            "foo",
+            priority=80,
+            hardware=True,
+            availability=ABSENT,
+            unsupported={"vm": "a stub", "snapshot": "a stub"},
+        ),
+        fake_info("sw", priority=10),
+        fake_info("down", priority=70, hardware=True, availability=DOWN),
+    ]
+    if with_hw:
+        infos.append(fake_info("hw", priority=100, hardware=True))
+    return registry_with(*infos)
+
+
+def test_availability_absent_is_unavailable_and_not_applicable() -> None:
+    assert not ABSENT.available and not ABSENT.applicable and ABSENT.hint == "boot under Foo"
+    assert DOWN.applicable and Availability.ok().applicable
+    with pytest.raises(accel.errors.InvalidArgumentError, match="not applicable"):
+        Availability(True, "here", applicable=False)
+
+
+def test_check_says_na_for_an_absent_accelerator(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, ["check"], absent_registry())
+    assert code == 0  # N/A does not count against the host
+    lines = check_lines(out)
+    assert lines["foo: hardware accelerator usable"] == (
+        "N/A (not running under Foo: /sys/foo is missing)"
+    )
+    assert lines["down: hardware accelerator usable"].startswith("FAIL (device node missing")
+    assert len({ln.index(" : ") for ln in out.splitlines() if " : " in ln}) == 1
+    code, out, _ = run(capsys, ["check", "--json"], absent_registry())
+    statuses = {(c["subject"], c["check"]): c["status"] for c in json.loads(out)["checks"]}
+    assert statuses[("foo", "hardware accelerator usable")] == "N/A"
+    assert statuses[("down", "hardware accelerator usable")] == "FAIL"
+
+
+def test_check_without_an_applicable_hardware_accelerator(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, ["check"], absent_registry(with_hw=False))
+    assert code == 1
+    # the verdict names only the hardware accelerators that apply here
+    assert check_lines(out)["accel: a hardware accelerator is usable"].startswith(
+        "FAIL (none of down is usable; hint: "
+    )
+    reg = registry_with(fake_info("foo", hardware=True, availability=ABSENT), fake_info("sw"))
+    code, out, _ = run(capsys, ["check"], reg)
+    assert code == 1
+    assert check_lines(out)["accel: a hardware accelerator is usable"].startswith(
+        "FAIL (none of foo applies to this host; hint: "
+    )
+
+
+def test_info_folds_declarations_of_an_unavailable_accelerator(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, ["info"], absent_registry())
+    assert code == 0
+    lines = out.splitlines()
+    assert "  declared unsupported: snapshot, vm (reasons: accel info foo)" in lines
+    assert "    vm        a stub" not in lines
+    code, out, _ = run(capsys, ["info", "foo"], absent_registry())
+    lines = out.splitlines()
+    assert "  declared unsupported:" in lines and "    vm        a stub" in lines
+    code, out, _ = run(capsys, ["info", "--json", "foo"], absent_registry())
+    (foo,) = json.loads(out)["accelerators"]
+    assert foo["applicable"] is False and foo["unsupported"] == {
+        "snapshot": "a stub",
+        "vm": "a stub",
+    }
+
+
+def test_xen_stub_is_absent_off_xen_and_failing_when_broken(tmp_path: Any) -> None:
+    from accel_xen import XenAccelerator
+
+    bare = XenAccelerator(root=tmp_path / "bare").probe()
+    assert not bare.available and not bare.applicable
+    kvm_host = tmp_path / "kvm"
+    (kvm_host / "sys/hypervisor").mkdir(parents=True)
+    (kvm_host / "sys/hypervisor/type").write_text("kvm\n")
+    assert not XenAccelerator(root=kvm_host).probe().applicable
+    domu = tmp_path / "domu"
+    (domu / "sys/hypervisor").mkdir(parents=True)
+    (domu / "sys/hypervisor/type").write_text("xen\n")
+    (domu / "proc/xen").mkdir(parents=True)
+    (domu / "proc/xen/capabilities").write_text("\n")
+    assert not XenAccelerator(root=domu).probe().applicable
+    no_xenfs = tmp_path / "noxenfs"
+    (no_xenfs / "sys/hypervisor").mkdir(parents=True)
+    (no_xenfs / "sys/hypervisor/type").write_text("xen\n")
+    broken = XenAccelerator(root=no_xenfs).probe()
+    assert not broken.available and broken.applicable  # under Xen but broken: FAIL
+
+
+def test_kvm_without_its_device_or_permission_is_a_failure() -> None:
+    import errno as errno_
+
+    from accel_kvm.accelerator import KvmAccelerator
+
+    for err in (errno_.ENOENT, errno_.EACCES):
+        availability = KvmAccelerator._unavailable_open("/dev/kvm", err)
+        assert not availability.available and availability.applicable
+
+
+# --------------------------------------------------------------------------- conformance
+
+
+def test_conformance_without_pytest_names_the_extra(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # as after the main install: importing pytest fails in the command's import path
+    monkeypatch.delitem(sys.modules, "accel.testing.runner", raising=False)
+    monkeypatch.setitem(sys.modules, "pytest", None)  # type: ignore[arg-type]
+    code, out, err = run(capsys, ["conformance", "--accel", "sw"], registry_with(fake_info("sw")))
+    assert code == 1 and out == ""
+    assert err == (
+        "accel: error: the conformance suite needs pytest "
+        "(hint: pip install 'accel[conformance]')\n"
+    )
+
+
+def test_pyproject_has_the_conformance_extra() -> None:
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    project = tomllib.loads((root / "pyproject.toml").read_text())["project"]
+    assert "pytest>=7.4" in project["optional-dependencies"]["conformance"]
+
+
+# --------------------------------------------------------------------------- README
+
+
+def _readme_snapshot_lines() -> list[str]:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    lines = [
+        ln.removeprefix("$ ").split("   #")[0].strip()
+        for ln in readme.splitlines()
+        if ln.startswith("$ accel run ") and "--save" in ln
+    ]
+    assert lines, "the README shows no --save / --restore example"
+    return lines
+
+
+@pytest.mark.parametrize("line", _readme_snapshot_lines())
+def test_readme_snapshot_examples_work_as_shown(line: str, tmp_path: Any) -> None:
+    """The README's --save/--restore lines, run by a shell as a user would type them."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "accel").write_text(f'#!/bin/sh\nexec {sys.executable} -m accel "$@"\n')
+    (bindir / "accel").chmod(0o755)
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "examples").symlink_to(root / "examples")
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(
+        ["sh", "-c", line], cwd=work, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert (work / "vm.snap").is_file(), proc.stderr
+    # the restore ran: the second command's report is the last line on stderr
+    assert proc.stderr.count("accel: ") >= 2, proc.stderr
+    if "halt.bin" in line:
+        assert proc.returncode == 0, proc.stderr
+        assert "halting with interrupts disabled" in proc.stdout
+        assert "guest halted" in proc.stderr.splitlines()[-1]
+    else:  # count.bin: finished from the snapshot with its exit status
+        assert proc.returncode == 67, proc.stderr
+        assert "count = 4194304" in proc.stdout
+        assert "isa-debug-exit" in proc.stderr.splitlines()[-1]
