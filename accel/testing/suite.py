@@ -186,7 +186,12 @@ def test_code_segment_limit(vm: VM) -> None:
 
 
 #: Features of library programs that have no test written out above (by program name).
-_PROGRAM_FEATURES = {"long-mode": Feature.LONG_MODE}
+_PROGRAM_FEATURES = {
+    "long-mode": Feature.LONG_MODE,
+    "port-io-string": Feature.PORT_IO,
+    "port-io-loop": Feature.PORT_IO,
+    "mmio-burst": Feature.MMIO,
+}
 
 
 def _program_test(program: Program) -> Callable[[VM], None]:
