@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import inspect
+import time
+from typing import cast
 
 import pytest
 
@@ -64,3 +66,27 @@ def test_declarations_name_the_closest_feature() -> None:
 
 def _has_tcg() -> bool:
     return "tcg" in accel.accelerators()
+
+
+class _ScaledClock:
+    """Just enough of a VM for check_clock_rate: a clock at ``rate`` times host time."""
+
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
+        self.origin = time.monotonic_ns()
+
+    def get_clock(self) -> accel.ClockData:
+        return accel.ClockData(int((time.monotonic_ns() - self.origin) * self.rate))
+
+
+@pytest.mark.parametrize("rate", [0.001, 0.5, 2.0, 1000.0])
+def test_clock_rate_fails_a_clock_off_the_host_rate(rate: float) -> None:
+    vm = cast(accel.VM, _ScaledClock(rate))
+    with pytest.raises(AssertionError, match="does not run at the host's rate"):
+        checks.check_clock_rate(vm, interval=0.05, attempts=2)
+
+
+def test_clock_rate_passes_the_host_clock_and_a_real_vm() -> None:
+    assert checks.check_clock_rate(cast(accel.VM, _ScaledClock(1.0)), interval=0.05) >= 0.75
+    with _tcg() as acc, acc.create_vm() as vm:
+        assert checks.CLOCK_RATE_BOUNDS[0] <= checks.check_clock_rate(vm)
