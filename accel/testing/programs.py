@@ -804,7 +804,14 @@ PORT_IO_STRING = Program(
         "bf0050ba6300b90001f36df4"
     ),
     data={0x2000: _PIO_OUT_BYTES, 0x3000: _PIO_OUT_WORDS},
-    expected_regs={"rcx": 0, "rdx": 0x63, "rsi": 0x3400, "rdi": 0x5200, "rip": 0x102E},
+    expected_regs={
+        "rcx": 0,
+        "rdx": 0x63,
+        "rsi": 0x3400,
+        "rdi": 0x5200,
+        "rip": 0x102E,
+        "rflags": 0x2,
+    },
     expected_memory={
         0x2000: _PIO_OUT_BYTES,
         0x4000: default_port_value(0x61, 1).to_bytes(1, "little") * 0x1000,
@@ -837,14 +844,16 @@ PORT_IO_LOOP = Program(
     000f: 30 e4                    xor %ah,%ah
     0011: 01 c3                    add %ax,%bx                     ; bx = 256 * 0xb1
     0013: e2 f0                    loop 5
-    0015: f4                       hlt
+    0015: 81 fb 00 b1              cmp $0xb100,%bx                 ; ZF PF
+    0019: f4                       hlt
     """,
-    code=bytes.fromhex("31dbb9000189c8e77288c8e670e47130e401c3e2f0f4"),
+    code=bytes.fromhex("31dbb9000189c8e77288c8e670e47130e401c3e2f081fb00b1f4"),
     expected_regs={
         "rax": default_port_value(0x71, 1),
         "rbx": (0x100 * default_port_value(0x71, 1)) & 0xFFFF,
         "rcx": 0,
-        "rip": 0x1016,
+        "rip": 0x101A,
+        "rflags": 0x46,
     },
     expected_io=tuple(
         event
@@ -892,16 +901,25 @@ MMIO_BURST = Program(
     0040: e2 f5                    loop 37
     0042: 31 c0                    xor %ax,%ax
     0044: 8e d8                    mov %ax,%ds
-    0046: f4                       hlt
+    0046: 39 c0                    cmp %ax,%ax                     ; ZF PF
+    0048: f4                       hlt
     """,
     code=bytes.fromhex(
         "b800108ec0fcbe002031ffb90001f3a4be0030bf0002b98000f3a5b800108ed831c0"
         "8ec0be0004bf0040b90001f3a431dbb94000be00068a048884000101c346e2f531c0"
-        "8ed8f4"
+        "8ed839c0f4"
     ),
     mmio=((MMIO_BASE, MMIO_SIZE),),
     data={0x2000: _MMIO_OUT_BYTES, 0x3000: _MMIO_OUT_WORDS},
-    expected_regs={"rax": 0, "rbx": _MMIO_LOOP_SUM, "rcx": 0, "rsi": 0x640, "rip": 0x1047},
+    expected_regs={
+        "rax": 0,
+        "rbx": _MMIO_LOOP_SUM,
+        "rcx": 0,
+        "rsi": 0x640,
+        "rdi": 0x4100,
+        "rip": 0x1049,
+        "rflags": 0x46,
+    },
     expected_memory={
         0x4000: bytes(default_mmio_value(MMIO_BASE + 0x400 + i, 1) for i in range(0x100))
     },
