@@ -16,7 +16,8 @@ Legitimate differences between accelerators, and how this test avoids them:
   an MMIO exit is only synchronised to the start of its translation block. Only final
   states are compared.
 * ``rep ins/outs``: KVM reports one exit with ``count`` elements, TCG one exit per
-  element. No program uses string port I/O; the trace records per-element events.
+  element; the program runner records each element, so string-I/O programs
+  (port-io-string) give the same trace on both.
 * Writes to a read-only region: an MMIO exit on KVM, an ``InternalErrorExit`` on TCG.
 * Undefined flags (after MUL, shifts by more than 1 ...) may differ between hardware
   and emulation: every program sets all flags with a defining instruction (CMP) before
