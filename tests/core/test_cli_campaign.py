@@ -58,6 +58,8 @@ ERROR_STATUSES = frozenset({1, 2, 130})
 
 #: ``accel: error: ...``, ``accel run: error: ...``, ``accel machine show: error: ...``.
 ERROR_LINE = re.compile(r"accel(?: [a-z]+)*: error: \S.*")
+#: How a run ended: ``accel: tcg: guest wrote 0x10 to isa-debug-exit: ...``.
+RUN_END = re.compile(r"accel: [a-z0-9_-]+: \S.*")
 #: A line ``accel run`` may write before its error: a candidate passed over.
 FALLBACK_NOTE = re.compile(r"accel: \S+ is not usable \(.*; falling back to \S+")
 
@@ -124,13 +126,13 @@ class Sandbox:
 
     @contextlib.contextmanager
     def feeding(self) -> Iterator[None]:
-        """While the block runs, a writer feeds the good snapshot into ``fed.fifo``
-        whenever a reader opens it (never blocking: it polls for a reader)."""
+        """While the block runs, a writer feeds the good snapshot into ``fed.fifo`` once
+        a reader opens it (never blocking: it polls for a reader)."""
         done = threading.Event()
         data = self.snapshots["good"]
         fifo = self.root / "fed.fifo"
 
-        def feed() -> None:
+        def feed() -> None:  # once: a second copy would be trailing bytes
             while not done.is_set():
                 try:
                     fd = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
@@ -141,6 +143,7 @@ class Sandbox:
                     os.set_blocking(fd, True)
                     os.write(fd, data)
                 os.close(fd)
+                return
 
         thread = threading.Thread(target=feed, daemon=True)
         thread.start()
@@ -180,7 +183,7 @@ def tree_state(root: Path) -> dict[str, tuple[object, ...]]:
 #: Random words: any text without NUL (argv cannot hold one) that could not be taken for
 #: ``--save`` (an abbreviation ``--sa=NAME`` would write NAME in the working directory).
 words = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
+    st.characters(blacklist_categories=["Cs"], blacklist_characters="\x00"), max_size=12
 ).filter(lambda s: not s.startswith("--s"))
 
 accel_values = st.one_of(
@@ -250,6 +253,7 @@ image_files = st.one_of(
 #: (docs/reliability.md); fed.fifo has a writer.
 snapshot_files = st.one_of(
     st.sampled_from(SNAPSHOT_FILES).map(F),
+    st.sampled_from(["good.snap", "running.snap"]).map(F),
     st.sampled_from([f for f in FILES if f != "fifo"]).map(F),
     st.sampled_from(HOST_PATHS),
     words,
@@ -261,9 +265,11 @@ save_targets = st.one_of(
 )
 
 
-def option(name: str, values: st.SearchStrategy[Token]) -> st.SearchStrategy[list[Token]]:
-    """``NAME VALUE``, ``NAME=VALUE`` (a sandbox file's path joined when it runs), or
-    ``NAME`` alone (a missing value)."""
+def option(
+    name: str, values: st.SearchStrategy[Token], missing: bool = True
+) -> st.SearchStrategy[list[Token]]:
+    """``NAME VALUE``, ``NAME=VALUE`` (a sandbox file's path joined when it runs), or, when
+    ``missing``, ``NAME`` alone (a missing value)."""
 
     def shape(pair: tuple[int, Token]) -> list[Token]:
         form, value = pair
@@ -273,7 +279,8 @@ def option(name: str, values: st.SearchStrategy[Token]) -> st.SearchStrategy[lis
             return [name]
         return [name, value]
 
-    return st.tuples(st.sampled_from([0, 2, 2, 2, 1]), values).map(shape)
+    forms = [0, 2, 2, 2, 1] if missing else [0, 2, 2, 2, 2]
+    return st.tuples(st.sampled_from(forms), values).map(shape)
 
 
 flags = st.sampled_from([
@@ -303,13 +310,50 @@ run_option = st.one_of(
     words.map(lambda w: [w]),
 )
 #: What bounds a run: the last --timeout / --stop-after wins.
-BOUNDS = (["--timeout", "0.5"], ["--stop-after", "100ms"], ["--timeout=0.3"])
+BOUNDS = (["--timeout", "0.2"], ["--stop-after", "50ms"], ["--timeout=0.1"])
+
+
+#: The options of a well-formed run: no missing values, no stray words.
+plausible_run_option = st.one_of(
+    option("--accel", accel_values, missing=False),
+    option("--machine", machine_values, missing=False),
+    option("--cpu", cpu_values, missing=False),
+    option("--device", device_values, missing=False),
+    option("--timeout", number_values, missing=False),
+    option("--stop-after", duration_values, missing=False),
+    option("--save", save_targets, missing=False),
+    option("--load-addr", address_values, missing=False),
+    option("--entry", address_values, missing=False),
+    st.just(["--no-debug-devices"]),
+)
+restore_option = st.one_of(
+    option("--accel", accel_values, missing=False),
+    option("--restore-mode", st.sampled_from(["same-host", "catch-up", "catch-up", "x"])),
+    option("--save", save_targets, missing=False),
+    option("--timeout", number_values, missing=False),
+    option("--stop-after", duration_values, missing=False),
+    plausible_run_option,  # a machine option or IMAGE with --restore: a usage error
+)
 
 
 @st.composite
 def run_vectors(draw: st.DrawFn) -> list[Token]:
-    options: list[Token] = [t for group in draw(st.lists(run_option, max_size=6)) for t in group]
-    image = draw(st.one_of(st.none(), image_files, st.just(F("tiny.bin"))))
+    """Three shapes: anything (mostly usage errors), a well-formed run of an image, and
+    a restore; then a bound (the last --timeout/--stop-after wins)."""
+    shape = draw(st.sampled_from(["chaos", "image", "image", "restore"]))
+    options: list[Token]
+    if shape == "chaos":
+        groups = draw(st.lists(run_option, max_size=6))
+        image = draw(st.one_of(st.none(), image_files, st.just(F("tiny.bin"))))
+    elif shape == "image":
+        groups = draw(st.lists(plausible_run_option, max_size=3))
+        image = draw(st.one_of(st.sampled_from(["tiny.bin", "loop.bin"]).map(F), image_files))
+    else:
+        groups = [["--restore", draw(snapshot_files)]]
+        groups += draw(st.lists(restore_option, max_size=3))
+        image = None
+        groups = draw(st.permutations(groups))
+    options = [t for group in groups for t in group]
     if image is not None:
         options.insert(draw(st.integers(0, len(options))), image)
     # Mostly tcg (fast and portable); a later --accel in the vector wins.
@@ -404,7 +448,11 @@ def check_stderr(status: int, err: str) -> None:
     assert "Traceback" not in err, err
     lines = err.splitlines()
     if status not in ERROR_STATUSES:
-        assert not any(ERROR_LINE.fullmatch(line) for line in lines), err
+        # Nothing (help, a listing), or how the run ended: one line, last.
+        if lines:
+            *before, last = lines
+            assert all(FALLBACK_NOTE.fullmatch(line) for line in before), err
+            assert RUN_END.fullmatch(last) and not ERROR_LINE.fullmatch(last), err
         return
     if status == 2 and lines and lines[0].startswith("usage: accel"):
         # argparse: the usage (its continuation lines indented), then one error line.
@@ -541,3 +589,16 @@ def test_a_usage_error_quoting_a_line_break_is_one_line(argv: list[str], shown: 
         assert main(argv, out=out, err=err) == 2
     check_stderr(2, err.getvalue())
     assert err.getvalue().splitlines()[-1].endswith(shown), err.getvalue()
+
+
+def test_the_line_saying_how_a_run_ended_is_one_line(campaign: Campaign) -> None:
+    """``--save`` to a name with a line break: the line saying how the run ended (and
+    where the snapshot went) stays one line, as an error's does."""
+    with campaign.sandbox() as box:
+        save = box.root / "a\nb.snap"
+        argv = ["run", "--accel", "tcg", str(box.root / "tiny.bin"), "--save", str(save)]
+        out, err = io.StringIO(), io.StringIO()
+        assert main(argv, out=out, err=err) == 33, err.getvalue()
+        check_stderr(33, err.getvalue())
+        assert err.getvalue().endswith(f"snapshot written to {box.root}/a b.snap\n")
+        assert save.is_file()
