@@ -269,7 +269,8 @@ def option(
     name: str, values: st.SearchStrategy[Token], missing: bool = True
 ) -> st.SearchStrategy[list[Token]]:
     """``NAME VALUE``, ``NAME=VALUE`` (a sandbox file's path joined when it runs), or, when
-    ``missing``, ``NAME`` alone (a missing value)."""
+    ``missing``, ``NAME`` alone (a missing value: the next word becomes its value, so
+    never for ``--save``)."""
 
     def shape(pair: tuple[int, Token]) -> list[Token]:
         form, value = pair
@@ -300,7 +301,7 @@ run_option = st.one_of(
     option("--device", device_values),
     option("--timeout", number_values),
     option("--stop-after", duration_values),
-    option("--save", save_targets),
+    option("--save", save_targets, missing=False),
     option("--restore", snapshot_files),
     option("--restore-mode", st.sampled_from(["same-host", "catch-up", "", "SAME-HOST", "x"])),
     option("--load-addr", address_values),
@@ -341,7 +342,7 @@ def run_vectors(draw: st.DrawFn) -> list[Token]:
     """Three shapes: anything (mostly usage errors), a well-formed run of an image, and
     a restore; then a bound (the last --timeout/--stop-after wins)."""
     shape = draw(st.sampled_from(["chaos", "image", "image", "restore"]))
-    options: list[Token]
+    groups: list[list[Token]]
     if shape == "chaos":
         groups = draw(st.lists(run_option, max_size=6))
         image = draw(st.one_of(st.none(), image_files, st.just(F("tiny.bin"))))
@@ -353,9 +354,9 @@ def run_vectors(draw: st.DrawFn) -> list[Token]:
         groups += draw(st.lists(restore_option, max_size=3))
         image = None
         groups = draw(st.permutations(groups))
+    if image is not None:  # between options, never between an option and its value
+        groups.insert(draw(st.integers(0, len(groups))), [image])
     options = [t for group in groups for t in group]
-    if image is not None:
-        options.insert(draw(st.integers(0, len(options))), image)
     # Mostly tcg (fast and portable); a later --accel in the vector wins.
     prefix = ["--accel", "tcg"] if draw(st.integers(0, 9)) else []
     return ["run", *prefix, *options, *draw(st.sampled_from(BOUNDS))]
@@ -466,6 +467,12 @@ def check_stderr(status: int, err: str) -> None:
 
 def run_vector(sandbox: Sandbox, vector: Sequence[Token]) -> None:
     argv = [sandbox.path(t) for t in vector]
+    allowed = save_target(argv)
+    # The campaign itself never writes outside the sandbox (a bare --save would take the
+    # next word as a file name in the working directory).
+    assert (
+        allowed is None or allowed.startswith(f"{sandbox.root.resolve()}/") or allowed in HOST_PATHS
+    ), f"the vector saves outside the sandbox: {argv!r}"
     before = tree_state(sandbox.root)
     out, err = io.StringIO(), io.StringIO()
     with (
@@ -480,7 +487,6 @@ def run_vector(sandbox: Sandbox, vector: Sequence[Token]) -> None:
     assert status in DOCUMENTED_STATUSES, (status, argv, err.getvalue())
     check_stderr(status, err.getvalue())
     after = tree_state(sandbox.root)
-    allowed = save_target(argv)
     changed = sorted(
         p
         for p in before.keys() | after.keys()
