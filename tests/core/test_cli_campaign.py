@@ -18,7 +18,7 @@ snapshots, links and new names to save to) plus ``/dev/null``, ``/dev/zero`` and
 Guest runs are bounded: a ``--timeout``/``--stop-after`` is appended to every ``run``
 vector (the last occurrence wins; a bad earlier value is still a usage error), and most
 vectors name ``--accel tcg`` first (a later ``--accel`` wins). The examples are
-derandomized, so a failure reproduces; the whole campaign takes about a minute here.
+derandomized, so a failure reproduces; the whole campaign takes about 50 s here.
 """
 
 from __future__ import annotations
