@@ -26,7 +26,7 @@ import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from . import __version__
 from .commands import Context, Handler, OutputError, writing
@@ -121,6 +121,12 @@ class HelpParser(argparse.ArgumentParser):
     def print_help(self, file: SupportsWrite[str] | None = None) -> None:
         _write_stdout(self.format_help(), file)
 
+    def error(self, message: str) -> NoReturn:
+        """argparse's usage error, on one line: the message quotes the user's words as they
+        were typed (``unrecognized arguments: ...``), so a control character or line break
+        among them is shown escaped (``\\x1e``, ``\\n``)."""
+        super().error(_printable(message))
+
 
 class VersionAction(argparse.Action):
     """``--version``: print ``accel VERSION`` (an error when it cannot be written) and exit."""
@@ -160,6 +166,12 @@ class CommandParser(HelpParser):
         if extras:
             self.error(f"unrecognized arguments: {' '.join(extras)}")
         return parsed, extras
+
+
+def _printable(text: str) -> str:
+    """``text`` with each character that is not printable (a line break, a control
+    character) written as its escape, as ``repr`` writes it."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def build_parser(

@@ -283,7 +283,7 @@ def _cmd_run(parser: argparse.ArgumentParser, args: argparse.Namespace, ctx: Con
         result = run_image(acc, image, options, registry=ctx.registry, console=console)
     finally:
         acc.close()
-    ctx.err.write(f"accel: {acc.name}: {result.message}\n")
+    ctx.err.write(f"accel: {acc.name}: {' '.join(result.message.split())}\n")  # one line
     return result.status & 0xFF
 
 
@@ -323,7 +323,7 @@ def _cmd_run_restore(
             )  # fmt: skip
         finally:
             acc.close()
-    ctx.err.write(f"accel: {acc.name}: {result.message}\n")
+    ctx.err.write(f"accel: {acc.name}: {' '.join(result.message.split())}\n")  # one line
     return result.status & 0xFF
 
 
