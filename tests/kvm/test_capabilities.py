@@ -221,7 +221,7 @@ def test_filter_cpuid_clears_the_flags_a_cpu_model_switches_off() -> None:
     assert filter_cpuid(entries, CpuSpec.parse("host,+kvmclock")) == list(entries)
     assert filter_cpuid(entries, CpuSpec.parse("host,-kvmclock")) == [
         *entries[:2],
-        (0x40000001, 0, 0, 0x0FFF & ~0b1001, 1, 2, 3),
+        (0x40000001, 0, 0, 0x0100_0FFF & ~0b1001, 1, 2, 3),
     ]
     assert filter_cpuid(entries, CpuSpec.parse("host,-kvm-pv-eoi,-kvm-pv-unhalt")) == [
         *entries[:2],

@@ -1,0 +1,145 @@
+"""KVM's paravirtual CPUID leaf (0x40000001 EAX) as QEMU 7.2 gives it per CPU model.
+
+QEMU 7.2 (target/i386/kvm/kvm-cpu.c, ``kvm_default_props``) turns on kvmclock (bits 0
+and 3), kvm-nopiodelay (1), kvm-asyncpf (4), kvm-steal-time (5), kvm-pv-eoi (6) and
+kvmclock-stable-bit (24) for a named model, intersected with what the host supports;
+``host`` and ``max`` get everything supported. ``-kvmclock`` clears bits 0 and 3 only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from accel_kvm import KvmAccelerator, RecordingSys, bindings
+from accel_kvm.vcpu import NAMED_MODEL_PV_DEFAULT, PV_FLAGS, pv_features
+
+from accel import CpuSpec, PortIoExit
+
+from .guests import boot, run_to_halt
+
+pytestmark = pytest.mark.kvm
+
+# QEMU's own values on a host whose KVM supports every bit of the default set.
+QEMU64 = 0x0100007B
+QEMU64_NO_KVMCLOCK = 0x01000072
+
+
+def _set_cpuid2_leaves(model: str) -> list[dict[int, tuple[int, ...]]]:
+    """The entries of every KVM_SET_CPUID2 argument passed for ``model``'s vCPU."""
+    seen: list[bytes] = []
+
+    def watch(name: str, fd: int, arg: Any) -> None:
+        if name == "KVM_SET_CPUID2":
+            seen.append(bytes(arg))
+
+    acc = KvmAccelerator(sys=RecordingSys(on_ioctl=watch))
+    try:
+        with acc.create_vm() as vm:
+            vm.create_vcpu(cpu=CpuSpec.parse(model))
+    finally:
+        acc.close()
+    out = []
+    for raw in seen:
+        words = memoryview(raw).cast("I")
+        n = words[0]
+        leaves: dict[int, tuple[int, ...]] = {}
+        for i in range(n):
+            base = bindings.CPUID2_HEADER_WORDS + i * bindings.CPUID_ENTRY2_WORDS
+            entry = tuple(words[base : base + bindings.CPUID_ENTRY2_WORDS])
+            leaves.setdefault(entry[0], entry)
+        out.append(leaves)
+    return out
+
+
+def _supported_eax() -> int:
+    with KvmAccelerator() as acc:
+        for entry in acc.supported_cpuid():
+            if entry[0] == bindings.KVM_CPUID_FEATURES:
+                return entry[3]
+    pytest.skip("KVM reports no leaf 0x40000001")
+
+
+def _needs_full_default(supported: int) -> None:
+    if supported & NAMED_MODEL_PV_DEFAULT != NAMED_MODEL_PV_DEFAULT:
+        pytest.skip(f"this host's KVM lacks part of QEMU's default set ({supported:#x})")
+
+
+def test_named_model_default_mask_is_qemus() -> None:
+    assert NAMED_MODEL_PV_DEFAULT == QEMU64
+    assert PV_FLAGS["kvmclock"] == (0, 3)
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [
+        ("qemu64", QEMU64),
+        ("qemu64,-kvmclock", QEMU64_NO_KVMCLOCK),
+        ("Haswell", QEMU64),
+        ("qemu64,-kvmclock-stable-bit", 0x0000007B),
+        ("qemu64,-kvm-pv-eoi,-kvm-nopiodelay", 0x01000039),
+    ],
+)
+def test_set_cpuid2_gives_qemus_leaf_for_a_named_model(model: str, expected: int) -> None:
+    _needs_full_default(_supported_eax())
+    calls = _set_cpuid2_leaves(model)
+    assert len(calls) == 1
+    assert f"{calls[0][bindings.KVM_CPUID_FEATURES][3]:#010x}" == f"{expected:#010x}"
+
+
+@pytest.mark.parametrize("model", ["host", "max"])
+def test_host_and_max_get_the_whole_supported_set(model: str) -> None:
+    supported = _supported_eax()
+    (leaves,) = _set_cpuid2_leaves(model)
+    assert leaves[bindings.KVM_CPUID_FEATURES][3] == supported
+    (off,) = _set_cpuid2_leaves(model + ",-kvmclock")
+    assert off[bindings.KVM_CPUID_FEATURES][3] == supported & ~0b1001
+
+
+def test_plus_flag_adds_a_supported_flag_outside_the_default_set() -> None:
+    supported = _supported_eax()
+    unhalt = 1 << bindings.KVM_FEATURE_PV_UNHALT
+    (leaves,) = _set_cpuid2_leaves("qemu64,+kvm-pv-unhalt")
+    eax = leaves[bindings.KVM_CPUID_FEATURES][3]
+    assert eax == (supported & NAMED_MODEL_PV_DEFAULT) | (supported & unhalt)
+
+
+def test_plus_flag_the_host_lacks_stays_off() -> None:
+    cpu = CpuSpec.parse("qemu64,+kvm-pv-unhalt,+kvm-mmu")
+    assert pv_features(0x01000001, cpu) == 0x01000001
+    assert pv_features(0x01000081, cpu) == 0x01000081
+
+
+def test_minus_kvm_hides_the_leaf_range() -> None:
+    (leaves,) = _set_cpuid2_leaves("qemu64,-kvm")
+    assert not [f for f in leaves if 0x40000000 <= f <= 0x400000FF]
+
+
+# mov eax, 0x40000001; xor ecx, ecx; cpuid; out 0x10, eax; hlt
+CPUID_PV = bytes.fromhex("66 b8 01 00 00 40 66 31 c9 0f a2 66 e7 10 f4")
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [("qemu64", QEMU64), ("qemu64,-kvmclock", QEMU64_NO_KVMCLOCK), ("host", None)],
+)
+def test_guest_sees_the_leaf(model: str, expected: int | None) -> None:
+    """A real-mode guest executes CPUID 0x40000001 and OUTs EAX to port 0x10."""
+    supported = _supported_eax()
+    if expected is not None:
+        _needs_full_default(supported)
+    else:
+        expected = supported
+    got: list[int] = []
+
+    def out(ex: object) -> None:
+        assert isinstance(ex, PortIoExit) and ex.port == 0x10 and ex.size == 4
+        got.append(int.from_bytes(ex.data, "little"))
+
+    with KvmAccelerator() as acc:
+        vm, vcpu = boot(acc, CPUID_PV, cpu=CpuSpec.parse(model))
+        try:
+            run_to_halt(vcpu, out)
+        finally:
+            vm.close()
+    assert [f"{v:#010x}" for v in got] == [f"{expected:#010x}"]
