@@ -227,18 +227,18 @@ def _check_flags(
             if name in declared:
                 canon = name
             else:
-                raise _unknown_flag(cpu, name, on, declared)
+                raise _unknown_flag(cpu, name, declared)
         flags.append((canon, on))
     return CpuSpec(cpu.model, tuple(flags))
 
 
-def _unknown_flag(cpu: CpuSpec, name: str, on: bool, declared: set[str]) -> ConfigError:
+def _unknown_flag(cpu: CpuSpec, name: str, declared: set[str]) -> ConfigError:
     known = sorted({*X86_FEATURES, *CPU_PROPERTIES, *CPU_FLAG_ALIASES, *declared})
     guess = did_you_mean(name.replace("_", "-"), known)
     plugin = ", ".join(sorted(declared))
     return ConfigError(
         f"CPU model {cpu.model!r} has no flag {name!r} "
-        f"(can't apply {cpu.model}.{name}={'on' if on else 'off'})",
+        f"(QEMU: Property '{cpu.model}-x86_64-cpu.{name}' not found)",
         hint=(f"did you mean {guess!r}? " if guess else "")
         + "a flag is one of QEMU's x86 feature names (sse4.1, x2apic, ...)"
         + (f" or one the registered accelerators declare ({plugin})" if plugin else ""),

@@ -50,6 +50,7 @@ from .ioctls import (
 __all__ = [
     "CPU_FLAGS",
     "NAMED_MODEL_PV_DEFAULT",
+    "NAMED_PV_BITS",
     "PASSTHROUGH_MODELS",
     "PV_FLAGS",
     "KvmVcpu",
@@ -62,7 +63,8 @@ __all__ = [
 _EXIT_REASON_WORD: Final = b.RUN_EXIT_REASON >> 2
 
 #: QEMU's names of the KVM paravirtual CPUID flags (leaf 0x40000001 EAX) -> bits
-#: (QEMU 7.2's FEAT_KVM feature word: ``kvmclock`` names both clock-source bits).
+#: (QEMU 7.2's FEAT_KVM feature word: ``kvmclock`` names both clock-source bits; bit 10,
+#: KVM_FEATURE_ASYNC_PF_VMEXIT, has no name in 7.2, which refuses ``kvm-asyncpf-vmexit``).
 PV_FLAGS: dict[str, tuple[int, ...]] = {
     "kvmclock": (b.KVM_FEATURE_CLOCKSOURCE, b.KVM_FEATURE_CLOCKSOURCE2),
     "kvm-nopiodelay": (b.KVM_FEATURE_NOP_IO_DELAY,),
@@ -72,7 +74,6 @@ PV_FLAGS: dict[str, tuple[int, ...]] = {
     "kvm-pv-eoi": (b.KVM_FEATURE_PV_EOI,),
     "kvm-pv-unhalt": (b.KVM_FEATURE_PV_UNHALT,),
     "kvm-pv-tlb-flush": (b.KVM_FEATURE_PV_TLB_FLUSH,),
-    "kvm-asyncpf-vmexit": (b.KVM_FEATURE_ASYNC_PF_VMEXIT,),
     "kvm-pv-ipi": (b.KVM_FEATURE_PV_SEND_IPI,),
     "kvm-poll-control": (b.KVM_FEATURE_POLL_CONTROL,),
     "kvm-pv-sched-yield": (b.KVM_FEATURE_PV_SCHED_YIELD,),
@@ -97,7 +98,11 @@ NAMED_MODEL_PV_DEFAULT: Final = sum(
     for bit in PV_FLAGS[name]
 )
 
-#: Models that pass the host through: every paravirtual flag the host supports is on.
+#: Every bit QEMU 7.2 names (0x0100faff): what ``host``/``max`` pass through, as QEMU's
+#: default ``migratable=on`` keeps only named features (``migratable=off``: every bit).
+NAMED_PV_BITS: Final = sum(1 << bit for bits in PV_FLAGS.values() for bit in bits)
+
+#: Models that pass the host through: every named paravirtual flag the host supports.
 PASSTHROUGH_MODELS: Final = frozenset({"host", "max"})
 
 #: Every CPU flag this plugin gives meaning to (declared in its AcceleratorInfo):
@@ -108,11 +113,17 @@ CPU_FLAGS: Final = ("kvm", *PV_FLAGS)
 def pv_features(supported: int, cpu: CpuSpec) -> int:
     """Leaf 0x40000001 EAX for ``cpu`` given the host's ``supported`` EAX.
 
-    As QEMU 7.2: ``host``/``max`` start from everything supported, a named model from
-    :data:`NAMED_MODEL_PV_DEFAULT` intersected with it; then each flag the spec names is
-    switched on (only if the host supports it) or off.
+    As QEMU 7.2: ``host``/``max`` start from every named flag supported
+    (:data:`NAMED_PV_BITS`; with ``migratable=off`` every supported bit), a named model
+    from :data:`NAMED_MODEL_PV_DEFAULT` intersected with it; then each flag the spec
+    names is switched on (only if the host supports it) or off.
     """
-    eax = supported if cpu.model in PASSTHROUGH_MODELS else supported & NAMED_MODEL_PV_DEFAULT
+    if cpu.model not in PASSTHROUGH_MODELS:
+        eax = supported & NAMED_MODEL_PV_DEFAULT
+    elif cpu.flag("migratable", True):
+        eax = supported & NAMED_PV_BITS
+    else:
+        eax = supported
     for name, on in cpu.flags:
         bits = PV_FLAGS.get(name)
         if bits is None:
