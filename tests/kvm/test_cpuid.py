@@ -11,6 +11,9 @@ qemu64,-kvmclock 0x01000072, host 0x01007afb.
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -166,3 +169,62 @@ def test_guest_sees_the_leaf(model: str, expected: int | None) -> None:
         finally:
             vm.close()
     assert [f"{v:#010x}" for v in got] == [f"{expected:#010x}"]
+
+
+# The same CPUID as a 64 KiB -bios image (code at 0xF0000, the reset vector jumps to it):
+# the four bytes of EAX to debugcon (0xE9), then isa-debug-exit.
+_BIOS_CODE = bytes.fromhex(
+    "66 b8 01 00 00 40"  # mov eax, 0x40000001
+    "66 31 c9"  # xor ecx, ecx
+    "0f a2"  # cpuid
+    + "e6 e9 66 c1 e8 08"
+    * 3  # out 0xe9, al; shr eax, 8 (three times)
+    + "e6 e9"  # out 0xe9, al
+    "b0 00 e6 f4"  # mov al, 0; out 0xf4, al
+    "f4"  # hlt
+)
+
+
+def _bios_image() -> bytes:
+    img = bytearray(0x10000)
+    img[: len(_BIOS_CODE)] = _BIOS_CODE
+    img[0xFFF0:0xFFF5] = bytes.fromhex("ea 00 00 00 f0")  # jmp 0xf000:0
+    return bytes(img)
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(
+    "cpu",
+    ["qemu64", "qemu64,-kvmclock", "Haswell", "host", "max", "host,-kvmclock",
+     "host,migratable=off", "qemu64,+kvm-pv-unhalt", "qemu64,-kvmclock-stable-bit"],
+)  # fmt: skip
+def test_guest_sees_what_qemu_gives(cpu: str, tmp_path: Path) -> None:
+    """The leaf a guest reads under accel equals the one it reads under QEMU 7.2 -accel kvm."""
+    import accel
+    from accel.runner import RunOptions, run_image
+
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        pytest.skip("qemu-system-x86_64 is not installed")
+    image = tmp_path / "cpuid.bin"
+    image.write_bytes(_bios_image())
+    out = tmp_path / "debugcon.bin"
+    subprocess.run(
+        [qemu, "-accel", "kvm", "-M", "pc", "-display", "none", "-nodefaults",
+         "-bios", str(image), "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+         "-debugcon", f"file:{out}", "-cpu", cpu],
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    theirs = out.read_bytes() if out.exists() else b""
+    got: list[bytes] = []
+    acc = accel.open("kvm")
+    try:
+        run_image(acc, image.read_bytes(), RunOptions(machine="pc", cpu=cpu, timeout=30),
+                  console=got.append)  # fmt: skip
+    finally:
+        acc.close()
+    ours = b"".join(got)
+    assert len(theirs) == 4, f"QEMU wrote {theirs!r}"
+    if cpu == "qemu64" and _supported_eax() & QEMU64 == QEMU64:
+        assert int.from_bytes(theirs, "little") == QEMU64  # the oracle says what we claim
+    assert f"{int.from_bytes(ours, 'little'):#010x}" == f"{int.from_bytes(theirs, 'little'):#010x}"
