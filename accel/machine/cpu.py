@@ -32,6 +32,7 @@ __all__ = [
     "CPU_FLAG_ALIASES",
     "CPU_MODELS",
     "CPU_PROPERTIES",
+    "PASSTHROUGH_PROPERTIES",
     "X86_FEATURES",
     "CpuModel",
     "canonical_flag",
@@ -91,7 +92,7 @@ X86_FEATURES: frozenset[str] = _words(
     " ds acpi mmx fxsr sse sse2 ss ht tm ia64 pbe",
     # CPUID 1 ECX
     "pni pclmulqdq dtes64 monitor ds-cpl vmx smx est tm2 ssse3 cid fma cx16 xtpr pdcm"
-    " pcid dca sse4.1 sse4.2 x2apic movbe popcnt tsc-deadline aes xsave osxsave avx f16c"
+    " pcid dca sse4.1 sse4.2 x2apic movbe popcnt tsc-deadline aes xsave avx f16c"
     " rdrand hypervisor",
     # CPUID 0x80000001 EDX
     "syscall nx mmxext fxsr-opt pdpe1gb rdtscp lm 3dnowext 3dnow",
@@ -107,38 +108,65 @@ X86_FEATURES: frozenset[str] = _words(
     " rdseed adx smap avx512ifma pcommit clflushopt clwb intel-pt avx512pf avx512er"
     " avx512cd sha-ni avx512bw avx512vl",
     # CPUID 7.0 ECX
-    "avx512vbmi umip pku ospke waitpkg avx512vbmi2 cet-ss gfni vaes vpclmulqdq avx512vnni"
-    " avx512bitalg la57 rdpid bus-lock-detect cldemote movdiri movdir64b sgxlc pks",
+    "avx512vbmi umip pku waitpkg avx512vbmi2 gfni vaes vpclmulqdq avx512vnni avx512bitalg"
+    " avx512-vpopcntdq la57 rdpid bus-lock-detect cldemote movdiri movdir64b sgxlc pks",
     # CPUID 7.0 EDX
     "avx512-4vnniw avx512-4fmaps fsrm avx512-vp2intersect md-clear serialize tsx-ldtrk"
     " arch-lbr amx-bf16 avx512-fp16 amx-tile amx-int8 spec-ctrl stibp arch-capabilities"
     " core-capability ssbd",
     # CPUID 7.1 EAX
-    "avx-vnni avx512-bf16 fzrm fsrs fsrc",
+    "avx-vnni avx512-bf16",
     # CPUID 0xD.1 EAX
     "xsaveopt xsavec xgetbv1 xsaves xfd",
     # CPUID 0x12.0 EAX (SGX)
     "sgx1 sgx2",
+    # CPUID 0x12.1 EAX (SGX attributes)
+    "sgx-debug sgx-mode64 sgx-provisionkey sgx-tokenkey sgx-kss sgx-exinfo",
     # CPUID 0x14.0 ECX
     "intel-pt-lip",
     # CPUID 0x80000007 EDX
     "invtsc",
     # CPUID 0x80000008 EBX
-    "clzero xsaveerptr wbnoinvd ibpb amd-stibp ibrs stibp-always-on amd-ssbd virt-ssbd"
-    " amd-no-ssb amd-psfd",
+    "clzero xsaveerptr wbnoinvd ibpb amd-stibp ibrs amd-ssbd virt-ssbd amd-no-ssb",
     # CPUID 0x8000000A EDX (SVM)
     "npt lbrv svm-lock nrip-save tsc-scale vmcb-clean flushbyasid decodeassists"
     " pause-filter pfthreshold avic v-vmsave-vmload vgif svme-addr-chk",
     # MSR IA32_ARCH_CAPABILITIES, IA32_CORE_CAPABILITY, IA32_PERF_CAPABILITIES
     "rdctl-no ibrs-all rsba skip-l1dfl-vmentry ssb-no mds-no pschange-mc-no tsx-ctrl"
     " taa-no split-lock-detect full-width-write",
+    # The VMX capability MSRs (nested VMX controls)
+    "vmx-activity-hlt vmx-activity-shutdown vmx-activity-wait-sipi vmx-apicv-register"
+    " vmx-apicv-vid vmx-apicv-x2apic vmx-apicv-xapic vmx-cr3-load-noexit"
+    " vmx-cr3-store-noexit vmx-cr8-load-exit vmx-cr8-store-exit vmx-desc-exit"
+    " vmx-encls-exit vmx-entry-ia32e-mode vmx-entry-load-bndcfgs vmx-entry-load-efer"
+    " vmx-entry-load-pat vmx-entry-load-perf-global-ctrl vmx-entry-load-pkrs"
+    " vmx-entry-load-rtit-ctl vmx-entry-noload-debugctl vmx-ept vmx-ept-1gb vmx-ept-2mb"
+    " vmx-ept-advanced-exitinfo vmx-ept-execonly vmx-eptad vmx-eptp-switching"
+    " vmx-exit-ack-intr vmx-exit-clear-bndcfgs vmx-exit-clear-rtit-ctl vmx-exit-load-efer"
+    " vmx-exit-load-pat vmx-exit-load-perf-global-ctrl vmx-exit-load-pkrs"
+    " vmx-exit-nosave-debugctl vmx-exit-save-efer vmx-exit-save-pat"
+    " vmx-exit-save-preemption-timer vmx-flexpriority vmx-hlt-exit vmx-ins-outs"
+    " vmx-intr-exit vmx-invept vmx-invept-all-context vmx-invept-single-context"
+    " vmx-invept-single-context-noglobals vmx-invlpg-exit vmx-invpcid-exit vmx-invvpid"
+    " vmx-invvpid-all-context vmx-invvpid-single-addr vmx-io-bitmap vmx-io-exit"
+    " vmx-monitor-exit vmx-movdr-exit vmx-msr-bitmap vmx-mtf vmx-mwait-exit vmx-nmi-exit"
+    " vmx-page-walk-4 vmx-page-walk-5 vmx-pause-exit vmx-ple vmx-pml vmx-posted-intr"
+    " vmx-preemption-timer vmx-rdpmc-exit vmx-rdrand-exit vmx-rdseed-exit vmx-rdtsc-exit"
+    " vmx-rdtscp-exit vmx-secondary-ctls vmx-shadow-vmcs vmx-store-lma vmx-true-ctls"
+    " vmx-tsc-offset vmx-tsc-scaling vmx-unrestricted-guest vmx-vintr-pending vmx-vmfunc"
+    " vmx-vmwrite-vmexit-fields vmx-vnmi vmx-vnmi-pending vmx-vpid vmx-wbinvd-exit"
+    " vmx-xsaves vmx-zero-len-inject",
 )
 
 #: QEMU 7.2's X86CPU boolean properties that ``-cpu MODEL,NAME=on|off`` also takes.
 CPU_PROPERTIES: frozenset[str] = _words(
-    "check enforce pmu migratable l3-cache host-cache-info host-phys-bits lmce"
-    " fill-mtrr-mask full-cpuid-auto-level cpuid-0xb x-force-features"
+    "check enforce pmu l3-cache host-phys-bits lmce fill-mtrr-mask full-cpuid-auto-level"
+    " cpuid-0xb x-force-features"
 )
+
+#: The properties only ``host`` and ``max`` have (QEMU refuses ``qemu64,migratable=off``).
+PASSTHROUGH_PROPERTIES: frozenset[str] = _words("migratable host-cache-info")
+PASSTHROUGH_MODELS: frozenset[str] = frozenset({"host", "max"})
 
 #: QEMU's alternative names (``object_property_add_alias`` in x86_cpu_initfn) -> name.
 #: ``_`` is read as ``-`` first, as QEMU's feat2prop does (``sse4_1`` is ``sse4-1``).
@@ -223,7 +251,10 @@ def _check_flags(
     flags: list[tuple[str, bool]] = []
     for name, on in cpu.flags:
         canon = canonical_flag(name)
-        if canon not in X86_FEATURES and canon not in CPU_PROPERTIES and canon not in declared:
+        known = canon in X86_FEATURES or canon in CPU_PROPERTIES or canon in declared
+        if not known and canon in PASSTHROUGH_PROPERTIES:
+            known = cpu.model in PASSTHROUGH_MODELS
+        if not known:
             if name in declared:
                 canon = name
             else:

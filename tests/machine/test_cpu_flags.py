@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -38,6 +39,13 @@ def _info(name: str = "mine", flags: tuple[str, ...] = ()) -> accel.AcceleratorI
 def test_generic_flags_are_accepted_with_no_plugin(spec: str) -> None:
     cpu = resolve_cpu(spec, "qemu64")
     assert cpu == CpuSpec.parse(spec)
+
+
+def test_migratable_is_a_host_and_max_property() -> None:
+    assert resolve_cpu("host,migratable=off", "qemu64").flag("migratable") is False
+    assert resolve_cpu("max,host-cache-info=on", "qemu64").flag("host-cache-info") is True
+    with pytest.raises(ConfigError, match="'qemu64' has no flag 'migratable'"):
+        resolve_cpu("qemu64,migratable=off", "qemu64")
 
 
 @pytest.mark.parametrize(
@@ -180,3 +188,21 @@ def test_accel_run_refuses_in_one_line(acc: str, cpu: str, flag: str, guess: str
     assert f"has no flag {flag!r}" in lines[0]
     if guess is not None:
         assert f"did you mean {guess!r}?" in lines[0]
+
+
+@pytest.mark.qemu
+def test_generic_and_declared_flags_are_qemus_cpu_help_list() -> None:
+    """``qemu-system-x86_64 -cpu help``'s "Recognized CPUID flags" are exactly the core's
+    generic names plus the installed plugins' declared ones (less ``kvm``, a property and
+    not a CPUID flag, and ``kvm-hint-dedicated``, a hint leaf the KVM plugin does not
+    build)."""
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        pytest.skip("qemu-system-x86_64 is not installed")
+    text = subprocess.run(
+        [qemu, "-cpu", "help"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    theirs = set(text.partition("Recognized CPUID flags:")[2].split())
+    declared = {f for info in Registry().accelerators().values() for f in info.cpu_flags}
+    assert len(theirs) > 300
+    assert theirs - {"kvm-hint-dedicated"} == (X86_FEATURES | declared) - {"kvm"}
