@@ -53,10 +53,12 @@ __all__ = [
     "NAMED_PV_BITS",
     "PASSTHROUGH_MODELS",
     "PV_FLAGS",
+    "PV_HINTS",
     "KvmVcpu",
     "cpuid_buffer",
     "filter_cpuid",
     "pv_features",
+    "pv_hints",
 ]
 
 #: kvm_run.exit_reason as an index into the page's 32-bit view.
@@ -105,9 +107,18 @@ NAMED_PV_BITS: Final = sum(1 << bit for bits in PV_FLAGS.values() for bit in bit
 #: Models that pass the host through: every named paravirtual flag the host supports.
 PASSTHROUGH_MODELS: Final = frozenset({"host", "max"})
 
+#: QEMU 7.2's FEAT_KVM_HINT (leaf 0x40000001 EDX): off for every model unless named.
+PV_HINTS: dict[str, int] = {"kvm-hint-dedicated": b.KVM_HINTS_REALTIME}
+
 #: Every CPU flag this plugin gives meaning to (declared in its AcceleratorInfo):
-#: ``kvm`` (the whole KVM leaf range) and the paravirtual flags.
-CPU_FLAGS: Final = ("kvm", *PV_FLAGS)
+#: ``kvm`` (the whole KVM leaf range), the paravirtual flags and hints.
+CPU_FLAGS: Final = ("kvm", *PV_FLAGS, *PV_HINTS)
+
+
+def pv_hints(cpu: CpuSpec) -> int:
+    """Leaf 0x40000001 EDX for ``cpu``: the hints switched on, as QEMU 7.2 (which offers
+    KVM_HINTS_REALTIME whatever the host says and enables no hint by itself)."""
+    return sum(1 << bit for name, bit in PV_HINTS.items() if cpu.flag(name) is True)
 
 
 def pv_features(supported: int, cpu: CpuSpec) -> int:
@@ -168,8 +179,8 @@ def filter_cpuid(entries: tuple[b.CpuidEntry, ...], cpu: CpuSpec) -> list[b.Cpui
     out: list[b.CpuidEntry] = []
     for entry in entries:
         if entry[0] == b.KVM_CPUID_FEATURES:
-            function, index, flags, eax, ebx, ecx, edx = entry
-            entry = (function, index, flags, pv_features(eax, cpu), ebx, ecx, edx)
+            function, index, flags, eax, ebx, ecx, _hints = entry
+            entry = (function, index, flags, pv_features(eax, cpu), ebx, ecx, pv_hints(cpu))
         out.append(entry)
     return out
 

@@ -228,3 +228,18 @@ def test_guest_sees_what_qemu_gives(cpu: str, tmp_path: Path) -> None:
     if cpu == "qemu64" and _supported_eax() & QEMU64 == QEMU64:
         assert int.from_bytes(theirs, "little") == QEMU64  # the oracle says what we claim
     assert f"{int.from_bytes(ours, 'little'):#010x}" == f"{int.from_bytes(theirs, 'little'):#010x}"
+
+
+@pytest.mark.parametrize(
+    ("model", "edx"),
+    [
+        ("qemu64", 0),
+        ("host", 0),
+        ("qemu64,+kvm-hint-dedicated", 1),
+        ("host,+kvm-hint-dedicated", 1),
+    ],
+)
+def test_hint_leaf_is_qemus(model: str, edx: int) -> None:
+    """QEMU 7.2 here: EDX 0 for host and qemu64, 1 with +kvm-hint-dedicated."""
+    (leaves,) = _set_cpuid2_leaves(model)
+    assert leaves[bindings.KVM_CPUID_FEATURES][6] == edx

@@ -194,8 +194,7 @@ def test_accel_run_refuses_in_one_line(acc: str, cpu: str, flag: str, guess: str
 def test_generic_and_declared_flags_are_qemus_cpu_help_list() -> None:
     """``qemu-system-x86_64 -cpu help``'s "Recognized CPUID flags" are exactly the core's
     generic names plus the installed plugins' declared ones (less ``kvm``, a property and
-    not a CPUID flag, and ``kvm-hint-dedicated``, a hint leaf the KVM plugin does not
-    build)."""
+    not a CPUID flag)."""
     qemu = shutil.which("qemu-system-x86_64")
     if qemu is None:
         pytest.skip("qemu-system-x86_64 is not installed")
@@ -205,4 +204,4 @@ def test_generic_and_declared_flags_are_qemus_cpu_help_list() -> None:
     theirs = set(text.partition("Recognized CPUID flags:")[2].split())
     declared = {f for info in Registry().accelerators().values() for f in info.cpu_flags}
     assert len(theirs) > 300
-    assert theirs - {"kvm-hint-dedicated"} == (X86_FEATURES | declared) - {"kvm"}
+    assert theirs == (X86_FEATURES | declared) - {"kvm"}
