@@ -72,8 +72,10 @@ class AcceleratorInfo:
     ``"tcg,tb-size=64"``): each is checked against its :class:`PropertySpec` (type,
     range, choices) and passed to ``factory`` as a keyword argument (``-`` becomes
     ``_``: ``factory(tb_size=64)``); a property not declared is refused naming it and
-    listing the declared ones. ``plugin`` is left None by plugins: the registry's copy
-    names the plugin that provides it.
+    listing the declared ones. ``cpu_flags`` names the CPU flags the accelerator gives
+    meaning to beyond QEMU's generic x86 feature names (its paravirtual features): a
+    ``-cpu`` flag that is neither is refused, naming it. ``plugin`` is left None by
+    plugins: the registry's copy names the plugin that provides it.
     """
 
     name: str
@@ -84,9 +86,27 @@ class AcceleratorInfo:
     hardware: bool = False
     plugin: str | None = field(default=None, compare=False)
     properties: tuple[PropertySpec, ...] = ()
+    cpu_flags: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "name", _check_name("accelerator", self.name))
+        if isinstance(self.cpu_flags, str):
+            raise InvalidArgumentError(
+                f"accelerator {self.name!r}: cpu_flags must be a sequence of names, "
+                f"not the string {self.cpu_flags!r}",
+                argument="cpu_flags",
+                value=self.cpu_flags,
+            )
+        flags = tuple(dict.fromkeys(self.cpu_flags))
+        for flag in flags:
+            if not isinstance(flag, str) or not _is_name(flag.replace(".", "-")):
+                raise InvalidArgumentError(
+                    f"accelerator {self.name!r}: CPU flag {flag!r} must be lower-case "
+                    "letters, digits, '-', '_' or '.' and start with a letter",
+                    argument="cpu_flags",
+                    value=flag,
+                )
+        object.__setattr__(self, "cpu_flags", flags)
         if not callable(self.factory):
             raise InvalidArgumentError(
                 f"accelerator {self.name!r}: factory must be callable",

@@ -306,7 +306,12 @@ def _plan_platform(
     before the VM exists); :func:`_plan_devices` completes them."""
     type_name, opts = parse_machine_spec(machine)
     mtype = resolve_machine_type(type_name)
-    cpu_spec = resolve_cpu(cpu, mtype.default_cpu, _accel_info(registry, acc))
+    cpu_spec = resolve_cpu(
+        cpu,
+        mtype.default_cpu,
+        _accel_info(registry, acc),
+        accelerators=registry.accelerators().values(),
+    )
     compat = dict(mtype.compat)
     for key, value in opts.items():
         compat[f"machine.{key}"] = value

@@ -28,7 +28,7 @@ from accel.plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, Machine
 from .accelerator import KvmAccelerator
 from .ioctls import HostSys, Sys
 from .testing import FaultInjector, RecordingSys
-from .vcpu import KvmVcpu
+from .vcpu import CPU_FLAGS, KvmVcpu
 from .vm import KvmVM
 
 __all__ = [
@@ -56,6 +56,7 @@ def accel_accelerators() -> list[AcceleratorInfo]:
             factory=KvmAccelerator,
             hardware=True,
             unsupported={},
+            cpu_flags=CPU_FLAGS,
         )
     ]
 

@@ -47,25 +47,35 @@ from .ioctls import (
     release_mapping,
 )
 
-__all__ = ["PV_FLAGS", "KvmVcpu", "cpuid_buffer", "filter_cpuid"]
+__all__ = [
+    "CPU_FLAGS",
+    "NAMED_MODEL_PV_DEFAULT",
+    "NAMED_PV_BITS",
+    "PASSTHROUGH_MODELS",
+    "PV_FLAGS",
+    "PV_HINTS",
+    "KvmVcpu",
+    "cpuid_buffer",
+    "filter_cpuid",
+    "pv_features",
+    "pv_hints",
+]
 
 #: kvm_run.exit_reason as an index into the page's 32-bit view.
 _EXIT_REASON_WORD: Final = b.RUN_EXIT_REASON >> 2
 
-#: QEMU's names of the KVM paravirtual CPUID flags (leaf 0x40000001 EAX) -> bits.
+#: QEMU's names of the KVM paravirtual CPUID flags (leaf 0x40000001 EAX) -> bits
+#: (QEMU 7.2's FEAT_KVM feature word: ``kvmclock`` names both clock-source bits; bit 10,
+#: KVM_FEATURE_ASYNC_PF_VMEXIT, has no name in 7.2, which refuses ``kvm-asyncpf-vmexit``).
 PV_FLAGS: dict[str, tuple[int, ...]] = {
-    "kvmclock": (
-        b.KVM_FEATURE_CLOCKSOURCE,
-        b.KVM_FEATURE_CLOCKSOURCE2,
-        b.KVM_FEATURE_CLOCKSOURCE_STABLE_BIT,
-    ),
+    "kvmclock": (b.KVM_FEATURE_CLOCKSOURCE, b.KVM_FEATURE_CLOCKSOURCE2),
     "kvm-nopiodelay": (b.KVM_FEATURE_NOP_IO_DELAY,),
+    "kvm-mmu": (b.KVM_FEATURE_MMU_OP,),
     "kvm-asyncpf": (b.KVM_FEATURE_ASYNC_PF,),
     "kvm-steal-time": (b.KVM_FEATURE_STEAL_TIME,),
     "kvm-pv-eoi": (b.KVM_FEATURE_PV_EOI,),
     "kvm-pv-unhalt": (b.KVM_FEATURE_PV_UNHALT,),
     "kvm-pv-tlb-flush": (b.KVM_FEATURE_PV_TLB_FLUSH,),
-    "kvm-asyncpf-vmexit": (b.KVM_FEATURE_ASYNC_PF_VMEXIT,),
     "kvm-pv-ipi": (b.KVM_FEATURE_PV_SEND_IPI,),
     "kvm-poll-control": (b.KVM_FEATURE_POLL_CONTROL,),
     "kvm-pv-sched-yield": (b.KVM_FEATURE_PV_SCHED_YIELD,),
@@ -73,6 +83,65 @@ PV_FLAGS: dict[str, tuple[int, ...]] = {
     "kvm-msi-ext-dest-id": (b.KVM_FEATURE_MSI_EXT_DEST_ID,),
     "kvmclock-stable-bit": (b.KVM_FEATURE_CLOCKSOURCE_STABLE_BIT,),
 }
+
+#: The paravirtual flags on by default for a named CPU model (QEMU 7.2's
+#: ``kvm_default_props``: kvmclock, kvm-nopiodelay, kvm-asyncpf, kvm-steal-time,
+#: kvm-pv-eoi, kvmclock-stable-bit), as a leaf 0x40000001 EAX mask: 0x0100007b.
+NAMED_MODEL_PV_DEFAULT: Final = sum(
+    1 << bit
+    for name in (
+        "kvmclock",
+        "kvm-nopiodelay",
+        "kvm-asyncpf",
+        "kvm-steal-time",
+        "kvm-pv-eoi",
+        "kvmclock-stable-bit",
+    )
+    for bit in PV_FLAGS[name]
+)
+
+#: Every bit QEMU 7.2 names (0x0100faff): what ``host``/``max`` pass through, as QEMU's
+#: default ``migratable=on`` keeps only named features (``migratable=off``: every bit).
+NAMED_PV_BITS: Final = sum(1 << bit for bits in PV_FLAGS.values() for bit in bits)
+
+#: Models that pass the host through: every named paravirtual flag the host supports.
+PASSTHROUGH_MODELS: Final = frozenset({"host", "max"})
+
+#: QEMU 7.2's FEAT_KVM_HINT (leaf 0x40000001 EDX): off for every model unless named.
+PV_HINTS: dict[str, int] = {"kvm-hint-dedicated": b.KVM_HINTS_REALTIME}
+
+#: Every CPU flag this plugin gives meaning to (declared in its AcceleratorInfo):
+#: ``kvm`` (the whole KVM leaf range), the paravirtual flags and hints.
+CPU_FLAGS: Final = ("kvm", *PV_FLAGS, *PV_HINTS)
+
+
+def pv_hints(cpu: CpuSpec) -> int:
+    """Leaf 0x40000001 EDX for ``cpu``: the hints switched on, as QEMU 7.2 (which offers
+    KVM_HINTS_REALTIME whatever the host says and enables no hint by itself)."""
+    return sum(1 << bit for name, bit in PV_HINTS.items() if cpu.flag(name) is True)
+
+
+def pv_features(supported: int, cpu: CpuSpec) -> int:
+    """Leaf 0x40000001 EAX for ``cpu`` given the host's ``supported`` EAX.
+
+    As QEMU 7.2: ``host``/``max`` start from every named flag supported
+    (:data:`NAMED_PV_BITS`; with ``migratable=off`` every supported bit), a named model
+    from :data:`NAMED_MODEL_PV_DEFAULT` intersected with it; then each flag the spec
+    names is switched on (only if the host supports it) or off.
+    """
+    if cpu.model not in PASSTHROUGH_MODELS:
+        eax = supported & NAMED_MODEL_PV_DEFAULT
+    elif cpu.flag("migratable", True):
+        eax = supported & NAMED_PV_BITS
+    else:
+        eax = supported
+    for name, on in cpu.flags:
+        bits = PV_FLAGS.get(name)
+        if bits is None:
+            continue
+        mask = sum(1 << bit for bit in bits)
+        eax = (eax | (mask & supported)) if on else (eax & ~mask)
+    return eax
 
 
 def cpuid_buffer(entries: list[b.CpuidEntry]) -> bytearray:
@@ -98,26 +167,20 @@ def cpuid_buffer(entries: list[b.CpuidEntry]) -> bytearray:
 
 
 def filter_cpuid(entries: tuple[b.CpuidEntry, ...], cpu: CpuSpec) -> list[b.CpuidEntry]:
-    """The supported CPUID with the KVM paravirtual flags ``cpu`` switches off cleared.
+    """The supported CPUID with KVM's paravirtual leaf as QEMU 7.2 gives it for ``cpu``.
 
-    ``-kvm`` hides the whole KVM leaf range (0x40000000..0x400000FF). A flag switched on
-    that the host does not support stays off (KVM cannot offer it). Other flags are not
-    KVM's business here and are ignored.
+    ``-kvm`` hides the whole KVM leaf range (0x40000000..0x400000FF). Otherwise leaf
+    0x40000001 EAX is :func:`pv_features` of the supported one (a named model gets
+    QEMU's default set, ``host``/``max`` everything; a flag switched on that the host
+    does not support stays off). Other flags are not KVM's business here and are ignored.
     """
     if cpu.flag("kvm", True) is False:
         return [e for e in entries if not 0x40000000 <= e[0] <= 0x400000FF]
-    clear = 0
-    for name, bits in PV_FLAGS.items():
-        if cpu.flag(name, True) is False:
-            for bit in bits:
-                clear |= 1 << bit
-    if not clear:
-        return list(entries)
     out: list[b.CpuidEntry] = []
     for entry in entries:
         if entry[0] == b.KVM_CPUID_FEATURES:
-            function, index, flags, eax, ebx, ecx, edx = entry
-            entry = (function, index, flags, eax & ~clear, ebx, ecx, edx)
+            function, index, flags, eax, ebx, ecx, _hints = entry
+            entry = (function, index, flags, pv_features(eax, cpu), ebx, ecx, pv_hints(cpu))
         out.append(entry)
     return out
 

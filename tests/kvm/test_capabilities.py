@@ -215,16 +215,25 @@ def test_filter_cpuid_clears_the_flags_a_cpu_model_switches_off() -> None:
 
     from accel import CpuSpec
 
-    features = (0x40000001, 0, 0, 0x0100_0FFF, 1, 2, 3)
+    features = (0x40000001, 0, 0, 0x0100_0FFF, 1, 2, 0)
     entries = ((0, 0, 0, 13, 4, 5, 6), (0x40000000, 0, 0, 7, 8, 9, 10), features)
-    assert filter_cpuid(entries, CpuSpec.parse("host")) == list(entries)
-    assert filter_cpuid(entries, CpuSpec.parse("host,+kvmclock")) == list(entries)
+    # host keeps every supported bit QEMU 7.2 names (not bit 10); migratable=off all;
+    # EDX holds only the hints switched on (QEMU 7.2's FEAT_KVM_HINT).
+    named = (0x40000001, 0, 0, 0x0100_0AFF, 1, 2, 0)
+    assert filter_cpuid(entries, CpuSpec.parse("host")) == [*entries[:2], named]
+    assert filter_cpuid(entries, CpuSpec.parse("host,+kvmclock")) == [*entries[:2], named]
+    assert filter_cpuid(entries, CpuSpec.parse("host,migratable=off")) == list(entries)
     assert filter_cpuid(entries, CpuSpec.parse("host,-kvmclock")) == [
         *entries[:2],
-        (0x40000001, 0, 0, 0x0FFF & ~0b1001, 1, 2, 3),
+        (0x40000001, 0, 0, 0x0100_0AFF & ~0b1001, 1, 2, 0),
     ]
     assert filter_cpuid(entries, CpuSpec.parse("host,-kvm-pv-eoi,-kvm-pv-unhalt")) == [
         *entries[:2],
-        (0x40000001, 0, 0, 0x0100_0FFF & ~0b1100_0000, 1, 2, 3),
+        (0x40000001, 0, 0, 0x0100_0AFF & ~0b1100_0000, 1, 2, 0),
+    ]
+    hinted = (0x40000001, 0, 0, 0x0100_0AFF, 1, 2, 1)
+    assert filter_cpuid(entries, CpuSpec.parse("host,+kvm-hint-dedicated")) == [
+        *entries[:2],
+        hinted,
     ]
     assert filter_cpuid(entries, CpuSpec.parse("host,-kvm")) == [entries[0]]
