@@ -52,3 +52,28 @@ def make_dist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeD
     yield make
     for mod in modules:
         sys.modules.pop(mod, None)
+
+
+#: An entry-point plugin module providing one accelerator named {name}.
+PLUGIN = """
+import accel
+
+class Acc(accel.Accelerator):
+    name = "{name}"
+    def probe(self):
+        return accel.Availability.ok()
+    def capabilities(self):
+        raise NotImplementedError
+    def create_vm(self, options=None):
+        raise NotImplementedError
+    def _close(self):
+        pass
+
+@accel.hookimpl
+def accel_accelerators():
+    return [accel.AcceleratorInfo(name="{name}", summary="test", factory=Acc, priority={prio})]
+"""
+
+
+def plugin(name: str, prio: int = 0) -> str:
+    return PLUGIN.format(name=name, prio=prio)

@@ -11,30 +11,7 @@ import pytest
 from accel import Registry
 from accel.errors import NoAcceleratorError, UnknownAcceleratorError
 
-from .conftest import MakeDist
-
-PLUGIN = """
-import accel
-
-class Acc(accel.Accelerator):
-    name = "{name}"
-    def probe(self):
-        return accel.Availability.ok()
-    def capabilities(self):
-        raise NotImplementedError
-    def create_vm(self, options=None):
-        raise NotImplementedError
-    def _close(self):
-        pass
-
-@accel.hookimpl
-def accel_accelerators():
-    return [accel.AcceleratorInfo(name="{name}", summary="test", factory=Acc, priority={prio})]
-"""
-
-
-def plugin(name: str, prio: int = 0) -> str:
-    return PLUGIN.format(name=name, prio=prio)
+from .conftest import MakeDist, plugin
 
 
 def only(*names: str, **extra: str) -> dict[str, str]:

@@ -19,32 +19,9 @@ from accel.errors import (
 from accel.registry import PluginRecord
 from tests.fakes import FakeAccelerator, accelerator_plugin, fake_info, registry_with
 
-from .conftest import MakeDist
+from .conftest import MakeDist, plugin
 
 IN_TREE = {"ACCEL_PLUGINS": "kvm,tcg,xen"}
-
-PLUGIN = """
-import accel
-
-class Acc(accel.Accelerator):
-    name = "{name}"
-    def probe(self):
-        return accel.Availability.ok()
-    def capabilities(self):
-        raise NotImplementedError
-    def create_vm(self, options=None):
-        raise NotImplementedError
-    def _close(self):
-        pass
-
-@accel.hookimpl
-def accel_accelerators():
-    return [accel.AcceleratorInfo(name="{name}", summary="test", factory=Acc, priority={prio})]
-"""
-
-
-def plugin(name: str, prio: int = 0) -> str:
-    return PLUGIN.format(name=name, prio=prio)
 
 
 # --------------------------------------------------------------------------- the manager
