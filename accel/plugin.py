@@ -17,6 +17,10 @@ from .errors import InvalidArgumentError
 if TYPE_CHECKING:
     from .accelerator import VM, Accelerator, CpuSpec
 
+#: The words a boolean property takes, as QEMU's ``on``/``off`` and their synonyms.
+_TRUE = frozenset({"on", "true", "yes", "1"})
+_FALSE = frozenset({"off", "false", "no", "0"})
+
 __all__ = [
     "AcceleratorInfo",
     "ClockDeviceChoice",
@@ -197,6 +201,58 @@ class PropertySpec:
         """``value`` as messages print it: hex for port/address-sized ranges."""
         hexa = max(abs(self.min or 0), abs(self.max or 0)) >= 0xFFFF and value > 255
         return f"{value:#x}" if hexa else str(value)
+
+    def convert(self, value: object) -> tuple[int | bool | str, str | None]:
+        """``value`` (a spec's text or a Python value) as this property's type, within
+        its range and choices: ``(value, note)``, ``note`` saying how a value a
+        ``clamp=True`` spec moved into its range was moved (else None).
+
+        Raises :class:`ValueError` whose text completes "``<owner> property <name>``"
+        (``"takes on/off, not 'maybe'"``); the caller raises its own typed error with it.
+        """
+        converted: int | bool | str
+        if self.type is int:
+            if isinstance(value, bool):
+                raise ValueError(f"takes an integer, not {value!r}")
+            if isinstance(value, int):
+                converted = value
+            elif isinstance(value, str):
+                try:
+                    converted = int(value, 0)
+                except ValueError:
+                    raise ValueError(
+                        f"takes an integer (decimal or 0x hex), not {value!r}"
+                    ) from None
+            else:
+                raise ValueError(f"takes an integer (decimal or 0x hex), not {value!r}")
+        elif self.type is bool:
+            word = value.lower() if isinstance(value, str) else None
+            if isinstance(value, bool):
+                converted = value
+            elif word in _TRUE or word in _FALSE:
+                converted = word in _TRUE
+            else:
+                raise ValueError(f"takes on/off, not {value!r}")
+        elif isinstance(value, str):
+            converted = value
+        else:
+            raise ValueError(f"takes a string, not {value!r}")
+        if self.choices and converted not in self.choices:
+            raise ValueError(f"is {converted!r}, which is not one of {self.range_text()}")
+        if not isinstance(converted, int) or isinstance(converted, bool):
+            return converted, None
+        lo, hi = self.min, self.max
+        if (lo is None or converted >= lo) and (hi is None or converted <= hi):
+            return converted, None
+        shown = self.show(converted)
+        if not self.clamp:
+            raise ValueError(f"is {shown}, outside the valid range {self.range_text()}")
+        clamped = lo if lo is not None and converted < lo else hi
+        assert clamped is not None
+        return (
+            clamped,
+            f"{self.name}={shown} clamped to {clamped} (valid range {self.range_text()})",
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,40 +58,19 @@ PropValue = int | bool | str
 #: QEMU -accel properties that accel has as machine properties instead.
 _MACHINE_SIDE = frozenset({"kernel-irqchip"})
 
-_TRUE = frozenset({"on", "true", "yes", "1"})
-_FALSE = frozenset({"off", "false", "no", "0"})
-
 
 def _accel_property(info: AcceleratorInfo, spec: PropertySpec, text: str) -> PropValue:
     """``text`` as ``spec``'s type, within its range or choices, or InvalidArgumentError."""
-
-    def bad(what: str) -> InvalidArgumentError:
-        return InvalidArgumentError(
-            f"accelerator {info.name!r} property {spec.name!r} {what}",
+    try:
+        value, _note = spec.convert(text)
+    except ValueError as exc:
+        raise InvalidArgumentError(
+            f"accelerator {info.name!r} property {spec.name!r} {exc}",
             hint=spec.doc or None,
             argument=spec.name,
             value=text,
             accelerator=info.name,
-        )
-
-    value: PropValue
-    if spec.type is bool:
-        if text.lower() not in _TRUE | _FALSE:
-            raise bad(f"takes on/off, not {text!r}")
-        value = text.lower() in _TRUE
-    elif spec.type is int:
-        try:
-            value = int(text, 0)
-        except ValueError:
-            raise bad(f"takes an integer (decimal or 0x hex), not {text!r}") from None
-        if (spec.min is not None and value < spec.min) or (
-            spec.max is not None and value > spec.max
-        ):
-            raise bad(f"is {text}, outside the valid range {spec.range_text()}")
-    else:
-        value = text
-        if spec.choices and value not in spec.choices:
-            raise bad(f"is {text!r}, which is not one of {spec.range_text()}")
+        ) from None
     return value
 
 

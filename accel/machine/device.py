@@ -45,79 +45,23 @@ if TYPE_CHECKING:
 __all__ = ["DeviceRegistry", "check_properties", "parse_device_spec"]
 
 
-_TRUE = frozenset({"on", "true", "yes", "1"})
-_FALSE = frozenset({"off", "false", "no", "0"})
-
-
-def _bad(dtype: DeviceType, spec: PropertySpec, what: str, value: object) -> ConfigError:
-    return ConfigError(
-        f"device {dtype.name!r} property {spec.name!r} {what}, not {value!r}",
-        device=dtype.name,
-        property=spec.name,
-    )
-
-
-def _coerce(dtype: DeviceType, spec: PropertySpec, value: object) -> PropValue:
-    kind = spec.type
-    if kind is int:
-        if isinstance(value, bool):
-            raise _bad(dtype, spec, "takes an integer", value)
-        if isinstance(value, int):
-            return value
-        if isinstance(value, str):
-            try:
-                return int(value, 0)
-            except ValueError:
-                pass
-        raise _bad(dtype, spec, "takes an integer (decimal or 0x hex)", value)
-    if kind is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str):
-            word = value.lower()
-            if word in _TRUE:
-                return True
-            if word in _FALSE:
-                return False
-        raise _bad(dtype, spec, "takes on/off", value)
-    if isinstance(value, str):
-        return value
-    raise _bad(dtype, spec, "takes a string", value)
-
-
-def _in_range(
-    dtype: DeviceType, spec: PropertySpec, value: PropValue, notes: list[str] | None
+def _converted(
+    dtype: DeviceType, spec: PropertySpec, value: object, notes: list[str] | None
 ) -> PropValue:
-    """``value`` checked against ``spec``'s range or choices (clamped if it says so)."""
-    if spec.choices and value not in spec.choices:
+    """``value`` checked by ``spec`` (typed, within its range or choices; a clamped
+    value's note goes to ``notes``), or a ConfigError naming the device and property."""
+    try:
+        converted, note = spec.convert(value)
+    except ValueError as exc:
         raise ConfigError(
-            f"device {dtype.name!r} property {spec.name!r} is {value!r}, which is not "
-            f"one of {spec.range_text()}",
+            f"device {dtype.name!r} property {spec.name!r} {exc}",
             hint=spec.doc or None,
             device=dtype.name,
             property=spec.name,
-        )
-    if not isinstance(value, int) or isinstance(value, bool):
-        return value
-    lo, hi = spec.min, spec.max
-    if (lo is None or value >= lo) and (hi is None or value <= hi):
-        return value
-    shown = spec.show(value)
-    if spec.clamp:
-        clamped = lo if lo is not None and value < lo else hi
-        assert clamped is not None
-        if notes is not None:
-            notes.append(
-                f"{spec.name}={shown} clamped to {clamped} (valid range {spec.range_text()})"
-            )
-        return clamped
-    raise ConfigError(
-        f"device {dtype.name!r} property {spec.name!r} is {shown}, outside the valid "
-        f"range {spec.range_text()}",
-        hint=spec.doc or None,
-        device=dtype.name,
-        property=spec.name,
-    )
+        ) from None
+    if note is not None and notes is not None:
+        notes.append(note)
+    return converted
 
 
 def check_properties(
@@ -156,7 +100,7 @@ def check_properties(
                 device=name,
                 property=key,
             )
-        out[key] = _in_range(dtype, spec, _coerce(dtype, spec, value), notes)
+        out[key] = _converted(dtype, spec, value, notes)
     for spec in dtype.properties:
         if spec.name not in out:
             if spec.default is None:
