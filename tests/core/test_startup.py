@@ -11,6 +11,8 @@ import sys
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import pytest
+
 from accel import cli
 
 from .conftest import MakeDist
@@ -29,8 +31,10 @@ def python(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 def test_accel_is_a_console_script_entry_point() -> None:
     (ep,) = [ep for ep in entry_points(group="console_scripts") if ep.name == "accel"]
-    assert ep.value == "accel.cli:main"
-    assert ep.load() is cli.main
+    assert ep.value == "accel.__main__:command"
+    import accel.__main__
+
+    assert ep.load() is accel.__main__.command
 
 
 def test_cprofile_writes_a_profile_of_a_command(tmp_path: Path) -> None:
@@ -150,3 +154,27 @@ def test_plugins_register_without_their_heavy_modules() -> None:
     assert {"kvm", "tcg", "xen"} <= set(json.loads(accs))
     loaded = set(json.loads(mods))
     assert not any(m.startswith(("unicorn", "accel.machine", "accel_kvm.devices")) for m in loaded)
+
+
+def test_a_ctrl_c_while_the_command_imports_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A KeyboardInterrupt while the entry point imports accel.cli (before main() can
+    handle it) is one line and status 130, as main() reports one, never a traceback."""
+    import builtins
+
+    import accel.__main__
+
+    real_import = builtins.__import__
+
+    def interrupted_import(name: str, *args: object, **kwargs: object) -> object:
+        if name == "cli" or name.endswith("accel.cli"):
+            raise KeyboardInterrupt
+        return real_import(name, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.delitem(sys.modules, "accel.cli")
+    monkeypatch.setattr(builtins, "__import__", interrupted_import)
+    status = accel.__main__.command()
+    monkeypatch.setattr(builtins, "__import__", real_import)
+    assert status == 130
+    assert capsys.readouterr().err == "accel: error: interrupted\n"
