@@ -31,7 +31,29 @@ from accel.plugin import AcceleratorInfo, ClockDeviceChoice, DeviceType, Propert
 
 
 def _public_classes() -> list[type]:
-    return [obj for name in accel.__all__ if isinstance(obj := getattr(accel, name), type)]
+    """Every class a module of accel or of the in-tree plugins lists in ``__all__`` and
+    defines itself."""
+    import importlib
+    import pkgutil
+
+    import accel_kvm
+    import accel_tcg
+    import accel_xen
+
+    found: dict[str, type] = {}
+    for package in (accel, accel_kvm, accel_tcg, accel_xen):
+        names = [package.__name__] + [
+            m.name for m in pkgutil.walk_packages(package.__path__, package.__name__ + ".")
+        ]
+        for modname in names:
+            if modname.endswith("__main__"):
+                continue
+            module = importlib.import_module(modname)
+            for name in getattr(module, "__all__", ()):
+                obj = getattr(module, name, None)
+                if isinstance(obj, type) and obj.__module__ == modname:
+                    found[f"{modname}.{name}"] = obj
+    return [found[k] for k in sorted(found)]
 
 
 @pytest.mark.parametrize("cls", [Support, Capability, ClockFlags, IoDirection])
@@ -102,8 +124,6 @@ def test_frozen_records_refuse_assignment() -> None:
             setattr(record, field, "x")
 
 
-@pytest.mark.parametrize("cls", _public_classes(), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", _public_classes(), ids=lambda c: f"{c.__module__}.{c.__name__}")
 def test_inspect_finds_the_source_of_every_public_class(cls: type) -> None:
-    source = inspect.getsource(cls)
-    assert f"class {cls.__name__}" in source.splitlines()[0] or source.lstrip().startswith("@")
-    assert cls.__module__.startswith("accel.")
+    assert f"class {cls.__name__}" in inspect.getsource(cls)

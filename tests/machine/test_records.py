@@ -151,24 +151,6 @@ def test_run_state_members_are_enum_members() -> None:
     assert pickle.loads(pickle.dumps(RunState.SHUTDOWN)) is RunState.SHUTDOWN
 
 
-def _public_classes() -> list[tuple[str, type]]:
-    out = []
-    for mod in MODULES:
-        for name in getattr(mod, "__all__", ()):
-            obj = getattr(mod, name)
-            if isinstance(obj, type) and obj.__module__ == mod.__name__:
-                out.append((f"{mod.__name__}.{name}", obj))
-    return out
-
-
-@pytest.mark.parametrize(
-    "cls", [c for _n, c in _public_classes()], ids=[n for n, _c in _public_classes()]
-)
-def test_public_classes_have_their_source(cls: type) -> None:
-    source = inspect.getsource(cls)
-    assert f"class {cls.__name__}" in source
-
-
 def test_every_public_name_has_one_home() -> None:
     """Each name ``accel.machine`` exports is listed by exactly one of its modules, the
     one that defines it."""

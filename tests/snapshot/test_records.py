@@ -87,23 +87,6 @@ def test_restore_modes_are_enum_members() -> None:
     assert copy.deepcopy(RestoreMode.RESUME) is RestoreMode.RESUME
 
 
-def _public_classes() -> list[tuple[str, type]]:
-    out = []
-    for mod in MODULES:
-        for name in getattr(mod, "__all__", ()):
-            obj = getattr(mod, name)
-            if isinstance(obj, type) and obj.__module__ == mod.__name__:
-                out.append((f"{mod.__name__}.{name}", obj))
-    return out
-
-
-@pytest.mark.parametrize(
-    "cls", [c for _n, c in _public_classes()], ids=[n for n, _c in _public_classes()]
-)
-def test_public_classes_have_their_source(cls: type) -> None:
-    assert f"class {cls.__name__}" in inspect.getsource(cls)
-
-
 @pytest.mark.parametrize("path", sorted(SNAPSHOT.glob("*.py")), ids=lambda p: p.name)
 def test_the_snapshot_layer_never_uses_pickle(path: Path) -> None:
     """The format stays bounded and declarative: nothing is unpickled or executed."""
