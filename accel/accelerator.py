@@ -42,6 +42,7 @@ from typing import ClassVar, Self
 
 from . import errors as _errors
 from .capabilities import Capability, CapabilityAnswer, CapabilitySet, ClockFlags
+from .cpustate import DebugRegisters, FpuState, MpState, VcpuEvents
 from .errors import InvalidArgumentError
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "Exit",
     "HaltExit",
     "InternalErrorExit",
+    "InterruptWindowExit",
     "InterruptedExit",
     "IoDirection",
     "MemoryRegion",
@@ -426,7 +428,26 @@ class InterruptedExit(_Exit):
         return "InterruptedExit()"
 
 
-Exit = PortIoExit | MmioExit | HaltExit | ShutdownExit | InternalErrorExit | InterruptedExit
+class InterruptWindowExit(_Exit):
+    """The guest can take an external interrupt now: the window asked for with
+    :meth:`Vcpu.request_interrupt_window` is open (RFLAGS.IF set, no STI / MOV SS shadow;
+    KVM's KVM_EXIT_IRQ_WINDOW_OPEN)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "InterruptWindowExit()"
+
+
+Exit = (
+    PortIoExit
+    | MmioExit
+    | HaltExit
+    | ShutdownExit
+    | InternalErrorExit
+    | InterruptedExit
+    | InterruptWindowExit
+)
 """The closed set of things :meth:`Vcpu.run` returns."""
 
 
@@ -838,6 +859,82 @@ class Vcpu(_Handle):
 
         Safe to call from another thread or a signal handler.
         """
+
+    # -- interrupt injection (Capability.INTERRUPT_INJECTION): what an interrupt
+    #    controller modelled outside the accelerator drives. Not thread-safe against a
+    #    running run(): call them between runs, on the thread that runs the vCPU.
+    def _unsupported(self, feature: str, what: str) -> _errors.UnsupportedError:
+        name = self.vm.accelerator.name
+        return _errors.UnsupportedError(
+            f"{name} vCPU cannot {what}",
+            hint=f"check Capability.{feature.upper().replace('-', '_')} before calling",
+            accelerator=name,
+            feature=feature,
+        )
+
+    def interrupt_ready(self) -> bool:
+        """True when an external interrupt injected now is taken before the next guest
+        instruction: RFLAGS.IF is set, there is no STI / MOV SS shadow and no injected
+        interrupt is still waiting (KVM's ``ready_for_interrupt_injection`` and ``if_flag``)."""
+        raise self._unsupported("interrupt-injection", "report whether it can take an interrupt")
+
+    def inject_interrupt(self, vector: int) -> None:
+        """Deliver external interrupt ``vector`` (32..255) before the next guest instruction,
+        through the IDT as the CPU's mode says; a vCPU halted in HLT wakes to take it.
+
+        Call only when :meth:`interrupt_ready` is true: otherwise
+        :class:`~accel.errors.VcpuStateError` and nothing is queued. A vector outside
+        0..255 is an :class:`~accel.errors.InvalidArgumentError`.
+        """
+        raise self._unsupported("interrupt-injection", "take an injected interrupt")
+
+    def inject_nmi(self) -> None:
+        """Raise an NMI (vector 2) on the vCPU; held while NMIs are blocked, as on hardware."""
+        raise self._unsupported("interrupt-injection", "take an injected NMI")
+
+    def request_interrupt_window(self, wanted: bool) -> None:
+        """While ``wanted``, :meth:`run` returns :class:`InterruptWindowExit` as soon as the
+        guest can take an external interrupt (at once when it already can)."""
+        raise self._unsupported("interrupt-injection", "report an interrupt window")
+
+    # -- state beyond the registers (Capability.VCPU_STATE): see accel.cpustate.
+    #    Each setter is all-or-nothing: on failure nothing was written.
+    def msr_indices(self) -> tuple[int, ...]:
+        """The MSRs this vCPU holds state in, sorted (what a snapshot saves)."""
+        raise self._unsupported("vcpu-state", "list its MSRs")
+
+    def get_msrs(self, indices: Iterator[int] | tuple[int, ...] | list[int]) -> dict[int, int]:
+        """The values of the MSRs ``indices``; one the vCPU does not have is a
+        :class:`~accel.errors.BackendCallError` naming it."""
+        raise self._unsupported("vcpu-state", "read MSRs")
+
+    def set_msrs(self, values: Mapping[int, int]) -> None:
+        """Write MSRs; one the vCPU refuses is an error naming it, and none is written."""
+        raise self._unsupported("vcpu-state", "write MSRs")
+
+    def get_fpu(self) -> FpuState:
+        raise self._unsupported("vcpu-state", "read its FPU state")
+
+    def set_fpu(self, state: FpuState) -> None:
+        raise self._unsupported("vcpu-state", "write its FPU state")
+
+    def get_debug_registers(self) -> DebugRegisters:
+        raise self._unsupported("vcpu-state", "read its debug registers")
+
+    def set_debug_registers(self, state: DebugRegisters) -> None:
+        raise self._unsupported("vcpu-state", "write its debug registers")
+
+    def get_events(self) -> VcpuEvents:
+        raise self._unsupported("vcpu-state", "read its pending events")
+
+    def set_events(self, events: VcpuEvents) -> None:
+        raise self._unsupported("vcpu-state", "write its pending events")
+
+    def get_mp_state(self) -> MpState:
+        raise self._unsupported("vcpu-state", "read its MP state")
+
+    def set_mp_state(self, state: MpState) -> None:
+        raise self._unsupported("vcpu-state", "write its MP state")
 
 
 def iter_exits(vcpu: Vcpu, limit: int | None = None) -> Iterator[Exit]:

@@ -103,6 +103,13 @@ class Capability(enum.Enum):
     """Extended processor state (XSAVE area) can be read and written."""
     VM_CAPABILITY_QUERY = "vm-capability-query"
     """Capabilities can be asked of a VM, which may answer differently from its host."""
+    INTERRUPT_INJECTION = "interrupt-injection"
+    """The VMM can inject an external interrupt or an NMI into a vCPU and ask for an
+    interrupt window (:meth:`accel.Vcpu.inject_interrupt`): what an interrupt controller
+    modelled outside the accelerator needs."""
+    VCPU_STATE = "vcpu-state"
+    """A vCPU's state beyond its registers (MSRs, FPU/XSAVE, debug registers, pending
+    events, MP state) can be read and written: what a snapshot a real guest survives needs."""
 
     # Members are singletons compared by identity, so identity hashing is consistent with
     # equality; Enum's own __hash__ is a Python-level call that dominated cached lookups.
@@ -154,6 +161,8 @@ _DESCRIPTIONS = {
     Capability.IRQFD: "an eventfd can inject an interrupt",
     Capability.XSAVE: "extended processor state can be saved and restored",
     Capability.VM_CAPABILITY_QUERY: "capabilities can be asked per VM",
+    Capability.INTERRUPT_INJECTION: "interrupts and NMIs can be injected from outside",
+    Capability.VCPU_STATE: "MSRs, FPU, debug registers and events can be saved",
 }
 
 

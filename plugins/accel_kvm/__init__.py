@@ -55,7 +55,10 @@ def accel_accelerators() -> list[AcceleratorInfo]:
             priority=100,
             factory=KvmAccelerator,
             hardware=True,
-            unsupported={},
+            unsupported={
+                "interrupt-injection": "KVM_INTERRUPT / KVM_NMI are not yet driven",
+                "vcpu-state": "KVM_GET/SET_MSRS, XSAVE, DEBUGREGS, VCPU_EVENTS are not yet driven",
+            },
             cpu_flags=CPU_FLAGS,
         )
     ]

@@ -21,7 +21,7 @@ from accel.errors import (
 )
 
 from . import bindings as b
-from .capabilities import KVM_CAPS, answers_from_raw, pv_clock_answers
+from .capabilities import KVM_CAPS, answers_from_raw, plugin_answers, pv_clock_answers
 from .ioctls import (
     ACCEL_NAME,
     KVM_CHECK_EXTENSION,
@@ -246,6 +246,7 @@ class KvmAccelerator(Accelerator):
         cpuid = self.supported_cpuid()
         answers = answers_from_raw(raw)
         answers.update(pv_clock_answers(cpuid, raw[b.KVM_CAP_ADJUST_CLOCK] > 0))
+        answers.update(plugin_answers())
         caps = CapabilitySet(answers)
         self._answers = {c.value: a for c, a in answers.items()}
         self._caps = caps

@@ -14,7 +14,7 @@ from accel.capabilities import Capability, CapabilityAnswer
 
 from . import bindings as b
 
-__all__ = ["KVM_CAPS", "answers_from_raw", "pv_clock_answers"]
+__all__ = ["KVM_CAPS", "answers_from_raw", "plugin_answers", "pv_clock_answers"]
 
 #: The capabilities answered straight from KVM_CHECK_EXTENSION, with their KVM_CAP names.
 KVM_CAPS: Final[dict[Capability, tuple[str, int]]] = {
@@ -82,5 +82,17 @@ def pv_clock_answers(
         ),
         Capability.PV_CLOCKSOURCE_STABLE: CapabilityAnswer.from_bool(
             pv and bool(pv_eax & _PV_STABLE_BIT), None, f"{src} bit 24"
+        ),
+    }
+
+
+def plugin_answers() -> dict[Capability, CapabilityAnswer]:
+    """The answers that depend on what this plugin drives, not on a KVM_CAP."""
+    return {
+        Capability.INTERRUPT_INJECTION: CapabilityAnswer.no(
+            "this plugin does not yet drive KVM_INTERRUPT / KVM_NMI"
+        ),
+        Capability.VCPU_STATE: CapabilityAnswer.no(
+            "this plugin does not yet drive KVM_GET/SET_MSRS, XSAVE, DEBUGREGS, VCPU_EVENTS"
         ),
     }

@@ -152,6 +152,8 @@ class KvmVM(VM):
                 answers = answers_from_raw(raw, " (vm)")
                 answers[Capability.PV_CLOCKSOURCE] = host[Capability.PV_CLOCKSOURCE]
                 answers[Capability.PV_CLOCKSOURCE_STABLE] = host[Capability.PV_CLOCKSOURCE_STABLE]
+                answers[Capability.INTERRUPT_INJECTION] = host[Capability.INTERRUPT_INJECTION]
+                answers[Capability.VCPU_STATE] = host[Capability.VCPU_STATE]
                 self._caps = CapabilitySet(answers)
         return self._caps
 

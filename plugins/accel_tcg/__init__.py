@@ -30,6 +30,8 @@ UNSUPPORTED: dict[str, str] = {
     "ioeventfd": "every port/MMIO access exits to the caller",
     "irqfd": "no interrupt injection by eventfd",
     "xsave": "no XSAVE-area state API",
+    "interrupt-injection": "injected interrupts are not yet delivered",
+    "vcpu-state": "MSRs and FPU state are not yet saved",
 }
 
 

@@ -178,6 +178,10 @@ def _answers() -> CapabilitySet:
             Capability.IRQFD: no(source="software emulation: no interrupt injection by eventfd"),
             Capability.XSAVE: no(source="this plugin exposes no XSAVE-area state"),
             Capability.VM_CAPABILITY_QUERY: yes(source="each TCG VM answers for itself"),
+            Capability.INTERRUPT_INJECTION: no(
+                source="this plugin does not yet deliver injected interrupts"
+            ),
+            Capability.VCPU_STATE: no(source="this plugin does not yet save MSRs or FPU state"),
         }
     )
 

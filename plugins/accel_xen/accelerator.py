@@ -67,6 +67,8 @@ _ANSWERS: tuple[tuple[str, str, str], ...] = (
     ("irqfd", "unknown", _WHY),
     ("xsave", "unknown", _WHY),
     ("vm-capability-query", "no", f"no VMs: {_NOT_DRIVEN}"),
+    ("interrupt-injection", "no", f"no VMs: {_NOT_DRIVEN}"),
+    ("vcpu-state", "no", f"no VMs: {_NOT_DRIVEN}"),
 )
 
 #: Conformance features the stub cannot provide, with the reason: every feature that
