@@ -31,7 +31,6 @@ UNSUPPORTED: dict[str, str] = {
     "irqfd": "no interrupt injection by eventfd",
     "xsave": "no XSAVE-area state API",
     "interrupt-injection": "injected interrupts are not yet delivered",
-    "vcpu-state": "MSRs and FPU state are not yet saved",
 }
 
 
@@ -41,10 +40,12 @@ PROPERTIES: tuple[PropertySpec, ...] = (
     PropertySpec(
         "thread",
         str,
-        "multi",
-        "multi: each vCPU runs on its own host thread with its own engine (the only mode "
-        "this plugin has; QEMU's single-threaded round-robin TCG is not implemented)",
-        choices=("multi",),
+        "single",
+        "single (default): one vCPU of a VM emulates at a time, round-robin with a time "
+        "slice, so LOCK-prefixed instructions are atomic across vCPUs (correct SMP); "
+        "multi: every vCPU's engine runs in parallel on its own host thread, one vCPU per "
+        "VM (unicorn's generated code is not atomic across engines)",
+        choices=("single", "multi"),
     ),
     PropertySpec(
         "tb-size",
@@ -57,7 +58,7 @@ PROPERTIES: tuple[PropertySpec, ...] = (
 )
 
 
-def create(*, thread: str = "multi", tb_size: int | None = None) -> TcgAccelerator:
+def create(*, thread: str = "single", tb_size: int | None = None) -> TcgAccelerator:
     """A new :class:`~accel_tcg.accelerator.TcgAccelerator` (the accelerator's factory).
 
     The accelerator module is imported here, when an accelerator is made, not when the
