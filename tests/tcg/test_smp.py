@@ -35,8 +35,10 @@ N = 100_000
 def loop(n: int, body: bytes) -> bytes:
     """``mov ecx, n; L: body; dec ecx; jnz L; hlt`` (a short backward jump)."""
     rel = -(len(body) + 3)
-    assert -128 <= rel
-    return b"\xb9" + n.to_bytes(4, "little") + body + b"\x49\x75" + (rel & 0xFF).to_bytes() + b"\xf4"
+    assert rel >= -128
+    return (
+        b"\xb9" + n.to_bytes(4, "little") + body + b"\x49\x75" + (rel & 0xFF).to_bytes() + b"\xf4"
+    )
 
 
 #: mov eax, 1; lock xadd [COUNTER], eax
@@ -125,7 +127,9 @@ def test_listings_assemble_to_the_bytes(tmp_path: Path) -> None:
         assert raw.read_bytes() == code, listing
 
 
-@pytest.mark.parametrize("body", [LOCK_XADD, LOCK_INC, LOCK_CMPXCHG], ids=["xadd", "inc", "cmpxchg"])
+@pytest.mark.parametrize(
+    "body", [LOCK_XADD, LOCK_INC, LOCK_CMPXCHG], ids=["xadd", "inc", "cmpxchg"]
+)
 @pytest.mark.parametrize("ncpus", [1, 2, 4])
 def test_locked_counter_is_exact(acc: TcgAccelerator, body: bytes, ncpus: int) -> None:
     vm, cpus = smp_vm(acc, loop(N, body), ncpus)
@@ -251,8 +255,7 @@ def test_kick_each_vcpu_while_all_run(acc: TcgAccelerator) -> None:
     with vm:
         results: dict[int, object] = {}
         threads = [
-            threading.Thread(target=lambda c=c: results.__setitem__(c.index, c.run()))
-            for c in cpus
+            threading.Thread(target=lambda c=c: results.__setitem__(c.index, c.run())) for c in cpus
         ]
         for t in threads:
             t.start()
@@ -319,3 +322,37 @@ def test_thread_property_values() -> None:
     with pytest.raises(InvalidArgumentError) as info:
         TcgAccelerator(thread="parallel")
     assert "'single'" in str(info.value) and info.value.argument == "thread"
+
+
+def test_sliced_vcpus_halt_under_long_mode_paging(acc: TcgAccelerator) -> None:
+    # Under paging the byte before RIP is found through the page tables: the code runs at
+    # linear 0x201000, an alias (PD entry 1) of physical 0x1000, so a check that read
+    # the linear address as physical would never see the HLT and the vCPUs would run on.
+    n = 2_000_000
+    # mov ecx, n; L: mov eax, 1; lock xadd [abs 0x2000], eax; dec ecx; jnz L; hlt
+    code = (
+        b"\xb9"
+        + n.to_bytes(4, "little")
+        + bytes.fromhex("b801000000 f00fc1042500200000 ffc9 75ee f4")
+    )
+    vm = acc.create_vm()
+    with vm:
+        vm.add_memory(0, 0x10000)
+        vm.write_memory(0x5000, (0x6003).to_bytes(8, "little"))  # PML4 -> PDPT
+        vm.write_memory(0x6000, (0x7003).to_bytes(8, "little"))  # PDPT -> PD
+        vm.write_memory(0x7000, (0x83).to_bytes(8, "little") * 2)  # 0 and 2 MiB -> phys 0
+        vm.write_memory(CODE, code)
+        cpus = [vm.create_vcpu() for _ in range(2)]
+        for cpu in cpus:
+            sregs = cpu.get_sregs()
+            sregs.cs = Segment(base=0, limit=0xFFFFFFFF, selector=8, type=0xB, l=1, g=1)
+            for name in ("ds", "es", "fs", "gs", "ss"):
+                setattr(sregs, name, flat(0x10, False))
+            sregs.cr3, sregs.cr4, sregs.efer, sregs.cr0 = 0x5000, 0x20, 0x500, 0x80000011
+            cpu.set_sregs(sregs)
+            cpu.set_regs(Registers(rip=0x200000 + CODE, rflags=2))
+        results = run_all(cpus)
+        assert all(isinstance(r, HaltExit) for r in results), results
+        assert counter(vm) == 2 * n
+        assert sum(c._slice_ends for c in cpus) >= 1
+        assert all(c.get_regs().rip == 0x200000 + CODE + len(code) for c in cpus)
