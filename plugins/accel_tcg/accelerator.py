@@ -14,7 +14,8 @@ read or write) posts the exit and blocks until the next ``run()``; that ``run()`
 releases it, the hook returns the answer the caller wrote into ``exit.data``, and the
 instruction completes exactly where it stopped. The handoff is two
 ``queue.SimpleQueue`` objects; the engine releases the GIL while it emulates (ctypes),
-so vCPUs of one VM run in parallel. HLT, faults and :meth:`kick` end ``emu_start``;
+so engines can run in parallel (``thread=multi``); with ``thread=single`` the vCPUs of a
+VM take turns (see Properties below). HLT, faults and :meth:`kick` end ``emu_start``;
 the worker maps the reason onto the contract's exits.
 
 Nothing in the handoff blocks without a bound on the worker: ``run()`` counts as running
@@ -118,8 +119,16 @@ __all__ = ["MAX_VCPUS", "TcgAccelerator", "TcgVM", "TcgVcpu"]
 NAME: Final = "tcg"
 #: The ``thread`` property's values (see the module doc and :mod:`accel_tcg.scheduler`).
 THREAD_MODES: Final = ("single", "multi")
-#: vCPUs per VM this plugin supports: one unicorn engine (about 3 MiB) and one worker
-#: thread each; the tests create this many.
+#: The default translation buffer of each engine (MiB). Unicorn's own, 1 GiB, is a
+#: multiple of 2 MiB: Linux aligns such an anonymous mapping on a 2 MiB boundary and the
+#: first translated block faults in a whole transparent huge page (QEMU asks for them),
+#: 2 of the 2.8 MiB an idle one-vCPU VM costs. A small size that is not a multiple of
+#: 2 MiB is not aligned and the idle VM costs 0.83 MiB (measured; docs/performance.md
+#: "TCG"); a guest that translates more code than fits flushes the buffer and translates
+#: again, as QEMU does when its buffer is full.
+DEFAULT_TB_SIZE_MIB: Final = 7
+#: vCPUs per VM this plugin supports: one unicorn engine (about 0.8 MiB idle with the
+#: default translation buffer) and one worker thread each; the tests create this many.
 MAX_VCPUS: Final = 64
 #: Guest-physical address width (the CPUID 0x80000008 value unicorn reports is 40 bits).
 PHYS_BITS: Final = 40
@@ -212,7 +221,7 @@ class TcgAccelerator(Accelerator):
         of a VM emulate at a time, round-robin (correct SMP: LOCK-prefixed instructions
         stay atomic); ``multi`` runs each vCPU's engine in parallel and allows one vCPU
         per VM (unicorn's code is not atomic across engines); ``tb_size`` is each
-        engine's translation-buffer size in MiB (unicorn's default when None)."""
+        engine's translation-buffer size in MiB (:data:`DEFAULT_TB_SIZE_MIB` when None)."""
         if thread not in THREAD_MODES:
             raise InvalidArgumentError(
                 f"tcg property 'thread' is {thread!r}: it is 'single' (one vCPU of a VM "
@@ -233,7 +242,7 @@ class TcgAccelerator(Accelerator):
                 accelerator=NAME,
             )
         self.thread = thread
-        self.tb_size = tb_size
+        self.tb_size = DEFAULT_TB_SIZE_MIB if tb_size is None else tb_size
         self._availability: Availability | None = None
         self._layout: ContextLayout | None = None
         self._caps: CapabilitySet | None = None

@@ -317,8 +317,14 @@ def test_start_a_vcpu_that_never_ran_while_another_runs(acc: TcgAccelerator) -> 
         assert not runner.is_alive()
 
 
-def test_thread_property_values() -> None:
-    assert TcgAccelerator().thread == "single"
+def test_thread_and_tb_size_defaults() -> None:
+    from accel_tcg.accelerator import DEFAULT_TB_SIZE_MIB
+
+    with TcgAccelerator() as acc, acc.create_vm() as vm:
+        assert (acc.thread, acc.tb_size) == ("single", DEFAULT_TB_SIZE_MIB)
+        cpu = vm.create_vcpu()
+        assert cpu._uc.ctl_get_tcg_buffer_size() == DEFAULT_TB_SIZE_MIB << 20
+        assert DEFAULT_TB_SIZE_MIB % 2  # not a multiple of 2 MiB (no huge-page alignment)
     with pytest.raises(InvalidArgumentError) as info:
         TcgAccelerator(thread="parallel")
     assert "'single'" in str(info.value) and info.value.argument == "thread"
