@@ -29,7 +29,7 @@ UNSUPPORTED: dict[str, str] = {
     "tsc-khz": "unicorn does not report the guest TSC frequency",
     "ioeventfd": "every port/MMIO access exits to the caller",
     "irqfd": "no interrupt injection by eventfd",
-    "xsave": "no XSAVE-area state API",
+    "xsave": "no extended XSAVE components (no AVX in the CPU model); x87/SSE are in get_fpu",
     "interrupt-injection": "injected interrupts are not yet delivered",
 }
 

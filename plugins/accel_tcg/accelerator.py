@@ -197,7 +197,10 @@ def _answers() -> CapabilitySet:
             Capability.TSC_KHZ: no(source="unicorn does not report the guest TSC frequency"),
             Capability.IOEVENTFD: no(source="software emulation: every port/MMIO access exits"),
             Capability.IRQFD: no(source="software emulation: no interrupt injection by eventfd"),
-            Capability.XSAVE: no(source="this plugin exposes no XSAVE-area state"),
+            Capability.XSAVE: no(
+                source="no extended (AVX and later) XSAVE components: the CPU model has none; "
+                "x87/SSE travel in get_fpu's XSAVE area (vcpu-state)"
+            ),
             Capability.VM_CAPABILITY_QUERY: yes(source="each TCG VM answers for itself"),
             Capability.INTERRUPT_INJECTION: no(
                 source="this plugin does not yet deliver injected interrupts"
@@ -644,6 +647,9 @@ class TcgVcpu(Vcpu):
 
         _state.write_sregs(self._uc, self._layout, SpecialRegisters(apic_base=self._apic_base))
         _state.write_regs(self._uc, Registers(rip=0xFFF0, rflags=0x2, rdx=0x600))
+        from .cpustate import reset_fpu
+
+        reset_fpu(self._uc)
 
     def _backend(self, call: str, exc: Exception) -> BackendCallError:
         return BackendCallError(call, None, accelerator=NAME, detail=str(exc))

@@ -67,6 +67,7 @@ __all__ = [
     "read_events",
     "read_fpu",
     "read_msrs",
+    "reset_fpu",
     "write_debug_registers",
     "write_events",
     "write_fpu",
@@ -284,7 +285,9 @@ def read_fpu(uc: Any) -> FpuState:
     for i, reg in enumerate(_xmm_regs(x86)):
         area[160 + 16 * i : 176 + 16 * i] = int(uc.reg_read(reg)).to_bytes(16, "little")
     xcr0 = _read_context_u64(uc, xcr0_offset())
-    struct.pack_into("<Q", area, 512, xcr0 & XSTATE_SUPPORTED)  # XSTATE_BV
+    # XSTATE_BV: the components this area holds, whatever the guest's XCR0 enables (as
+    # KVM_GET_XSAVE saves all the vCPU supports: SSE registers live on under XCR0 = 1)
+    struct.pack_into("<Q", area, 512, XSTATE_SUPPORTED)
     return FpuState(bytes(area), xcr0)
 
 
@@ -354,6 +357,16 @@ def write_fpu(uc: Any, state: FpuState) -> None:
         value = int.from_bytes(raw[160 + 16 * i : 176 + 16 * i], "little")
         uc.reg_write(reg, value if xstate_bv & _XSTATE_SSE else 0)
     _patch_context(uc, xcr0_offset(), "<Q", state.xcr0)
+
+
+def reset_fpu(uc: Any) -> None:
+    """The FPU state after RESET as KVM shows a new vCPU (FCW 0x37F, all registers empty,
+    MXCSR 0x1F80, XCR0 1), in place of the engine's (FCW 0, MXCSR 0, tags not empty)."""
+    area = bytearray(XSAVE_LEGACY_SIZE)
+    struct.pack_into("<H", area, 0, _FCW_INIT)
+    struct.pack_into("<II", area, 24, _MXCSR_INIT, _MXCSR_MASK)
+    struct.pack_into("<Q", area, 512, XSTATE_SUPPORTED)
+    write_fpu(uc, FpuState(bytes(area), 1))
 
 
 # --------------------------------------------------------------------------- debug, events

@@ -368,8 +368,11 @@ def test_fpu_of_a_fresh_vcpu(acc: TcgAccelerator) -> None:
     with acc.create_vm() as vm:
         state = vm.create_vcpu().get_fpu()
         assert len(state.xsave) == XSAVE_LEGACY_SIZE
-        assert state.xcr0 & 1 and not state.xcr0 & ~cpustate.XSTATE_SUPPORTED
+        # the state after RESET as KVM shows a new vCPU, not the engine's own zeros
+        assert (state.fcw, state.mxcsr, state.xsave[4], state.xcr0) == (0x37F, 0x1F80, 0, 1)
+        assert struct.unpack_from("<HI", state.xsave, 2) == (0, 0)  # FSW, FOP
         assert struct.unpack_from("<I", state.xsave, 28)[0] == 0xFFFF  # MXCSR_MASK
+        assert all(state.st(i) == bytes(10) for i in range(8))
 
 
 _u = st.integers
