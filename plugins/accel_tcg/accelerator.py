@@ -43,8 +43,8 @@ effect from the next translation block: the rest of the current one runs as tran
 
 Properties (``--accel tcg,thread=single,tb-size=64``): every vCPU has its own engine and
 worker thread in both modes. ``thread=single`` (the default) lets one vCPU of a VM
-emulate at a time, round-robin with a time slice (:mod:`accel_tcg.scheduler`): unicorn
-generates code for a single-threaded CPU, so LOCK-prefixed instructions are atomic
+emulate at a time, round-robin in instruction-count slices (:mod:`accel_tcg.scheduler`):
+unicorn generates code for a single-threaded CPU, so LOCK-prefixed instructions are atomic
 across vCPUs only when they do not run at once. ``thread=multi`` runs the engines in
 parallel and is therefore refused for a VM with more than one vCPU. ``tb_size`` sets
 each engine's translation buffer in MiB.
