@@ -832,9 +832,10 @@ class TcgVcpu(Vcpu):
             self._pending = None
             self._in_flight = True
             self._to_worker.put(_GO)
-        elif self._kick:
+        elif self._kick and not self._sliced:
             # a run left by an exception (KeyboardInterrupt) is still going: this run
-            # takes its exit over, and the kick has to stop the engine
+            # takes its exit over, and the kick has to stop the engine (a sliced one
+            # stops at the end of its slice)
             self._stop_engine()
         ex = self._wait_for_worker()
         self._in_flight = False
@@ -875,7 +876,11 @@ class TcgVcpu(Vcpu):
         # Only a worker that owes an exit can be inside emu_start. Otherwise the flag is
         # enough (run() and the worker look at it before emulating), and an emu_stop
         # would stay pending in an engine parked in a hook and cut the next run short.
-        if self._in_flight:
+        # A sliced engine (thread=single, several vCPUs) is not stopped either: it sees
+        # the flag at the end of its slice, between two instructions, where an emu_stop
+        # can land inside a read-modify-write instruction and make it run twice
+        # (accel_tcg.scheduler).
+        if self._in_flight and not self._sliced:
             self._stop_engine()
 
     def _stop_engine(self, attempt: int = 0) -> None:
@@ -901,7 +906,7 @@ class TcgVcpu(Vcpu):
             return False  # nothing in emu_start; a new worker checks the flags first
         if self._closing:
             return time.monotonic() < self._close_deadline
-        return self._in_flight and self._kick
+        return self._in_flight and self._kick and not self._sliced
 
     def _retry_stop(self, attempt: int) -> None:
         if self._stop_wanted():
@@ -1040,6 +1045,8 @@ class TcgVcpu(Vcpu):
             if self._event is not None:
                 return self._event
             if self._kick:
+                if self._sliced and self._halted_here():
+                    return HaltExit()  # a kicked slice that ended at HLT (the kick stays set)
                 return InterruptedExit()
             if self._resume_at is not None and self._linear_pc() == self._resume_at:
                 continue  # an exception was delivered: the engine stopped to reload CS:IP

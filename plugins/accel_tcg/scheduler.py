@@ -30,6 +30,9 @@ half the emulation speed while it is on (measured in bench/bench_tcg.py), and HL
 exhausted count both end ``emu_start`` silently: the worker tells them apart by the HLT
 byte before RIP, read through the guest's page tables (:mod:`accel_tcg.paging`).
 
+A kick of a sliced vCPU does not ``emu_stop`` its engine (for the reason above): the worker
+sees the kick when the slice ends, so a kick or a pause waits at most one slice.
+
 Waiting is bounded and never blocks a kick, pause or close: a waiter gives up when its
 vCPU is kicked or closed (:meth:`RoundRobin.acquire` polls its ``give_up`` predicate at
 :data:`POLL` and is woken at once when the lock is free for :meth:`RoundRobin.wake`).
@@ -45,8 +48,9 @@ from typing import Final
 __all__ = ["POLL", "SLICE_INSNS", "RoundRobin"]
 
 #: How many guest instructions one vCPU of a multi-vCPU VM runs before the next takes its
-#: turn (about 10 ms of emulation here; QEMU's round-robin kick period is 100 ms).
-SLICE_INSNS: Final = 1_000_000
+#: turn, and the longest a kick of a running sliced vCPU waits (it does not emu_stop the
+#: engine: see above): about 1 ms of emulation under the count hook here.
+SLICE_INSNS: Final = 200_000
 #: The longest a waiting worker goes without looking at its kick and close flags (s).
 POLL: Final = 0.01
 

@@ -362,3 +362,32 @@ def test_sliced_vcpus_halt_under_long_mode_paging(acc: TcgAccelerator) -> None:
         assert counter(vm) == 2 * n
         assert sum(c._slice_ends for c in cpus) >= 1
         assert all(c.get_regs().rip == 0x200000 + CODE + len(code) for c in cpus)
+
+
+def test_kicks_of_sliced_vcpus_never_run_an_instruction_twice(acc: TcgAccelerator) -> None:
+    # emu_stop from another thread can land after the store of a LOCK XADD and run it
+    # again (see test_multi_engines_...): kicks of sliced vCPUs wait for the slice end.
+    n = 3_000_000
+    vm, cpus = smp_vm(acc, loop(n, LOCK_XADD), 2)
+    with vm:
+        done: list[object] = []
+        interrupted = [0, 0]
+
+        def drive(i: int) -> None:
+            while True:
+                ex = cpus[i].run()
+                if not isinstance(ex, InterruptedExit):
+                    done.append(ex)
+                    return
+                interrupted[i] += 1
+
+        threads = [threading.Thread(target=drive, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        while any(t.is_alive() for t in threads):
+            for cpu in cpus:
+                cpu.kick()
+            threading.Event().wait(0.002)
+        assert all(isinstance(ex, HaltExit) for ex in done) and len(done) == 2, done
+        assert sum(interrupted) > 0  # the kicks did interrupt the runs
+        assert counter(vm) == 2 * n  # and no instruction ran twice
