@@ -391,3 +391,27 @@ def test_kicks_of_sliced_vcpus_never_run_an_instruction_twice(acc: TcgAccelerato
         assert all(isinstance(ex, HaltExit) for ex in done) and len(done) == 2, done
         assert sum(interrupted) > 0  # the kicks did interrupt the runs
         assert counter(vm) == 2 * n  # and no instruction ran twice
+
+
+def test_set_registers_of_a_vcpu_that_never_ran_while_another_runs(
+    acc: TcgAccelerator,
+) -> None:
+    # A SIPI from outside: both vCPUs exist; vCPU 1 has never run; vCPU 0 spins in run().
+    vm, cpus = smp_vm(acc, bytes.fromhex("ebfe"), 2)  # jmp .
+    with vm:
+        vm.write_memory(0x1100, loop(50_000, LOCK_XADD))
+        bsp, ap = cpus
+        runner = threading.Thread(target=bsp.run)
+        runner.start()
+        while not bsp._in_flight:
+            threading.Event().wait(0.001)
+        sregs = ap.get_sregs()
+        sregs.cs = flat(0x08, True)
+        ap.set_sregs(sregs)
+        ap.set_regs(Registers(rip=0x1100, rflags=2, rsp=0x8000))
+        assert ap.get_regs().rip == 0x1100
+        assert isinstance(ap.run(), HaltExit) and counter(vm) == 50_000
+        assert runner.is_alive()  # vCPU 0 ran on meanwhile, in turns with vCPU 1
+        bsp.kick()
+        runner.join(timeout=30)
+        assert not runner.is_alive()
