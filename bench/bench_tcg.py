@@ -7,7 +7,12 @@ Measured in the same process, medians of ``--repeat`` runs:
   kvm when /dev/kvm is usable;
 * a port-I/O loop (``out 0x10,al; jmp``): exits/s through ``Vcpu.run()`` on tcg, on raw
   unicorn with an OUT hook that returns at once (the floor: no handoff to a caller), and
-  on kvm.
+  on kvm;
+* SMP on tcg (``thread=single``): the compute loop on 2 and 4 vCPUs of one VM at once,
+  aggregate guest instructions/s (one vCPU emulates at a time, in instruction-count
+  slices), and the same 1-vCPU loop with ``thread=multi`` (no scheduler at all);
+* memory: the RSS one idle VM (one vCPU that ran to a HLT) adds, over 20 VMs, with the
+  default translation buffer and with unicorn's 1 GiB (``tb-size=1024``).
 
 Usage: ``python bench/bench_tcg.py [--repeat N] [--json]``. Ratios are what to compare.
 """
@@ -15,8 +20,10 @@ Usage: ``python bench/bench_tcg.py [--repeat N] [--json]``. Ratios are what to c
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import json
+import os
 import queue
 import statistics
 import threading
@@ -90,6 +97,54 @@ def accel_exits(acc: accel.Accelerator, exits: int) -> float:
         elapsed = time.perf_counter() - started
         assert isinstance(ex, PortIoExit), ex
     return elapsed
+
+
+def smp_compute(acc: accel.Accelerator, ncpus: int, iterations: int) -> float:
+    """Seconds for ``ncpus`` vCPUs of one VM, each on its own caller thread, to all run the
+    compute loop to its HLT."""
+    vm, first = _vcpu(acc, compute_code(iterations), protected=True)
+    with vm:
+        cpus = [first]
+        for _ in range(ncpus - 1):
+            cpu = vm.create_vcpu()
+            cpu.set_sregs(first.get_sregs())
+            cpu.set_regs(Registers(rip=LOAD, rflags=2))
+            cpus.append(cpu)
+        exits: list[object] = []
+        threads = [threading.Thread(target=lambda c=c: exits.append(c.run())) for c in cpus]
+        started = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - started
+        assert len(exits) == ncpus and all(isinstance(e, HaltExit) for e in exits), exits
+    return elapsed
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def idle_vm_rss(acc: accel.Accelerator, vms: int = 20) -> float:
+    """MiB of resident memory one idle VM (a vCPU that ran to HLT, 64 KiB RAM) adds."""
+    made: list[accel.VM] = []
+
+    def one() -> accel.VM:
+        vm, cpu = _vcpu(acc, b"\xf4")
+        assert isinstance(cpu.run(), HaltExit)
+        return vm
+
+    warm = one()
+    gc.collect()
+    before = _rss()
+    made = [one() for _ in range(vms)]
+    gc.collect()
+    per_vm = (_rss() - before) / vms / 2**20
+    for vm in (*made, warm):
+        vm.close()
+    return per_vm
 
 
 def handoff(rounds: int) -> float:
@@ -211,6 +266,21 @@ def main(argv: list[str] | None = None) -> int:
     rows["kvm port-I/O exits/s (run())"] = (
         median_rate(args.exits, lambda: accel_exits(kvm, args.exits), repeat) if kvm else None
     )
+    n = counts["tcg compute (guest instr/s)"]
+    multi = reg.open("tcg,thread=multi")
+    rows["tcg compute, thread=multi (guest instr/s)"] = median_rate(
+        3 * n + 3, lambda: accel_compute(multi, n), repeat
+    )
+    multi.close()
+    for ncpus in (2, 4):
+        per = max(n // ncpus, 1)
+        rows[f"tcg {ncpus}-vCPU aggregate compute (guest instr/s)"] = median_rate(
+            ncpus * (3 * per + 3), lambda k=ncpus, m=per: smp_compute(tcg, k, m), repeat
+        )
+    rows["tcg idle VM RSS (MiB, default tb-size)"] = idle_vm_rss(tcg)
+    big = reg.open("tcg,tb-size=1024")
+    rows["tcg idle VM RSS (MiB, tb-size=1024)"] = idle_vm_rss(big)
+    big.close()
     tcg.close()
     if kvm:
         kvm.close()
@@ -227,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
         "tcg port-I/O exits/s (run())": "thread handoff round trips/s (floor)",
         "raw unicorn OUT hooks/s (no handoff)": "tcg port-I/O exits/s (run())",
         "kvm port-I/O exits/s (run())": "tcg port-I/O exits/s (run())",
+        "tcg compute, thread=multi (guest instr/s)": "tcg compute (guest instr/s)",
+        "tcg 2-vCPU aggregate compute (guest instr/s)": "tcg compute (guest instr/s)",
+        "tcg 4-vCPU aggregate compute (guest instr/s)": "tcg compute (guest instr/s)",
+        "tcg idle VM RSS (MiB, default tb-size)": "tcg idle VM RSS (MiB, tb-size=1024)",
     }
     for name, value in rows.items():
         if value is None:
@@ -234,7 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         base = rows.get(ratio_base.get(name, ""))
         ratio = f"{value / base:.2f}x {ratio_base[name].split(' (')[0]}" if base else ""
-        print(f"| {name} | {value:,.0f} | {ratio} |")
+        shown = f"{value:.2f}" if "MiB" in name else f"{value:,.0f}"
+        print(f"| {name} | {shown} | {ratio} |")
     return 0
 
 

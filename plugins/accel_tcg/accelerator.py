@@ -14,7 +14,8 @@ read or write) posts the exit and blocks until the next ``run()``; that ``run()`
 releases it, the hook returns the answer the caller wrote into ``exit.data``, and the
 instruction completes exactly where it stopped. The handoff is two
 ``queue.SimpleQueue`` objects; the engine releases the GIL while it emulates (ctypes),
-so vCPUs of one VM run in parallel. HLT, faults and :meth:`kick` end ``emu_start``;
+so engines can run in parallel (``thread=multi``); with ``thread=single`` the vCPUs of a
+VM take turns (see Properties below). HLT, faults and :meth:`kick` end ``emu_start``;
 the worker maps the reason onto the contract's exits.
 
 Nothing in the handoff blocks without a bound on the worker: ``run()`` counts as running
@@ -40,9 +41,16 @@ exception frames this module pushes, and :meth:`TcgVM.write_memory`, drop the tr
 code of the bytes they overwrite (a host write while a vCPU is parked in an exit takes
 effect from the next translation block: the rest of the current one runs as translated).
 
-Properties (``--accel tcg,thread=multi,tb-size=64``): ``thread`` is ``multi`` (one host
-thread and engine per vCPU, the only mode); ``tb_size`` sets each engine's translation
-buffer in MiB.
+Properties (``--accel tcg,thread=single,tb-size=64``): every vCPU has its own engine and
+worker thread in both modes. ``thread=single`` (the default) lets one vCPU of a VM
+emulate at a time, round-robin in instruction-count slices (:mod:`accel_tcg.scheduler`):
+unicorn generates code for a single-threaded CPU, so LOCK-prefixed instructions are atomic
+across vCPUs only when they do not run at once. ``thread=multi`` runs the engines in
+parallel and is therefore refused for a VM with more than one vCPU. ``tb_size`` sets
+each engine's translation buffer in MiB.
+
+MSRs, the x87/SSE state (as an XSAVE area), the debug registers, the interrupt shadow
+and the MP state are :mod:`accel_tcg.cpustate`'s (Capability.VCPU_STATE).
 
 The guest sees unicorn's CPUID (no KVM paravirtual leaves at 0x40000000, as under QEMU
 TCG); :class:`~accel.CpuSpec` flags are recorded on the vCPU but do not filter CPUID.
@@ -66,6 +74,7 @@ import queue
 import struct
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from accel.accelerator import (
@@ -89,6 +98,7 @@ from accel.accelerator import (
     VmOptions,
 )
 from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
+from accel.cpustate import DebugRegisters, FpuState, MpState, VcpuEvents
 from accel.errors import (
     AcceleratorUnavailableError,
     BackendCallError,
@@ -98,6 +108,7 @@ from accel.errors import (
 )
 
 from ._clock import CLOCK_FLAGS, VirtualClock
+from .scheduler import RoundRobin
 
 if TYPE_CHECKING:
     # (accel_tcg._state imports unicorn, which TcgAccelerator.probe imports when it is used)
@@ -106,8 +117,18 @@ if TYPE_CHECKING:
 __all__ = ["MAX_VCPUS", "TcgAccelerator", "TcgVM", "TcgVcpu"]
 
 NAME: Final = "tcg"
-#: vCPUs per VM this plugin supports: one unicorn engine (about 3 MiB) and one worker
-#: thread each; the tests create this many.
+#: The ``thread`` property's values (see the module doc and :mod:`accel_tcg.scheduler`).
+THREAD_MODES: Final = ("single", "multi")
+#: The default translation buffer of each engine (MiB). Unicorn's own, 1 GiB, is a
+#: multiple of 2 MiB: Linux aligns such an anonymous mapping on a 2 MiB boundary and the
+#: first translated block faults in a whole transparent huge page (QEMU asks for them),
+#: 2 of the 2.8 MiB an idle one-vCPU VM costs. A small size that is not a multiple of
+#: 2 MiB is not aligned and the idle VM costs 0.83 MiB (measured; docs/performance.md
+#: "TCG"); a guest that translates more code than fits flushes the buffer and translates
+#: again, as QEMU does when its buffer is full.
+DEFAULT_TB_SIZE_MIB: Final = 7
+#: vCPUs per VM this plugin supports: one unicorn engine (about 0.8 MiB idle with the
+#: default translation buffer) and one worker thread each; the tests create this many.
 MAX_VCPUS: Final = 64
 #: Guest-physical address width (the CPUID 0x80000008 value unicorn reports is 40 bits).
 PHYS_BITS: Final = 40
@@ -176,12 +197,18 @@ def _answers() -> CapabilitySet:
             Capability.TSC_KHZ: no(source="unicorn does not report the guest TSC frequency"),
             Capability.IOEVENTFD: no(source="software emulation: every port/MMIO access exits"),
             Capability.IRQFD: no(source="software emulation: no interrupt injection by eventfd"),
-            Capability.XSAVE: no(source="this plugin exposes no XSAVE-area state"),
+            Capability.XSAVE: no(
+                source="no extended (AVX and later) XSAVE components: the CPU model has none; "
+                "x87/SSE travel in get_fpu's XSAVE area (vcpu-state)"
+            ),
             Capability.VM_CAPABILITY_QUERY: yes(source="each TCG VM answers for itself"),
             Capability.INTERRUPT_INJECTION: no(
                 source="this plugin does not yet deliver injected interrupts"
             ),
-            Capability.VCPU_STATE: no(source="this plugin does not yet save MSRs or FPU state"),
+            Capability.VCPU_STATE: yes(
+                source="unicorn's MSRs (accel_tcg.cpustate.MSR_INDICES), x87/SSE as an XSAVE "
+                "area, DR0-3/6/7, the interrupt shadow, RUNNABLE/HALTED"
+            ),
         }
     )
 
@@ -191,17 +218,19 @@ class TcgAccelerator(Accelerator):
 
     name = NAME
 
-    def __init__(self, *, thread: str = "multi", tb_size: int | None = None) -> None:
+    def __init__(self, *, thread: str = "single", tb_size: int | None = None) -> None:
         """``thread`` and ``tb_size`` are the ``--accel tcg,thread=...,tb-size=...``
-        properties (:data:`accel_tcg.PROPERTIES`): every vCPU runs on its own host
-        thread (QEMU's ``thread=multi``; ``single`` is refused), and ``tb_size`` is each
-        engine's translation-buffer size in MiB (unicorn's default when None)."""
-        if thread != "multi":
+        properties (:data:`accel_tcg.PROPERTIES`): ``single`` (the default) lets one vCPU
+        of a VM emulate at a time, round-robin (correct SMP: LOCK-prefixed instructions
+        stay atomic); ``multi`` runs each vCPU's engine in parallel and allows one vCPU
+        per VM (unicorn's code is not atomic across engines); ``tb_size`` is each
+        engine's translation-buffer size in MiB (:data:`DEFAULT_TB_SIZE_MIB` when None)."""
+        if thread not in THREAD_MODES:
             raise InvalidArgumentError(
-                f"tcg property 'thread' is {thread!r}: this plugin runs each vCPU on its "
-                "own host thread with its own unicorn engine (QEMU's thread=multi); "
-                "single-threaded round-robin TCG is not implemented",
-                hint="use thread=multi, or leave it out",
+                f"tcg property 'thread' is {thread!r}: it is 'single' (one vCPU of a VM "
+                "emulates at a time, round-robin) or 'multi' (engines in parallel, one "
+                "vCPU per VM)",
+                hint="use thread=single (the default) or thread=multi",
                 argument="thread",
                 value=thread,
                 accelerator=NAME,
@@ -216,7 +245,7 @@ class TcgAccelerator(Accelerator):
                 accelerator=NAME,
             )
         self.thread = thread
-        self.tb_size = tb_size
+        self.tb_size = DEFAULT_TB_SIZE_MIB if tb_size is None else tb_size
         self._availability: Availability | None = None
         self._layout: ContextLayout | None = None
         self._caps: CapabilitySet | None = None
@@ -331,6 +360,8 @@ class TcgVM(VM):
         self._clock = VirtualClock()
         self._paused = False
         self._lock = threading.RLock()
+        #: thread=single: the token one vCPU holds while it emulates (None for multi)
+        self._scheduler = RoundRobin() if accelerator.thread == "single" else None
 
     # -- capabilities
     def capabilities(self) -> CapabilitySet:
@@ -440,6 +471,7 @@ class TcgVM(VM):
                     accelerator=NAME,
                     capability=Capability.MAX_VCPUS,
                 )
+            self._check_smp(index)
             vcpu = _new_vcpu(self, index, cpu or CpuSpec(), self._layout)
             try:
                 for ram in self._ram:
@@ -450,7 +482,30 @@ class TcgVM(VM):
                 vcpu.close()
                 raise
             self._vcpus.append(vcpu)
+            self._start_slicing()
             return vcpu
+
+    def _check_smp(self, index: int) -> None:
+        """thread=multi runs the engines in parallel, where a LOCK-prefixed instruction is
+        not atomic (see accel_tcg.scheduler): a second vCPU is refused."""
+        if self._scheduler is None and self._vcpus:
+            raise CapabilityError(
+                f"vcpu {index}: tcg thread=multi runs each vCPU's engine in parallel, and "
+                "unicorn's generated code is not atomic across engines (LOCK XADD/CMPXCHG "
+                "lose updates), so a multi-threaded VM has one vCPU",
+                hint="use --accel tcg,thread=single (the default) for SMP guests",
+                accelerator=NAME,
+                capability=Capability.MAX_VCPUS,
+            )
+
+    def _start_slicing(self) -> None:
+        """A second vCPU: one already inside emu_start runs without a time slice (one-vCPU
+        VMs run unsliced) and would never hand the token on, so it is kicked
+        (InterruptedExit) and its next run() is sliced."""
+        if self._scheduler is not None and len(self._vcpus) == 2:
+            for cpu in self._vcpus:
+                if cpu._in_flight:
+                    cpu.kick()
 
     @property
     def vcpus(self) -> tuple[TcgVcpu, ...]:
@@ -574,6 +629,11 @@ class TcgVcpu(Vcpu):
         self._rm_hooks: list[int] = []
         self._limit_hooks: dict[int, int] = {}
         self._restart = False
+        self._halted = False  # the last run() ended at HLT (MpState.HALTED)
+        self._sliced = False  # the current emu_start has a time slice (thread=single SMP)
+        self._scheduler = vm._scheduler  # the VM's token (thread=single) or None
+        self._slice_ends = 0  # time slices this vCPU used up (a count, for tests/bench)
+        self._peers = vm._vcpus  # the VM's vCPUs (the list itself: it grows)
         uc = self._uc
         uc.hook_add(U.UC_HOOK_INSN, self._hook_in, None, 1, 0, x86.UC_X86_INS_IN)
         uc.hook_add(U.UC_HOOK_INSN, self._hook_out, None, 1, 0, x86.UC_X86_INS_OUT)
@@ -587,6 +647,9 @@ class TcgVcpu(Vcpu):
 
         _state.write_sregs(self._uc, self._layout, SpecialRegisters(apic_base=self._apic_base))
         _state.write_regs(self._uc, Registers(rip=0xFFF0, rflags=0x2, rdx=0x600))
+        from .cpustate import reset_fpu
+
+        reset_fpu(self._uc)
 
     def _backend(self, call: str, exc: Exception) -> BackendCallError:
         return BackendCallError(call, None, accelerator=NAME, detail=str(exc))
@@ -656,6 +719,81 @@ class TcgVcpu(Vcpu):
         _state.write_sregs(self._uc, self._layout, sregs)
         self._apic_base = sregs.apic_base
 
+    # -- state beyond the registers (accel_tcg.cpustate; setters as set_regs: not while
+    #    the vCPU runs or an exit is pending)
+    def msr_indices(self) -> tuple[int, ...]:
+        self._check_open()
+        from .cpustate import MSR_INDICES
+
+        return MSR_INDICES
+
+    def get_msrs(self, indices: Iterator[int] | tuple[int, ...] | list[int]) -> dict[int, int]:
+        self._check_open()
+        from . import cpustate
+
+        return cpustate.read_msrs(self._uc, indices)
+
+    def set_msrs(self, values: Mapping[int, int]) -> None:
+        self._check_settable()
+        from . import cpustate
+
+        cpustate.write_msrs(self._uc, values)
+
+    def get_fpu(self) -> FpuState:
+        self._check_open()
+        from . import cpustate
+
+        return cpustate.read_fpu(self._uc)
+
+    def set_fpu(self, state: FpuState) -> None:
+        self._check_settable()
+        from . import cpustate
+
+        cpustate.write_fpu(self._uc, state)
+
+    def get_debug_registers(self) -> DebugRegisters:
+        self._check_open()
+        from . import cpustate
+
+        return cpustate.read_debug_registers(self._uc)
+
+    def set_debug_registers(self, state: DebugRegisters) -> None:
+        self._check_settable()
+        from . import cpustate
+
+        cpustate.write_debug_registers(self._uc, state)
+
+    def get_events(self) -> VcpuEvents:
+        self._check_open()
+        from . import cpustate
+
+        return cpustate.read_events(self._uc, self._layout)
+
+    def set_events(self, events: VcpuEvents) -> None:
+        self._check_settable()
+        from . import cpustate
+
+        cpustate.write_events(self._uc, self._layout, events)
+
+    def get_mp_state(self) -> MpState:
+        """HALTED from a HaltExit until the next run(), else RUNNABLE."""
+        self._check_open()
+        return MpState.HALTED if self._halted else MpState.RUNNABLE
+
+    def set_mp_state(self, state: MpState) -> None:
+        """RUNNABLE or HALTED (the next run() resumes after the HLT either way); the INIT
+        and SIPI states are the machine's interrupt controller's to model."""
+        self._check_settable()
+        if state not in (MpState.RUNNABLE, MpState.HALTED):
+            raise InvalidArgumentError(
+                f"vcpu {self.index}: a tcg vCPU is RUNNABLE or HALTED, not {state!r}",
+                hint="INIT/SIPI are the machine's: set the registers at the SIPI vector and "
+                "run the vCPU",
+                argument="state",
+                value=state,
+            )
+        self._halted = state is MpState.HALTED
+
     # -- run
     def run(self) -> Exit:
         self._check_open()
@@ -666,7 +804,9 @@ class TcgVcpu(Vcpu):
         # VM, and run() never returned.)
         self._running = True
         try:
-            return self._run()
+            ex = self._run()
+            self._halted = isinstance(ex, HaltExit)
+            return ex
         finally:
             self._running = False
 
@@ -692,9 +832,10 @@ class TcgVcpu(Vcpu):
             self._pending = None
             self._in_flight = True
             self._to_worker.put(_GO)
-        elif self._kick:
+        elif self._kick and not self._sliced:
             # a run left by an exception (KeyboardInterrupt) is still going: this run
-            # takes its exit over, and the kick has to stop the engine
+            # takes its exit over, and the kick has to stop the engine (a sliced one
+            # stops at the end of its slice)
             self._stop_engine()
         ex = self._wait_for_worker()
         self._in_flight = False
@@ -729,10 +870,17 @@ class TcgVcpu(Vcpu):
 
     def kick(self) -> None:
         self._kick = True
+        scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.wake()  # a worker waiting for its turn gives up at once
         # Only a worker that owes an exit can be inside emu_start. Otherwise the flag is
         # enough (run() and the worker look at it before emulating), and an emu_stop
         # would stay pending in an engine parked in a hook and cut the next run short.
-        if self._in_flight:
+        # A sliced engine (thread=single, several vCPUs) is not stopped either: it sees
+        # the flag at the end of its slice, between two instructions, where an emu_stop
+        # can land inside a read-modify-write instruction and make it run twice
+        # (accel_tcg.scheduler).
+        if self._in_flight and not self._sliced:
             self._stop_engine()
 
     def _stop_engine(self, attempt: int = 0) -> None:
@@ -758,7 +906,7 @@ class TcgVcpu(Vcpu):
             return False  # nothing in emu_start; a new worker checks the flags first
         if self._closing:
             return time.monotonic() < self._close_deadline
-        return self._in_flight and self._kick
+        return self._in_flight and self._kick and not self._sliced
 
     def _retry_stop(self, attempt: int) -> None:
         if self._stop_wanted():
@@ -785,9 +933,13 @@ class TcgVcpu(Vcpu):
                 return
 
     def _wait_for_caller(self, ex: Exit) -> bool:
-        """Post ``ex`` and park until the next run(); False when the vCPU is closing."""
+        """Post ``ex`` and park until the next run(); False when the vCPU is closing.
+
+        Parked, the vCPU does not hold the VM's emulation token (thread=single): the other
+        vCPUs run while its caller handles the exit; it waits for its turn to go on."""
+        self._end_turn()
         self._to_caller.put(ex)
-        if self._to_worker.get() == _STOP:
+        if self._to_worker.get() == _STOP or not self._take_turn(kickable=False):
             self._closing = True
             uc = self._uc
             if uc is not None:
@@ -795,6 +947,54 @@ class TcgVcpu(Vcpu):
             return False
         self._flush_stale()  # the caller may have written guest code meanwhile
         return True
+
+    # -- thread=single: the VM's emulation token (accel_tcg.scheduler; worker thread)
+    def _take_turn(self, *, kickable: bool = True) -> bool:
+        """Wait until this vCPU may emulate; False when it is closed (or, if
+        ``kickable``, kicked) meanwhile. Always True for thread=multi."""
+        scheduler = self._scheduler
+        if scheduler is None:
+            return True
+        if kickable:
+            return scheduler.acquire(self, lambda: self._closing or self._kick)
+        return scheduler.acquire(self, lambda: self._closing)
+
+    def _end_turn(self) -> None:
+        scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.release(self)
+
+    def _time_slice(self) -> int:
+        """The emu_start instruction count: the scheduler's slice while the VM has
+        another vCPU to hand on to, else 0 (none: a one-vCPU VM runs unsliced).
+
+        A count, not unicorn's timeout: the timeout (like any emu_stop from another
+        thread) can stop the engine inside a read-modify-write instruction after its
+        store and resume at that instruction, which runs it twice (measured: one extra
+        LOCK XADD per stop). A count stops between two instructions."""
+        scheduler = self._scheduler
+        self._sliced = scheduler is not None and len(self._peers) > 1
+        return scheduler.slice_insns if scheduler is not None and self._sliced else 0
+
+    def _slice_ended(self) -> bool:
+        """A sliced emu_start returned for no reason a hook, kick or fault gave: its
+        count ran out, unless the instruction before RIP is the HLT it stopped at."""
+        if not self._sliced or self._halted_here():
+            return False
+        self._slice_ends += 1
+        return True
+
+    def _halted_here(self) -> bool:
+        """The byte before RIP (translated through the guest's page tables) is HLT."""
+        from .paging import linear_to_physical
+
+        physical = linear_to_physical(self._uc, self._linear_pc() - 1)
+        if physical is None:
+            return False  # nothing was fetched from there
+        try:
+            return bytes(self._uc.mem_read(physical, 1)) == b"\xf4"
+        except Exception:
+            return False
 
     def _drop_code(self, start: int, end: int) -> None:
         """Translated code for guest-physical ``start..end`` is stale (any thread): the
@@ -824,27 +1024,36 @@ class TcgVcpu(Vcpu):
             self._resume_at = None
             self._fault = None
             self._restart = False
-            self._flush_stale()
-            self._watch_real_mode()
-            try:
-                uc.emu_start(uc.reg_read(RIP), _NEVER)
-            except UcError as exc:
-                if self._closing:
-                    return None
-                mapped = self._map_error(exc)
-                if mapped is None:
-                    continue
-                return mapped
+            if not self._take_turn():
+                continue  # kicked or closed while waiting for the token: see above
+            try:  # (the token is held from here to the end of emu_start and its fault)
+                self._flush_stale()
+                self._watch_real_mode()
+                try:
+                    uc.emu_start(uc.reg_read(RIP), _NEVER, 0, self._time_slice())
+                except UcError as exc:
+                    if self._closing:
+                        return None
+                    mapped = self._map_error(exc)
+                    if mapped is None:
+                        continue
+                    return mapped
+            finally:
+                self._end_turn()
             if self._closing:
                 return None
             if self._event is not None:
                 return self._event
             if self._kick:
+                if self._sliced and self._halted_here():
+                    return HaltExit()  # a kicked slice that ended at HLT (the kick stays set)
                 return InterruptedExit()
             if self._resume_at is not None and self._linear_pc() == self._resume_at:
                 continue  # an exception was delivered: the engine stopped to reload CS:IP
             if self._restart:
                 continue  # left real mode, or a #GP at the CS limit: re-enter (hooks move)
+            if self._slice_ended():
+                continue  # thread=single: the next vCPU's turn; this one queues again
             if self._after_hlt():
                 return HaltExit()
             # a stale emu_stop (a kick that raced with an exit): carry on

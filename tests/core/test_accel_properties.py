@@ -89,10 +89,20 @@ def test_tcg_declares_thread_and_tb_size() -> None:
         acc.close()
 
 
-def test_tcg_thread_single_is_refused_with_the_reason() -> None:
-    with pytest.raises(InvalidArgumentError) as info:
-        accel.default_registry().open("tcg,thread=single")
-    assert "'thread'" in str(info.value) and "own host thread" in (info.value.hint or "")
+def test_tcg_thread_is_single_by_default_and_multi_is_one_vcpu_per_vm() -> None:
+    acc = accel.default_registry().open("tcg")
+    try:
+        assert acc.thread == "single"  # type: ignore[attr-defined]
+    finally:
+        acc.close()
+    acc = accel.default_registry().open("tcg,thread=multi")
+    try:
+        with acc.create_vm() as vm:
+            vm.create_vcpu()
+            with pytest.raises(accel.errors.CapabilityError, match="not atomic"):
+                vm.create_vcpu()
+    finally:
+        acc.close()
 
 
 def test_kvm_refuses_kernel_irqchip_pointing_at_the_machine() -> None:
