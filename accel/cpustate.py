@@ -22,6 +22,7 @@ from .errors import InvalidArgumentError
 
 __all__ = [
     "XSAVE_LEGACY_SIZE",
+    "CpuidEntry",
     "DebugRegisters",
     "FpuState",
     "MpState",
@@ -130,3 +131,16 @@ class MpState(enum.Enum):
     """Stopped at HLT, waiting for an interrupt."""
     SIPI_RECEIVED = "sipi-received"
     """A SIPI seen: starts at the vector's real-mode address on its next run."""
+
+
+@dataclass(frozen=True, slots=True)
+class CpuidEntry:
+    """One CPUID leaf as given to a vCPU: ``function`` (EAX in), ``index`` (ECX in, the
+    subleaf) and the four output registers."""
+
+    function: int
+    index: int
+    eax: int
+    ebx: int
+    ecx: int
+    edx: int

@@ -46,6 +46,7 @@ from .ioctls import (
     call,
     release_mapping,
 )
+from .state import KvmVcpuState
 
 __all__ = [
     "CPU_FLAGS",
@@ -194,7 +195,7 @@ _EXIT_NAMES = {
 }
 
 
-class KvmVcpu(Vcpu):
+class KvmVcpu(KvmVcpuState, Vcpu):
     """One KVM vCPU: its fd, its mapped ``kvm_run`` page, and :meth:`run`.
 
     The run loop reads ``kvm_run`` through preallocated memoryview casts and dispatches
@@ -242,6 +243,7 @@ class KvmVcpu(Vcpu):
             sys.close(fd)
             raise
         self._fd = fd
+        self._cpuid_struct = bytes(cpuid)
         self._mm = mm
         self._mv = memoryview(mm)
         self._u16 = self._mv.cast("H")
