@@ -17,7 +17,15 @@ import errno
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol, cast
 
-from accel.cpustate import CpuidEntry, DebugRegisters, FpuState, MpState, VcpuEvents
+from accel.cpustate import (
+    MSR_NAMES,
+    CpuidEntry,
+    DebugRegisters,
+    FpuState,
+    MpState,
+    VcpuEvents,
+    msr_name,
+)
 from accel.errors import BackendCallError, InvalidArgumentError, UnsupportedError
 from accel.irqstate import (
     IOAPIC_PINS,
@@ -89,36 +97,6 @@ MSR_KVM_SYSTEM_TIME_NEW: Final = 0x4B564D01
 MSR_KVM_ASYNC_PF_EN: Final = 0x4B564D02
 MSR_KVM_STEAL_TIME: Final = 0x4B564D03
 MSR_KVM_PV_EOI_EN: Final = 0x4B564D04
-
-#: The MSRs a snapshot carries, with their names (QEMU's kvm_put_msrs order).
-MSR_NAMES: Final[dict[int, str]] = {
-    MSR_IA32_TSC: "TSC",
-    MSR_IA32_SYSENTER_CS: "SYSENTER_CS",
-    MSR_IA32_SYSENTER_ESP: "SYSENTER_ESP",
-    MSR_IA32_SYSENTER_EIP: "SYSENTER_EIP",
-    MSR_STAR: "STAR",
-    MSR_LSTAR: "LSTAR",
-    MSR_CSTAR: "CSTAR",
-    MSR_FMASK: "FMASK",
-    MSR_KERNEL_GS_BASE: "KERNEL_GS_BASE",
-    MSR_IA32_CR_PAT: "PAT",
-    MSR_IA32_MISC_ENABLE: "MISC_ENABLE",
-    MSR_TSC_AUX: "TSC_AUX",
-    MSR_IA32_TSC_ADJUST: "TSC_ADJUST",
-    MSR_KVM_WALL_CLOCK: "KVM_WALL_CLOCK",
-    MSR_KVM_SYSTEM_TIME: "KVM_SYSTEM_TIME",
-    MSR_KVM_WALL_CLOCK_NEW: "KVM_WALL_CLOCK_NEW",
-    MSR_KVM_SYSTEM_TIME_NEW: "KVM_SYSTEM_TIME_NEW",
-    MSR_KVM_ASYNC_PF_EN: "KVM_ASYNC_PF_EN",
-    MSR_KVM_STEAL_TIME: "KVM_STEAL_TIME",
-    MSR_KVM_PV_EOI_EN: "KVM_PV_EOI_EN",
-}
-
-
-def msr_name(index: int) -> str:
-    """``"0xc0000082 (LSTAR)"``: an MSR index with its name where it has one."""
-    name = MSR_NAMES.get(index)
-    return f"{index:#x} ({name})" if name else f"{index:#x}"
 
 
 def _has(entries: Iterable[CpuidEntry], function: int, reg: str, bit: int) -> bool:
