@@ -310,7 +310,7 @@ class FakeVcpu(Vcpu):
     def msr_indices(self) -> tuple[int, ...]:
         return tuple(sorted(self.msrs))
 
-    def get_msrs(self, indices: Iterable[int]) -> dict[int, int]:  # type: ignore[override]
+    def get_msrs(self, indices: Iterable[int]) -> dict[int, int]:
         out = {}
         for i in indices:
             if i not in self.msrs:

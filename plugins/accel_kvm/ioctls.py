@@ -129,7 +129,6 @@ KVM_GET_DEBUGREGS: Final = _ior(0xA1, kvm_debugregs)
 KVM_SET_DEBUGREGS: Final = _iow(0xA2, kvm_debugregs)
 KVM_GET_XSAVE: Final = _ior(0xA4, kvm_xsave)
 KVM_SET_XSAVE: Final = _iow(0xA5, kvm_xsave)
-KVM_GET_XSAVE2: Final = _ior(0xCF, kvm_xsave)
 KVM_GET_XCRS: Final = _ior(0xA6, kvm_xcrs)
 KVM_SET_XCRS: Final = _iow(0xA7, kvm_xcrs)
 KVM_GET_IRQCHIP: Final = _iowr(0x62, kvm_irqchip)
@@ -176,7 +175,6 @@ IOCTLS.update(
         "KVM_SET_DEBUGREGS": KVM_SET_DEBUGREGS,
         "KVM_GET_XSAVE": KVM_GET_XSAVE,
         "KVM_SET_XSAVE": KVM_SET_XSAVE,
-        "KVM_GET_XSAVE2": KVM_GET_XSAVE2,
         "KVM_GET_XCRS": KVM_GET_XCRS,
         "KVM_SET_XCRS": KVM_SET_XCRS,
         "KVM_GET_IRQCHIP": KVM_GET_IRQCHIP,

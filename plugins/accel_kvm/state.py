@@ -168,6 +168,7 @@ _MP_STATES: Final = {
 _MP_NUMBERS: Final = {v: k for k, v in _MP_STATES.items()}
 
 _XCR0: Final = 0
+_PV_CLOCK_MSRS: Final = (MSR_KVM_SYSTEM_TIME_NEW, MSR_KVM_SYSTEM_TIME)
 _MSR_ENTRY: Final = ctypes.sizeof(b.kvm_msr_entry)
 _MSRS_HEADER: Final = ctypes.sizeof(b.kvm_msrs)
 
@@ -233,6 +234,11 @@ class KvmVcpuState:
         """:func:`snapshot_msrs` of KVM_GET_MSR_INDEX_LIST and this vCPU's CPUID."""
         self._check_open()
         return snapshot_msrs(self._kvm_vm().msr_index_list(), self.cpuid())
+
+    def pv_clock_msrs(self) -> tuple[int, ...]:
+        """The kvmclock system-time MSRs this vCPU has (by its CPUID)."""
+        held = self.msr_indices()
+        return tuple(i for i in _PV_CLOCK_MSRS if i in held)
 
     def _msr_ioctl(self, name: str, request: int, buf: bytearray, indices: list[int]) -> int:
         done = int(call(self._sys, name, self._fd, request, buf))

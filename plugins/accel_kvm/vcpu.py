@@ -323,15 +323,27 @@ class KvmVcpu(KvmVcpuState, Vcpu):
     def kvmclock_ctrl(self) -> bool:
         """KVM_KVMCLOCK_CTRL: tell the guest it was paused (so its watchdogs do not fire).
 
-        Returns False when the guest has not enabled kvmclock (the kernel's EINVAL), which
-        is not an error.
+        Returns False when the guest has not armed kvmclock: KVM answers EINVAL then
+        (``kvm_set_guest_paused`` has no pvclock page to flag), which is harmless because
+        there is no guest clock to warn. An EINVAL while MSR_KVM_SYSTEM_TIME(_NEW) has its
+        enable bit set means the PVCLOCK_GUEST_STOPPED flag did not reach the guest's page
+        (Firecracker #5494): that is raised, as is every other errno.
         """
         self._check_open()
         try:
             self._sys.ioctl(self._fd, KVM_KVMCLOCK_CTRL, 0)
         except OSError as exc:
             if exc.errno == errno.EINVAL:
-                return False
+                armed = [m for m, v in self.get_msrs(self.pv_clock_msrs()).items() if v & 1]
+                if not armed:
+                    return False
+                raise BackendCallError(
+                    "KVM_KVMCLOCK_CTRL",
+                    exc.errno,
+                    accelerator=ACCEL_NAME,
+                    detail=f"vcpu {self.index}: kvmclock is armed (MSR {armed[0]:#x}) and "
+                    "KVM did not flag the guest's pvclock page as stopped",
+                ) from exc
             raise BackendCallError("KVM_KVMCLOCK_CTRL", exc.errno, accelerator=ACCEL_NAME) from exc
         return True
 
