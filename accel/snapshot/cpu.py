@@ -534,3 +534,51 @@ def check_names(names: list[str]) -> None:
     for n in names:
         if n in CPU_SECTIONS or n in PLATFORM_SECTIONS:
             raise SnapshotError(f"device section name {n!r} is reserved", section=n)
+
+
+# --------------------------------------------------------------------------- inspect
+
+
+def summary(name: str, obj: Any) -> str:
+    """One line about a decoded section of this module (``accel snapshot inspect``)."""
+    from ..cpustate import msr_name
+
+    if isinstance(obj, MsrList):
+        msrs = obj.as_dict()
+        armed = [i for i in (0x4B564D01, 0x12) if msrs.get(i, 0) & 1]
+        text = f"{len(msrs)} MSRs"
+        if armed:
+            text += f", kvmclock armed at {msrs[armed[0]] & ~1:#x}"
+        lstar = msrs.get(0xC0000082)
+        if lstar:
+            text += f", {msr_name(0xC0000082)}={lstar:#x}"
+        return text
+    if isinstance(obj, FpuSection):
+        area = obj.xsave
+        fcw = int.from_bytes(area[0:2], "little")
+        mxcsr = int.from_bytes(area[24:28], "little")
+        return f"XSAVE {len(area)} bytes, XCR0 {obj.xcr0:#x}, FCW {fcw:#x}, MXCSR {mxcsr:#x}"
+    if isinstance(obj, DebugSection):
+        return f"DR7 {obj.dr7:#x}, DR6 {obj.dr6:#x}"
+    if isinstance(obj, EventsSection):
+        on = [f.name for f in fields(obj) if f.type in ("bool",) and getattr(obj, f.name)]
+        return ", ".join(on) if on else "nothing in flight"
+    if isinstance(obj, MpSection):
+        return obj.state
+    if isinstance(obj, LapicSection):
+        lapic = LapicState(obj.regs)
+        irr = [v for v in range(16, 256) if lapic.irr(v)]
+        return (
+            f"APIC ID {lapic.register(0x20) >> 24}, SVR {lapic.register(0xF0):#x}, LVT timer "
+            f"{lapic.register(0x320):#x}, IRR {[hex(v) for v in irr] or 'empty'}"
+        )
+    if isinstance(obj, CpuidTable):
+        return f"{len(obj.entries)} leaves"
+    if isinstance(obj, IrqchipState):
+        return f"PIC IMR {obj.pic_master.imr:#x}/{obj.pic_slave.imr:#x}, IOAPIC id {obj.ioapic.id}"
+    if isinstance(obj, PitState):
+        ch = obj.channels[0] if obj.channels else PitChannelState()
+        return f"channel 0 mode {ch.mode}, count {ch.count}"
+    if isinstance(obj, TscState):
+        return f"{obj.khz} kHz, TSC {[hex(t) for t in obj.tsc]}"
+    return ""
