@@ -94,7 +94,7 @@ def _fpu_is_reset(fpu: FpuState) -> bool:
     area[28:32] = bytes(4)  # MXCSR_MASK: the CPU's, not state
     area[464:512] = bytes(48)  # software-available bytes (Linux's fx_sw_bytes)
     area[512:520] = bytes(8)  # XSTATE_BV may mark x87/SSE in their init state
-    return not any(area) and fpu.xcr0 & ~7 == 0
+    return not any(area) and fpu.xcr0 == 1
 
 
 def check_cpuid(saved: Iterable[CpuidEntry], have: Iterable[CpuidEntry], target: str) -> None:

@@ -202,7 +202,8 @@ def _check_mp(st: MpSection, version_id: int) -> None:
         ) from None
 
 
-def _check_ioapic(st: IoapicState, version_id: int) -> None:
+def _check_irqchip(chip: IrqchipState, version_id: int) -> None:
+    st = chip.ioapic
     if len(st.redirection) != IOAPIC_PINS:
         raise SnapshotFormatError(
             f"section 'irqchip': the IOAPIC has {IOAPIC_PINS} redirection entries, the "
@@ -310,7 +311,6 @@ IOAPIC: VMStateDescription[IoapicState] = VMStateDescription(
         Field("irr", U32),
         Field("redirection", Array(U64, max_count=IOAPIC_PINS)),
     ),
-    post_load=_check_ioapic,
 )
 IRQCHIP: VMStateDescription[IrqchipState] = VMStateDescription(
     "irqchip",
@@ -322,6 +322,7 @@ IRQCHIP: VMStateDescription[IrqchipState] = VMStateDescription(
         Field("pic_slave", Nested(PIC)),
         Field("ioapic", Nested(IOAPIC)),
     ),
+    post_load=_check_irqchip,
     doc="PIC master/slave and IOAPIC",
 )
 _PIT_TYPES = {"count": U32, "latched_count": U16, "count_load_time": I64}
