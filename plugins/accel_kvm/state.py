@@ -38,9 +38,6 @@ from accel.irqstate import (
 )
 
 from . import bindings as b
-
-if TYPE_CHECKING:
-    from .vm import KvmHost
 from .ioctls import (
     ACCEL_NAME,
     KVM_GET_DEBUGREGS,
@@ -197,6 +194,14 @@ class _KvmVmLike(Protocol):
 
     @property
     def options(self) -> Any: ...
+
+    def msr_index_list(self) -> tuple[int, ...]: ...
+
+
+class _HostLike(Protocol):
+    """What the VM half asks of the accelerator (:class:`~accel_kvm.vm.KvmHost` has it)."""
+
+    def check_extension(self, cap_number: int) -> int: ...
 
     def msr_index_list(self) -> tuple[int, ...]: ...
 
@@ -454,7 +459,6 @@ class KvmVmState:
     _sys: Sys
     _fd: int
     _vcpus: Sequence[_HasFd]
-    _host: KvmHost
     options: Any
 
     if TYPE_CHECKING:
@@ -474,12 +478,15 @@ class KvmVmState:
         fds = self._vcpu_fds()
         return fds[0] if fds else None
 
+    def _state_host(self) -> _HostLike:
+        return cast(_HostLike, getattr(self, "_host"))  # noqa: B009 (the VM's KvmHost)
+
     def _tsc_control(self) -> bool:
-        return bool(self._host.check_extension(b.KVM_CAP_TSC_CONTROL))
+        return bool(self._state_host().check_extension(b.KVM_CAP_TSC_CONTROL))
 
     def msr_index_list(self) -> tuple[int, ...]:
         """KVM_GET_MSR_INDEX_LIST of the accelerator (read once per accelerator)."""
-        return self._host.msr_index_list()
+        return self._state_host().msr_index_list()
 
     def _not_held_here(self, what: str, feature: str) -> UnsupportedError:
         return UnsupportedError(
