@@ -175,8 +175,8 @@ def save(
             )
             extra = save_vcpu(v, full)
             parts.extend(extra)
-            if full:
-                tsc.append(v.get_msrs([_MSR_TSC]).get(_MSR_TSC, 0))
+            if full and _MSR_TSC in v.msr_indices():
+                tsc.append(v.get_msrs([_MSR_TSC])[_MSR_TSC])
         parts.extend(save_platform(vm, tsc))
         clock = ClockState.from_clock(clock_data, time.time_ns(), send_clock_reliable)
         parts.append((CLOCK.name, 0, CLOCK.version_id, encode(CLOCK, clock)))
@@ -304,10 +304,10 @@ class StagedSnapshot:
         """
         self.check_target(vm)
         clock = self.clock_for(vm, mode)
-        was_paused = vm.paused
-        vm.pause()
         by_index = {v.index: v for v in vm.vcpus}
         writable = {i: carried(by_index[i], st, vm) for i, st in self.vcpu_state.items()}
+        was_paused = vm.paused
+        vm.pause()
         empty = FullVcpuState()
         old = [
             (

@@ -12,6 +12,7 @@ given. :class:`KvmVmState` (mixed into :class:`~accel_kvm.KvmVM`): KVM_GET/SET_I
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -340,7 +341,8 @@ class KvmVcpuState:
         try:
             call(self._sys, "KVM_SET_XSAVE", self._fd, KVM_SET_XSAVE, area)
         except BaseException:
-            self._sys.ioctl(self._fd, KVM_SET_XCRS, old)
+            with contextlib.suppress(OSError):  # the error raised is the XSAVE one
+                self._sys.ioctl(self._fd, KVM_SET_XCRS, old)
             raise
 
     # ------------------------------------------------------------------ debug, events, MP
@@ -554,7 +556,8 @@ class KvmVmState:
                 done += 1
         except BaseException:
             for chip in old[:done]:
-                self._sys.ioctl(self._fd, KVM_SET_IRQCHIP, chip)
+                with contextlib.suppress(OSError):  # the error raised is the first one
+                    self._sys.ioctl(self._fd, KVM_SET_IRQCHIP, chip)
             raise
 
     def get_pit_state(self) -> PitState:
