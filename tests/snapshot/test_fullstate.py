@@ -217,3 +217,31 @@ def test_format1_machine_snapshot_restores_with_the_cli() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "halted" in done.stderr
+
+
+def test_cpuid_bit_the_host_does_not_give_is_refused_naming_it(kvm: Accelerator) -> None:
+    """A snapshot whose guest was given a leaf-7 EBX bit this host's KVM does not offer
+    (the first one it lacks, edited into the cpuid section) is refused before any state
+    is written, naming the bit."""
+    from accel.snapshot import decode, encode
+    from accel.snapshot.cpu import CPUID
+
+    vm = guests.new_vm(kvm, guests.counter_program(2))
+    have = next(e for e in vm.vcpus[0].cpuid() if (e.function, e.index) == (7, 0))
+    bit = next(b for b in range(32) if not have.ebx >> b & 1)
+    buf = io.BytesIO()
+    snapshot.save(vm, buf)
+    vm.close()
+    data = buf.getvalue()
+    _header, records = split(data)
+    for r in records:
+        if r.name == "cpuid":
+            table = decode(CPUID, r.payload, r.version_id)
+            leaf = next(e for e in table.entries if (e.function, e.index) == (7, 0))
+            leaf.ebx |= 1 << bit
+            r.payload = encode(CPUID, table)
+    with pytest.raises(SnapshotMismatchError) as info:
+        snapshot.restore(io.BytesIO(rebuild(data, records)), kvm)
+    assert f"CPUID leaf 0x7 subleaf 0 EBX bit {bit}, which kvm's vCPU does not have" in str(
+        info.value
+    )
