@@ -42,8 +42,9 @@ from typing import ClassVar, Self
 
 from . import errors as _errors
 from .capabilities import Capability, CapabilityAnswer, CapabilitySet, ClockFlags
-from .cpustate import DebugRegisters, FpuState, MpState, VcpuEvents
+from .cpustate import CpuidEntry, DebugRegisters, FpuState, MpState, VcpuEvents
 from .errors import InvalidArgumentError
+from .irqstate import IrqchipState, LapicState, PitState
 
 __all__ = [
     "Accelerator",
@@ -793,6 +794,40 @@ class VM(_Handle):
             feature="irq-line",
         )
 
+    # -- interrupt controllers, PIT and TSC held inside the accelerator (accel.irqstate).
+    #    The defaults raise UnsupportedError: the state is not held there (a snapshot
+    #    then does not carry it from the accelerator).
+    def _not_held(self, what: str, capability: str) -> _errors.UnsupportedError:
+        name = self.accelerator.name
+        return _errors.UnsupportedError(
+            f"{name} VM holds no {what}",
+            hint=f"check Capability.{capability.upper().replace('-', '_')} before calling",
+            accelerator=name,
+            feature=capability,
+        )
+
+    def get_irqchip_state(self) -> IrqchipState:
+        """The in-accelerator PIC pair and IOAPIC."""
+        raise self._not_held("in-accelerator PIC/IOAPIC", "irqchip")
+
+    def set_irqchip_state(self, state: IrqchipState) -> None:
+        raise self._not_held("in-accelerator PIC/IOAPIC", "irqchip")
+
+    def get_pit_state(self) -> PitState:
+        """The in-accelerator 8254 PIT."""
+        raise self._not_held("in-accelerator PIT", "pit")
+
+    def set_pit_state(self, state: PitState) -> None:
+        raise self._not_held("in-accelerator PIT", "pit")
+
+    def get_tsc_khz(self) -> int:
+        """The guest TSC frequency in kHz."""
+        raise self._not_held("guest TSC frequency", "tsc-khz")
+
+    def set_tsc_khz(self, khz: int) -> None:
+        """Scale the guest TSC to ``khz`` (Capability.TSC_CONTROL)."""
+        raise self._not_held("TSC frequency control", "tsc-control")
+
     # -- vCPUs
     @abc.abstractmethod
     def create_vcpu(self, index: int | None = None, *, cpu: CpuSpec | None = None) -> Vcpu:
@@ -935,6 +970,18 @@ class Vcpu(_Handle):
 
     def set_mp_state(self, state: MpState) -> None:
         raise self._unsupported("vcpu-state", "write its MP state")
+
+    def cpuid(self) -> tuple[CpuidEntry, ...]:
+        """The CPUID table this vCPU was given (what the guest reads with CPUID)."""
+        raise self._unsupported("vcpu-state", "report the CPUID it was given")
+
+    # -- the local APIC when the accelerator holds it (an in-accelerator irqchip)
+    def get_lapic(self) -> LapicState:
+        """The vCPU's local APIC register page (see :mod:`accel.irqstate`)."""
+        raise self._unsupported("irqchip", "read a local APIC held in the accelerator")
+
+    def set_lapic(self, state: LapicState) -> None:
+        raise self._unsupported("irqchip", "write a local APIC held in the accelerator")
 
 
 def iter_exits(vcpu: Vcpu, limit: int | None = None) -> Iterator[Exit]:

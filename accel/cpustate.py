@@ -21,7 +21,10 @@ from dataclasses import dataclass
 from .errors import InvalidArgumentError
 
 __all__ = [
+    "MSR_NAMES",
     "XSAVE_LEGACY_SIZE",
+    "CpuidEntry",
+    "msr_name",
     "DebugRegisters",
     "FpuState",
     "MpState",
@@ -130,3 +133,48 @@ class MpState(enum.Enum):
     """Stopped at HLT, waiting for an interrupt."""
     SIPI_RECEIVED = "sipi-received"
     """A SIPI seen: starts at the vector's real-mode address on its next run."""
+
+
+@dataclass(frozen=True, slots=True)
+class CpuidEntry:
+    """One CPUID leaf as given to a vCPU: ``function`` (EAX in), ``index`` (ECX in, the
+    subleaf) and the four output registers."""
+
+    function: int
+    index: int
+    eax: int
+    ebx: int
+    ecx: int
+    edx: int
+
+
+#: Names of the MSRs a snapshot carries (architectural indices, Intel SDM vol. 4; the KVM
+#: paravirtual ones from ``asm/kvm_para.h``), for messages.
+MSR_NAMES: dict[int, str] = {
+    0x10: "TSC",
+    0x11: "KVM_WALL_CLOCK",
+    0x12: "KVM_SYSTEM_TIME",
+    0x3B: "TSC_ADJUST",
+    0x174: "SYSENTER_CS",
+    0x175: "SYSENTER_ESP",
+    0x176: "SYSENTER_EIP",
+    0x1A0: "MISC_ENABLE",
+    0x277: "PAT",
+    0x4B564D00: "KVM_WALL_CLOCK_NEW",
+    0x4B564D01: "KVM_SYSTEM_TIME_NEW",
+    0x4B564D02: "KVM_ASYNC_PF_EN",
+    0x4B564D03: "KVM_STEAL_TIME",
+    0x4B564D04: "KVM_PV_EOI_EN",
+    0xC0000081: "STAR",
+    0xC0000082: "LSTAR",
+    0xC0000083: "CSTAR",
+    0xC0000084: "FMASK",
+    0xC0000102: "KERNEL_GS_BASE",
+    0xC0000103: "TSC_AUX",
+}
+
+
+def msr_name(index: int) -> str:
+    """``"0xc0000082 (LSTAR)"``: an MSR index with its name where it has one."""
+    name = MSR_NAMES.get(index)
+    return f"{index:#x} ({name})" if name else f"{index:#x}"

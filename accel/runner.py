@@ -423,6 +423,7 @@ def restore_image(
     registry: Registry | None = None,
     console: Callable[[bytes], Any] | None = None,
     name: str | None = None,
+    warnings: list[str] | None = None,
 ) -> RunResult:
     """Restore the machine snapshot in ``stream`` on ``accelerator`` and run it on (with
     ``options``' ``timeout``, ``stop_after`` and ``save``; the image, machine, CPU and
@@ -437,8 +438,9 @@ def restore_image(
     check_save_target(options)
     with naming(name) if name is not None else contextlib.nullcontext():
         machine = restore_machine(
-            stream, accelerator, mode=mode, registry=registry, console=console
-        )
+            stream, accelerator, mode=mode, registry=registry, console=console,
+            warnings=warnings,
+        )  # fmt: skip
     with machine:
         if machine.ended is not None:
             ended = machine.ended

@@ -13,7 +13,12 @@ For each usable accelerator (kvm, tcg) and guest size, with guest RAM either *di
 * ``bytes``: the snapshot's size; ``peak``: the largest Python allocation peak during the
   save / restore (tracemalloc, a separate run), showing RAM is never copied whole.
 
-Usage: ``python bench/bench_snapshot.py [--sizes 64,1024] [--repeat N] [--json]``.
+``--vcpus 1,4`` repeats each figure with that many vCPUs; with the full vCPU state
+(``--full``: the VM gets the accelerator's in-kernel irqchip and PIT where it has them,
+so the snapshot carries MSRs, XSAVE, LAPIC, PIC/IOAPIC, PIT, CPUID and TSC sections).
+
+Usage: ``python bench/bench_snapshot.py [--sizes 64,1024] [--vcpus 1,4] [--full]
+[--repeat N] [--json]``.
 Medians of ``--repeat`` runs (default 3 for sizes up to 64 MiB, 1 above). Ratios are
 what to compare.
 """
@@ -50,10 +55,16 @@ def _fill(vm: accel.VM, pattern: str) -> None:
             block[0] = (block[0] + 1) & 0xFF  # no two chunks alike
 
 
-def _make_vm(acc: accel.Accelerator, size: int, pattern: str) -> accel.VM:
-    vm = acc.create_vm()
+def _make_vm(
+    acc: accel.Accelerator, size: int, pattern: str, vcpus: int = 1, full: bool = False
+) -> accel.VM:
+    caps = acc.capabilities()
+    chips = full and caps.supports(accel.Capability.IRQCHIP)
+    pit = chips and caps.supports(accel.Capability.PIT)
+    vm = acc.create_vm(accel.VmOptions(irqchip=chips, pit=pit))
     vm.add_memory(0, size)
-    vm.create_vcpu()
+    for _ in range(vcpus):
+        vm.create_vcpu()
     _fill(vm, pattern)
     vm.pause()
     return vm
@@ -76,18 +87,26 @@ def _peak(fn: Callable[[], Any]) -> int:
 
 
 def bench_one(
-    acc: accel.Accelerator, size: int, pattern: str, repeat: int, tmp: str
+    acc: accel.Accelerator,
+    size: int,
+    pattern: str,
+    repeat: int,
+    tmp: str,
+    vcpus: int = 1,
+    full: bool = False,
 ) -> dict[str, Any]:
     path = os.path.join(tmp, "vm.snap")
     raw_path = os.path.join(tmp, "ram.raw")
-    vm = _make_vm(acc, size, pattern)
+    vm = _make_vm(acc, size, pattern, vcpus, full)
+    sections = 0
     save_t, restore_t, floor_w, floor_r = [], [], [], []
     written = 0
 
     def do_save() -> None:
-        nonlocal written
+        nonlocal written, sections
         with open(path, "wb") as f:
-            written = snapshot.save(vm, f).bytes_written
+            result = snapshot.save(vm, f)
+        written, sections = result.bytes_written, result.sections
 
     def do_restore() -> None:
         with open(path, "rb") as f:
@@ -118,6 +137,9 @@ def bench_one(
         "accelerator": acc.name,
         "size_mib": size // MIB,
         "ram": pattern,
+        "vcpus": vcpus,
+        "full": full,
+        "sections": sections,
         "save_s": statistics.median(save_t),
         "restore_s": statistics.median(restore_t),
         "floor_write_s": statistics.median(floor_w),
@@ -133,7 +155,8 @@ def bench_one(
 
 def _line(r: dict[str, Any]) -> str:
     return (
-        f"{r['accelerator']:4} {r['size_mib']:5} MiB {r['ram']:6}  "
+        f"{r['accelerator']:4} {r['size_mib']:5} MiB {r['ram']:6} {r['vcpus']} vCPU"
+        f"{' full' if r['full'] else ''} {r['sections']:3} sections  "
         f"save {r['save_s'] * 1e3:8.1f} ms ({r['save_vs_floor']:.1f}x floor)  "
         f"restore {r['restore_s'] * 1e3:8.1f} ms ({r['restore_vs_floor']:.1f}x floor)  "
         f"bytes {r['bytes']:>11,}  peak save/restore "
@@ -146,6 +169,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="64,1024", help="guest sizes in MiB (comma-separated)")
     ap.add_argument("--accels", default="kvm,tcg")
     ap.add_argument("--patterns", default="dirty,sparse,scattered")
+    ap.add_argument("--vcpus", default="1", help="vCPU counts (comma-separated)")
+    ap.add_argument("--full", action="store_true", help="in-kernel irqchip and PIT too")
     ap.add_argument("--repeat", type=int, default=0, help="runs per figure (0: 3 or 1)")
     ap.add_argument("--dir", default=None, help="where to write (default: the temp dir)")
     ap.add_argument("--json", action="store_true")
@@ -161,10 +186,13 @@ def main() -> None:
             with acc:
                 for size_mib in (int(s) for s in args.sizes.split(",")):
                     for pattern in args.patterns.split(","):
-                        repeat = args.repeat or (3 if size_mib <= 64 else 1)
-                        results.append(bench_one(acc, size_mib * MIB, pattern, repeat, tmp))
-                        if not args.json:
-                            print(_line(results[-1]), flush=True)
+                        for n in (int(v) for v in args.vcpus.split(",")):
+                            repeat = args.repeat or (3 if size_mib <= 64 else 1)
+                            results.append(
+                                bench_one(acc, size_mib * MIB, pattern, repeat, tmp, n, args.full)
+                            )
+                            if not args.json:
+                                print(_line(results[-1]), flush=True)
     if args.json:
         print(json.dumps(results, indent=2))
 

@@ -49,11 +49,30 @@ from accel import (
     Vcpu,
     VmOptions,
 )
+from accel.cpustate import CpuidEntry, DebugRegisters, FpuState, MpState, VcpuEvents
 from accel.errors import (
     AcceleratorUnavailableError,
     BackendCallError,
+    UnsupportedError,
     VcpuStateError,
 )
+from accel.irqstate import IrqchipState, LapicState, PitState
+
+#: The MSRs a fake vCPU holds, with their reset values (TSC, SYSENTER_CS, MISC_ENABLE,
+#: PAT, kvmclock, STAR, LSTAR, KERNEL_GS_BASE).
+FAKE_MSRS = {
+    0x10: 0,
+    0x174: 0,
+    0x1A0: 1,
+    0x277: 0x0007040600070406,
+    0x4B564D00: 0,
+    0x4B564D01: 0,
+    0xC0000081: 0,
+    0xC0000082: 0,
+    0xC0000102: 0,
+}
+#: The CPUID a fake vCPU is given (leaf 1 EDX: FPU, TSC, MSR, APIC; kvmclock leaf).
+FAKE_CPUID = (CpuidEntry(1, 0, 0x306A9, 0, 0, 0x311), CpuidEntry(0x40000001, 0, 0x9, 0, 0, 0))
 
 
 def all_answers(
@@ -144,6 +163,33 @@ class FakeVM(VM):
         self._cache: ClockData | None = None
         self.fail_clock = False
         self.clock_writes: list[ClockData] = []
+        options = acc.options or VmOptions()
+        self.irqchip: IrqchipState | None = IrqchipState() if options.irqchip else None
+        self.pit: PitState | None = PitState() if options.pit else None
+        self.tsc_khz = 2_000_000
+
+    def get_irqchip_state(self) -> IrqchipState:
+        if self.irqchip is None:
+            return super().get_irqchip_state()
+        return copy.deepcopy(self.irqchip)
+
+    def set_irqchip_state(self, state: IrqchipState) -> None:
+        if self.irqchip is None:
+            super().set_irqchip_state(state)
+        self.irqchip = copy.deepcopy(state)
+
+    def get_pit_state(self) -> PitState:
+        if self.pit is None:
+            return super().get_pit_state()
+        return copy.deepcopy(self.pit)
+
+    def set_pit_state(self, state: PitState) -> None:
+        if self.pit is None:
+            super().set_pit_state(state)
+        self.pit = copy.deepcopy(state)
+
+    def get_tsc_khz(self) -> int:
+        return self.tsc_khz
 
     def capabilities(self) -> CapabilitySet:
         self._check_open()
@@ -254,6 +300,66 @@ class FakeVcpu(Vcpu):
         self.index = index
         self._regs = Registers(rip=0xFFF0)
         self._sregs = SpecialRegisters()
+        self.msrs = dict(FAKE_MSRS)
+        self.fpu = FpuState(b"\x7f\x03" + bytes(22) + b"\x80\x1f" + bytes(550))
+        self.debug = DebugRegisters()
+        self.events = VcpuEvents()
+        self.mp_state = MpState.RUNNABLE
+        self.lapic: LapicState | None = LapicState(bytes(1024)) if vm.irqchip is not None else None
+
+    def msr_indices(self) -> tuple[int, ...]:
+        return tuple(sorted(self.msrs))
+
+    def get_msrs(self, indices: Iterable[int]) -> dict[int, int]:
+        out = {}
+        for i in indices:
+            if i not in self.msrs:
+                raise BackendCallError("get_msrs", None, accelerator="fake", msr=i)
+            out[i] = self.msrs[i]
+        return out
+
+    def set_msrs(self, values: Mapping[int, int]) -> None:
+        for i in values:
+            if i not in self.msrs:
+                raise BackendCallError("set_msrs", None, accelerator="fake", msr=i)
+        self.msrs.update(values)
+
+    def get_fpu(self) -> FpuState:
+        return self.fpu
+
+    def set_fpu(self, state: FpuState) -> None:
+        self.fpu = state
+
+    def get_debug_registers(self) -> DebugRegisters:
+        return self.debug
+
+    def set_debug_registers(self, state: DebugRegisters) -> None:
+        self.debug = state
+
+    def get_events(self) -> VcpuEvents:
+        return self.events
+
+    def set_events(self, events: VcpuEvents) -> None:
+        self.events = events
+
+    def get_mp_state(self) -> MpState:
+        return self.mp_state
+
+    def set_mp_state(self, state: MpState) -> None:
+        self.mp_state = state
+
+    def cpuid(self) -> tuple[CpuidEntry, ...]:
+        return FAKE_CPUID
+
+    def get_lapic(self) -> LapicState:
+        if self.lapic is None:
+            raise UnsupportedError("fake VM has no in-accelerator LAPIC", feature="irqchip")
+        return self.lapic
+
+    def set_lapic(self, state: LapicState) -> None:
+        if self.lapic is None:
+            raise UnsupportedError("fake VM has no in-accelerator LAPIC", feature="irqchip")
+        self.lapic = state
 
     def get_regs(self) -> Registers:
         self._check_open()
@@ -295,6 +401,9 @@ def state_of(vm: VM) -> tuple[object, ...]:
         tuple((v.index, v.get_regs(), repr(v.get_sregs())) for v in vm.vcpus),
         vm.paused,
         vm.get_clock().clock if vm.paused else None,
+        # the vCPU-state and chip records a fake holds (last: tests index the above)
+        tuple(repr(getattr(v, "msrs", None)) + repr(getattr(v, "lapic", None)) for v in vm.vcpus),
+        repr(getattr(vm, "irqchip", None)) + repr(getattr(vm, "pit", None)),
     )
 
 

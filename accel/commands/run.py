@@ -316,13 +316,16 @@ def _cmd_run_restore(
         options = RunOptions(timeout=args.timeout, stop_after=args.stop_after, save=args.save)
         console = _console(ctx)
         acc = _open_with_fallback_notes(ctx, spec)
+        notes: list[str] = []
         try:
             result = restore_image(
                 acc, stream, options, mode=args.restore_mode, registry=ctx.registry,
-                console=console, name=args.restore,
+                console=console, name=args.restore, warnings=notes,
             )  # fmt: skip
         finally:
             acc.close()
+    for note in notes:  # what the snapshot lacked: one line each
+        ctx.err.write(f"accel: {args.restore}: {note}\n")
     ctx.err.write(f"accel: {acc.name}: {' '.join(result.message.split())}\n")  # one line
     return result.status & 0xFF
 

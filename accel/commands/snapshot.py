@@ -82,6 +82,8 @@ def format_info(info: SnapshotInfo, path: str) -> list[str]:
                 f"{s.fields.get('machine_type')}, cpu {s.fields.get('cpu')}, "
                 f"devices: {', '.join(s.fields.get('devices') or []) or '-'}"
             )
+        elif s.summary:
+            extra = s.summary
         elif s.fields is None and not s.note:
             extra = "(section not known to this accel)"
         rows.append((s.name, str(s.instance), str(s.version_id), str(s.length), extra))

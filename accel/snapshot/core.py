@@ -37,6 +37,22 @@ from ..errors import (
     SnapshotMismatchError,
 )
 from ..files import atomic_file
+from .carry import check_carry, missing_sections
+from .cpu import (
+    CPU_SECTIONS,
+    PLATFORM_SECTIONS,
+    FullVcpuState,
+    PlatformState,
+    apply_platform,
+    apply_vcpu,
+    capture_vcpu,
+    carried,
+    save_platform,
+    save_vcpu,
+    staged_platform,
+    staged_vcpu,
+    vcpu_state_supported,
+)
 from .format import (
     RAM_CHUNK,
     Header,
@@ -65,12 +81,15 @@ __all__ = [
 ]
 
 _PAGE = 4096
+_MSR_TSC = 0x10
 #: Sections every VM snapshot has, by name (the "ram" chunks are handled by the format).
 VM_SECTIONS: Mapping[str, VMStateDescription[Any]] = {
     VM_LAYOUT.name: VM_LAYOUT,
     CPU_REGS.name: CPU_REGS,
     CPU_SREGS.name: CPU_SREGS,
     CLOCK.name: CLOCK,
+    **CPU_SECTIONS,
+    **PLATFORM_SECTIONS,
 }
 
 
@@ -145,6 +164,8 @@ def save(
         parts: list[tuple[str, int, int, bytes]] = [
             (VM_LAYOUT.name, 0, VM_LAYOUT.version_id, encode(VM_LAYOUT, layout))
         ]
+        full = vcpu_state_supported(vm)
+        tsc: list[int] = []
         for v in vcpus:
             parts.append(
                 (CPU_REGS.name, v.index, CPU_REGS.version_id, encode(CPU_REGS, v.get_regs()))
@@ -152,6 +173,11 @@ def save(
             parts.append(
                 (CPU_SREGS.name, v.index, CPU_SREGS.version_id, encode(CPU_SREGS, v.get_sregs()))
             )
+            extra = save_vcpu(v, full)
+            parts.extend(extra)
+            if full and _MSR_TSC in v.msr_indices():
+                tsc.append(v.get_msrs([_MSR_TSC])[_MSR_TSC])
+        parts.extend(save_platform(vm, tsc))
         clock = ClockState.from_clock(clock_data, time.time_ns(), send_clock_reliable)
         parts.append((CLOCK.name, 0, CLOCK.version_id, encode(CLOCK, clock)))
         for dev in devices:
@@ -199,6 +225,11 @@ class StagedSnapshot:
     devices: dict[tuple[str, int], Any]
     scan: Scan
     stream: IO[bytes]
+    vcpu_state: dict[int, FullVcpuState] = field(default_factory=dict)
+    platform: PlatformState = field(default_factory=PlatformState)
+    warnings: list[str] = field(default_factory=list)
+    """What the last :meth:`check_target` / :meth:`apply` noted: sections an older
+    snapshot lacks (their state starts from reset), checks that could not be made."""
     _spool: IO[bytes] | None = field(default=None, repr=False)
 
     def close(self) -> None:
@@ -239,6 +270,24 @@ class StagedSnapshot:
                 found=cpus,
             )
 
+    def check_target(self, vm: VM) -> list[str]:
+        """Raise :class:`~accel.errors.SnapshotMismatchError` unless ``vm`` fits (layout)
+        and can hold all of the snapshot's state (:func:`~accel.snapshot.carry.check_carry`);
+        return (and keep in :attr:`warnings`) the notes: missing sections, unchecked
+        CPUID. Reads only: ``vm`` is not changed."""
+        self.check_fits(vm)
+        notes = check_carry(vm, self.vcpu_state, self.platform)
+        missing = missing_sections(vm, self.vcpu_state, self.platform)
+        if missing:
+            notes.insert(
+                0,
+                "the snapshot has no " + ", ".join(missing) + " section(s) (written before "
+                "they existed or by an accelerator without that state): that state starts "
+                "from reset",
+            )
+        self.warnings = notes
+        return notes
+
     def clock_for(self, vm: VM, mode: RestoreMode) -> ClockData:
         """The clock :meth:`apply` gives ``vm`` in ``mode`` (see :func:`restored_clock`)."""
         flags = _vm_clock_flags(vm)
@@ -253,26 +302,37 @@ class StagedSnapshot:
         so it is written before any vCPU runs, at :meth:`VM.resume`. ``fresh`` says the
         VM's RAM is known to be zero (zero chunks are then skipped).
         """
-        self.check_fits(vm)
+        self.check_target(vm)
         clock = self.clock_for(vm, mode)
+        by_index = {v.index: v for v in vm.vcpus}
+        writable = {i: carried(by_index[i], st, vm) for i, st in self.vcpu_state.items()}
         was_paused = vm.paused
         vm.pause()
-        by_index = {v.index: v for v in vm.vcpus}
+        empty = FullVcpuState()
         old = [
-            (by_index[i], by_index[i].get_regs(), by_index[i].get_sregs())
+            (
+                by_index[i],
+                by_index[i].get_regs(),
+                by_index[i].get_sregs(),
+                capture_vcpu(by_index[i], writable.get(i, empty)),
+            )
             for i in self.layout.vcpus
         ]
         done = 0
         try:
             for index in self.layout.vcpus:
-                by_index[index].set_regs(self.regs[index])
-                by_index[index].set_sregs(self.sregs[index])
+                cpu = by_index[index]
+                cpu.set_regs(self.regs[index])
+                cpu.set_sregs(self.sregs[index])
+                apply_vcpu(cpu, writable.get(index, empty))
                 done += 1
+            self.warnings.extend(apply_platform(vm, self.platform))
         except BaseException:
-            for cpu, regs, sregs in old[: done + 1]:
+            for cpu, regs, sregs, state in old[: done + 1]:
                 with contextlib.suppress(Exception):
                     cpu.set_regs(regs)
                     cpu.set_sregs(sregs)
+                    apply_vcpu(cpu, state)
             if not was_paused:
                 with contextlib.suppress(Exception):
                     vm.resume()
@@ -418,6 +478,8 @@ def read(
         vm_keys = {(VM_LAYOUT.name, 0), (CLOCK.name, 0)}
         vm_keys |= {(CPU_REGS.name, i) for i in layout.vcpus}
         vm_keys |= {(CPU_SREGS.name, i) for i in layout.vcpus}
+        vm_keys |= {(name, i) for name in CPU_SECTIONS for i in layout.vcpus}
+        vm_keys |= {(name, 0) for name in PLATFORM_SECTIONS}
         for key in decoded:
             if key[0] in VM_SECTIONS and key not in vm_keys:
                 raise SnapshotMismatchError(
@@ -435,6 +497,8 @@ def read(
             devices={k: v for k, v in decoded.items() if k[0] not in VM_SECTIONS},
             scan=result,
             stream=source,
+            vcpu_state={i: staged_vcpu(decoded, i) for i in layout.vcpus},
+            platform=staged_platform(decoded),
             _spool=spool,
         )
         spool = None
@@ -520,15 +584,22 @@ def restore(
     *,
     mode: RestoreMode = RestoreMode.RESUME,
     options: VmOptions | None = None,
+    warnings: list[str] | None = None,
 ) -> VM:
     """A new VM on ``accelerator`` holding the snapshot's state, paused.
 
     The stream is checked in full before the VM is created; if applying then fails
-    (a backend error, a file changed between the passes) the new VM is closed. Call
-    ``vm.resume()`` to go on: the clock is written before any vCPU runs.
+    (a backend error, a file changed between the passes, state the target cannot hold:
+    see :mod:`accel.snapshot.carry`) the new VM is closed. Call ``vm.resume()`` to go
+    on: the clock is written before any vCPU runs, then KVM_KVMCLOCK_CTRL (or the
+    accelerator's equivalent) per vCPU. ``warnings`` (a list) receives the restore's
+    notes (sections the snapshot lacks).
     """
     with read(stream) as staged:
-        return build_vm(staged, accelerator, mode=mode, options=options)
+        vm = build_vm(staged, accelerator, mode=mode, options=options)
+        if warnings is not None:
+            warnings.extend(staged.warnings)
+        return vm
 
 
 def build_vm(
@@ -553,6 +624,15 @@ def build_vm(
             expected=max_vcpus,
             found=max(staged.layout.vcpus),
         )
+    caps = accelerator.capabilities()
+    if (
+        options is None
+        and staged.platform.irqchip is not None
+        and caps.supports(Capability.IRQCHIP)
+    ):
+        # the snapshot's chips were held in the accelerator: ask the target for them too
+        pit = staged.platform.pit is not None and caps.supports(Capability.PIT)
+        options = VmOptions(irqchip=True, pit=pit)
     vm = accelerator.create_vm(options)
     try:
         try:
@@ -581,7 +661,7 @@ def load(stream: IO[bytes], vm: VM, *, mode: RestoreMode = RestoreMode.RESUME) -
     Returns the staged snapshot (closed) for its header and device states.
     """
     with read(stream) as staged:
-        staged.check_fits(vm)
+        staged.check_target(vm)
         staged.clock_for(vm, mode)
         staged.apply(vm, mode)
         return staged

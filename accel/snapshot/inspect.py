@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ..errors import SnapshotError
+from .cpu import CPU_SECTIONS, PLATFORM_SECTIONS, summary
 from .format import Header, Scan, scan
 from .machine import DEVICE_STATES, MACHINE
 from .state import CLOCK, CPU_REGS, CPU_SREGS, VM_LAYOUT
@@ -19,6 +20,8 @@ def _known() -> Mapping[str, VMStateDescription[Any]]:
     known: dict[str, VMStateDescription[Any]] = {
         d.name: d for d in (VM_LAYOUT, CPU_REGS, CPU_SREGS, CLOCK, MACHINE)
     }
+    known.update(CPU_SECTIONS)
+    known.update(PLATFORM_SECTIONS)
     for name, codec in DEVICE_STATES.items():
         known[name] = codec.description
     return known
@@ -35,6 +38,8 @@ class SectionInfo:
     offset: int
     fields: dict[str, Any] | None = None
     note: str = ""
+    summary: str = ""
+    """One line about the state (the vCPU-state and chip sections)."""
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -48,6 +53,8 @@ class SectionInfo:
             out["fields"] = self.fields
         if self.note:
             out["note"] = self.note
+        if self.summary:
+            out["summary"] = self.summary
         return out
 
 
@@ -105,6 +112,7 @@ def inspect(stream: IO[bytes]) -> SnapshotInfo:
             try:
                 obj = decode(desc, sec.payload, sec.version_id, instance=sec.instance)
                 entry.fields = describe_fields(desc, obj, sec.version_id)
+                entry.summary = summary(sec.name, obj)
             except SnapshotError as exc:
                 entry.note = exc.message
         info.sections.append(entry)

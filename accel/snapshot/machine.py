@@ -520,8 +520,11 @@ def restore_machine(
     mode: RestoreMode | str | None = None,
     registry: Registry | None = None,
     console: IO[bytes] | Callable[[bytes], Any] | None = None,
+    warnings: list[str] | None = None,
 ) -> Machine:
-    """A new machine on ``accel`` holding the snapshot's state, *paused*: call
+    """(``warnings``, a list, receives the restore's notes: sections the snapshot lacks.)
+
+    A new machine on ``accel`` holding the snapshot's state, *paused*: call
     ``machine.resume()``, then ``machine.run()``, to go on.
 
     ``mode``: :attr:`RestoreMode.RESUME` / ``"same-host"`` (the default: the guest clock
@@ -630,6 +633,8 @@ def restore_machine(
                     f"cannot map the snapshot's RAM regions: {exc}", section="vm"
                 ) from exc
             staged.apply(vm, mode, fresh=True)
+            if warnings is not None:
+                warnings.extend(staged.warnings)
             machine.pause()  # created -> paused: devices re-read the restored clock
             elapsed = 0
             if mode is RestoreMode.CATCH_UP:

@@ -57,7 +57,6 @@ def accel_accelerators() -> list[AcceleratorInfo]:
             hardware=True,
             unsupported={
                 "interrupt-injection": "KVM_INTERRUPT / KVM_NMI are not yet driven",
-                "vcpu-state": "KVM_GET/SET_MSRS, XSAVE, DEBUGREGS, VCPU_EVENTS are not yet driven",
             },
             cpu_flags=CPU_FLAGS,
         )

@@ -29,6 +29,7 @@ from .ioctls import (
     KVM_CREATE_PIT2,
     KVM_CREATE_VM,
     KVM_GET_API_VERSION,
+    KVM_GET_MSR_INDEX_LIST,
     KVM_GET_SUPPORTED_CPUID,
     KVM_GET_VCPU_MMAP_SIZE,
     NO_DEVICE_ERRNOS,
@@ -67,6 +68,7 @@ class KvmAccelerator(Accelerator):
         self._answers: dict[str, CapabilityAnswer] = {}
         self._closed = False
         self._cpuid: tuple[b.CpuidEntry, ...] | None = None
+        self._msr_list: tuple[int, ...] | None = None
         # The KVM_GET_SUPPORTED_CPUID result as the kernel wrote it (a struct kvm_cpuid2).
         self._cpuid_struct = b""
         self._mmap_size = 0
@@ -216,6 +218,33 @@ class KvmAccelerator(Accelerator):
                 for i in range(b.CPUID2_HEADER_WORDS, end, step)
             )
         return self._cpuid
+
+    def msr_index_list(self) -> tuple[int, ...]:
+        """KVM_GET_MSR_INDEX_LIST: the MSRs KVM saves and restores (read once; the first
+        call with room for none learns the count from E2BIG, as QEMU's kvm_get_supported_msrs)."""
+        self._check_open()
+        if self._msr_list is None:
+            fd = self._require()
+            n = 0
+            while True:
+                buf = bytearray(4 + 4 * n)
+                buf[:4] = n.to_bytes(4, "little")
+                try:
+                    self._sys.ioctl(fd, KVM_GET_MSR_INDEX_LIST, buf)
+                except OSError as exc:
+                    wanted = int.from_bytes(buf[:4], "little")
+                    if exc.errno == errno.E2BIG and wanted > n:
+                        n = wanted
+                        continue
+                    raise BackendCallError(
+                        "KVM_GET_MSR_INDEX_LIST", exc.errno, accelerator=ACCEL_NAME
+                    ) from exc
+                break
+            count = int.from_bytes(buf[:4], "little")
+            words = memoryview(buf).cast("I")
+            self._msr_list = tuple(words[1 : 1 + count])
+            words.release()
+        return self._msr_list
 
     def supported_cpuid_struct(self) -> bytes:
         """KVM_GET_SUPPORTED_CPUID's result as the kernel wrote it (a ``struct kvm_cpuid2``)."""

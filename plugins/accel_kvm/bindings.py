@@ -266,6 +266,231 @@ class kvm_run(ctypes.Structure):
     ]
 
 
+# --------------------------------------------------------------------------- vCPU and irqchip state
+# (KVM_GET/SET_MSRS, XSAVE, XCRS, DEBUGREGS, VCPU_EVENTS, MP_STATE, LAPIC, IRQCHIP, PIT2:
+# driven by :mod:`accel_kvm.state`)
+
+
+class kvm_msr_entry(ctypes.Structure):
+    _fields_ = [
+        ("index", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("data", ctypes.c_uint64),
+    ]
+
+
+class kvm_msrs(ctypes.Structure):
+    """The header of ``struct kvm_msrs``; ``nmsrs`` ``kvm_msr_entry`` follow it."""
+
+    _fields_ = [("nmsrs", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+
+
+class kvm_msr_list(ctypes.Structure):
+    """The header of ``struct kvm_msr_list``; ``nmsrs`` u32 indices follow it."""
+
+    _fields_ = [("nmsrs", ctypes.c_uint32)]
+
+
+KVM_XSAVE_SIZE: Final = 4096
+
+
+class kvm_xsave(ctypes.Structure):
+    _fields_ = [("region", ctypes.c_uint32 * (KVM_XSAVE_SIZE // 4))]
+
+
+class kvm_xcr(ctypes.Structure):
+    _fields_ = [
+        ("xcr", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32),
+        ("value", ctypes.c_uint64),
+    ]
+
+
+KVM_MAX_XCRS: Final = 16
+
+
+class kvm_xcrs(ctypes.Structure):
+    _fields_ = [
+        ("nr_xcrs", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("xcrs", kvm_xcr * KVM_MAX_XCRS),
+        ("padding", ctypes.c_uint64 * 16),
+    ]
+
+
+class kvm_debugregs(ctypes.Structure):
+    _fields_ = [
+        ("db", ctypes.c_uint64 * 4),
+        ("dr6", ctypes.c_uint64),
+        ("dr7", ctypes.c_uint64),
+        ("flags", ctypes.c_uint64),
+        ("reserved", ctypes.c_uint64 * 9),
+    ]
+
+
+class kvm_vcpu_events_exception(ctypes.Structure):
+    _fields_ = [
+        ("injected", ctypes.c_uint8),
+        ("nr", ctypes.c_uint8),
+        ("has_error_code", ctypes.c_uint8),
+        ("pending", ctypes.c_uint8),
+        ("error_code", ctypes.c_uint32),
+    ]
+
+
+class kvm_vcpu_events_interrupt(ctypes.Structure):
+    _fields_ = [
+        ("injected", ctypes.c_uint8),
+        ("nr", ctypes.c_uint8),
+        ("soft", ctypes.c_uint8),
+        ("shadow", ctypes.c_uint8),
+    ]
+
+
+class kvm_vcpu_events_nmi(ctypes.Structure):
+    _fields_ = [
+        ("injected", ctypes.c_uint8),
+        ("pending", ctypes.c_uint8),
+        ("masked", ctypes.c_uint8),
+        ("pad", ctypes.c_uint8),
+    ]
+
+
+class kvm_vcpu_events_smi(ctypes.Structure):
+    _fields_ = [
+        ("smm", ctypes.c_uint8),
+        ("pending", ctypes.c_uint8),
+        ("smm_inside_nmi", ctypes.c_uint8),
+        ("latched_init", ctypes.c_uint8),
+    ]
+
+
+class kvm_vcpu_events(ctypes.Structure):
+    _fields_ = [
+        ("exception", kvm_vcpu_events_exception),
+        ("interrupt", kvm_vcpu_events_interrupt),
+        ("nmi", kvm_vcpu_events_nmi),
+        ("sipi_vector", ctypes.c_uint32),
+        ("flags", ctypes.c_uint32),
+        ("smi", kvm_vcpu_events_smi),
+        ("triple_fault", ctypes.c_uint8),
+        ("reserved", ctypes.c_uint8 * 26),
+        ("exception_has_payload", ctypes.c_uint8),
+        ("exception_payload", ctypes.c_uint64),
+    ]
+
+
+KVM_VCPUEVENT_VALID_NMI_PENDING: Final = 0x00000001
+KVM_VCPUEVENT_VALID_SIPI_VECTOR: Final = 0x00000002
+KVM_VCPUEVENT_VALID_SHADOW: Final = 0x00000004
+KVM_VCPUEVENT_VALID_SMM: Final = 0x00000008
+
+
+class kvm_mp_state(ctypes.Structure):
+    _fields_ = [("mp_state", ctypes.c_uint32)]
+
+
+KVM_MP_STATE_RUNNABLE: Final = 0
+KVM_MP_STATE_UNINITIALIZED: Final = 1
+KVM_MP_STATE_INIT_RECEIVED: Final = 2
+KVM_MP_STATE_HALTED: Final = 3
+KVM_MP_STATE_SIPI_RECEIVED: Final = 4
+
+KVM_APIC_REG_SIZE: Final = 0x400
+
+
+class kvm_lapic_state(ctypes.Structure):
+    _fields_ = [("regs", ctypes.c_char * KVM_APIC_REG_SIZE)]
+
+
+class kvm_pic_state(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_uint8)
+        for name in (
+            "last_irr",
+            "irr",
+            "imr",
+            "isr",
+            "priority_add",
+            "irq_base",
+            "read_reg_select",
+            "poll",
+            "special_mask",
+            "init_state",
+            "auto_eoi",
+            "rotate_on_auto_eoi",
+            "special_fully_nested_mode",
+            "init4",
+            "elcr",
+            "elcr_mask",
+        )
+    ]
+
+
+KVM_IOAPIC_NUM_PINS: Final = 24
+
+
+class kvm_ioapic_state(ctypes.Structure):
+    _fields_ = [
+        ("base_address", ctypes.c_uint64),
+        ("ioregsel", ctypes.c_uint32),
+        ("id", ctypes.c_uint32),
+        ("irr", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+        ("redirtbl", ctypes.c_uint64 * KVM_IOAPIC_NUM_PINS),
+    ]
+
+
+class kvm_irqchip_union(ctypes.Union):
+    _fields_ = [
+        ("dummy", ctypes.c_char * 512),
+        ("pic", kvm_pic_state),
+        ("ioapic", kvm_ioapic_state),
+    ]
+
+
+KVM_IRQCHIP_PIC_MASTER: Final = 0
+KVM_IRQCHIP_PIC_SLAVE: Final = 1
+KVM_IRQCHIP_IOAPIC: Final = 2
+
+
+class kvm_irqchip(ctypes.Structure):
+    _fields_ = [
+        ("chip_id", ctypes.c_uint32),
+        ("pad", ctypes.c_uint32),
+        ("chip", kvm_irqchip_union),
+    ]
+
+
+class kvm_pit_channel_state(ctypes.Structure):
+    _fields_ = [
+        ("count", ctypes.c_uint32),
+        ("latched_count", ctypes.c_uint16),
+        ("count_latched", ctypes.c_uint8),
+        ("status_latched", ctypes.c_uint8),
+        ("status", ctypes.c_uint8),
+        ("read_state", ctypes.c_uint8),
+        ("write_state", ctypes.c_uint8),
+        ("write_latch", ctypes.c_uint8),
+        ("rw_mode", ctypes.c_uint8),
+        ("mode", ctypes.c_uint8),
+        ("bcd", ctypes.c_uint8),
+        ("gate", ctypes.c_uint8),
+        ("count_load_time", ctypes.c_int64),
+    ]
+
+
+class kvm_pit_state2(ctypes.Structure):
+    _fields_ = [
+        ("channels", kvm_pit_channel_state * 3),
+        ("flags", ctypes.c_uint32),
+        ("reserved", ctypes.c_uint32 * 9),
+    ]
+
+
+KVM_CAP_XSAVE2: Final = 208
+
+
 #: Structures whose size and field offsets tests/kvm/test_abi.py checks against the headers.
 STRUCTS: Final[dict[str, type[ctypes.Structure]]] = {
     "kvm_regs": kvm_regs,
@@ -278,6 +503,21 @@ STRUCTS: Final[dict[str, type[ctypes.Structure]]] = {
     "kvm_irq_level": kvm_irq_level,
     "kvm_cpuid_entry2": kvm_cpuid_entry2,
     "kvm_cpuid2": kvm_cpuid2,
+    "kvm_msr_entry": kvm_msr_entry,
+    "kvm_msrs": kvm_msrs,
+    "kvm_msr_list": kvm_msr_list,
+    "kvm_xsave": kvm_xsave,
+    "kvm_xcr": kvm_xcr,
+    "kvm_xcrs": kvm_xcrs,
+    "kvm_debugregs": kvm_debugregs,
+    "kvm_vcpu_events": kvm_vcpu_events,
+    "kvm_mp_state": kvm_mp_state,
+    "kvm_lapic_state": kvm_lapic_state,
+    "kvm_pic_state": kvm_pic_state,
+    "kvm_ioapic_state": kvm_ioapic_state,
+    "kvm_irqchip": kvm_irqchip,
+    "kvm_pit_channel_state": kvm_pit_channel_state,
+    "kvm_pit_state2": kvm_pit_state2,
 }
 
 # --------------------------------------------------------------------------- sizes and offsets

@@ -92,7 +92,7 @@ def plugin_answers() -> dict[Capability, CapabilityAnswer]:
         Capability.INTERRUPT_INJECTION: CapabilityAnswer.no(
             "this plugin does not yet drive KVM_INTERRUPT / KVM_NMI"
         ),
-        Capability.VCPU_STATE: CapabilityAnswer.no(
-            "this plugin does not yet drive KVM_GET/SET_MSRS, XSAVE, DEBUGREGS, VCPU_EVENTS"
+        Capability.VCPU_STATE: CapabilityAnswer.yes(
+            source="KVM_GET/SET_MSRS, XSAVE/XCRS, DEBUGREGS, VCPU_EVENTS, MP_STATE"
         ),
     }

@@ -26,11 +26,21 @@ from .bindings import (
     KVMIO,
     kvm_clock_data,
     kvm_cpuid2,
+    kvm_debugregs,
     kvm_irq_level,
+    kvm_irqchip,
+    kvm_lapic_state,
+    kvm_mp_state,
+    kvm_msr_list,
+    kvm_msrs,
     kvm_pit_config,
+    kvm_pit_state2,
     kvm_regs,
     kvm_sregs,
     kvm_userspace_memory_region,
+    kvm_vcpu_events,
+    kvm_xcrs,
+    kvm_xsave,
 )
 
 __all__ = [
@@ -105,6 +115,28 @@ KVM_GET_SREGS: Final = _ior(0x83, kvm_sregs)
 KVM_SET_SREGS: Final = _iow(0x84, kvm_sregs)
 KVM_SET_CPUID2: Final = _iow(0x90, kvm_cpuid2)
 KVM_KVMCLOCK_CTRL: Final = _io(0xAD)
+# vCPU and irqchip state (accel_kvm.state)
+KVM_GET_MSR_INDEX_LIST: Final = _iowr(0x02, kvm_msr_list)
+KVM_GET_MSRS: Final = _iowr(0x88, kvm_msrs)
+KVM_SET_MSRS: Final = _iow(0x89, kvm_msrs)
+KVM_GET_LAPIC: Final = _ior(0x8E, kvm_lapic_state)
+KVM_SET_LAPIC: Final = _iow(0x8F, kvm_lapic_state)
+KVM_GET_MP_STATE: Final = _ior(0x98, kvm_mp_state)
+KVM_SET_MP_STATE: Final = _iow(0x99, kvm_mp_state)
+KVM_GET_VCPU_EVENTS: Final = _ior(0x9F, kvm_vcpu_events)
+KVM_SET_VCPU_EVENTS: Final = _iow(0xA0, kvm_vcpu_events)
+KVM_GET_DEBUGREGS: Final = _ior(0xA1, kvm_debugregs)
+KVM_SET_DEBUGREGS: Final = _iow(0xA2, kvm_debugregs)
+KVM_GET_XSAVE: Final = _ior(0xA4, kvm_xsave)
+KVM_SET_XSAVE: Final = _iow(0xA5, kvm_xsave)
+KVM_GET_XCRS: Final = _ior(0xA6, kvm_xcrs)
+KVM_SET_XCRS: Final = _iow(0xA7, kvm_xcrs)
+KVM_GET_IRQCHIP: Final = _iowr(0x62, kvm_irqchip)
+KVM_SET_IRQCHIP: Final = _ior(0x63, kvm_irqchip)
+KVM_GET_PIT2: Final = _ior(0x9F, kvm_pit_state2)
+KVM_SET_PIT2: Final = _iow(0xA0, kvm_pit_state2)
+KVM_GET_TSC_KHZ: Final = _io(0xA3)
+KVM_SET_TSC_KHZ: Final = _io(0xA2)
 
 #: Every ioctl the plugin issues, by name (the fault-injection tests cover each one).
 IOCTLS: Final[dict[str, int]] = {
@@ -128,6 +160,31 @@ IOCTLS: Final[dict[str, int]] = {
     "KVM_SET_CPUID2": KVM_SET_CPUID2,
     "KVM_KVMCLOCK_CTRL": KVM_KVMCLOCK_CTRL,
 }
+IOCTLS.update(
+    {
+        "KVM_GET_MSR_INDEX_LIST": KVM_GET_MSR_INDEX_LIST,
+        "KVM_GET_MSRS": KVM_GET_MSRS,
+        "KVM_SET_MSRS": KVM_SET_MSRS,
+        "KVM_GET_LAPIC": KVM_GET_LAPIC,
+        "KVM_SET_LAPIC": KVM_SET_LAPIC,
+        "KVM_GET_MP_STATE": KVM_GET_MP_STATE,
+        "KVM_SET_MP_STATE": KVM_SET_MP_STATE,
+        "KVM_GET_VCPU_EVENTS": KVM_GET_VCPU_EVENTS,
+        "KVM_SET_VCPU_EVENTS": KVM_SET_VCPU_EVENTS,
+        "KVM_GET_DEBUGREGS": KVM_GET_DEBUGREGS,
+        "KVM_SET_DEBUGREGS": KVM_SET_DEBUGREGS,
+        "KVM_GET_XSAVE": KVM_GET_XSAVE,
+        "KVM_SET_XSAVE": KVM_SET_XSAVE,
+        "KVM_GET_XCRS": KVM_GET_XCRS,
+        "KVM_SET_XCRS": KVM_SET_XCRS,
+        "KVM_GET_IRQCHIP": KVM_GET_IRQCHIP,
+        "KVM_SET_IRQCHIP": KVM_SET_IRQCHIP,
+        "KVM_GET_PIT2": KVM_GET_PIT2,
+        "KVM_SET_PIT2": KVM_SET_PIT2,
+        "KVM_GET_TSC_KHZ": KVM_GET_TSC_KHZ,
+        "KVM_SET_TSC_KHZ": KVM_SET_TSC_KHZ,
+    }
+)
 
 #: Request number -> name (for error messages and the test layers).
 IOCTL_NAMES: Final[dict[int, str]] = {number: name for name, number in IOCTLS.items()}

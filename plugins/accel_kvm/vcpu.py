@@ -46,6 +46,7 @@ from .ioctls import (
     call,
     release_mapping,
 )
+from .state import KvmVcpuState
 
 __all__ = [
     "CPU_FLAGS",
@@ -194,7 +195,7 @@ _EXIT_NAMES = {
 }
 
 
-class KvmVcpu(Vcpu):
+class KvmVcpu(KvmVcpuState, Vcpu):
     """One KVM vCPU: its fd, its mapped ``kvm_run`` page, and :meth:`run`.
 
     The run loop reads ``kvm_run`` through preallocated memoryview casts and dispatches
@@ -242,6 +243,7 @@ class KvmVcpu(Vcpu):
             sys.close(fd)
             raise
         self._fd = fd
+        self._cpuid_struct = bytes(cpuid)
         self._mm = mm
         self._mv = memoryview(mm)
         self._u16 = self._mv.cast("H")
@@ -321,15 +323,27 @@ class KvmVcpu(Vcpu):
     def kvmclock_ctrl(self) -> bool:
         """KVM_KVMCLOCK_CTRL: tell the guest it was paused (so its watchdogs do not fire).
 
-        Returns False when the guest has not enabled kvmclock (the kernel's EINVAL), which
-        is not an error.
+        Returns False when the guest has not armed kvmclock: KVM answers EINVAL then
+        (``kvm_set_guest_paused`` has no pvclock page to flag), which is harmless because
+        there is no guest clock to warn. An EINVAL while MSR_KVM_SYSTEM_TIME(_NEW) has its
+        enable bit set means the PVCLOCK_GUEST_STOPPED flag did not reach the guest's page
+        (Firecracker #5494): that is raised, as is every other errno.
         """
         self._check_open()
         try:
             self._sys.ioctl(self._fd, KVM_KVMCLOCK_CTRL, 0)
         except OSError as exc:
             if exc.errno == errno.EINVAL:
-                return False
+                armed = [m for m, v in self.get_msrs(self.pv_clock_msrs()).items() if v & 1]
+                if not armed:
+                    return False
+                raise BackendCallError(
+                    "KVM_KVMCLOCK_CTRL",
+                    exc.errno,
+                    accelerator=ACCEL_NAME,
+                    detail=f"vcpu {self.index}: kvmclock is armed (MSR {armed[0]:#x}) and "
+                    "KVM did not flag the guest's pvclock page as stopped",
+                ) from exc
             raise BackendCallError("KVM_KVMCLOCK_CTRL", exc.errno, accelerator=ACCEL_NAME) from exc
         return True
 

@@ -32,6 +32,7 @@ from .ioctls import (
     call,
     release_mapping,
 )
+from .state import KvmVmState
 from .vcpu import KvmVcpu, cpuid_buffer, filter_cpuid
 
 __all__ = ["KvmHost", "KvmVM", "buffer_address", "region_bytes"]
@@ -52,6 +53,8 @@ class KvmHost(Protocol):
 
     def supported_cpuid_struct(self) -> bytes: ...
 
+    def msr_index_list(self) -> tuple[int, ...]: ...
+
 
 def buffer_address(buf: _mmap.mmap) -> int:
     """The address of ``buf``'s first byte, for KVM_SET_USER_MEMORY_REGION.
@@ -67,7 +70,7 @@ def region_bytes(slot: int, flags: int, guest_phys: int, size: int, address: int
     return bytes(b.kvm_userspace_memory_region(slot, flags, guest_phys, size, address))
 
 
-class KvmVM(VM):
+class KvmVM(KvmVmState, VM):
     """One KVM VM (a KVM_CREATE_VM file descriptor).
 
     Guest RAM regions are anonymous mappings registered with KVM_SET_USER_MEMORY_REGION;

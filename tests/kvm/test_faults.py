@@ -19,6 +19,7 @@ from accel.errors import AcceleratorUnavailableError, BackendCallError
 
 from . import guests
 from .guests import ORG, boot, fd_count, map_count
+from .state_faults import STATE_SCENARIOS
 
 pytestmark = pytest.mark.kvm
 
@@ -268,6 +269,7 @@ SCENARIOS: dict[str, Callable[[FaultInjector, int], None]] = {
     "KVM_SET_SREGS": s_set_sregs,
     "KVM_SET_CPUID2": _create_vcpu_with("KVM_SET_CPUID2"),
     "KVM_KVMCLOCK_CTRL": s_kvmclock_ctrl,
+    **STATE_SCENARIOS,
 }
 
 
@@ -303,3 +305,20 @@ def test_mmap_failure_is_typed() -> None:
         expect("mmap", errno.ENOMEM, lambda: vm.add_memory(0, 0x1000))
         expect("mmap", errno.ENOMEM, vm.create_vcpu)
         assert vm.memory_regions == () and vm.vcpus == () and leaks() == before
+
+
+def test_kvmclock_ctrl_einval_is_harmless_only_while_kvmclock_is_unarmed() -> None:
+    """KVM answers EINVAL to KVM_KVMCLOCK_CTRL when the guest has no pvclock page: that
+    is reported as False. The same EINVAL with kvmclock armed is an error naming it."""
+    inj = FaultInjector()
+    with KvmAccelerator(sys=inj) as acc:
+        if not acc.check_extension(bindings.KVM_CAP_KVMCLOCK_CTRL):
+            pytest.skip("host KVM has no KVM_CAP_KVMCLOCK_CTRL")
+        _vm, cpu = boot(acc, guests.HALT)
+        assert cpu.kvmclock_ctrl() is False  # the kernel's own EINVAL: nothing armed
+        _vm2, armed = boot(acc, guests.KVMCLOCK_ENABLE)
+        assert isinstance(armed.run(), HaltExit)
+        assert armed.kvmclock_ctrl() is True
+        inj.fail = {"KVM_KVMCLOCK_CTRL": errno.EINVAL}
+        exc = expect("KVM_KVMCLOCK_CTRL", errno.EINVAL, armed.kvmclock_ctrl)
+        assert "0x4b564d01" in str(exc)

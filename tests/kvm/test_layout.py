@@ -12,7 +12,16 @@ import pytest
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
 
 #: accel_kvm's layers, lowest first: a module imports only modules listed before it.
-KVM_LAYERS = ["bindings", "ioctls", "testing", "capabilities", "vcpu", "vm", "accelerator"]
+KVM_LAYERS = [
+    "bindings",
+    "ioctls",
+    "testing",
+    "capabilities",
+    "state",
+    "vcpu",
+    "vm",
+    "accelerator",
+]
 
 
 def _imports(path: Path) -> list[tuple[str, int]]:

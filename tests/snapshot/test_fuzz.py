@@ -33,9 +33,9 @@ assert N_FLIP + N_TRUNC + N_STRUCT + N_LEN + N_GARBAGE >= 10_000
 
 
 def _small_vm(acc: FakeAccelerator) -> FakeVM:
-    from accel import Registers
+    from accel import Registers, VmOptions
 
-    vm = acc.create_vm()
+    vm = acc.create_vm(VmOptions(irqchip=True, pit=True))  # every state section
     vm.add_memory(0, 6 * 4096)
     vm.add_memory(0x10000, 2 * 4096)
     vm.create_vcpu().set_regs(Registers(rax=7, rip=0x100))
@@ -43,6 +43,7 @@ def _small_vm(acc: FakeAccelerator) -> FakeVM:
     vm.write_memory(0x2000, b"x")  # chunk 1: both pages -> a data chunk
     vm.write_memory(0x3FFF, b"y")  # chunk 2 stays zero -> a zero chunk
     vm.write_memory(0x10000, b"more")
+    vm.vcpus[0].set_msrs({0xC0000082: 0xFFFFFFFF81A00000, 0x4B564D01: 0x5001})
     return vm
 
 
@@ -53,6 +54,11 @@ _buf = io.BytesIO()
 snapshot.save(_SOURCE, _buf, machine_type="test-1.0", chunk_size=8192)
 VALID = _buf.getvalue()
 HEADER, RECORDS = split(VALID)
+# ... and every section of the vCPU and chip state.
+assert {r.name for r in RECORDS} >= {
+    "cpu-msrs", "cpu-fpu", "cpu-debug", "cpu-events", "cpu-mp-state", "cpu-lapic", "cpuid",
+    "irqchip", "pit", "tsc",
+}  # fmt: skip
 # The stream has every kind of RAM chunk: data, all-zero and pages (a bitmap + pages).
 assert sorted({r.payload[12] for r in RECORDS if r.name == "ram"}) == [0, 1, 2]
 
