@@ -22,13 +22,22 @@ out (that is the interface's contract, so nothing here looks at an accelerator's
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 from ..accelerator import VM, Vcpu
 from ..capabilities import Capability
 from ..cpustate import CpuidEntry, DebugRegisters, FpuState, MpState, VcpuEvents
-from ..errors import AccelError, SnapshotError, SnapshotFormatError, UnsupportedError
+from ..errors import (
+    AccelError,
+    BackendCallError,
+    InvalidArgumentError,
+    SnapshotError,
+    SnapshotFormatError,
+    SnapshotMismatchError,
+    UnsupportedError,
+)
 from ..irqstate import (
     IOAPIC_PINS,
     LAPIC_PAGE_SIZE,
@@ -471,19 +480,36 @@ def staged_platform(decoded: dict[tuple[str, int], Any]) -> PlatformState:
 
 def apply_vcpu(v: Vcpu, st: FullVcpuState) -> None:
     """Write ``st`` into ``v`` in QEMU's kvm_arch_put_registers order (after regs and
-    sregs): FPU, MSRs, MP state, LAPIC, events, debug registers."""
-    if st.fpu is not None:
-        v.set_fpu(st.fpu)
-    if st.msrs is not None:
-        v.set_msrs(st.msrs)
-    if st.mp_state is not None:
-        v.set_mp_state(st.mp_state)
-    if st.lapic is not None:
-        v.set_lapic(st.lapic)
-    if st.events is not None:
-        v.set_events(st.events)
-    if st.debug is not None:
-        v.set_debug_registers(st.debug)
+    sregs): FPU, MSRs, MP state, LAPIC, events, debug registers.
+
+    A value the target refuses as invalid (InvalidArgumentError, or a BackendCallError
+    with EINVAL or no errno: the engine or the kernel says the value cannot be held)
+    becomes a :class:`SnapshotMismatchError` naming the section and the vCPU, with the
+    target's own words; any other failure (ENOMEM, a closed handle) is raised as it is.
+    """
+    steps: tuple[tuple[str, object, Any], ...] = (
+        (CPU_FPU.name, st.fpu, v.set_fpu),
+        (CPU_MSRS.name, st.msrs, v.set_msrs),
+        (CPU_MP_STATE.name, st.mp_state, v.set_mp_state),
+        (CPU_LAPIC.name, st.lapic, v.set_lapic),
+        (CPU_EVENTS.name, st.events, v.set_events),
+        (CPU_DEBUG.name, st.debug, v.set_debug_registers),
+    )
+    for section, value, setter in steps:
+        if value is None:
+            continue
+        try:
+            setter(value)
+        except (InvalidArgumentError, BackendCallError) as exc:
+            if isinstance(exc, BackendCallError) and exc.errno not in (None, errno.EINVAL):
+                raise
+            raise SnapshotMismatchError(
+                f"section {section} of vCPU {v.index} does not fit {v.vm.accelerator.name}: {exc}",
+                section=section,
+                instance=v.index,
+                hint="the snapshot holds a value this accelerator's vCPU cannot take; "
+                "restore it on the accelerator that saved it",
+            ) from exc
 
 
 def carried(v: Vcpu, st: FullVcpuState, vm: VM) -> FullVcpuState:

@@ -219,6 +219,7 @@ class KvmVcpuState:
     _sys: Sys
     _fd: int
     _cpuid_struct: bytes
+    _user_halted: bool
     index: int
 
     if TYPE_CHECKING:
@@ -410,8 +411,11 @@ class KvmVcpuState:
         call(self._sys, "KVM_SET_VCPU_EVENTS", self._fd, KVM_SET_VCPU_EVENTS, e)
 
     def get_mp_state(self) -> MpState:
-        """KVM_GET_MP_STATE."""
+        """KVM_GET_MP_STATE; without the in-kernel LAPIC, HALTED from a HaltExit until the
+        next run() (KVM itself says RUNNABLE there: the halt is userspace's)."""
         self._check_open()
+        if not self._has_irqchip() and self._user_halted:
+            return MpState.HALTED
         m = b.kvm_mp_state()
         call(self._sys, "KVM_GET_MP_STATE", self._fd, KVM_GET_MP_STATE, m)
         state = _MP_STATES.get(m.mp_state)
@@ -424,8 +428,27 @@ class KvmVcpuState:
         return state
 
     def set_mp_state(self, state: MpState) -> None:
-        """KVM_SET_MP_STATE."""
+        """KVM_SET_MP_STATE.
+
+        Without the in-kernel LAPIC KVM takes only RUNNABLE (EINVAL otherwise): HLT exits
+        to userspace with RIP past the HLT, so a HALTED vCPU is a RUNNABLE one whose last
+        run() ended at HLT -- it is set RUNNABLE and reported HALTED until it runs, as the
+        TCG plugin does. The INIT/SIPI states belong to an interrupt controller it lacks.
+        """
         self._check_open()
+        if not self._has_irqchip():
+            if state not in (MpState.RUNNABLE, MpState.HALTED):
+                raise InvalidArgumentError(
+                    f"vcpu {self.index}: without the in-kernel irqchip a KVM vCPU is "
+                    f"RUNNABLE or HALTED, not {state.value}",
+                    hint="create the VM with the in-kernel irqchip to load INIT/SIPI states",
+                    argument="state",
+                    value=state,
+                )
+            m = b.kvm_mp_state(_MP_NUMBERS[MpState.RUNNABLE])
+            call(self._sys, "KVM_SET_MP_STATE", self._fd, KVM_SET_MP_STATE, m)
+            self._user_halted = state is MpState.HALTED
+            return
         m = b.kvm_mp_state(_MP_NUMBERS[state])
         call(self._sys, "KVM_SET_MP_STATE", self._fd, KVM_SET_MP_STATE, m)
 

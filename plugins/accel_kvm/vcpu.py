@@ -229,6 +229,9 @@ class KvmVcpu(KvmVcpuState, Vcpu):
         self._ioctl = sys.ioctl
         self._kicked = False
         self._closed = False
+        # The last run() ended at HLT with no in-kernel LAPIC: KVM reports such a vCPU
+        # RUNNABLE (userspace holds the halt), so get_mp_state says HALTED from this flag.
+        self._user_halted = False
         try:
             try:
                 mm = sys.mmap(fd, mmap_size)
@@ -359,6 +362,7 @@ class KvmVcpu(KvmVcpuState, Vcpu):
                 hint="call vm.resume() first",
                 accelerator=ACCEL_NAME,
             )
+        self._user_halted = False
         ioctl = self._ioctl
         fd = self._fd
         dispatch = self._dispatch
@@ -415,6 +419,7 @@ class KvmVcpu(KvmVcpuState, Vcpu):
         )
 
     def _exit_hlt(self) -> Exit:
+        self._user_halted = True
         return HaltExit()
 
     def _exit_shutdown(self) -> Exit:

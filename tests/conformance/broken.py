@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import accel
@@ -36,6 +36,7 @@ from accel import (
     Vcpu,
     VmOptions,
 )
+from accel.cpustate import CpuidEntry, DebugRegisters, FpuState, MpState, VcpuEvents
 from accel.errors import GuestMemoryError
 
 
@@ -225,6 +226,44 @@ class WrapVcpu(Vcpu):
 
     def set_sregs(self, sregs: SpecialRegisters) -> None:
         self.inner.set_sregs(sregs)
+
+    # The vCPU state beyond the registers (Capability.VCPU_STATE, which the inner
+    # accelerator answers for this one), passed through as it is.
+    def msr_indices(self) -> tuple[int, ...]:
+        return self.inner.msr_indices()
+
+    def get_msrs(self, indices: Iterator[int] | tuple[int, ...] | list[int]) -> dict[int, int]:
+        return self.inner.get_msrs(indices)
+
+    def set_msrs(self, values: Mapping[int, int]) -> None:
+        self.inner.set_msrs(values)
+
+    def get_fpu(self) -> FpuState:
+        return self.inner.get_fpu()
+
+    def set_fpu(self, state: FpuState) -> None:
+        self.inner.set_fpu(state)
+
+    def get_debug_registers(self) -> DebugRegisters:
+        return self.inner.get_debug_registers()
+
+    def set_debug_registers(self, state: DebugRegisters) -> None:
+        self.inner.set_debug_registers(state)
+
+    def get_events(self) -> VcpuEvents:
+        return self.inner.get_events()
+
+    def set_events(self, events: VcpuEvents) -> None:
+        self.inner.set_events(events)
+
+    def get_mp_state(self) -> MpState:
+        return self.inner.get_mp_state()
+
+    def set_mp_state(self, state: MpState) -> None:
+        self.inner.set_mp_state(state)
+
+    def cpuid(self) -> tuple[CpuidEntry, ...]:
+        return self.inner.cpuid()
 
     def _drop_every_tenth(self, data: bytearray | memoryview, unit: int) -> None:
         """Zero every 10th ``unit``-byte piece of port I/O this vCPU has moved."""

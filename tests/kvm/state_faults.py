@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from accel_kvm import FaultInjector, KvmAccelerator, KvmVcpu, KvmVM
+from accel_kvm import FaultInjector, KvmAccelerator, KvmVcpu, KvmVM, bindings, ioctls
 
 from accel import VmOptions
 from accel.cpustate import DebugRegisters, FpuState, MpState, VcpuEvents
@@ -76,16 +76,38 @@ def _msr_index_list(inj: FaultInjector, err: int) -> None:
         assert _LSTAR in cpu.msr_indices()  # nothing wrong was cached
 
 
+class _WithTscControl:
+    """A Sys that answers KVM_CHECK_EXTENSION(KVM_CAP_TSC_CONTROL) with 1 and passes the
+    rest on: with the failure injected in front of it, KVM_SET_TSC_KHZ never reaches a
+    kernel that lacks the capability, so its errno path is reachable on every host."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def open(self, path: str, flags: int) -> int:
+        return int(self.inner.open(path, flags))
+
+    def close(self, fd: int) -> None:
+        self.inner.close(fd)
+
+    def ioctl(self, fd: int, request: int, arg: Any = 0, /) -> Any:
+        if request == ioctls.KVM_CHECK_EXTENSION and arg == bindings.KVM_CAP_TSC_CONTROL:
+            return 1
+        return self.inner.ioctl(fd, request, arg)
+
+    def mmap(self, fd: int, length: int) -> Any:
+        return self.inner.mmap(fd, length)
+
+
 def _tsc_set(inj: FaultInjector, err: int) -> None:
-    # KVM_SET_TSC_KHZ needs KVM_CAP_TSC_CONTROL: where it is absent the call is refused
-    # before any ioctl (UnsupportedError), so the errno path cannot be reached here.
+    inj.inner = _WithTscControl(inj.inner)
     with KvmAccelerator(sys=inj) as acc:
-        if not acc.check_extension(60):
-            pytest.skip("host KVM has no KVM_CAP_TSC_CONTROL")
         vm, _cpu = guests.boot(acc, guests.HALT)
         khz = vm.get_tsc_khz()
         inj.fail = {"KVM_SET_TSC_KHZ": err}
         _expect("KVM_SET_TSC_KHZ", err, lambda: vm.set_tsc_khz(khz))
+        inj.fail = {}
+        assert vm.get_tsc_khz() == khz  # nothing half-applied
 
 
 def _lstar(vm: KvmVM, cpu: KvmVcpu) -> Any:

@@ -137,18 +137,31 @@ def test_kvmclock_armed_snapshot_is_refused_on_an_accelerator_without_pv_clock(
     assert "\n" not in str(info.value)
 
 
-def test_lstar_set_on_kvm_is_refused_on_a_target_without_msrs(
-    kvm: Accelerator, tcg: Accelerator
-) -> None:
+def test_lstar_set_on_kvm_carries_to_tcg(kvm: Accelerator, tcg: Accelerator) -> None:
     vm = guests.new_vm(kvm, guests.counter_program(3))
     vm.vcpus[0].set_msrs({0xC0000082: 0xFFFFFFFF81A00000})
     buf = io.BytesIO()
     snapshot.save(vm, buf)
     vm.close()
     buf.seek(0)
+    with snapshot.restore(buf, tcg) as vm2:
+        assert vm2.vcpus[0].get_msrs([0xC0000082]) == {0xC0000082: 0xFFFFFFFF81A00000}
+
+
+def test_an_msr_the_target_vcpu_lacks_is_refused_naming_it(
+    kvm: Accelerator, tcg: Accelerator
+) -> None:
+    """PV-EOI (0x4b564d04) is KVM's paravirtual MSR: the TCG vCPU has no such MSR."""
+    vm = guests.new_vm(kvm, guests.counter_program(3))
+    vm.vcpus[0].set_msrs({0x4B564D04: 0x8001})
+    buf = io.BytesIO()
+    snapshot.save(vm, buf)
+    vm.close()
+    buf.seek(0)
     with pytest.raises(SnapshotMismatchError) as info:
         snapshot.restore(buf, tcg)
-    assert "MSR 0xc0000082 (LSTAR) of vCPU 0 is 0xffffffff81a00000 and tcg" in str(info.value)
+    assert "MSR 0x4b564d04" in str(info.value)
+    assert "of vCPU 0 is 0x8001 and tcg's vCPU does not have it" in str(info.value)
 
 
 def test_kvm_snapshot_without_extra_state_restores_on_tcg(

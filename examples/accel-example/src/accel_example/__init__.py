@@ -9,6 +9,8 @@ reason below; every other check must pass.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+
 import accel
 from accel import (
     VM,
@@ -24,6 +26,7 @@ from accel import (
     Vcpu,
     VmOptions,
 )
+from accel.cpustate import CpuidEntry, DebugRegisters, FpuState, MpState, VcpuEvents
 from accel.errors import AcceleratorUnavailableError, UnsupportedError
 
 __all__ = ["ExampleAccelerator", "accel_accelerators"]
@@ -183,6 +186,56 @@ class ExampleVcpu(Vcpu):
 
     def kick(self) -> None:
         self._inner.kick()
+
+    # The vCPU state beyond the registers (Capability.VCPU_STATE, which the inner
+    # accelerator answers for this one), passed through as it is.
+    def msr_indices(self) -> tuple[int, ...]:
+        self._check_open()
+        return self._inner.msr_indices()
+
+    def get_msrs(self, indices: Iterator[int] | tuple[int, ...] | list[int]) -> dict[int, int]:
+        self._check_open()
+        return self._inner.get_msrs(indices)
+
+    def set_msrs(self, values: Mapping[int, int]) -> None:
+        self._check_open()
+        self._inner.set_msrs(values)
+
+    def get_fpu(self) -> FpuState:
+        self._check_open()
+        return self._inner.get_fpu()
+
+    def set_fpu(self, state: FpuState) -> None:
+        self._check_open()
+        self._inner.set_fpu(state)
+
+    def get_debug_registers(self) -> DebugRegisters:
+        self._check_open()
+        return self._inner.get_debug_registers()
+
+    def set_debug_registers(self, state: DebugRegisters) -> None:
+        self._check_open()
+        self._inner.set_debug_registers(state)
+
+    def get_events(self) -> VcpuEvents:
+        self._check_open()
+        return self._inner.get_events()
+
+    def set_events(self, events: VcpuEvents) -> None:
+        self._check_open()
+        self._inner.set_events(events)
+
+    def get_mp_state(self) -> MpState:
+        self._check_open()
+        return self._inner.get_mp_state()
+
+    def set_mp_state(self, state: MpState) -> None:
+        self._check_open()
+        self._inner.set_mp_state(state)
+
+    def cpuid(self) -> tuple[CpuidEntry, ...]:
+        self._check_open()
+        return self._inner.cpuid()
 
     def _close(self) -> None:
         self._inner.close()
