@@ -87,12 +87,12 @@ from accel.accelerator import (
     HaltExit,
     InternalErrorExit,
     InterruptedExit,
+    InterruptWindowExit,
     IoDirection,
     MemoryRegion,
     MmioExit,
     PortIoExit,
     Registers,
-    ShutdownExit,
     SpecialRegisters,
     Vcpu,
     VmOptions,
@@ -108,6 +108,7 @@ from accel.errors import (
 )
 
 from ._clock import CLOCK_FLAGS, VirtualClock
+from .delivery import ERROR_CODE_VECTORS, Event, deliver
 from .scheduler import RoundRobin
 
 if TYPE_CHECKING:
@@ -156,13 +157,8 @@ _MAX_INSN: Final = 15
 #: any translation block unicorn makes).
 _RM_WINDOW: Final = 0x2000
 _FLAGS_IF = 1 << 9
-_FLAGS_TF = 1 << 8
-_FLAGS_AC = 1 << 18
-_FLAGS_NT = 1 << 14
-_FLAGS_RF = 1 << 16
-_FLAGS_VM = 1 << 17
-#: Exceptions that push an error code (#DF #TS #NP #SS #GP #PF #AC #CP).
-_ERROR_CODE_VECTORS: Final = frozenset({8, 10, 11, 12, 13, 14, 17, 21})
+_HF_INHIBIT_IRQ: Final = 1 << 3  # QEMU's HF_INHIBIT_IRQ_MASK (the STI / MOV SS shadow)
+_NMI: Final = 2
 _CR0_PG = 1 << 31
 
 
@@ -634,6 +630,13 @@ class TcgVcpu(Vcpu):
         self._scheduler = vm._scheduler  # the VM's token (thread=single) or None
         self._slice_ends = 0  # time slices this vCPU used up (a count, for tests/bench)
         self._peers = vm._vcpus  # the VM's vCPUs (the list itself: it grows)
+        # Interrupt injection (see "Injected interrupts" in the module doc)
+        self._irq: int | None = None  # an injected external interrupt not yet delivered
+        self._nmi_pending = False
+        self._nmi_blocked = False  # from an NMI's delivery to the next IRET
+        self._iret_ran = False  # the watch hook saw an IRET start (NMI blocked)
+        self._window = False  # request_interrupt_window(True)
+        self._watch: int | None = None  # the UC_HOOK_CODE armed while an event waits
         uc = self._uc
         uc.hook_add(U.UC_HOOK_INSN, self._hook_in, None, 1, 0, x86.UC_X86_INS_IN)
         uc.hook_add(U.UC_HOOK_INSN, self._hook_out, None, 1, 0, x86.UC_X86_INS_OUT)
@@ -794,6 +797,54 @@ class TcgVcpu(Vcpu):
             )
         self._halted = state is MpState.HALTED
 
+    # -- interrupt injection (Capability.INTERRUPT_INJECTION; between runs, on the thread
+    #    that runs the vCPU)
+    def _interruptible(self) -> bool:
+        """RFLAGS.IF is set and no STI / MOV SS shadow is on (any thread)."""
+        from . import _state
+
+        uc = self._uc
+        if not int(uc.reg_read(_state.x86.UC_X86_REG_EFLAGS)) & _FLAGS_IF:
+            return False
+        (hflags,) = struct.unpack_from("<I", bytes(uc.context_save()), self._layout.hflags)
+        return not hflags & _HF_INHIBIT_IRQ
+
+    def interrupt_ready(self) -> bool:
+        self._check_open()
+        return self._irq is None and self._interruptible()
+
+    def inject_interrupt(self, vector: int) -> None:
+        self._check_open()
+        if not isinstance(vector, int) or isinstance(vector, bool) or not 0 <= vector <= 255:
+            raise InvalidArgumentError(
+                f"vcpu {self.index}: an interrupt vector is an int in 0..255, not {vector!r}",
+                argument="vector",
+                value=vector,
+                accelerator=NAME,
+            )
+        if self._irq is not None:
+            raise VcpuStateError(
+                f"vcpu {self.index}: vector {self._irq} is still waiting to be delivered",
+                hint="inject only when interrupt_ready() is true; else request an interrupt window",
+                accelerator=NAME,
+            )
+        if not self._interruptible():
+            raise VcpuStateError(
+                f"vcpu {self.index}: the guest cannot take an interrupt now (RFLAGS.IF is "
+                "clear or an STI / MOV SS shadow is on)",
+                hint="request_interrupt_window(True) and inject at the InterruptWindowExit",
+                accelerator=NAME,
+            )
+        self._irq = vector
+
+    def inject_nmi(self) -> None:
+        self._check_open()
+        self._nmi_pending = True
+
+    def request_interrupt_window(self, wanted: bool) -> None:
+        self._check_open()
+        self._window = bool(wanted)
+
     # -- run
     def run(self) -> Exit:
         self._check_open()
@@ -946,7 +997,95 @@ class TcgVcpu(Vcpu):
                 uc.emu_stop()
             return False
         self._flush_stale()  # the caller may have written guest code meanwhile
+        if self._watch is None and (self._irq is not None or self._nmi_pending or self._window):
+            # injected while parked in an exit: an I/O callback cannot stop between two
+            # instructions, so the engine stops at the end of this translation block and
+            # the event is taken there (or watched for: see "Injected interrupts")
+            uc = self._uc
+            if uc is not None:
+                uc.emu_stop()
         return True
+
+    # -- injected events (worker thread)
+    def _events_due(self) -> bool:
+        """An injected event the guest can take now (or an interrupt window that is open)."""
+        if self._nmi_pending and not self._nmi_blocked:
+            return True
+        if self._irq is None and not self._window:
+            return False
+        return self._interruptible()
+
+    def _take_events(self, *, in_hook: bool = False) -> Exit | None:
+        """Deliver what is due (an NMI, then the injected interrupt), report an open
+        window; arm or disarm the watch hook for what must wait. An exit ends the run."""
+        if self._nmi_pending and not self._nmi_blocked:
+            self._nmi_pending = False
+            out = self._deliver(_NMI, Event(_NMI, external=True))
+            if out is not None:
+                return out
+        if self._irq is not None or self._window:
+            open_ = self._interruptible()
+            if self._irq is not None and open_:
+                vector, self._irq = self._irq, None
+                out = self._deliver(vector, Event(vector, external=True))
+                if out is not None:
+                    return out
+                open_ = self._interruptible()  # (an interrupt gate cleared IF)
+            if self._window and self._irq is None and open_:
+                return InterruptWindowExit()
+        wanted = self._irq is not None or self._window or self._nmi_blocked or self._nmi_pending
+        if not in_hook:
+            self._arm_watch(wanted)
+        elif not wanted:
+            self._uc.emu_stop()  # (precise in a code hook) the loop disarms the watch
+        return None
+
+    def _arm_watch(self, on: bool) -> None:
+        """Add or remove the per-instruction hook that waits for IF / the end of a shadow
+        / an IRET; the translated code is flushed so that it is (or no longer is) called."""
+        from ._state import U
+
+        uc = self._uc
+        if on and self._watch is None:
+            self._watch = uc.hook_add(U.UC_HOOK_CODE, self._hook_watch, None, 1, 0)
+            uc.ctl_flush_tb()
+        elif not on and self._watch is not None:
+            uc.hook_del(self._watch)
+            self._watch = None
+            uc.ctl_flush_tb()
+
+    def _hook_watch(self, uc: Any, address: int, size: int, _ud: object) -> None:
+        """Before each instruction while an event waits: NMIs unblock after an IRET, and
+        what is due is delivered here (a register write in a code hook takes effect before
+        the instruction) or, for a window, the run stops here (emu_stop in a code hook is
+        precise: measured on unicorn 2.1.4)."""
+        if self._nmi_blocked:
+            if self._iret_ran:
+                self._iret_ran = False
+                self._nmi_blocked = False
+            elif self._is_iret(address):
+                self._iret_ran = True
+        out = self._take_events(in_hook=True)
+        if out is not None:
+            self._event = out
+            uc.emu_stop()
+
+    def _is_iret(self, linear: int) -> bool:
+        from .paging import linear_to_physical
+
+        physical = linear_to_physical(self._uc, linear)
+        if physical is None:
+            return False
+        try:
+            code = bytes(self._uc.mem_read(physical, 4))
+        except Exception:
+            return False
+        for byte in code:
+            if byte == 0xCF:
+                return True
+            if byte != 0x66 and not 0x40 <= byte <= 0x4F:  # operand size, REX.W
+                return False
+        return False
 
     # -- thread=single: the VM's emulation token (accel_tcg.scheduler; worker thread)
     def _take_turn(self, *, kickable: bool = True) -> bool:
@@ -1028,6 +1167,9 @@ class TcgVcpu(Vcpu):
                 continue  # kicked or closed while waiting for the token: see above
             try:  # (the token is held from here to the end of emu_start and its fault)
                 self._flush_stale()
+                taken = self._take_events()
+                if taken is not None:
+                    return taken
                 self._watch_real_mode()
                 try:
                     uc.emu_start(uc.reg_read(RIP), _NEVER, 0, self._time_slice())
@@ -1052,6 +1194,8 @@ class TcgVcpu(Vcpu):
                 continue  # an exception was delivered: the engine stopped to reload CS:IP
             if self._restart:
                 continue  # left real mode, or a #GP at the CS limit: re-enter (hooks move)
+            if self._events_due():
+                continue  # an injected event can be taken now (after a HLT, an exit)
             if self._slice_ended():
                 continue  # thread=single: the next vCPU's turn; this one queues again
             if self._after_hlt():
@@ -1147,7 +1291,7 @@ class TcgVcpu(Vcpu):
         from ._state import x86
 
         uc.reg_write(x86.UC_X86_REG_EIP, ip & 0xFFFF if ip > _RM_LIMIT else ip)
-        event = self._deliver(13)  # #GP(0): real mode pushes no error code
+        event = self._deliver(13, Event(13))  # #GP(0): real mode pushes no error code
         if event is not None:
             self._event = event
         self._restart = True  # _emulate re-enters at the handler and moves the window
@@ -1186,118 +1330,27 @@ class TcgVcpu(Vcpu):
             self._event = event
             uc.emu_stop()
 
-    def _deliver(self, vector: int) -> Exit | None:
-        """Deliver exception/interrupt ``vector``; an exit when that is impossible."""
-        from . import _state
+    def _deliver(self, vector: int, event: Event | None = None) -> Exit | None:
+        """Deliver exception/interrupt ``vector`` (:mod:`accel_tcg.delivery`); an exit
+        when the run ends instead (a triple fault, a task gate).
 
-        x86 = _state.x86
-        UC_X86_REG_CR0, UC_X86_REG_CS = x86.UC_X86_REG_CR0, x86.UC_X86_REG_CS
-        UC_X86_REG_EFLAGS, UC_X86_REG_IDTR = x86.UC_X86_REG_EFLAGS, x86.UC_X86_REG_IDTR
-        UC_X86_REG_RIP, UC_X86_REG_RSP = x86.UC_X86_REG_RIP, x86.UC_X86_REG_RSP
-
-        uc = self._uc
-        _, idt_base, idt_limit, _ = uc.reg_read(UC_X86_REG_IDTR)
-        cr0 = int(uc.reg_read(UC_X86_REG_CR0))
-        if cr0 & 1:
-            long_mode = bool(uc.msr_read(_state.MSR_EFER) & _state.EFER_LMA)
-            gate = 16 if long_mode else 8
-            if vector * gate + gate - 1 > idt_limit:
-                return ShutdownExit(
-                    f"triple fault: vector {vector} is beyond the IDT limit {idt_limit:#x}"
-                )
-            if long_mode:
-                why: str | None = "delivery through a long-mode IDT is not emulated"
-            elif cr0 & _CR0_PG:
-                why = "delivery with paging enabled is not emulated"
-            else:
-                try:
-                    why = self._deliver_protected(vector, idt_base)
-                except Exception as exc:  # the IDT, GDT or stack is not in guest memory
-                    return InternalErrorExit(
-                        "emulation",
-                        vector,
-                        f"vector {vector}: protected-mode delivery failed: {exc}",
-                    )
-            if why is None:
-                return None
-            return InternalErrorExit(
-                "emulation", vector, f"vector {vector}: {why} by the tcg plugin"
-            )
-        if vector * 4 + 3 > idt_limit:
-            return ShutdownExit(
-                f"triple fault: vector {vector} is beyond the real-mode IVT limit {idt_limit:#x}"
-            )
-        try:
-            ip, cs = struct.unpack("<HH", bytes(uc.mem_read(idt_base + vector * 4, 4)))
-            flags = int(uc.reg_read(UC_X86_REG_EFLAGS))
-            rip = int(uc.reg_read(UC_X86_REG_RIP))
-            old_cs = int(uc.reg_read(UC_X86_REG_CS))
-            sp = int(uc.reg_read(UC_X86_REG_RSP))
-            ss_base = _state.segment_base(uc, self._layout, "ss")
-            for word in (flags, old_cs, rip):
-                sp = (sp - 2) & 0xFFFF
-                _guest_store(uc, ss_base + sp, (word & 0xFFFF).to_bytes(2, "little"))
-        except Exception as exc:
-            return InternalErrorExit(
-                "emulation", vector, f"vector {vector}: real-mode delivery failed: {exc}"
-            )
-        old_rsp = int(uc.reg_read(UC_X86_REG_RSP))
-        uc.reg_write(UC_X86_REG_RSP, (old_rsp & ~0xFFFF) | sp)
-        uc.reg_write(UC_X86_REG_EFLAGS, flags & ~(_FLAGS_IF | _FLAGS_TF | _FLAGS_AC))
-        _state.load_real_mode_segment(uc, self._layout, "cs", cs)
-        _state.exception_delivered(uc, self._layout)
-        uc.reg_write(UC_X86_REG_RIP, ip)
-        self._resume_at = (cs << 4) + ip
-        return None
-
-    def _deliver_protected(self, vector: int, idt_base: int) -> str | None:
-        """32-bit protected mode, paging off, ring 0: through an interrupt or trap gate.
-
-        Returns None when delivered, else why it could not be (the caller reports it).
+        Without ``event``, the vector is the one unicorn raised: whether it is a software
+        interrupt and its error code are read from the engine (see the delivery module).
         """
         from . import _state
 
-        x86, uc, layout = _state.x86, self._uc, self._layout
-        info = _state.exception_info(uc, layout)
-        if info is None:
-            return "this unicorn build does not expose exception error codes"
-        error_code, software = info
-        lo, hi = struct.unpack("<II", bytes(uc.mem_read(idt_base + vector * 8, 8)))
-        gate_type = (hi >> 8) & 0x1F
-        if not hi & 0x8000:
-            return "the IDT gate is not present (#NP delivery is not emulated)"
-        if gate_type not in (0xE, 0xF):
-            return f"IDT gate type {gate_type:#x} (only 32-bit interrupt/trap gates are emulated)"
-        selector = lo >> 16
-        offset = (lo & 0xFFFF) | (hi & 0xFFFF0000)
-        _, gdt_base, gdt_limit, _ = uc.reg_read(x86.UC_X86_REG_GDTR)
-        if selector & 4 or (selector & ~7) + 7 > gdt_limit or not selector & ~7:
-            return f"gate selector {selector:#x} is not a GDT code descriptor"
-        (descriptor,) = struct.unpack("<Q", bytes(uc.mem_read(gdt_base + (selector & ~7), 8)))
-        d_hi = descriptor >> 32
-        if not d_hi & 0x8000 or (d_hi >> 11) & 3 != 3 or (d_hi >> 13) & 3:
-            return f"gate selector {selector:#x} is not a present ring-0 code segment"
-        if int(uc.reg_read(x86.UC_X86_REG_CS)) & 3:
-            return "a privilege change (ring 3 to ring 0) is not emulated"
-        eflags = int(uc.reg_read(x86.UC_X86_REG_EFLAGS))
-        eip = int(uc.reg_read(x86.UC_X86_REG_EIP))
-        words = [eflags, int(uc.reg_read(x86.UC_X86_REG_CS)), eip]
-        if not software and vector in _ERROR_CODE_VECTORS:
-            words.append(error_code)
-        esp = int(uc.reg_read(x86.UC_X86_REG_ESP))
-        ss_base = _state.segment_base(uc, layout, "ss")
-        for word in words:
-            esp = (esp - 4) & 0xFFFFFFFF
-            _guest_store(uc, ss_base + esp, (word & 0xFFFFFFFF).to_bytes(4, "little"))
-        uc.reg_write(x86.UC_X86_REG_ESP, esp)
-        eflags &= ~(_FLAGS_TF | _FLAGS_NT | _FLAGS_RF | _FLAGS_VM)
-        if gate_type == 0xE:
-            eflags &= ~_FLAGS_IF
-        uc.reg_write(x86.UC_X86_REG_EFLAGS, eflags)
-        _state.load_segment_cache(uc, layout, "cs", selector & ~3, descriptor)
-        _state.exception_delivered(uc, layout)
-        uc.reg_write(x86.UC_X86_REG_RIP, offset)
-        self._resume_at = _state.segment_base(uc, layout, "cs") + offset
+        if event is None:
+            info = _state.exception_info(self._uc, self._layout)
+            error, software = info if info is not None else (0, False)
+            pushes = not software and vector in ERROR_CODE_VECTORS
+            event = Event(vector, error if pushes else None, software=software)
+        outcome = deliver(self._uc, self._layout, event)
+        if outcome.exit is not None:
+            return outcome.exit
+        self._resume_at = outcome.resume_at
+        delivered = outcome.delivered
+        if delivered is not None and delivered.vector == _NMI and delivered.external:
+            self._nmi_blocked = True
         return None
 
     def _map_error(self, exc: Exception) -> Exit | None:
@@ -1305,8 +1358,7 @@ class TcgVcpu(Vcpu):
 
         code = int(getattr(exc, "errno", 0))
         if code == unicorn.UC_ERR_INSN_INVALID:
-            event = self._deliver(6)  # #UD at the instruction
-            return event
+            return self._deliver(6, Event(6))  # #UD at the instruction, no error code
         if self._fault is not None or code in (
             unicorn.UC_ERR_READ_UNMAPPED,
             unicorn.UC_ERR_WRITE_UNMAPPED,
