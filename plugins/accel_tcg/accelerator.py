@@ -637,6 +637,7 @@ class TcgVcpu(Vcpu):
         self._iret_ran = False  # the watch hook saw an IRET start (NMI blocked)
         self._window = False  # request_interrupt_window(True)
         self._watch: int | None = None  # the UC_HOOK_CODE armed while an event waits
+        self._events_stop = False  # emu_stop for an injected event (not a HLT)
         uc = self._uc
         uc.hook_add(U.UC_HOOK_INSN, self._hook_in, None, 1, 0, x86.UC_X86_INS_IN)
         uc.hook_add(U.UC_HOOK_INSN, self._hook_out, None, 1, 0, x86.UC_X86_INS_OUT)
@@ -1003,6 +1004,7 @@ class TcgVcpu(Vcpu):
             # the event is taken there (or watched for: see "Injected interrupts")
             uc = self._uc
             if uc is not None:
+                self._events_stop = True
                 uc.emu_stop()
         return True
 
@@ -1037,6 +1039,7 @@ class TcgVcpu(Vcpu):
         if not in_hook:
             self._arm_watch(wanted)
         elif not wanted:
+            self._events_stop = True
             self._uc.emu_stop()  # (precise in a code hook) the loop disarms the watch
         return None
 
@@ -1163,6 +1166,7 @@ class TcgVcpu(Vcpu):
             self._resume_at = None
             self._fault = None
             self._restart = False
+            self._events_stop = False
             if not self._take_turn():
                 continue  # kicked or closed while waiting for the token: see above
             try:  # (the token is held from here to the end of emu_start and its fault)
@@ -1194,7 +1198,7 @@ class TcgVcpu(Vcpu):
                 continue  # an exception was delivered: the engine stopped to reload CS:IP
             if self._restart:
                 continue  # left real mode, or a #GP at the CS limit: re-enter (hooks move)
-            if self._events_due():
+            if self._events_stop or self._events_due():
                 continue  # an injected event can be taken now (after a HLT, an exit)
             if self._slice_ended():
                 continue  # thread=single: the next vCPU's turn; this one queues again
