@@ -173,9 +173,10 @@ def deliver(uc: Any, layout: _state.ContextLayout, event: Event) -> Outcome:
     first = _name(event.vector)
     chain = [first if first.startswith("vector") else f"vector {event.vector} ({first})"]
     current = event
+    rip: int | None = None  # where a fault of the delivery points (None: RIP as it is)
     for _ in range(_MAX_CHAIN):
         try:
-            resume = _Delivery(uc, layout, current).run()
+            resume = _Delivery(uc, layout, current, rip).run()
             return Outcome(None, resume, current)
         except _Fault as fault:
             if fault.cr2 is not None:
@@ -188,6 +189,8 @@ def deliver(uc: Any, layout: _state.ContextLayout, event: Event) -> Outcome:
                 reason = " -> ".join(chain) + f", then {raised} while delivering #DF"
                 return Outcome(ShutdownExit("triple fault: " + reason))
             chain.append(raised if nxt.vector == fault.vector else f"{raised}, so #DF")
+            if current.software and rip is None:
+                rip = _software_insn(uc, layout, current.vector)
             current = nxt
         except _Unsupported as exc:
             return Outcome(
@@ -204,16 +207,51 @@ def deliver(uc: Any, layout: _state.ContextLayout, event: Event) -> Outcome:
     return Outcome(ShutdownExit("triple fault: " + " -> ".join(chain)))  # pragma: no cover
 
 
+def _software_insn(uc: Any, layout: _state.ContextLayout, vector: int) -> int:
+    """The address of the INT n / INT3 / INTO that raised software interrupt ``vector``.
+
+    Unicorn leaves RIP after the instruction (the frame of a software interrupt holds the
+    next instruction), but a fault while delivering it is a fault *of that instruction*
+    and its frame must point at it. The instruction is found by its bytes before RIP:
+    ``CD ib`` (2 bytes), ``CC`` (INT3) and ``CE`` (INTO), 1 byte.
+    """
+    from .paging import linear_to_physical
+
+    rip = int(uc.reg_read(_state.x86.UC_X86_REG_RIP))
+    base = 0 if _state.HF_CS64_MASK & _hflags(uc, layout) else _state.segment_base(uc, layout, "cs")
+
+    def byte_at(offset: int) -> int | None:
+        physical = linear_to_physical(uc, base + rip - offset)
+        if physical is None:
+            return None
+        try:
+            return int(bytes(uc.mem_read(physical, 1))[0])
+        except _state.UcError:
+            return None
+
+    if byte_at(2) == 0xCD and byte_at(1) == vector:
+        return rip - 2
+    if (vector, byte_at(1)) in ((3, 0xCC), (4, 0xCE)):
+        return rip - 1
+    return rip
+
+
+def _hflags(uc: Any, layout: _state.ContextLayout) -> int:
+    return int(struct.unpack_from("<I", bytes(uc.context_save()), layout.hflags)[0])
+
+
 class _Delivery:
     """One attempt at delivering one event; raises :class:`_Fault` when a check fails."""
 
-    def __init__(self, uc: Any, layout: _state.ContextLayout, event: Event) -> None:
+    def __init__(
+        self, uc: Any, layout: _state.ContextLayout, event: Event, rip: int | None = None
+    ) -> None:
         x86 = _state.x86
         self.uc, self.layout, self.event = uc, layout, event
         self.ctx = uc.context_save()
         self.raw = bytearray(bytes(self.ctx))
         self.cr0 = int(uc.reg_read(x86.UC_X86_REG_CR0))
-        self.rip = int(uc.reg_read(x86.UC_X86_REG_RIP))
+        self.rip = int(uc.reg_read(x86.UC_X86_REG_RIP)) if rip is None else rip
         self.rsp = int(uc.reg_read(x86.UC_X86_REG_RSP))
         self.rflags = int(uc.reg_read(x86.UC_X86_REG_RFLAGS))
         self.hflags = int(struct.unpack_from("<I", self.raw, layout.hflags)[0])

@@ -80,6 +80,71 @@ def boot(acc: TcgAccelerator) -> Iterator[object]:
         vm.close()
 
 
+# --------------------------------------------------------------------------- real mode
+
+
+def test_real_mode_int_and_fault_through_the_ivt(boot) -> None:  # type: ignore[no-untyped-def]
+    values, ex = boot("real", 1).run()
+    assert isinstance(ex, HaltExit)
+    after_int, marker, sp, ip, cs, flags, div, de, de_ip, de_cs, after = values
+    assert marker == 0x3000
+    assert (sp, ip, cs) == (0x7C00 - 6, after_int, 0x0100)  # FLAGS, CS, IP on SS:SP
+    assert flags & 0x2 and not flags & 0x200
+    assert (de, de_ip, de_cs) == (0xDE00, div, 0x0100)  # a fault: the DIV itself
+    assert after == 0x1111
+
+
+# --------------------------------------------------------------------------- protected mode
+
+
+def test_pm32_without_paging_fault_round_trip(boot) -> None:  # type: ignore[no-untyped-def]
+    values, ex = boot("pm", 1).run()
+    assert isinstance(ex, HaltExit)
+    div, marker, esp, eip, cs, eflags, *_, after = values
+    assert (marker, esp, eip, cs) == (0xDE00, 0x7000 - 12, div, 0x08)
+    assert eflags & 0x2
+    assert after == 0x1111
+
+
+def test_pm32_paging_page_fault_error_code_and_cr2(boot) -> None:  # type: ignore[no-untyped-def]
+    guest = boot("pm", 2)
+    values, _ = guest.run()
+    at, marker, esp, error, cr2, eip, cs, *_ = values
+    assert (marker, error, cr2, eip, cs) == (0x0E00, 0x2, 0x800004, at, 0x08)
+    assert esp == 0x7000 - 16
+    assert guest.cpu.get_sregs().cr2 == 0x800004
+
+
+def test_pm32_paging_ring3_to_ring0_through_the_tss(boot) -> None:  # type: ignore[no-untyped-def]
+    values, _ = boot("pm", 3).run()
+    after_int, marker, esp, eip, cs, eflags, old_esp, ss, ss_now = values
+    assert (marker, esp) == (0x8000, 0x5000 - 20)  # TSS.ESP0, five dwords
+    assert (eip, cs, eflags, old_esp, ss) == (after_int, 0x33, 0x3002, 0x6800, 0x23)
+    assert ss_now == 0x10  # TSS.SS0
+
+
+def test_pm32_paging_general_protection_error_code(boot) -> None:  # type: ignore[no-untyped-def]
+    values, _ = boot("pm", 4).run()
+    at, marker, _esp, error, eip, *_ = values
+    assert (marker, error, eip) == (0x0D00, 0x50, at)
+
+
+def test_pm16_interrupt_gate_pushes_a_16_bit_frame(boot) -> None:  # type: ignore[no-untyped-def]
+    values, _ = boot("pm", 5).run()
+    after_int, marker, sp, ip, cs, flags = values
+    assert (marker, sp, ip, cs) == (0x1600, 0x7000 - 6, after_int, 0x38)
+    assert flags & 0x2
+
+
+def test_int_through_a_dpl0_gate_from_ring3_is_a_gp_at_the_int(boot) -> None:  # type: ignore[no-untyped-def]
+    """The #GP is a fault of the INT: its frame points at the INT, not after it, and the
+    error code names the IDT entry (IDT bit, no EXT for a software interrupt)."""
+    values, _ = boot("pm", 6).run()
+    int_at, marker, esp, error, eip, cs, _eflags, old_esp, ss = values
+    assert (marker, error) == (0x0D00, 0x32 * 8 + 2)
+    assert (eip, cs, old_esp, ss, esp) == (int_at, 0x33, 0x6800, 0x23, 0x5000 - 24)
+
+
 # --------------------------------------------------------------------------- long mode
 
 
@@ -225,5 +290,5 @@ def test_nmi_ignores_if_and_the_next_waits_for_iret(boot) -> None:  # type: igno
 def test_inject_interrupt_refuses_a_bad_vector(boot) -> None:  # type: ignore[no-untyped-def]
     guest = boot("long", 10)
     for bad in (-1, 256, "32", True):
-        with pytest.raises(InvalidArgumentError, match="0..255"):
+        with pytest.raises(InvalidArgumentError, match=r"0\.\.255"):
             guest.cpu.inject_interrupt(bad)
