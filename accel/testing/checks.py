@@ -35,6 +35,7 @@ from ..accelerator import (
     ClockData,
     HaltExit,
     InternalErrorExit,
+    InterruptWindowExit,
     MmioExit,
     PortIoExit,
     Registers,
@@ -68,6 +69,8 @@ __all__ = [
     "check_clock_devices",
     "check_closed_handles",
     "check_declarations",
+    "check_exception_delivery",
+    "check_interrupt_injection",
     "check_guest_program",
     "check_memory_bounds",
     "check_multiple_vms",
@@ -703,6 +706,186 @@ def check_code_segment_limit(vm: VM) -> None:
                 f"pushed at sp 0x7ffa; got vector {vector}, sp {regs.rsp:#x}, frame "
                 f"IP {frame[0]:#06x} CS {frame[1]:#x}"
             )
+
+
+# --------------------------------------------------------------------------- exceptions
+
+#: Where the long-mode checks below put their tables: 4-level paging identity-mapping
+#: the first 2 MiB (PML4 0x2000, PDPT 0x3000, PD 0x4000; nothing above), the IDT, the
+#: GDT (null, 0x08 64-bit code, 0x10 data), the code and its handlers, the stack top.
+_LM_PML4, _LM_IDT, _LM_GDT, _LM_CODE, _LM_STACK = 0x2000, 0x5000, 0x6000, 0x1000, 0x8000
+_LM_PORT = 0x51
+
+#: The exception check's guest (64-bit; listing from GNU as)::
+#:
+#:     1000: 31 c9                 xor ecx, ecx
+#:     1002: b8 07 00 00 00        mov eax, 7
+#:     1007: f7 f1                 div ecx              ; #DE -> 0x1100, skipped
+#:     1009: b8 0d 60 00 00        mov eax, 0x600d
+#:     100e: e7 51                 out 0x51, eax
+#:     1010: 89 04 25 00 00 30 00  mov [0x300000], eax  ; #PF (not mapped) -> 0x1120
+#:     1017: f4                    hlt
+#:     1100: 48 8b 04 24           mov rax, [rsp]       ; #DE: the pushed RIP
+#:     1104: e7 51                 out 0x51, eax
+#:     1106: 48 83 04 24 02        add qword [rsp], 2
+#:     110b: 48 cf                 iretq
+#:     1120: 8b 04 24              mov eax, [rsp]       ; #PF: the error code,
+#:     1123: e7 51                 out 0x51, eax
+#:     1125: 0f 20 d0              mov rax, cr2         ; CR2,
+#:     1128: e7 51                 out 0x51, eax
+#:     112a: 48 8b 44 24 08        mov rax, [rsp + 8]   ; and the pushed RIP
+#:     112f: e7 51                 out 0x51, eax
+#:     1131: f4                    hlt
+_EXC_CODE = {
+    0x000: bytes.fromhex("31c9b807000000f7f1b80d600000e75189042500003000f4"),
+    0x100: bytes.fromhex("488b0424e751488304240248cf"),
+    0x120: bytes.fromhex("8b0424e7510f20d0e751488b442408e751f4"),
+}
+#: The injection check's guest (64-bit, entered with IF = 0)::
+#:
+#:     1000: b8 01 00 00 00        mov eax, 1
+#:     1005: e7 51                 out 0x51, eax        ; IF = 0: a window is asked for
+#:     1007: eb 00                 jmp 1009
+#:     1009: fb                    sti
+#:     100a: 90                    nop                  ; in the STI shadow
+#:     100b: b8 02 00 00 00        mov eax, 2           ; the window opens here
+#:     1010: e7 51                 out 0x51, eax
+#:     1012: f4                    hlt                  ; woken by the second injection
+#:     1013: b8 03 00 00 00        mov eax, 3
+#:     1018: e7 51                 out 0x51, eax
+#:     101a: f4                    hlt
+#:     1100: 48 8b 04 24           mov rax, [rsp]       ; vector 0x30: the pushed RIP
+#:     1104: e7 51                 out 0x51, eax
+#:     1106: 48 cf                 iretq
+_INJ_CODE = {
+    0x000: bytes.fromhex("b801000000e751eb00fb90b802000000e751f4b803000000e751f4"),
+    0x100: bytes.fromhex("488b0424e75148cf"),
+}
+_INJ_VECTOR = 0x30
+
+
+def _long_mode_vcpu(vm: VM, code: Mapping[int, bytes], gates: Mapping[int, int]) -> Vcpu:
+    """A vCPU of fresh ``vm`` in 64-bit mode at ``_LM_CODE`` with RFLAGS = 2, its IDT
+    holding 64-bit interrupt gates ``vector -> handler offset`` (from ``_LM_CODE``)."""
+    import struct
+
+    vm.add_memory(0, 0x10000)
+    vm.write_memory(_LM_PML4, struct.pack("<Q", 0x3003))
+    vm.write_memory(0x3000, struct.pack("<Q", 0x4003))
+    vm.write_memory(0x4000, struct.pack("<Q", 0x83))  # one 2 MiB page at 0
+    vm.write_memory(_LM_GDT, struct.pack("<QQQ", 0, 0x00AF9A000000FFFF, 0x00CF92000000FFFF))
+    for vector, offset in gates.items():
+        target = _LM_CODE + offset
+        low = (target & 0xFFFF) | (0x08 << 16) | (0x8E00 << 32) | ((target >> 16) << 48)
+        vm.write_memory(_LM_IDT + vector * 16, struct.pack("<QQ", low, target >> 32))
+    for offset, blob in code.items():
+        vm.write_memory(_LM_CODE + offset, blob)
+    cpu = vm.create_vcpu(0)
+    sregs = cpu.get_sregs()
+    flat = {"base": 0, "limit": 0xFFFFFFFF, "present": 1, "s": 1, "g": 1, "dpl": 0}
+    sregs.cs = Segment(selector=0x08, type=0xB, db=0, l=1, **flat)
+    for name in ("ds", "es", "fs", "gs", "ss"):
+        setattr(sregs, name, Segment(selector=0x10, type=0x3, db=1, l=0, **flat))
+    sregs.gdt.base, sregs.gdt.limit = _LM_GDT, 23
+    sregs.idt.base, sregs.idt.limit = _LM_IDT, 256 * 16 - 1
+    sregs.cr3, sregs.cr4, sregs.efer, sregs.cr0 = _LM_PML4, 0x20, 0x500, 0x80000011
+    cpu.set_sregs(sregs)
+    cpu.set_regs(Registers(rip=_LM_CODE, rflags=0x2, rsp=_LM_STACK))
+    return cpu
+
+
+def _reports(vm: VM, cpu: Vcpu, count: int, where: str) -> list[int]:
+    """The next ``count`` exits, each an OUT to the report port: their values."""
+    values: list[int] = []
+    for _ in range(count):
+        ex = cpu.run()
+        if not isinstance(ex, PortIoExit) or ex.port != _LM_PORT or not ex.is_write:
+            raise _fail(f"{where}: expected the guest's report #{len(values) + 1}, got {ex!r}")
+        values.append(ex.value())
+    return values
+
+
+def check_exception_delivery(vm: VM) -> None:
+    """Long mode delivers a fault through a 64-bit IDT and returns with IRETQ.
+
+    A fresh ``vm`` (64 KiB of RAM, 4-level paging mapping the first 2 MiB) runs 64-bit
+    code entered through ``set_sregs``: a DIV by zero (#DE, a fault: the pushed RIP is
+    the DIV's, 0x1007; the handler skips it and returns), then a store to 0x300000, which
+    no page maps (#PF: error code 2 = not present, write, supervisor; CR2 = 0x300000;
+    the pushed RIP is the store's, 0x1010). The handlers report through OUT 0x51.
+
+    Raises:
+        AssertionError: naming the exit or the reported value that differs.
+    """
+    cpu = _long_mode_vcpu(vm, _EXC_CODE, {0: 0x100, 14: 0x120})
+    where = "long-mode #DE and #PF"
+    got = _reports(vm, cpu, 5, where)
+    want = [0x1007, 0x600D, 0x2, 0x300000, 0x1010]
+    names = ["#DE RIP", "after IRETQ", "#PF error code", "#PF CR2", "#PF RIP"]
+    wrong = [
+        f"{n} {g:#x} (want {w:#x})" for n, g, w in zip(names, got, want, strict=True) if g != w
+    ]
+    if wrong:
+        raise _fail(f"{where}: the handlers saw " + ", ".join(wrong))
+    ex = cpu.run()
+    if not isinstance(ex, HaltExit):
+        raise _fail(f"{where}: the #PF handler's HLT gave {ex!r}")
+    cr2 = cpu.get_sregs().cr2
+    if cr2 != 0x300000:
+        raise _fail(f"{where}: get_sregs().cr2 is {cr2:#x} after the #PF, not 0x300000")
+
+
+def check_interrupt_injection(vm: VM) -> None:
+    """Injected interrupts and interrupt windows (Capability.INTERRUPT_INJECTION).
+
+    A fresh ``vm`` runs 64-bit code entered with IF = 0. At its first report it cannot
+    take an interrupt (``interrupt_ready()`` is false); a window is asked for and must
+    open only after ``STI`` *and the instruction in its shadow* (``InterruptWindowExit``
+    with RIP = 0x100b); vector 0x30 injected there is taken before that instruction (its
+    handler reports the pushed RIP 0x100b). Then the guest halts with IF = 1, and an
+    interrupt injected at the HaltExit wakes it (the pushed RIP is after the HLT, 0x1013).
+
+    Raises:
+        AssertionError: naming the call, the exit or the value that differs.
+    """
+    where = "interrupt injection"
+    cpu = _long_mode_vcpu(vm, _INJ_CODE, {_INJ_VECTOR: 0x100})
+    if _reports(vm, cpu, 1, where) != [1]:
+        raise _fail(f"{where}: the guest's first report is wrong")
+    if cpu.interrupt_ready():
+        raise _fail(f"{where}: interrupt_ready() is true with RFLAGS.IF = 0")
+    cpu.request_interrupt_window(True)
+    ex = cpu.run()
+    if not isinstance(ex, InterruptWindowExit):
+        raise _fail(f"{where}: with a window requested, IF = 0 then STI gave {ex!r}")
+    rip = cpu.get_regs().rip
+    if rip != 0x100B:
+        raise _fail(
+            f"{where}: the window opened at rip {rip:#x}, not 0x100b (after STI and the "
+            "instruction in its shadow)"
+        )
+    if not cpu.interrupt_ready():
+        raise _fail(f"{where}: interrupt_ready() is false at an open window")
+    cpu.request_interrupt_window(False)
+    cpu.inject_interrupt(_INJ_VECTOR)
+    got = _reports(vm, cpu, 2, where)
+    if got != [0x100B, 2]:
+        raise _fail(
+            f"{where}: after injecting vector {_INJ_VECTOR:#x} at the window the guest "
+            f"reported {[hex(v) for v in got]}, not [0x100b (the handler), 0x2]"
+        )
+    ex = cpu.run()
+    if not isinstance(ex, HaltExit):
+        raise _fail(f"{where}: the guest's HLT gave {ex!r}")
+    if not cpu.interrupt_ready():
+        raise _fail(f"{where}: interrupt_ready() is false in HLT with IF = 1")
+    cpu.inject_interrupt(_INJ_VECTOR)
+    got = _reports(vm, cpu, 2, where)
+    if got != [0x1013, 3]:
+        raise _fail(
+            f"{where}: an interrupt injected at the HaltExit gave reports "
+            f"{[hex(v) for v in got]}, not [0x1013 (the handler, after the HLT), 0x3]"
+        )
 
 
 # --------------------------------------------------------------------------- clock

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import pytest
 
 from accel.accelerator import VM, Accelerator
+from accel.capabilities import Capability
 from accel.plugin import AcceleratorInfo
 from accel.registry import Registry
 from accel.testing import checks
@@ -43,6 +44,8 @@ __all__ = [
     "test_clock_devices",
     "test_closed_handles",
     "test_declarations",
+    "test_exception_delivery",
+    "test_interrupt_injection",
     "test_memory_bounds",
     "test_multiple_vms",
     "test_pause",
@@ -183,6 +186,23 @@ def test_code_segment_limit(vm: VM) -> None:
     """A real-mode IP running past 0xFFFF raises #GP through the IVT (so an all-zero
     image behaves the same on every accelerator)."""
     checks.check_code_segment_limit(vm)
+
+
+@_feature(Feature.LONG_MODE)
+def test_exception_delivery(vm: VM) -> None:
+    """Long mode delivers #DE and #PF (error code, CR2) through a 64-bit IDT; IRETQ returns."""
+    checks.check_exception_delivery(vm)
+
+
+@_feature(Feature.LONG_MODE)
+@pytest.mark.accel_feature(Capability.INTERRUPT_INJECTION.value)
+def test_interrupt_injection(accelerator: Accelerator, vm: VM) -> None:
+    """Injected interrupts: the window opens after STI and its shadow, HLT wakes to take one
+    (accelerators that answer interrupt-injection yes)."""
+    answer = accelerator.capabilities()[Capability.INTERRUPT_INJECTION]
+    if not answer:
+        pytest.skip(f"{accelerator.name} answers interrupt-injection no: {answer.source}")
+    checks.check_interrupt_injection(vm)
 
 
 #: Features of library programs that have no test written out above (by program name).

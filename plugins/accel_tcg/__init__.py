@@ -30,7 +30,6 @@ UNSUPPORTED: dict[str, str] = {
     "ioeventfd": "every port/MMIO access exits to the caller",
     "irqfd": "no interrupt injection by eventfd",
     "xsave": "no extended XSAVE components (no AVX in the CPU model); x87/SSE are in get_fpu",
-    "interrupt-injection": "injected interrupts are not yet delivered",
 }
 
 

@@ -198,8 +198,9 @@ def _answers() -> CapabilitySet:
                 "x87/SSE travel in get_fpu's XSAVE area (vcpu-state)"
             ),
             Capability.VM_CAPABILITY_QUERY: yes(source="each TCG VM answers for itself"),
-            Capability.INTERRUPT_INJECTION: no(
-                source="this plugin does not yet deliver injected interrupts"
+            Capability.INTERRUPT_INJECTION: yes(
+                source="external interrupts and NMIs delivered through the guest's IDT at "
+                "an instruction boundary (accel_tcg.delivery), interrupt windows"
             ),
             Capability.VCPU_STATE: yes(
                 source="unicorn's MSRs (accel_tcg.cpustate.MSR_INDICES), x87/SSE as an XSAVE "

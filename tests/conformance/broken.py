@@ -27,6 +27,7 @@ from accel import (
     Exit,
     HaltExit,
     InternalErrorExit,
+    InterruptWindowExit,
     MemoryRegion,
     MmioExit,
     PortIoExit,
@@ -199,6 +200,7 @@ class WrapVcpu(Vcpu):
         self._pending_in: PortIoExit | None = None
         self._mmio_seen = 0
         self._pending_mmio: MmioExit | None = None
+        self._window_early = False
 
     @property
     def closed(self) -> bool:
@@ -222,10 +224,33 @@ class WrapVcpu(Vcpu):
         sregs = self.inner.get_sregs()
         if self.breakage == "real-mode-after-program" and self.halted:
             sregs.cr0 &= ~1
+        if self.breakage == "cr2-lost":
+            sregs.cr2 = 0
         return sregs
 
     def set_sregs(self, sregs: SpecialRegisters) -> None:
+        if self.breakage == "idt-not-loaded" and sregs.cr0 & 0x80000000:
+            # (paging on: the reset state and real-mode programs are left alone)
+            sregs = dataclasses.replace(sregs)
+            sregs.idt = dataclasses.replace(sregs.idt, base=0, limit=0)
         self.inner.set_sregs(sregs)
+
+    # Interrupt injection (Capability.INTERRUPT_INJECTION, the inner accelerator's).
+    def interrupt_ready(self) -> bool:
+        return self.inner.interrupt_ready()
+
+    def inject_interrupt(self, vector: int) -> None:
+        if self.breakage == "injected-interrupt-lost":
+            return
+        self.inner.inject_interrupt(vector)
+
+    def inject_nmi(self) -> None:
+        self.inner.inject_nmi()
+
+    def request_interrupt_window(self, wanted: bool) -> None:
+        if self.breakage == "window-in-sti-shadow" and wanted:
+            self._window_early = True
+        self.inner.request_interrupt_window(wanted)
 
     # The vCPU state beyond the registers (Capability.VCPU_STATE, which the inner
     # accelerator answers for this one), passed through as it is.
@@ -282,6 +307,9 @@ class WrapVcpu(Vcpu):
         if self._pending_mmio is not None:  # the answer to the last MMIO read, lost
             self._pending_mmio.data[:] = bytes(len(self._pending_mmio.data))
             self._pending_mmio = None
+        if self._window_early:  # reports the window before the STI shadow is over
+            self._window_early = False
+            return InterruptWindowExit()
         ex = self.inner.run()
         if self.breakage.startswith("dropped-port-") and isinstance(ex, PortIoExit):
             if ex.is_write:
@@ -354,6 +382,10 @@ BREAKAGES: Mapping[str, tuple[str, Mapping[str, str]]] = {
     "paused-set-clock-ignored": ("set_clock() on a paused VM is ignored", {}),
     "pv-clock-without-clocksource": ("kvmclock is offered without a pv clocksource", {}),
     "clocksource-without-pv-clock": ("a pv clocksource but no pv clock device", {}),
+    "idt-not-loaded": ("set_sregs() with paging on does not load the IDTR", {}),
+    "cr2-lost": ("get_sregs() reads CR2 as 0 (a page fault's address is lost)", {}),
+    "injected-interrupt-lost": ("inject_interrupt() drops the interrupt", {}),
+    "window-in-sti-shadow": ("the interrupt window opens at once, inside the STI shadow", {}),
 }
 
 

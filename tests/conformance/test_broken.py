@@ -64,6 +64,10 @@ CAUGHT_BY: dict[str, str] = {
     "paused-set-clock-ignored": "test_snapshot_roundtrip",
     "pv-clock-without-clocksource": "test_clock_devices",
     "clocksource-without-pv-clock": "test_clock_devices",
+    "idt-not-loaded": "test_exception_delivery",
+    "cr2-lost": "test_exception_delivery",
+    "injected-interrupt-lost": "test_interrupt_injection",
+    "window-in-sti-shadow": "test_interrupt_injection",
 }
 
 
