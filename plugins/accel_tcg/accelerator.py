@@ -989,7 +989,13 @@ class TcgVcpu(Vcpu):
         """Post ``ex`` and park until the next run(); False when the vCPU is closing.
 
         Parked, the vCPU does not hold the VM's emulation token (thread=single): the other
-        vCPUs run while its caller handles the exit; it waits for its turn to go on."""
+        vCPUs run while its caller handles the exit; it waits for its turn to go on.
+
+        Once closing, nothing parks: ``emu_stop`` from an I/O hook lets the rest of the
+        translation block run, and a second OUT there would wait for a "go" that never
+        comes (close() then waited its whole timeout)."""
+        if self._closing:
+            return False
         self._end_turn()
         self._to_caller.put(ex)
         if self._to_worker.get() == _STOP or not self._take_turn(kickable=False):

@@ -292,3 +292,20 @@ def test_inject_interrupt_refuses_a_bad_vector(boot) -> None:  # type: ignore[no
     for bad in (-1, 256, "32", True):
         with pytest.raises(InvalidArgumentError, match=r"0\.\.255"):
             guest.cpu.inject_interrupt(bad)
+
+
+def test_close_while_parked_before_more_io_in_the_block(acc: TcgAccelerator) -> None:
+    """Closing a vCPU parked at an OUT whose translation block holds another OUT: the
+    engine runs on to that OUT after the stop request (unicorn stops at the end of the
+    block), which used to park again and wait for a "go" until close() gave up."""
+    with acc.create_vm() as vm:
+        vm.add_memory(0, 0x10000)
+        vm.write_memory(0x1000, bytes.fromhex("e6 10 e6 11 f4"))  # out 0x10; out 0x11; hlt
+        cpu = vm.create_vcpu()
+        cpu.set_sregs(real_mode_sregs(cpu.get_sregs(), cs=0))
+        cpu.set_regs(Registers(rip=0x1000, rflags=2))
+        ex = cpu.run()
+        assert isinstance(ex, PortIoExit) and ex.port == 0x10
+        thread = cpu._thread
+        cpu.close()
+        assert thread is not None and not thread.is_alive()
