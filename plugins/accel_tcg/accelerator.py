@@ -56,17 +56,35 @@ The guest sees unicorn's CPUID (no KVM paravirtual leaves at 0x40000000, as unde
 TCG); :class:`~accel.CpuSpec` flags are recorded on the vCPU but do not filter CPUID.
 
 Exceptions: unicorn does not deliver exceptions itself (its interrupt hook gets the
-vector). This module delivers them: in real mode through the IVT (FLAGS, CS, IP); in
-32-bit protected mode with paging off at ring 0 through interrupt/trap gates (EFLAGS, CS,
-EIP and the error code, read from the engine's context). A vector beyond the IVT/IDT
-limit is a triple fault (:class:`~accel.ShutdownExit`). Anything else (long mode, paging
-on, a privilege change, task or 16-bit gates, a non-present gate) ends the run with an
-:class:`~accel.InternalErrorExit` that says which.
+vector). :mod:`accel_tcg.delivery` does, in every mode: real mode through the IVT; 16- and
+32-bit protected mode with paging off or on (interrupt and trap gates, 16- and 32-bit,
+privilege change through the TSS); 64-bit long mode (16-byte gates, RSP0-2 and the IST
+stacks, SS = NULL, 16-byte alignment); error codes and CR2; a fault while delivering
+becomes #DF or is delivered in turn (SDM table 6-5), and a fault while delivering #DF is
+a triple fault (:class:`~accel.ShutdownExit`). Task gates and virtual-8086 mode end the
+run with an :class:`~accel.InternalErrorExit` that says so.
+
+Injected interrupts (Capability.INTERRUPT_INJECTION): :meth:`TcgVcpu.inject_interrupt`,
+:meth:`~TcgVcpu.inject_nmi` and :meth:`~TcgVcpu.request_interrupt_window` are called
+between runs; the next run delivers what is due before the guest's next instruction
+(through the same delivery code: a vCPU halted in HLT takes it and returns after the
+HLT). What must wait -- an interrupt while IF is clear or an STI / MOV SS shadow is on,
+a window, an NMI while NMIs are blocked (from an NMI's delivery to the next IRET) -- is
+watched for by a per-instruction code hook that exists only while something waits (the
+translated code is flushed when it is added and when it goes, so guest compute runs
+without it otherwise); in a code hook a register write or ``emu_stop`` takes effect before
+the instruction (measured on unicorn 2.1.4), so the window exit and the delivery are at
+the exact boundary. One imprecision: an event injected while the vCPU is parked in an
+I/O or MMIO exit is taken at the end of that instruction's translation block, since an
+I/O callback cannot stop the engine between two instructions (``emu_stop`` there lets the
+block finish); if the rest of the block clears IF, the interrupt waits for IF, as one
+arriving a few instructions later would.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import mmap
 import os
@@ -769,16 +787,48 @@ class TcgVcpu(Vcpu):
         cpustate.write_debug_registers(self._uc, state)
 
     def get_events(self) -> VcpuEvents:
+        """The interrupt shadow (the engine's), and the injected interrupt not yet
+        delivered (``interrupt_injected``/``interrupt_nr``), a held NMI (``nmi_pending``)
+        and NMI blocking until the next IRET (``nmi_masked``), which are this plugin's."""
         self._check_open()
         from . import cpustate
 
-        return cpustate.read_events(self._uc, self._layout)
+        events = cpustate.read_events(self._uc, self._layout)
+        return dataclasses.replace(
+            events,
+            interrupt_injected=self._irq is not None,
+            interrupt_nr=self._irq or 0,
+            nmi_pending=self._nmi_pending,
+            nmi_masked=self._nmi_blocked,
+        )
 
     def set_events(self, events: VcpuEvents) -> None:
         self._check_settable()
         from . import cpustate
 
-        cpustate.write_events(self._uc, self._layout, events)
+        if not isinstance(events, VcpuEvents):
+            cpustate.write_events(self._uc, self._layout, events)  # (raises: the type)
+            return
+        if events.interrupt_injected and not 0 <= events.interrupt_nr <= 255:
+            raise InvalidArgumentError(
+                f"interrupt_nr {events.interrupt_nr!r} is not a vector 0..255",
+                argument="interrupt_nr",
+                value=events.interrupt_nr,
+                accelerator=NAME,
+            )
+        engine = dataclasses.replace(
+            events,
+            interrupt_injected=False,
+            interrupt_nr=0,
+            interrupt_soft=events.interrupt_soft and not events.interrupt_injected,
+            nmi_pending=False,
+            nmi_masked=False,
+        )
+        cpustate.write_events(self._uc, self._layout, engine)
+        self._irq = events.interrupt_nr if events.interrupt_injected else None
+        self._nmi_pending = events.nmi_pending
+        self._nmi_blocked = events.nmi_masked
+        self._iret_ran = False
 
     def get_mp_state(self) -> MpState:
         """HALTED from a HaltExit until the next run(), else RUNNABLE."""

@@ -36,9 +36,11 @@ Debug registers
 Events
     Unicorn keeps no injected or pending exception, interrupt, NMI or SMI between two
     instructions (exceptions are delivered inside the instruction, see
-    ``accel_tcg.accelerator``); an event queued by the plugin itself is the plugin's to
-    report. The STI / MOV SS interrupt shadow is QEMU's ``HF_INHIBIT_IRQ`` flag (one flag
-    for both: it reads as STI, bit 0). Anything else is refused by :func:`write_events`.
+    ``accel_tcg.delivery``); the events the plugin queues itself (an injected interrupt
+    not yet delivered, a held NMI, NMI blocking) are added by ``TcgVcpu.get_events`` /
+    ``set_events``, not here. The STI / MOV SS interrupt shadow is QEMU's
+    ``HF_INHIBIT_IRQ`` flag (one flag for both: it reads as STI, bit 0). Anything else
+    is refused by :func:`write_events`.
 
 MP state
     RUNNABLE, or HALTED from a :class:`~accel.HaltExit` until the next ``run()``, as the
@@ -421,7 +423,7 @@ def write_events(uc: Any, layout: _state.ContextLayout, events: VcpuEvents) -> N
             if getattr(events, name) != getattr(held, name)
         ]
         raise InvalidArgumentError(
-            f"a tcg vCPU holds no injected or pending events between instructions; "
+            f"a tcg vCPU holds no injected or pending exception or SMI between instructions; "
             f"cannot set {', '.join(extra)}",
             hint="take the snapshot between instructions with no event in flight, or "
             "deliver the event through the interrupt-injection API",

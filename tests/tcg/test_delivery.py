@@ -309,3 +309,24 @@ def test_close_while_parked_before_more_io_in_the_block(acc: TcgAccelerator) -> 
         thread = cpu._thread
         cpu.close()
         assert thread is not None and not thread.is_alive()
+
+
+def test_waiting_events_are_in_the_vcpu_events(boot) -> None:  # type: ignore[no-untyped-def]
+    """A snapshot taken with an injected interrupt and an NMI still waiting carries them
+    (get_events / set_events), and the vCPU it is restored into delivers them."""
+    guest = boot("long", 10)
+    guest.report(), guest.report()
+    values, ex = guest.run()
+    assert values == [] and isinstance(ex, HaltExit)
+    guest.cpu.inject_interrupt(0x21)
+    events = guest.cpu.get_events()
+    assert (events.interrupt_injected, events.interrupt_nr) == (True, 0x21)
+    assert not events.nmi_pending and not events.nmi_masked
+    other = boot("long", 10)
+    other.vm.write_memory(0, guest.vm.read_memory(0, 0x20000))
+    other.cpu.set_regs(guest.cpu.get_regs())
+    other.cpu.set_sregs(guest.cpu.get_sregs())
+    other.cpu.set_events(events)
+    assert other.cpu.get_events() == events
+    assert not other.cpu.interrupt_ready()
+    assert other.report() == 0x2000  # delivered on the restored vCPU's next run

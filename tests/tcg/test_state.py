@@ -482,10 +482,15 @@ def test_events_set_and_refused(acc: TcgAccelerator) -> None:
         assert cpu.get_events().interrupt_shadow == 1
         cpu.set_events(VcpuEvents())
         assert cpu.get_events() == VcpuEvents()
-        for events in (
-            VcpuEvents(nmi_pending=True),
-            VcpuEvents(exception_injected=True, exception_nr=13),
+        for held in (  # the plugin's own (interrupt injection), carried
+            VcpuEvents(nmi_pending=True, nmi_masked=True),
             VcpuEvents(interrupt_injected=True, interrupt_nr=0x20),
+        ):
+            cpu.set_events(held)
+            assert cpu.get_events() == held
+        cpu.set_events(VcpuEvents())
+        for events in (
+            VcpuEvents(exception_injected=True, exception_nr=13),
             VcpuEvents(smm=True),
         ):
             with pytest.raises(InvalidArgumentError, match="cannot set"):
