@@ -187,6 +187,24 @@ class ExampleVcpu(Vcpu):
     def kick(self) -> None:
         self._inner.kick()
 
+    # Interrupt injection (Capability.INTERRUPT_INJECTION, which the inner accelerator
+    # answers for this one), passed through as it is.
+    def interrupt_ready(self) -> bool:
+        self._check_open()
+        return self._inner.interrupt_ready()
+
+    def inject_interrupt(self, vector: int) -> None:
+        self._check_open()
+        self._inner.inject_interrupt(vector)
+
+    def inject_nmi(self) -> None:
+        self._check_open()
+        self._inner.inject_nmi()
+
+    def request_interrupt_window(self, wanted: bool) -> None:
+        self._check_open()
+        self._inner.request_interrupt_window(wanted)
+
     # The vCPU state beyond the registers (Capability.VCPU_STATE, which the inner
     # accelerator answers for this one), passed through as it is.
     def msr_indices(self) -> tuple[int, ...]:
