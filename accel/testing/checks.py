@@ -50,6 +50,7 @@ from ..errors import (
     GuestMemoryError,
     HandleClosedError,
     MemoryLayoutError,
+    UnsupportedError,
     VcpuStateError,
 )
 from ..plugin import AcceleratorInfo
@@ -845,10 +846,24 @@ def check_interrupt_injection(vm: VM) -> None:
     handler reports the pushed RIP 0x100b). Then the guest halts with IF = 1, and an
     interrupt injected at the HaltExit wakes it (the pushed RIP is after the HLT, 0x1013).
 
+    An accelerator that answers ``interrupt-injection`` no must refuse every one of these
+    calls with :class:`~accel.errors.UnsupportedError` instead (nothing else is checked).
+
     Raises:
         AssertionError: naming the call, the exit or the value that differs.
     """
     where = "interrupt injection"
+    if not vm.capabilities().supports(Capability.INTERRUPT_INJECTION):
+        cpu = vm.create_vcpu(0)
+        calls: list[tuple[str, Callable[[], object]]] = [
+            ("interrupt_ready()", cpu.interrupt_ready),
+            ("inject_interrupt(0x30)", lambda: cpu.inject_interrupt(_INJ_VECTOR)),
+            ("inject_nmi()", cpu.inject_nmi),
+            ("request_interrupt_window(True)", lambda: cpu.request_interrupt_window(True)),
+        ]
+        for name, call in calls:
+            _expect(UnsupportedError, f"{where} answered no: {name}", call)
+        return
     cpu = _long_mode_vcpu(vm, _INJ_CODE, {_INJ_VECTOR: 0x100})
     if _reports(vm, cpu, 1, where) != [1]:
         raise _fail(f"{where}: the guest's first report is wrong")
