@@ -126,7 +126,7 @@ from accel.errors import (
 )
 
 from ._clock import CLOCK_FLAGS, VirtualClock
-from .delivery import ERROR_CODE_VECTORS, Event, deliver
+from .delivery import ERROR_CODE_VECTORS, Event, deliver, syscall
 from .scheduler import RoundRobin
 
 if TYPE_CHECKING:
@@ -661,6 +661,7 @@ class TcgVcpu(Vcpu):
         uc.hook_add(U.UC_HOOK_INSN, self._hook_in, None, 1, 0, x86.UC_X86_INS_IN)
         uc.hook_add(U.UC_HOOK_INSN, self._hook_out, None, 1, 0, x86.UC_X86_INS_OUT)
         uc.hook_add(U.UC_HOOK_INTR, self._hook_intr)
+        uc.hook_add(U.UC_HOOK_INSN, self._hook_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
         uc.hook_add(U.UC_HOOK_MEM_INVALID, self._hook_invalid)
         self._reset()
 
@@ -1384,6 +1385,23 @@ class TcgVcpu(Vcpu):
     ) -> bool:
         self._fault = (access, address, size)
         return False
+
+    def _hook_syscall(self, uc: Any, _ud: object) -> None:
+        """SYSCALL, which unicorn leaves to this hook (:func:`accel_tcg.delivery.syscall`);
+        #UD where it is not enabled (the hook's RIP is the instruction's, and unicorn adds
+        its 2 bytes after the hook: the handler's RIP is written less 2)."""
+        from ._state import RIP
+
+        if syscall(uc, self._layout):
+            return
+        event = self._deliver(6, Event(6))
+        if event is not None:
+            self._event = event
+            uc.emu_stop()
+            return
+        uc.reg_write(RIP, int(uc.reg_read(RIP)) - 2)
+        if self._resume_at is not None:
+            self._resume_at -= 2
 
     def _hook_intr(self, uc: Any, vector: int, _ud: object) -> None:
         event = self._deliver(vector)

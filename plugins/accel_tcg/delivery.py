@@ -71,7 +71,7 @@ from accel.accelerator import Exit, InternalErrorExit, ShutdownExit
 from . import _state
 from .paging import PageFault, translate
 
-__all__ = ["ERROR_CODE_VECTORS", "Event", "Outcome", "deliver"]
+__all__ = ["ERROR_CODE_VECTORS", "Event", "Outcome", "deliver", "syscall"]
 
 #: Exceptions that push an error code (#DF #TS #NP #SS #GP #PF #AC #CP).
 ERROR_CODE_VECTORS: Final = frozenset({8, 10, 11, 12, 13, 14, 17, 21})
@@ -527,3 +527,66 @@ class _Delivery:
             raise _Fault(_TS, (tr_sel & 0xFFFC) | self.event.ext)
         (rsp,) = struct.unpack("<Q", self.read(base + at, 8))
         return int(rsp)
+
+
+# --------------------------------------------------------------------------- SYSCALL
+
+#: MSRs SYSCALL reads (IA32_STAR, LSTAR, CSTAR, FMASK).
+_MSR_STAR, _MSR_LSTAR, _MSR_CSTAR, _MSR_FMASK = 0xC0000081, 0xC0000082, 0xC0000083, 0xC0000084
+_EFER_SCE: Final = 1
+_SYSCALL_LEN: Final = 2  # 0F 05
+
+
+def syscall(uc: Any, layout: _state.ContextLayout) -> bool:
+    """Execute the SYSCALL at RIP (unicorn hands SYSCALL to an instruction hook and does
+    nothing else: without this a guest's SYSCALL is skipped as a NOP; measured on 2.1.4).
+
+    As the SDM's SYSCALL pseudo-code and QEMU's ``helper_syscall``: in long mode RCX = the
+    next RIP, R11 = RFLAGS (RF clear), RFLAGS &= ~IA32_FMASK, CS = STAR[47:32] (64-bit
+    ring-0 code), SS = STAR[47:32] + 8, RIP = LSTAR (from 64-bit code) or CSTAR (from
+    compatibility mode); in legacy protected mode ECX = the next EIP, IF, RF and VM
+    cleared, a flat 32-bit CS and SS, EIP = STAR[31:0]. CPL becomes 0. The hook runs with
+    RIP at the instruction and unicorn adds the instruction's length after it, so the new
+    RIP is written less that length. False (nothing done) when EFER.SCE is clear or the
+    CPU is in real mode: the caller raises #UD.
+    """
+    x86 = _state.x86
+    efer = int(uc.msr_read(_state.MSR_EFER))
+    cr0 = int(uc.reg_read(x86.UC_X86_REG_CR0))
+    if not efer & _EFER_SCE or not cr0 & _CR0_PE:
+        return False
+    ctx = uc.context_save()
+    raw = bytearray(bytes(ctx))
+    hflags = int(struct.unpack_from("<I", raw, layout.hflags)[0])
+    rip = int(uc.reg_read(x86.UC_X86_REG_RIP))
+    rflags = int(uc.reg_read(x86.UC_X86_REG_RFLAGS))
+    selector = (int(uc.msr_read(_MSR_STAR)) >> 32) & 0xFFFF
+    nxt = rip + _SYSCALL_LEN
+    code_flags = _DESC_G | _DESC_P | _DESC_S | _DESC_CODE | _DESC_W | (1 << 8)  # R, A
+    data_flags = _DESC_G | _DESC_B | _DESC_P | _DESC_S | _DESC_W | (1 << 8)  # W, A
+    from_64 = bool(hflags & _state.HF_CS64_MASK)
+    hflags &= ~(
+        _state.HF_CPL_MASK | _state.HF_CS32_MASK | _state.HF_CS64_MASK | _state.HF_ADDSEG_MASK
+    )
+    regs: tuple[tuple[int, int], ...]
+    if hflags & _state.HF_LMA_MASK:
+        target = int(uc.msr_read(_MSR_LSTAR if from_64 else _MSR_CSTAR))
+        code_flags |= _DESC_L
+        hflags |= _state.HF_CS32_MASK | _state.HF_SS32_MASK | _state.HF_CS64_MASK
+        new_rflags = rflags & ~int(uc.msr_read(_MSR_FMASK)) & ~_RF
+        regs = ((x86.UC_X86_REG_RCX, nxt), (x86.UC_X86_REG_R11, rflags & ~_RF))
+    else:
+        target = int(uc.msr_read(_MSR_STAR)) & 0xFFFFFFFF
+        code_flags |= _DESC_B
+        hflags |= _state.HF_CS32_MASK | _state.HF_SS32_MASK
+        new_rflags = rflags & ~(_IF | _RF | _VM)
+        regs = ((x86.UC_X86_REG_RCX, nxt & 0xFFFFFFFF),)
+    _SEG.pack_into(raw, layout.seg_offset("cs"), selector & 0xFFFC, 0, 0xFFFFFFFF, code_flags)
+    _SEG.pack_into(raw, layout.seg_offset("ss"), (selector + 8) & 0xFFFC, 0, 0xFFFFFFFF, data_flags)
+    struct.pack_into("<I", raw, layout.hflags, hflags)
+    _state._load_context(uc, ctx, bytes(raw))
+    for reg, value in regs:
+        uc.reg_write(reg, value)
+    uc.reg_write(x86.UC_X86_REG_RFLAGS, new_rflags)
+    uc.reg_write(x86.UC_X86_REG_RIP, (target - _SYSCALL_LEN) & (2**64 - 1))
+    return True

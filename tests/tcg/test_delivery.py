@@ -330,3 +330,19 @@ def test_waiting_events_are_in_the_vcpu_events(boot) -> None:  # type: ignore[no
     assert other.cpu.get_events() == events
     assert not other.cpu.interrupt_ready()
     assert other.report() == 0x2000  # delivered on the restored vCPU's next run
+
+
+def test_syscall_enters_lstar_with_rcx_r11_and_star_selectors(boot) -> None:  # type: ignore[no-untyped-def]
+    """SYSCALL, which unicorn leaves to an instruction hook (and otherwise skips)."""
+    values, ex = boot("long", 12).run()
+    assert isinstance(ex, HaltExit)
+    after, marker, rcx, r11, cs, ss, rflags = values
+    assert (marker, rcx, cs, ss) == (0x5C00, after, 0x18, 0x20)
+    assert r11 & 0x200  # the RFLAGS SYSCALL saw (IF set)
+    assert not rflags & 0x300  # FMASK cleared IF and TF
+
+
+def test_syscall_without_efer_sce_is_ud_at_the_instruction(boot) -> None:  # type: ignore[no-untyped-def]
+    values, _ = boot("long", 13).run()
+    at, marker, rip = values
+    assert (marker, rip) == (0x0600, at)

@@ -166,6 +166,52 @@ t_nmi:  # 11: NMIs, with IF = 0, the second held until the first handler's IRET
 1:      REPORT 0x1102
         hlt
 
+t_syscall:      # 12: SYSCALL (which unicorn leaves to the plugin): RCX, R11, CS, SS, LSTAR
+        mov ecx, 0xc0000080
+        rdmsr
+        or eax, 1                       # EFER.SCE
+        wrmsr
+        mov ecx, 0xc0000081             # STAR[47:32] = 0x18: CS 0x18, SS 0x20
+        xor eax, eax
+        mov edx, 0x18
+        wrmsr
+        mov ecx, 0xc0000082             # LSTAR
+        mov eax, offset syscall_target
+        xor edx, edx
+        wrmsr
+        mov ecx, 0xc0000084             # FMASK: TF and IF
+        mov eax, 0x300
+        wrmsr
+        REPORTA after_syscall
+        sti
+        syscall
+after_syscall:
+        hlt
+t_no_sce:       # 13: SYSCALL with EFER.SCE clear is #UD, at the SYSCALL
+        SETGATE 6, ud_handler, 0x8e, 0
+        REPORTA ud_at
+ud_at:  syscall
+        hlt
+syscall_target:
+        mov rsi, rcx
+        REPORT 0x5c00
+        REPORTV esi                     # RCX: the next RIP
+        REPORTV r11d                    # R11: RFLAGS (IF was set)
+        xor eax, eax
+        mov ax, cs
+        out PORT, eax
+        mov ax, ss
+        out PORT, eax
+        pushfq
+        pop rax
+        out PORT, eax                   # RFLAGS & ~FMASK
+        hlt
+ud_handler:
+        mov rsi, rsp
+        REPORT 0x0600
+        REPORTV [rsi]
+        hlt
+
         .code64
 user_int80:
         REPORTA after_int80
@@ -263,7 +309,7 @@ nmi_handler:
         .balign 8
 tests:
         .quad 0, t_de, t_ring3, t_ist, t_pf, t_pf_user, t_gp, t_df, t_triple, t_gates
-        .quad t_inject, t_nmi
+        .quad t_inject, t_nmi, t_syscall, t_no_sce
 gdt:
         .quad 0
         .quad 0x00cf9a000000ffff        # 0x08 code32
