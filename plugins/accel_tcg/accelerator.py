@@ -62,7 +62,9 @@ privilege change through the TSS); 64-bit long mode (16-byte gates, RSP0-2 and t
 stacks, SS = NULL, 16-byte alignment); error codes and CR2; a fault while delivering
 becomes #DF or is delivered in turn (SDM table 6-5), and a fault while delivering #DF is
 a triple fault (:class:`~accel.ShutdownExit`). Task gates and virtual-8086 mode end the
-run with an :class:`~accel.InternalErrorExit` that says so.
+run with an :class:`~accel.InternalErrorExit` that says so. SYSCALL, which unicorn hands to
+an instruction hook and otherwise skips as a NOP, is executed by
+:func:`accel_tcg.delivery.syscall` (#UD without EFER.SCE).
 
 Injected interrupts (Capability.INTERRUPT_INJECTION): :meth:`TcgVcpu.inject_interrupt`,
 :meth:`~TcgVcpu.inject_nmi` and :meth:`~TcgVcpu.request_interrupt_window` are called
