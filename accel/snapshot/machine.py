@@ -45,9 +45,9 @@ from ..errors import (
 from ..machine.device import DeviceRegistry
 from ..machine.devices import HPET_PERIOD_FS, DebugCon, Hpet, Pit, Rtc, SerialPort
 from ..machine.devices.fw_cfg import FwCfgDevice
-from ..machine.serial import FIFO_SIZE, STATE_VERSION, Uart16550
 from ..machine.machine import Machine, RunResult
 from ..machine.runstate import RunState
+from ..machine.serial import FIFO_SIZE, STATE_VERSION, Uart16550
 from ..machine.types import MachineType, machine_types, resolve_machine_type
 from ..registry import Registry
 from .core import DeviceState, RestoreMode, SaveResult, read, restored_clock, save
@@ -354,7 +354,7 @@ def _serial_take(dev: SerialPort) -> UartState:
     for name in _UART_REGS:
         value = regs[name]
         setattr(st, name, bool(value) if name in ("thr_ipending", "rx_idle") else value)
-    st.rx_fifo = bytes(regs["rx_fifo"])  # type: ignore[arg-type]
+    st.rx_fifo = bytes(regs["rx_fifo"])
     return st
 
 
@@ -491,9 +491,7 @@ def _fw_cfg_put(dev: FwCfgDevice, st: FwCfgState, ctx: RestoreContext) -> None:
         contents[item.key] = (bytes(blob[at : at + item.length]), item.writable)
         at += item.length
     try:
-        model.restore(
-            contents, selected=st.selected, offset=st.offset, dma_address=st.dma_address
-        )
+        model.restore(contents, selected=st.selected, offset=st.offset, dma_address=st.dma_address)
     except ConfigError as exc:
         raise SnapshotMismatchError(f"section 'fw-cfg': {exc.message}", section="fw-cfg") from exc
 
