@@ -45,7 +45,7 @@ from ..errors import (
 from ..machine.device import DeviceRegistry
 from ..machine.devices import HPET_PERIOD_FS, DebugCon, Hpet, Pit, Rtc, SerialPort
 from ..machine.devices.fw_cfg import FwCfgDevice
-from ..machine.machine import Machine, RunResult
+from ..machine.machine import Machine, MachinePlan, RunResult
 from ..machine.runstate import RunState
 from ..machine.serial import FIFO_SIZE, STATE_VERSION, Uart16550
 from ..machine.types import MachineType, machine_types, resolve_machine_type
@@ -642,6 +642,50 @@ def _put_attrs(desc: VMStateDescription[Any]) -> Callable[[Any, Any, RestoreCont
     return put
 
 
+def _accelerator_devices_moved(
+    plan: MachinePlan,
+    names: list[str],
+    saved: list[str],
+    sections: Mapping[tuple[str, int], Any],
+) -> list[str] | None:
+    """Whether the snapshot's device tree (``saved``) may become the target's (``names``)
+    across accelerators: notes saying what differs, or None when it may not.
+
+    They may differ only by devices that hold no state of their own in the snapshot:
+    the target may add devices its accelerator's plugin adds with no section here
+    (kvmclock, on a VM-clock section), and the snapshot may have such devices the
+    target lacks. The state such a device stands for is checked at the VM level, which
+    refuses naming it when the guest uses it (an armed kvmclock on an accelerator
+    without a paravirtual clock, the PIC/IOAPIC or PIT held in the accelerator).
+    """
+    if names == saved:
+        return []
+    added = [n for n in names if n not in saved]
+    dropped = [n for n in saved if n not in names]
+    by_name = {d.name: d for d in plan.decisions if d.present}
+    for name in added:
+        d = by_name.get(name)
+        if d is None or d.origin != "accelerator" or name in DEVICE_STATES:
+            return None
+    for name in dropped:
+        if name in DEVICE_STATES or any(key[0] == name for key in sections):
+            return None
+    if [n for n in names if n not in added] != [n for n in saved if n not in dropped]:
+        return None
+    notes = []
+    if dropped:
+        notes.append(
+            f"the snapshot's {', '.join(dropped)} (no state of its own) is not on "
+            f"{plan.accelerator}: the machine goes on without it"
+        )
+    if added:
+        notes.append(
+            f"{plan.accelerator} adds {', '.join(added)} (no state in the snapshot), which "
+            "the guest had not"
+        )
+    return notes
+
+
 # --------------------------------------------------------------------------- save
 
 
@@ -856,7 +900,8 @@ def restore_machine(
             for d in plan.decisions
             if d.present or (d.origin == "machine" and kernel_added.get(d.name, False))
         ]
-        if names != ms.devices:
+        moved_notes = _accelerator_devices_moved(plan, names, ms.devices, staged.devices)
+        if moved_notes is None:
             raise SnapshotMismatchError(
                 f"on {accel.name} this machine would have devices {names}; the snapshot "
                 f"has {ms.devices}",
@@ -917,6 +962,7 @@ def restore_machine(
                 ) from exc
             staged.apply(vm, mode, fresh=True)
             if warnings is not None:
+                warnings.extend(moved_notes)
                 warnings.extend(staged.warnings)
             machine.pause()  # created -> paused: devices re-read the restored clock
             elapsed = 0

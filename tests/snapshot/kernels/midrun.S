@@ -8,7 +8,8 @@
  * SIPI (vector 0x08: a real-mode trampoline copied to 0x8000, which loads the same GDT,
  * paging and IDT). Every processor then, with interrupts off:
  *   1. writes STAR, LSTAR and KERNEL_GS_BASE (values that differ per processor), and
- *      TSC_AUX where CPUID 0x80000001 EDX bit 27 (RDTSCP) says the vCPU has it;
+ *      TSC_AUX where CPUID 0x80000001 EDX bit 27 (RDTSCP) says the vCPU has it and the
+ *      command line does not hold "notscaux" (then TSCAUX NO is reported);
  *   2. arms kvmclock where CPUID 0x40000000 says "KVMKVMKVM" and 0x40000001 EAX bit 3
  *      (CLOCKSOURCE2) is set: MSR_KVM_SYSTEM_TIME_NEW = its pvclock page | 1
  *      (0x5000 + 0x40 * slot; the boot processor also WALL_CLOCK_NEW = 0x6000);
@@ -87,6 +88,7 @@ mb_header:
 _start:
         cli
         mov $0x80000, %esp
+        mov %ebx, %esi                  /* the Multiboot information */
         movl $0, LOCK
         movl $0, DONE
         movl $0, NEXTSLOT
@@ -135,6 +137,19 @@ _start:
         shr $27, %edx
         and $1, %edx
         mov %edx, HAVE_RDTSCP
+        testl $4, (%esi)                /* "notscaux" on the command line (after the */
+        jz 3f                           /* kernel's name): leave TSC_AUX alone */
+        mov 16(%esi), %eax
+21:     cmpb $0, (%eax)
+        je 3f
+        cmpl $0x73746f6e, (%eax)        /* "nots" */
+        jne 22f
+        cmpl $0x78756163, 4(%eax)       /* "caux" */
+        jne 22f
+        movl $0, HAVE_RDTSCP
+        jmp 3f
+22:     inc %eax
+        jmp 21b
 3:      mov LAPIC+0x30, %eax            /* version: 0 where no local APIC answers */
         xor %ecx, %ecx
         test %eax, %eax
