@@ -623,6 +623,28 @@ DEVICE_STATES: Mapping[str, DeviceCodec] = {
 }
 
 
+def device_summary(obj: Any) -> str:
+    """One line about a decoded device section of this module (``accel snapshot inspect``)."""
+    if isinstance(obj, FwCfgState):
+        return (
+            f"{len(obj.items)} items, {obj.total} bytes, selected key {obj.selected:#x} at "
+            f"offset {obj.offset}"
+        )
+    if isinstance(obj, FwCfgPiece):
+        return f"{len(obj.data)} bytes of the items at {obj.offset:#x}"
+    if isinstance(obj, UartState):
+        return (
+            f"LCR {obj.lcr:#x}, IER {obj.ier:#x}, {len(obj.rx_fifo)} bytes waiting in the "
+            f"receive FIFO, {obj.transmitted} sent"
+        )
+    if isinstance(obj, MachineState):
+        text = f"{obj.machine_type}, cpu {obj.cpu}, devices: {', '.join(obj.devices)}"
+        if obj.serial or obj.boot_fw_cfg:
+            text += f"; kernel boot (COM1 on {obj.serial or 'none'})"
+        return text
+    return ""
+
+
 def _codec(dev: Any) -> DeviceCodec | None:
     own = getattr(dev, "vmstate", None)
     if isinstance(own, VMStateDescription):
