@@ -29,7 +29,8 @@ Stopping and snapshots: ``stop_after`` ends the run after that many seconds with
 SIGINT with 130, SIGTERM with 143 and SIGHUP with 129 — each through
 :meth:`Machine.stop`, so the machine is paused at an instruction boundary. With ``save``
 the machine is paused and written atomically to that path whenever the run stops,
-however it stopped. :func:`restore_image` resumes such a snapshot; one taken after the
+however it stopped (a kernel boot's too: :func:`run_kernel`). :func:`restore_image`
+resumes such a snapshot; one taken after the
 guest ended its run (exit device, halt, shutdown) reports that same end again.
 """
 

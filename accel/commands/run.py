@@ -188,7 +188,8 @@ def add_kernel_options(parser: argparse.ArgumentParser) -> None:
         "Boot a Multiboot kernel (kvm-unit-tests' *.flat) directly, without firmware: COM1 "
         "(0x3f8, IRQ 4) and fw_cfg (0x510) are added, the machine type's kernel-irqchip is "
         "kept (on for pc and q35), and the run ends at isa-debug-exit (0xf4/4), shutdown "
-        "or --timeout.",
+        "or --timeout. --stop-after and --save work as for IMAGE (every vCPU, COM1 and "
+        "fw_cfg are saved; --restore does not read the kernel again).",
     )
     group.add_argument("--kernel", "-kernel", metavar="FILE", help="Multiboot kernel to boot")
     group.add_argument(
