@@ -32,6 +32,7 @@ from .ioctls import (
     KVM_GET_MSR_INDEX_LIST,
     KVM_GET_SUPPORTED_CPUID,
     KVM_GET_VCPU_MMAP_SIZE,
+    KVM_X86_GET_MCE_CAP_SUPPORTED,
     NO_DEVICE_ERRNOS,
     PERMISSION_ERRNOS,
     HostSys,
@@ -69,6 +70,7 @@ class KvmAccelerator(Accelerator):
         self._closed = False
         self._cpuid: tuple[b.CpuidEntry, ...] | None = None
         self._msr_list: tuple[int, ...] | None = None
+        self._mce_cap: int | None = None
         # The KVM_GET_SUPPORTED_CPUID result as the kernel wrote it (a struct kvm_cpuid2).
         self._cpuid_struct = b""
         self._mmap_size = 0
@@ -245,6 +247,27 @@ class KvmAccelerator(Accelerator):
             self._msr_list = tuple(words[1 : 1 + count])
             words.release()
         return self._msr_list
+
+    def mce_cap_supported(self) -> int:
+        """The MCG_CAP KVM can give a vCPU: KVM_X86_GET_MCE_CAP_SUPPORTED's capability bits
+        with the number of banks (KVM_CAP_MCE's value, as QEMU's kvm_get_mce_cap_supported)
+        in bits 0-7. Read once; 0 where KVM_CAP_MCE is absent."""
+        self._check_open()
+        if self._mce_cap is None:
+            banks = self.check_extension(b.KVM_CAP_MCE)
+            if banks <= 0:
+                self._mce_cap = 0
+            else:
+                buf = bytearray(8)
+                call(
+                    self._sys,
+                    "KVM_X86_GET_MCE_CAP_SUPPORTED",
+                    self._require(),
+                    KVM_X86_GET_MCE_CAP_SUPPORTED,
+                    buf,
+                )
+                self._mce_cap = (int.from_bytes(buf, "little") & ~0xFF) | (banks & 0xFF)
+        return self._mce_cap
 
     def supported_cpuid_struct(self) -> bytes:
         """KVM_GET_SUPPORTED_CPUID's result as the kernel wrote it (a ``struct kvm_cpuid2``)."""

@@ -33,7 +33,7 @@ from .ioctls import (
     release_mapping,
 )
 from .state import KvmVmState
-from .vcpu import KvmVcpu, cpuid_buffer, filter_cpuid
+from .vcpu import KvmVcpu, cpuid_buffer, filter_cpuid, mce_cap
 
 __all__ = ["KvmHost", "KvmVM", "buffer_address", "region_bytes"]
 
@@ -54,6 +54,8 @@ class KvmHost(Protocol):
     def supported_cpuid_struct(self) -> bytes: ...
 
     def msr_index_list(self) -> tuple[int, ...]: ...
+
+    def mce_cap_supported(self) -> int: ...
 
 
 def buffer_address(buf: _mmap.mmap) -> int:
@@ -263,7 +265,7 @@ class KvmVM(KvmVmState, VM):
         acc = self._host
         size = acc.vcpu_mmap_size()
         supported = acc.supported_cpuid()
-        cpuid = filter_cpuid(supported, spec)
+        cpuid = filter_cpuid(supported, spec, apic_id=index)
         # Nothing filtered out: a copy of the kernel's own struct, whose padding it zeroed
         # (a mutable buffer: fcntl.ioctl copies an immutable one only up to 1024 bytes).
         kernel_struct = acc.supported_cpuid_struct()
@@ -271,10 +273,13 @@ class KvmVM(KvmVmState, VM):
             struct = bytearray(kernel_struct)
         else:
             struct = cpuid_buffer(cpuid)
+        mcg_cap = mce_cap(cpuid, acc.mce_cap_supported())
         fd = int(call(self._sys, "KVM_CREATE_VCPU", self._fd, KVM_CREATE_VCPU, index))
         # From here KVM holds vCPU ``index`` until the VM is closed, even if the rest fails.
         taken.add(index)
-        vcpu = KvmVcpu(self, index, fd, spec, self._sys, size, struct, self._forget)
+        vcpu = KvmVcpu(
+            self, index, fd, spec, self._sys, size, struct, self._forget, mcg_cap=mcg_cap
+        )
         self._vcpus.append(vcpu)
         return vcpu
 
