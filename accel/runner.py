@@ -263,6 +263,78 @@ def run_image(
         return run_machine(machine, options)
 
 
+#: Where Linux says how it commits memory (read by :func:`host_ram_limit`).
+MEMINFO = "/proc/meminfo"
+OVERCOMMIT = "/proc/sys/vm/overcommit_memory"
+
+
+def host_ram_limit(meminfo: str = MEMINFO, overcommit: str = OVERCOMMIT) -> int | None:
+    """The most guest RAM, in bytes, this host can map, or None where it sets no limit.
+
+    Guest RAM is private anonymous memory. Under Linux's default overcommit heuristic
+    (``vm.overcommit_memory`` 0) a mapping larger than RAM + swap is refused; under strict
+    accounting (2) the commit limit (``CommitLimit``) bounds it; with 1 nothing does. The
+    process's address-space limit (RLIMIT_AS) bounds it too. None where nothing is known
+    (no ``/proc``).
+    """
+    found = _host_ram_limit(meminfo, overcommit)
+    return found[0] if found else None
+
+
+def _host_ram_limit(meminfo: str, overcommit: str) -> tuple[int, str] | None:
+    import resource
+
+    limits: list[tuple[int, str]] = []
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        limits.append((soft, "the address-space limit, ulimit -v"))
+    try:
+        with open(overcommit, encoding="ascii") as f:
+            mode = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        mode = 0
+    fields: dict[str, int] = {}
+    try:
+        with open(meminfo, encoding="ascii") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                words = rest.split()
+                if words and words[0].isdigit():
+                    fields[key] = int(words[0]) * 1024  # kB
+    except OSError:
+        pass
+    if mode == 2 and "CommitLimit" in fields:
+        limits.append((fields["CommitLimit"], "the commit limit, vm.overcommit_memory=2"))
+    elif mode == 0 and "MemTotal" in fields:
+        limits.append((fields["MemTotal"] + fields.get("SwapTotal", 0), "RAM + swap"))
+    return min(limits) if limits else None
+
+
+def check_ram_size(ram_size: int, *, meminfo: str = MEMINFO, overcommit: str = OVERCOMMIT) -> None:
+    """Refuse ``ram_size`` (``-m``) when it is more than the host can map
+    (:func:`host_ram_limit`): a :class:`ConfigError` before anything starts, rather than
+    a failed mapping after the VM exists."""
+    found = _host_ram_limit(meminfo, overcommit)
+    if found is not None and ram_size > found[0]:
+        limit, why = found
+        raise ConfigError(
+            f"-m {_size_text(ram_size)} is more guest RAM than this host can map "
+            f"(at most {_size_text(limit)}: {why})",
+            hint="give a smaller -m",
+            argument="memory",
+            value=ram_size,
+            limit=limit,
+        )
+
+
+def _size_text(size: int) -> str:
+    for shift, unit in ((30, "G"), (20, "M"), (10, "K")):
+        if size >= 1 << shift:
+            value = size / (1 << shift)
+            return f"{value:.0f}{unit}" if value == int(value) else f"{value:.1f}{unit}"
+    return f"{size}B"
+
+
 def check_smp(accelerator: Accelerator, smp: int) -> None:
     """Refuse ``smp`` vCPUs unless 1 <= smp <= the accelerator's
     :attr:`~accel.Capability.MAX_VCPUS` (:class:`ConfigError`, before anything starts)."""
@@ -292,7 +364,8 @@ def run_kernel(
 ) -> RunResult:
     """Boot a Multiboot kernel as QEMU's ``-kernel`` does and run it to its end.
 
-    Checks first (a :class:`ConfigError` before any VM exists): ``kernel.smp`` against the
+    Checks first (a :class:`ConfigError` before any VM exists): ``kernel.ram_size`` against
+    what the host can map (:func:`check_ram_size`), ``kernel.smp`` against the
     accelerator's MAX_VCPUS, the ``-serial`` backend, the machine type (pc or q35), the
     kernel and its modules (:func:`~accel.machine.multiboot.load_multiboot` with the
     machine's RAM layout). The machine keeps its type's ``kernel-irqchip`` (``on`` for
@@ -304,6 +377,7 @@ def run_kernel(
     ``console`` receives the serial port's output for ``stdio``, and bytes read from the
     file descriptor ``serial_input`` (standard input, for ``stdio``) reach its receiver.
     """
+    check_ram_size(kernel.ram_size)
     check_smp(accelerator, kernel.smp)
     backend = parse_serial_backend(kernel.serial)
     if options.save is not None:

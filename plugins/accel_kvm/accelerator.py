@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 
-from accel.accelerator import Accelerator, Availability, VmOptions
+from accel.accelerator import Accelerator, Availability, CpuSpec, VmOptions
 from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
 from accel.errors import (
     AcceleratorUnavailableError,
@@ -39,12 +39,15 @@ from .ioctls import (
     Sys,
     call,
 )
+from .vcpu import cpuid_buffer, filter_cpuid, mce_cap
 from .vm import KvmVM
 
 __all__ = ["KvmAccelerator"]
 
 _CPUID_START = 128
 _CPUID_MAX = 1 << 16
+#: How many (CPU spec, APIC ID) CPUID structs an accelerator keeps (vcpu_cpuid).
+_VCPU_CPUID_KEEP = 256
 
 
 class KvmAccelerator(Accelerator):
@@ -71,6 +74,8 @@ class KvmAccelerator(Accelerator):
         self._cpuid: tuple[b.CpuidEntry, ...] | None = None
         self._msr_list: tuple[int, ...] | None = None
         self._mce_cap: int | None = None
+        # (CPU spec, APIC ID) -> (KVM_SET_CPUID2 struct, MCG_CAP): see vcpu_cpuid.
+        self._vcpu_cpuid: dict[tuple[CpuSpec, int], tuple[bytes, int]] = {}
         # The KVM_GET_SUPPORTED_CPUID result as the kernel wrote it (a struct kvm_cpuid2).
         self._cpuid_struct = b""
         self._mmap_size = 0
@@ -268,6 +273,28 @@ class KvmAccelerator(Accelerator):
                 )
                 self._mce_cap = (int.from_bytes(buf, "little") & ~0xFF) | (banks & 0xFF)
         return self._mce_cap
+
+    def vcpu_cpuid(self, cpu: CpuSpec, apic_id: int) -> tuple[bytes, int]:
+        """The ``struct kvm_cpuid2`` a vCPU of ``cpu`` with ``apic_id`` is given
+        (:func:`~accel_kvm.vcpu.filter_cpuid`; nothing filtered out: a copy of the kernel's
+        own struct, whose padding it zeroed) and its MCG_CAP (:func:`~accel_kvm.vcpu.mce_cap`,
+        0: no KVM_X86_SETUP_MCE). Both follow from host capabilities read once, so they
+        are computed once per (spec, APIC ID) and kept (at most :data:`_VCPU_CPUID_KEEP`)."""
+        key = (cpu, apic_id)
+        hit = self._vcpu_cpuid.get(key)
+        if hit is None:
+            supported = self.supported_cpuid()
+            entries = filter_cpuid(supported, cpu, apic_id=apic_id)
+            kernel_struct = self.supported_cpuid_struct()
+            if entries == list(supported) and kernel_struct:
+                struct = kernel_struct
+            else:
+                struct = bytes(cpuid_buffer(entries))
+            hit = (struct, mce_cap(entries, self.mce_cap_supported()))
+            if len(self._vcpu_cpuid) >= _VCPU_CPUID_KEEP:
+                self._vcpu_cpuid.clear()
+            self._vcpu_cpuid[key] = hit
+        return hit
 
     def supported_cpuid_struct(self) -> bytes:
         """KVM_GET_SUPPORTED_CPUID's result as the kernel wrote it (a ``struct kvm_cpuid2``)."""

@@ -33,7 +33,7 @@ from .ioctls import (
     release_mapping,
 )
 from .state import KvmVmState
-from .vcpu import KvmVcpu, cpuid_buffer, filter_cpuid, mce_cap
+from .vcpu import KvmVcpu
 
 __all__ = ["KvmHost", "KvmVM", "buffer_address", "region_bytes"]
 
@@ -56,6 +56,8 @@ class KvmHost(Protocol):
     def msr_index_list(self) -> tuple[int, ...]: ...
 
     def mce_cap_supported(self) -> int: ...
+
+    def vcpu_cpuid(self, cpu: CpuSpec, apic_id: int) -> tuple[bytes, int]: ...
 
 
 def buffer_address(buf: _mmap.mmap) -> int:
@@ -264,16 +266,9 @@ class KvmVM(KvmVmState, VM):
         spec = cpu if cpu is not None else CpuSpec()
         acc = self._host
         size = acc.vcpu_mmap_size()
-        supported = acc.supported_cpuid()
-        cpuid = filter_cpuid(supported, spec, apic_id=index)
-        # Nothing filtered out: a copy of the kernel's own struct, whose padding it zeroed
-        # (a mutable buffer: fcntl.ioctl copies an immutable one only up to 1024 bytes).
-        kernel_struct = acc.supported_cpuid_struct()
-        if cpuid == list(supported) and kernel_struct:
-            struct = bytearray(kernel_struct)
-        else:
-            struct = cpuid_buffer(cpuid)
-        mcg_cap = mce_cap(cpuid, acc.mce_cap_supported())
+        cpuid, mcg_cap = acc.vcpu_cpuid(spec, index)
+        # A mutable buffer: fcntl.ioctl copies an immutable one only up to 1024 bytes.
+        struct = bytearray(cpuid)
         fd = int(call(self._sys, "KVM_CREATE_VCPU", self._fd, KVM_CREATE_VCPU, index))
         # From here KVM holds vCPU ``index`` until the VM is closed, even if the rest fails.
         taken.add(index)
