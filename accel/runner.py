@@ -40,6 +40,7 @@ import dataclasses
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -450,22 +451,70 @@ def run_machine(machine: Machine, options: RunOptions) -> RunResult:
     that could not be written is refused before the machine runs (:func:`check_save_target`).
     """
     check_save_target(options)
-    with _stopping_on_signals(machine):
-        timers: list[threading.Timer] = []
+    deadlines: list[tuple[float, Callable[[], object]]] = []
+    if options.timeout is not None:
+        t = options.timeout
+        msg = f"timeout: the guest was still running after {t:g} s"
+        deadlines.append((t, lambda: machine.stop(124, msg, kind="timeout")))
+    if options.stop_after is not None:
+        after = options.stop_after
+        note = f"stopped after {_seconds(after)} (--stop-after)"
+        deadlines.append((after, lambda: machine.stop(0, note, kind="stopped")))
+    with _stopping_on_signals(machine), _at_deadlines(deadlines):
+        result = machine.run()
+    return save_after_run(machine, result, options)
+
+
+@contextmanager
+def _at_deadlines(deadlines: Sequence[tuple[float, Callable[[], object]]]) -> Iterator[None]:
+    """While the block runs, call each ``fn`` of ``deadlines`` ``seconds`` after it began.
+
+    On the main thread, when the process has neither a SIGALRM handler of its own nor
+    ITIMER_REAL armed, through that timer (one ``setitimer`` per deadline: a run that a
+    test rig repeats thousands of times starts no thread); else a
+    :class:`threading.Timer` each. Either way ``fn`` runs as a signal handler or on
+    another thread, which :meth:`Machine.stop` allows. Afterwards the timer is disarmed
+    and the previous handler is back.
+    """
+    if not deadlines:
+        yield
+        return
+    if not _alarm_is_free():
+        timers = [_timer(seconds, fn) for seconds, fn in deadlines]
         try:
-            if options.timeout is not None:
-                t = options.timeout
-                msg = f"timeout: the guest was still running after {t:g} s"
-                timers.append(_timer(t, lambda: machine.stop(124, msg, kind="timeout")))
-            if options.stop_after is not None:
-                after = options.stop_after
-                note = f"stopped after {_seconds(after)} (--stop-after)"
-                timers.append(_timer(after, lambda: machine.stop(0, note, kind="stopped")))
-            result = machine.run()
+            yield
         finally:
             for timer in timers:
                 timer.cancel()
-        return save_after_run(machine, result, options)
+        return
+    start = time.monotonic()
+    pending = sorted(((start + s, i, fn) for i, (s, fn) in enumerate(deadlines)),
+                     key=lambda d: d[:2])  # fmt: skip
+
+    def on_alarm(signum: int, frame: object) -> None:
+        now = time.monotonic()
+        while pending and pending[0][0] <= now:
+            pending.pop(0)[2]()
+        if pending:
+            signal.setitimer(signal.ITIMER_REAL, max(pending[0][0] - now, 1e-6))
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, max(pending[0][0] - start, 1e-6))
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _alarm_is_free() -> bool:
+    """True on the main thread when SIGALRM has its default action and ITIMER_REAL is not
+    armed: nobody else in the process uses the real-time interval timer."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return signal.getsignal(signal.SIGALRM) == signal.SIG_DFL and signal.getitimer(
+        signal.ITIMER_REAL
+    ) == (0.0, 0.0)
 
 
 def save_after_run(machine: Machine, result: RunResult, options: RunOptions) -> RunResult:
