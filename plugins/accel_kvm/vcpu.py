@@ -10,9 +10,9 @@ Made by :meth:`accel_kvm.KvmVM.create_vcpu`; it sees its VM only through the pub
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import MappingProxyType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from accel.accelerator import (
     VM,
@@ -32,13 +32,6 @@ from accel.accelerator import (
     Vcpu,
 )
 from accel.errors import BackendCallError, HandleClosedError, VcpuStateError
-from accel.machine.cpu import (
-    CPU_DEFINITIONS,
-    FEATURE_BITS,
-    FeatureWord,
-    ModelCpuidHost,
-    model_cpuid,
-)
 
 from . import bindings as b
 from .ioctls import (
@@ -56,6 +49,9 @@ from .ioctls import (
     release_mapping,
 )
 from .state import KvmVcpuState
+
+if TYPE_CHECKING:
+    from accel.machine.cpu import FeatureWord, ModelCpuidHost
 
 __all__ = [
     "CPU_FLAGS",
@@ -181,7 +177,7 @@ def cpuid_buffer(entries: list[b.CpuidEntry]) -> bytearray:
 
 #: QEMU 7.2's KVM defaults for a named model that are CPUID features (``kvm_default_props``
 #: in target/i386/kvm/kvm-cpu.c; its paravirtual ones are :data:`NAMED_MODEL_PV_DEFAULT`).
-KVM_MODEL_DEFAULTS: Final = MappingProxyType(
+KVM_MODEL_DEFAULTS: Final[Mapping[str, bool]] = MappingProxyType(
     {"x2apic": True, "acpi": False, "monitor": False, "svm": False}
 )
 
@@ -191,6 +187,10 @@ def model_host(entries: tuple[b.CpuidEntry, ...]) -> ModelCpuidHost:
     it, with QEMU 7.2's fix-ups (``kvm_arch_get_supported_cpuid``): the hypervisor bit is
     always supported, and CPUID[0x80000001].EDX also has the AMD aliases of CPUID[1].EDX;
     the vendor is the host's (QEMU under KVM gives the host's vendor to every model)."""
+    # The machine layer's CPU models, imported with the first vCPU (registering the
+    # plugin imports nothing of the machine layer).
+    from accel.machine.cpu import FEATURE_BITS, ModelCpuidHost
+
     regs = {(e[0], e[1]): e[3:] for e in entries}
     supported: dict[FeatureWord, int] = {}
     for word in {w for w, _bit in FEATURE_BITS.values()}:
@@ -254,6 +254,8 @@ def filter_cpuid(
     ``host``/``max`` everything; a flag switched on that the host does not support stays
     off).
     """
+    from accel.machine.cpu import CPU_DEFINITIONS, model_cpuid
+
     definition = CPU_DEFINITIONS.get(cpu.model)
     base: list[b.CpuidEntry]
     if definition is None:
