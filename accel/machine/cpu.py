@@ -556,7 +556,12 @@ def _words_of(
 
 
 def model_cpuid(
-    definition: CpuDefinition, cpu: CpuSpec, host: ModelCpuidHost, *, apic_id: int = 0
+    definition: CpuDefinition,
+    cpu: CpuSpec,
+    host: ModelCpuidHost,
+    *,
+    apic_id: int = 0,
+    cores: int = 1,
 ) -> list[CpuidEntry]:
     """The CPUID QEMU 7.2 gives a vCPU of ``definition`` with ``cpu``'s flags, for an
     accelerator described by ``host`` (what it supports, its defaults).
@@ -565,8 +570,9 @@ def model_cpuid(
     flags; the levels raised to cover every feature word in use (full-cpuid-auto-level);
     then each word filtered by what the accelerator supports; the AMD aliases of
     CPUID[1].EDX copied into CPUID[0x80000001].EDX for an AMD vendor. The leaves are
-    0..level and 0x80000000..xlevel as QEMU's ``cpu_x86_cpuid`` fills them for one
-    thread per socket (QEMU's default ``-smp N`` topology); all-zero leaves are left out,
+    0..level and 0x80000000..xlevel as QEMU's ``cpu_x86_cpuid`` fills them for a vCPU
+    with ``apic_id`` in a socket of ``cores`` cores of one thread each (QEMU 7.2's
+    ``-smp N``: N cores; 1 for the sockets of older machine types); all-zero leaves are left out,
     as QEMU's KVM code does (a missing leaf reads as zeros). The accelerator's own leaves
     (a hypervisor range) are not here.
     """
@@ -597,6 +603,12 @@ def model_cpuid(
 
     vb, vd, vc = _vendor_words(vendor)
     out: list[CpuidEntry] = []
+    # One socket of ``cores`` cores, one thread each: the core ID is the APIC ID, the
+    # package's APIC-ID field is ceil(log2(cores)) bits wide.
+    pkg_bits = (cores - 1).bit_length()
+    multi = cores > 1
+    leaf1_ebx = apic_id << 24 | 8 << 8 | (cores << 16 if multi else 0)
+    leaf1_edx = w(1, 0, "edx") | (1 << 28 if multi else 0)  # HT: more than one per package
 
     def put(fn: int, idx: int, flags: int, *regs: int) -> None:
         if any(regs) or flags & FLAG_SIGNIFICANT_INDEX or fn == 2:
@@ -608,15 +620,17 @@ def model_cpuid(
         if leaf == 0:
             put(0, 0, 0, level, vb, vc, vd)
         elif leaf == 1:
-            put(1, 0, 0, definition.version, apic_id << 24 | 8 << 8, w(1, 0, "ecx"),
-                w(1, 0, "edx"))  # fmt: skip
+            put(1, 0, 0, definition.version, leaf1_ebx, w(1, 0, "ecx"), leaf1_edx)
         elif leaf == 2:
             regs = (1, 0, _LEGACY_CPUID2[3], *_cpuid2_edx()) if intel else (0, 0, 0, 0)
             put(2, 0, FLAG_STATEFUL, *regs)
         elif leaf == 4:
             caches = (*_LEGACY_CPUID4, _LEGACY_L3) if intel else ()
             for i, cache in enumerate(caches):
-                put(4, i, FLAG_SIGNIFICANT_INDEX, *_cpuid4(cache))
+                c_eax, c_ebx, c_ecx, c_edx = _cpuid4(cache)
+                sharing = (1 << pkg_bits) - 1 if cache.level == 3 else 0
+                c_eax |= (cores - 1) << 26 | sharing << 14
+                put(4, i, FLAG_SIGNIFICANT_INDEX, c_eax, c_ebx, c_ecx, c_edx)
             put(4, len(caches), FLAG_SIGNIFICANT_INDEX, 0, 0, 0, 0)
         elif leaf == 5:
             put(5, 0, 0, 0, 0, 3, 0)  # MONITOR/MWAIT: EMX | IBE
@@ -629,7 +643,7 @@ def model_cpuid(
                 put(7, 1, FLAG_SIGNIFICANT_INDEX, w(7, 1, "eax"), 0, 0, 0)
         elif leaf == 0xB:
             put(0xB, 0, FLAG_SIGNIFICANT_INDEX, 0, 1, 0x100, apic_id)
-            put(0xB, 1, FLAG_SIGNIFICANT_INDEX, 0, 1, 0x201, apic_id)
+            put(0xB, 1, FLAG_SIGNIFICANT_INDEX, pkg_bits, cores, 0x201, apic_id)
             put(0xB, 2, FLAG_SIGNIFICANT_INDEX, 0, 0, 2, apic_id)
         elif leaf == 0xD and xsave:
             size = _xsave_size(xcr0, host)
@@ -650,7 +664,10 @@ def model_cpuid(
             if leaf == 0x80000000:
                 put(leaf, 0, 0, xlevel, vb, vc, vd)
             elif leaf == 0x80000001:
-                put(leaf, 0, 0, definition.version, 0, w(leaf, 0, "ecx"), w(leaf, 0, "edx"))
+                # CmpLegacy with more than one core, but not for Intel (Linux then drops
+                # the thread information).
+                ecx = w(leaf, 0, "ecx") | (2 if multi and not intel else 0)
+                put(leaf, 0, 0, definition.version, 0, ecx, w(leaf, 0, "edx"))
             elif leaf <= 0x80000004:
                 base = (leaf - 0x80000002) * 16
                 chars = [int.from_bytes(model_id[base + 4 * i : base + 4 * i + 4], "little")
@@ -667,15 +684,19 @@ def model_cpuid(
             elif leaf == 0x80000007:
                 put(leaf, 0, 0, 0, 0, 0, w(leaf, 0, "edx"))
             elif leaf == 0x80000008:
-                put(leaf, 0, 0, phys | (virt << 8 if lm else 0), w(leaf, 0, "ebx"), 0, 0)
+                ecx = (cores - 1) | pkg_bits << 12 if multi else 0
+                put(leaf, 0, 0, phys | (virt << 8 if lm else 0), w(leaf, 0, "ebx"), ecx, 0)
             elif leaf == 0x8000000A and w(0x80000001, 0, "ecx") & 1 << FEATURE_BITS["svm"][1]:
                 put(leaf, 0, 0, 1, 0x10, 0, w(leaf, 0, "edx"))
             elif leaf == 0x8000001D and w(0x80000001, 0, "ecx") & 1 << FEATURE_BITS["topoext"][1]:
                 for i, cache in enumerate(definition.caches):
-                    put(leaf, i, FLAG_SIGNIFICANT_INDEX, *_cpuid4(cache))
+                    c_eax, c_ebx, c_ecx, c_edx = _cpuid4(cache)
+                    c_eax |= (cores - 1 if cache.level == 3 else 0) << 14  # L3: the socket's
+                    put(leaf, i, FLAG_SIGNIFICANT_INDEX, c_eax, c_ebx, c_ecx, c_edx)
                 put(leaf, len(definition.caches), FLAG_SIGNIFICANT_INDEX, 0, 0, 0, 0)
             elif leaf == 0x8000001E and w(0x80000001, 0, "ecx") & 1 << FEATURE_BITS["topoext"][1]:
-                put(leaf, 0, 0, apic_id, 0, 0, 0)
+                core_id = apic_id & ((1 << pkg_bits) - 1)
+                put(leaf, 0, 0, apic_id, core_id, apic_id >> pkg_bits, 0)  # core, socket
     return out
 
 

@@ -74,8 +74,8 @@ class KvmAccelerator(Accelerator):
         self._cpuid: tuple[b.CpuidEntry, ...] | None = None
         self._msr_list: tuple[int, ...] | None = None
         self._mce_cap: int | None = None
-        # (CPU spec, APIC ID) -> (KVM_SET_CPUID2 struct, MCG_CAP): see vcpu_cpuid.
-        self._vcpu_cpuid: dict[tuple[CpuSpec, int], tuple[bytes, int]] = {}
+        # (CPU spec, APIC ID, cores) -> (KVM_SET_CPUID2 struct, MCG_CAP): see vcpu_cpuid.
+        self._vcpu_cpuid: dict[tuple[CpuSpec, int, int], tuple[bytes, int]] = {}
         # The KVM_GET_SUPPORTED_CPUID result as the kernel wrote it (a struct kvm_cpuid2).
         self._cpuid_struct = b""
         self._mmap_size = 0
@@ -274,17 +274,18 @@ class KvmAccelerator(Accelerator):
                 self._mce_cap = (int.from_bytes(buf, "little") & ~0xFF) | (banks & 0xFF)
         return self._mce_cap
 
-    def vcpu_cpuid(self, cpu: CpuSpec, apic_id: int) -> tuple[bytes, int]:
-        """The ``struct kvm_cpuid2`` a vCPU of ``cpu`` with ``apic_id`` is given
+    def vcpu_cpuid(self, cpu: CpuSpec, apic_id: int, cores: int = 1) -> tuple[bytes, int]:
+        """The ``struct kvm_cpuid2`` a vCPU of ``cpu`` with ``apic_id`` in a socket of
+        ``cores`` is given
         (:func:`~accel_kvm.vcpu.filter_cpuid`; nothing filtered out: a copy of the kernel's
         own struct, whose padding it zeroed) and its MCG_CAP (:func:`~accel_kvm.vcpu.mce_cap`,
         0: no KVM_X86_SETUP_MCE). Both follow from host capabilities read once, so they
-        are computed once per (spec, APIC ID) and kept (at most :data:`_VCPU_CPUID_KEEP`)."""
-        key = (cpu, apic_id)
+        are computed once per (spec, APIC ID, cores) and kept (at most :data:`_VCPU_CPUID_KEEP`)."""
+        key = (cpu, apic_id, cores)
         hit = self._vcpu_cpuid.get(key)
         if hit is None:
             supported = self.supported_cpuid()
-            entries = filter_cpuid(supported, cpu, apic_id=apic_id)
+            entries = filter_cpuid(supported, cpu, apic_id=apic_id, cores=cores)
             kernel_struct = self.supported_cpuid_struct()
             if entries == list(supported) and kernel_struct:
                 struct = kernel_struct

@@ -241,13 +241,14 @@ def mce_cap(cpuid: list[b.CpuidEntry], supported: int) -> int:
 
 
 def filter_cpuid(
-    entries: tuple[b.CpuidEntry, ...], cpu: CpuSpec, *, apic_id: int = 0
+    entries: tuple[b.CpuidEntry, ...], cpu: CpuSpec, *, apic_id: int = 0, cores: int = 1
 ) -> list[b.CpuidEntry]:
     """The CPUID a vCPU of ``cpu`` gets, as QEMU 7.2 gives it under KVM.
 
     A named model (:data:`accel.machine.cpu.CPU_DEFINITIONS`: qemu64, kvm64, Haswell,
     ...) gets QEMU's CPUID for it (:func:`~accel.machine.cpu.model_cpuid`) filtered by
-    ``entries`` (the supported CPUID), with ``apic_id`` in leaves 1 and 0xB; ``host``,
+    ``entries`` (the supported CPUID), with ``apic_id`` in leaves 1 and 0xB and the
+    topology of one socket of ``cores`` cores; ``host``,
     ``max`` and any other model get ``entries`` themselves. Then KVM's paravirtual range:
     ``-kvm`` hides it (0x40000000..0x400000FF); otherwise leaf 0x40000001 EAX is
     :func:`pv_features` of the supported one (a named model gets QEMU's default set,
@@ -261,7 +262,7 @@ def filter_cpuid(
     if definition is None:
         base = [e for e in entries if not 0x40000000 <= e[0] <= 0x400000FF]
     else:
-        base = model_cpuid(definition, cpu, model_host(entries), apic_id=apic_id)
+        base = model_cpuid(definition, cpu, model_host(entries), apic_id=apic_id, cores=cores)
     if cpu.flag("kvm", True) is False:
         return base
     pv: list[b.CpuidEntry] = []

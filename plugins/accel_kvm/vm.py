@@ -57,7 +57,7 @@ class KvmHost(Protocol):
 
     def mce_cap_supported(self) -> int: ...
 
-    def vcpu_cpuid(self, cpu: CpuSpec, apic_id: int) -> tuple[bytes, int]: ...
+    def vcpu_cpuid(self, cpu: CpuSpec, apic_id: int, cores: int = 1) -> tuple[bytes, int]: ...
 
 
 def buffer_address(buf: _mmap.mmap) -> int:
@@ -266,7 +266,7 @@ class KvmVM(KvmVmState, VM):
         spec = cpu if cpu is not None else CpuSpec()
         acc = self._host
         size = acc.vcpu_mmap_size()
-        cpuid, mcg_cap = acc.vcpu_cpuid(spec, index)
+        cpuid, mcg_cap = acc.vcpu_cpuid(spec, index, max(1, self.options.cpu_cores))
         # A mutable buffer: fcntl.ioctl copies an immutable one only up to 1024 bytes.
         struct = bytearray(cpuid)
         fd = int(call(self._sys, "KVM_CREATE_VCPU", self._fd, KVM_CREATE_VCPU, index))

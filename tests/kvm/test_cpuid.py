@@ -546,3 +546,68 @@ def test_guest_reads_ten_machine_check_banks() -> None:
         finally:
             vm.close()
     assert len(got) == 1 and got[0] & 0xFF == 10
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(
+    ("machine", "smp", "cpu"),
+    [("pc", 2, "qemu64"), ("pc", 3, "EPYC"), ("q35", 2, "Haswell"),
+     ("pc-i440fx-6.1", 2, "EPYC")],
+)  # fmt: skip
+def test_smp_topology_is_qemus(machine: str, smp: int, cpu: str, tmp_path: Path) -> None:
+    """With -smp N QEMU 7.2 describes N cores in one socket on its 7.2 machine types (N
+    sockets before 6.2): leaves 1 (logical count, HT), 4, 0xB, 0x80000001 (CmpLegacy),
+    0x80000008, 0x8000001D/E of every vCPU, compared entry by entry with the machine's."""
+    from accel.machine import Machine
+
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (it shows QEMU's KVM_SET_CPUID2 argument)")
+    trace = tmp_path / "trace.txt"
+    subprocess.run([strace, "-f", "-v", "-s", "100000", "-e", "trace=ioctl", "-o", str(trace),
+                    *_qemu_cmd(_qemu(), cpu, "null"), "-M", machine, "-smp", str(smp)],
+                   capture_output=True, timeout=60)  # fmt: skip
+    lines = [line for line in trace.read_text().splitlines() if "KVM_SET_CPUID2" in line]
+    theirs = [
+        _nonzero([tuple(int(v, 0) for v in m.groups()) for m in _ENTRY.finditer(line)])
+        for line in lines
+    ]
+    seen: list[bytes] = []
+
+    def watch(name: str, fd: int, arg: Any) -> None:
+        if name == "KVM_SET_CPUID2":
+            seen.append(bytes(arg))
+
+    acc = KvmAccelerator(sys=RecordingSys(on_ioctl=watch))
+    try:
+        with Machine(acc, machine, cpu, smp=smp):
+            pass
+    finally:
+        acc.close()
+    ours = []
+    for raw in seen:
+        words = memoryview(raw).cast("I")
+        step = bindings.CPUID_ENTRY2_WORDS
+        ours.append(_nonzero([
+            tuple(words[bindings.CPUID2_HEADER_WORDS + i * step:][:7]) for i in range(words[0])
+        ]))  # fmt: skip
+    assert len(theirs) == len(ours) == smp
+    for index, (q, a) in enumerate(zip(theirs, ours, strict=True)):
+        wrong = [f"vCPU {index} {k[0]:#x}.{k[1]}: QEMU {_show(q.get(k))} accel {_show(a.get(k))}"
+                 for k in sorted({*q, *a}) if q.get(k) != a.get(k)]  # fmt: skip
+        assert not wrong, "\n".join(wrong)
+
+
+def test_topology_fields_for_n_cores() -> None:
+    two = _leaves("EPYC", _host(), apic_id=1)
+    assert two[1, 0][1] == 1 << 24 | 0x800 and not two[1, 0][3] & 1 << 28  # one per socket
+    cores = CpuSpec("EPYC")
+    three = {
+        (e[0], e[1]): e[3:]
+        for e in model_cpuid(CPU_DEFINITIONS["EPYC"], cores, _host(), apic_id=2, cores=3)
+    }
+    assert three[1, 0][1] == 2 << 24 | 3 << 16 | 0x800 and three[1, 0][3] & 1 << 28
+    assert three[0xB, 1] == (2, 3, 0x201, 2)  # two bits of core ID
+    assert three[0x80000008, 0][2] == 2 | 2 << 12
+    assert three[0x8000001D, 3][0] >> 14 & 0xFFF == 2 and three[0x8000001D, 0][0] >> 14 == 0
+    assert three[0x8000001E, 0][:3] == (2, 2, 0)
