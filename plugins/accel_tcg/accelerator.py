@@ -155,9 +155,10 @@ MAX_VCPUS: Final = 64
 PHYS_BITS: Final = 40
 SOURCE: Final = "software emulation (unicorn)"
 
-#: An emu_start "until" the guest never reaches. Non-canonical on purpose: with paging on,
-#: unicorn translates ``until - 1`` when it starts, and a canonical unmapped address
-#: leaves that page fault's address in the guest's CR2 (0xff..fe for until = 2**64 - 1).
+#: An emu_start "until" the guest never reaches. The engines run with an empty exit list
+#: (accel_tcg._state.new_engine), so unicorn ignores it: with an "until", unicorn translated
+#: ``until - 1`` when emu_start ended, and under paging that page fault left its address in
+#: the guest's CR2 (a non-canonical value avoided it in long mode, not under 32-bit paging).
 _NEVER: Final = 0x7FFF_FFFF_FFFF_FFF0
 _GO: Final = 1
 _STOP: Final = 2
