@@ -55,6 +55,24 @@ def verdicts(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if line and " STEP " not in line]
 
 
+def steps_ns(stdout: str) -> dict[int, int]:
+    """Each vCPU's largest kvmclock step (ns, low 32 bits), from its STEP line."""
+    out: dict[int, int] = {}
+    for line in stdout.splitlines():
+        words = line.split()
+        if len(words) == 4 and words[0] == "CPU" and words[2] == "STEP":
+            out[int(words[1])] = int(words[3], 16)
+    return out
+
+
+#: The pause between save and restore, and the largest clock step that still shows the
+#: clock followed it: a clock that missed the pause steps by all of it. A step above the
+#: guest's 200 ms "SLOW" bound but under this one is the host descheduling a vCPU thread
+#: (4 busy vCPUs on 2 shared cores under a loaded test run), not a lost pause.
+PAUSE_S = 2.0
+FOLLOWED_NS = 1_000_000_000
+
+
 def lines_per_cpu(stdout: str) -> dict[int, dict[str, str]]:
     """``CPU i MSRS OK TSCAUX NO CLOCK OK IRQ OK`` -> {i: {"MSRS": "OK", ...}}."""
     out: dict[int, dict[str, str]] = {}
@@ -88,9 +106,12 @@ def test_every_vcpu_survives_a_midrun_save_restored_in_a_new_process(
     expected = lines_per_cpu(whole.stdout)
     assert verdicts(whole.stdout)[0] == f"CPUS {smp}/{smp}", whole.stdout
     assert sorted(expected) == list(range(smp))
-    for cpu in expected.values():
+    for i, cpu in expected.items():
         assert cpu["MSRS"] == "OK" and cpu["IRQ"] == "OK", whole.stdout
-        assert cpu["CLOCK"] in ("OK", "SLOW"), whole.stdout
+        step = steps_ns(whole.stdout).get(i)
+        assert cpu["CLOCK"] in ("OK", "SLOW") or (
+            cpu["CLOCK"] == "JUMP" and step is not None and step < FOLLOWED_NS
+        ), whole.stdout
 
     snap = tmp_path / "midrun.snap"
     for stop in ("200ms", "120ms", "60ms"):
@@ -112,7 +133,7 @@ def test_every_vcpu_survives_a_midrun_save_restored_in_a_new_process(
     assert all("IRR ['0x40']" in s for s in by_name["cpu-lapic"]), by_name["cpu-lapic"]
     assert {"isa-serial", "fw-cfg", "fw-cfg-data", "irqchip", "pit"} <= set(by_name)
 
-    time.sleep(1)  # a pause a dead clock would show as a 1 s jump
+    time.sleep(PAUSE_S)  # a pause a dead clock would show as a 2 s jump
     second = accel_run("--restore", str(snap))
     assert second.returncode == EXIT_STATUS, second.stderr
     assert "section(s)" not in second.stderr  # nothing was missing
@@ -122,9 +143,13 @@ def test_every_vcpu_survives_a_midrun_save_restored_in_a_new_process(
         assert cpu["MSRS"] == expected[i]["MSRS"] == "OK", second.stdout
         assert cpu["IRQ"] == expected[i]["IRQ"] == "OK", second.stdout
         assert cpu["TSCAUX"] == expected[i]["TSCAUX"], second.stdout
-        # every step of every vCPU's clock, across the pause too, under 200 ms: a clock
-        # that missed the pause would jump by the second slept ("JUMP") or stop
-        assert cpu["CLOCK"] in ("OK", "SLOW"), second.stdout
+        # every step of every vCPU's clock, across the pause too, under 200 ms (or under
+        # 1 s: see FOLLOWED_NS): a clock that missed the pause would jump by the 2 s slept
+        # or stop
+        step = steps_ns(second.stdout).get(i)
+        assert cpu["CLOCK"] in ("OK", "SLOW") or (
+            cpu["CLOCK"] == "JUMP" and step is not None and step < FOLLOWED_NS
+        ), second.stdout
 
 
 # --------------------------------------------------------------------------- across accelerators
