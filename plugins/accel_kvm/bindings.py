@@ -179,6 +179,12 @@ class kvm_irq_level(ctypes.Structure):
     _fields_ = [("irq", ctypes.c_uint32), ("level", ctypes.c_uint32)]
 
 
+class kvm_interrupt(ctypes.Structure):
+    """``struct kvm_interrupt`` (KVM_INTERRUPT): the vector to inject."""
+
+    _fields_ = [("irq", ctypes.c_uint32)]
+
+
 class kvm_cpuid_entry2(ctypes.Structure):
     _fields_ = [
         ("function", ctypes.c_uint32),
@@ -501,6 +507,7 @@ STRUCTS: Final[dict[str, type[ctypes.Structure]]] = {
     "kvm_clock_data": kvm_clock_data,
     "kvm_pit_config": kvm_pit_config,
     "kvm_irq_level": kvm_irq_level,
+    "kvm_interrupt": kvm_interrupt,
     "kvm_cpuid_entry2": kvm_cpuid_entry2,
     "kvm_cpuid2": kvm_cpuid2,
     "kvm_msr_entry": kvm_msr_entry,
@@ -542,6 +549,9 @@ CpuidEntry = tuple[int, int, int, int, int, int, int]
 _U: Final = kvm_run.u.offset
 RUN_IMMEDIATE_EXIT: Final = kvm_run.immediate_exit.offset
 RUN_EXIT_REASON: Final = kvm_run.exit_reason.offset
+RUN_REQUEST_INTERRUPT_WINDOW: Final = kvm_run.request_interrupt_window.offset
+RUN_READY_FOR_INTERRUPT_INJECTION: Final = kvm_run.ready_for_interrupt_injection.offset
+RUN_IF_FLAG: Final = kvm_run.if_flag.offset
 RUN_IO_DIRECTION: Final = _U + kvm_run_io.direction.offset
 RUN_IO_SIZE: Final = _U + kvm_run_io.size.offset
 RUN_IO_PORT: Final = _U + kvm_run_io.port.offset

@@ -33,7 +33,7 @@ from .ioctls import (
     release_mapping,
 )
 from .state import KvmVmState
-from .vcpu import KvmVcpu, cpuid_buffer, filter_cpuid
+from .vcpu import KvmVcpu, cpuid_buffer, filter_cpuid, hide_user_apic_features
 
 __all__ = ["KvmHost", "KvmVM", "buffer_address", "region_bytes"]
 
@@ -264,6 +264,8 @@ class KvmVM(KvmVmState, VM):
         size = acc.vcpu_mmap_size()
         supported = acc.supported_cpuid()
         cpuid = filter_cpuid(supported, spec)
+        if not self.options.irqchip:
+            cpuid = hide_user_apic_features(cpuid)
         # Nothing filtered out: a copy of the kernel's own struct, whose padding it zeroed
         # (a mutable buffer: fcntl.ioctl copies an immutable one only up to 1024 bytes).
         kernel_struct = acc.supported_cpuid_struct()
@@ -274,7 +276,17 @@ class KvmVM(KvmVmState, VM):
         fd = int(call(self._sys, "KVM_CREATE_VCPU", self._fd, KVM_CREATE_VCPU, index))
         # From here KVM holds vCPU ``index`` until the VM is closed, even if the rest fails.
         taken.add(index)
-        vcpu = KvmVcpu(self, index, fd, spec, self._sys, size, struct, self._forget)
+        vcpu = KvmVcpu(
+            self,
+            index,
+            fd,
+            spec,
+            self._sys,
+            size,
+            struct,
+            self._forget,
+            in_kernel_irqchip=self.options.irqchip,
+        )
         self._vcpus.append(vcpu)
         return vcpu
 
