@@ -81,6 +81,7 @@ from ..capabilities import Capability, Support
 from ..errors import (
     AccelError,
     ConfigError,
+    HandleClosedError,
     InvalidArgumentError,
     UnknownAcceleratorError,
     VcpuStateError,
@@ -372,11 +373,13 @@ def _plan_platform(
 
 
 #: The userspace interrupt controllers and the machine families QEMU 7.2 gives them.
-_USER_INTC = (
-    ("isa-i8259", frozenset({"pc", "q35", "isapc", "microvm"}), "the 8259 PIC pair"),
-    ("ioapic", frozenset({"pc", "q35", "microvm"}), "the I/O APIC"),
-    ("apic", frozenset({"pc", "q35", "isapc", "microvm"}), "the vCPUs' local APICs"),
-)
+_USER_INTC: tuple[tuple[str, frozenset[str], str, tuple[tuple[str, object], ...]], ...] = (
+    ("isa-i8259", frozenset({"pc", "q35", "isapc", "microvm"}), "the 8259 PIC pair",
+     (("iobase", 0x20), ("slave-iobase", 0xA0), ("elcr-iobase", 0x4D0))),
+    ("ioapic", frozenset({"pc", "q35", "microvm"}), "the I/O APIC", (("base", 0xFEC00000),)),
+    ("apic", frozenset({"pc", "q35", "isapc", "microvm"}), "the vCPUs' local APICs",
+     (("base", 0xFEE00000),)),
+)  # fmt: skip
 
 
 def _plan_user_irqchip(
@@ -386,7 +389,7 @@ def _plan_user_irqchip(
     when the accelerator takes injected interrupts (decided by
     :attr:`Capability.INTERRUPT_INJECTION`, never by the accelerator's name)."""
     inject = caps[Capability.INTERRUPT_INJECTION]
-    for name, families, what in _USER_INTC:
+    for name, families, what, props in _USER_INTC:
         if inject.support is not Support.YES:
             decisions[name] = DeviceDecision(
                 name,
@@ -406,6 +409,7 @@ def _plan_user_irqchip(
                 f"{what} modelled in userspace ({why}); interrupts are injected into the "
                 "vCPUs (interrupt-injection)",
                 "machine",
+                props,
             )
 
 
@@ -1380,7 +1384,10 @@ class Machine:
             return
         if self._cpu_events:
             self._cpu_events[0].set()
-        self.vcpus[0].kick()
+        try:
+            self.vcpus[0].kick()
+        except HandleClosedError:  # a late kick (a retry timer) after the machine closed
+            return
         thread = self._run_thread
         if thread is not None and self._can_signal and thread != threading.get_ident():
             signal.pthread_kill(thread, KICK_SIGNAL)

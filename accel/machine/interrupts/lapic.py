@@ -106,6 +106,9 @@ class LocalApic:
         self.timer_fired = 0
         self.timer_first_ns: int | None = None
         self.timer_last_ns: int | None = None
+        #: The last few timer runs, oldest first: (mode, period ns, load ns, fired,
+        #: first ns, last ns), kept when the initial count is written again.
+        self.timer_history: list[tuple[int, int, int, int, int | None, int | None]] = []
 
     def reset(self) -> None:
         """Power-on / INIT state (the ID stays); the boot processor's LINT0 is ExtINT
@@ -126,6 +129,7 @@ class LocalApic:
         self.divide = 0
         self.initial_count = 0
         self.load_ns = 0
+        self._load_mode = 0
         self.deadline: int | None = None
         self.nmi_pending = False
         self.extint_pending = False
@@ -354,7 +358,14 @@ class LocalApic:
             if n == LVT_TIMER:
                 self._arm(self.clock())
         elif reg == 0x38:
+            if self.initial_count:
+                self.timer_history.append(
+                    (self._load_mode, self._period_ns(), self.load_ns, self.timer_fired,
+                     self.timer_first_ns, self.timer_last_ns)
+                )  # fmt: skip
+                del self.timer_history[:-8]
             self.initial_count = value
+            self._load_mode = self.timer_mode
             self.load_ns = self.clock()
             self.timer_fired = 0
             self.timer_first_ns = self.timer_last_ns = None
