@@ -157,8 +157,12 @@ class InterruptRouter:
     # ------------------------------------------------------------------ timers
     def timer_changed(self) -> None:
         """A timer was (re)armed: the timer thread recomputes its wait (caller holds
-        :attr:`lock`)."""
-        self._cond.notify_all()
+        :attr:`lock`; a caller without it takes it here)."""
+        try:
+            self._cond.notify_all()
+        except RuntimeError:  # the lock is not held by this thread
+            with self._cond:
+                self._cond.notify_all()
 
     def start(self) -> None:
         """Start the APIC timers' thread (idempotent)."""
