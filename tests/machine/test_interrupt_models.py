@@ -271,7 +271,7 @@ def test_lapic_icr_goes_to_the_bus() -> None:
 
 
 def test_lapic_timer_one_shot_and_periodic() -> None:
-    a, bus, clock = _apic()
+    a, _bus, clock = _apic()
     a.write(0xF0, 0x1FF)
     a.write(0x3E0, 0x0)  # divide by 2
     a.write(0x320, 0x30)
