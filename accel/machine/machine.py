@@ -764,6 +764,16 @@ class Machine:
                 return
             event.wait(0.05)
 
+    def _halt_forever(self, cpu: Vcpu) -> bool:
+        """A HLT nothing can end: interrupts disabled on the only vCPU with no NMI
+        pending (only another processor's NMI, INIT or SIPI IPI could wake it). The run
+        then ends as "guest halted with interrupts disabled", as without an interrupt
+        controller."""
+        if len(self.vcpus) > 1 or cpu.get_regs().rflags & 0x200:
+            return False
+        with self._device_lock():
+            return not self._lapic(cpu).nmi_pending
+
     def _start_at_sipi(self, cpu: Vcpu, lapic: LocalApic) -> None:
         """A SIPI with vector V: the vCPU starts in real mode at V << 8 : 0."""
         vector = lapic.sipi_vector
@@ -1132,7 +1142,7 @@ class Machine:
                         ex = vcpu.run()
                         self._cpu_running[0] = False
                         t = type(ex)
-                        if t is HaltExit:
+                        if t is HaltExit and not self._halt_forever(vcpu):
                             # HLT waits in the userspace local APIC for an interrupt
                             self._user_irq_wait(vcpu, True, stopping)
                             t = InterruptedExit if stopping() else InterruptWindowExit
