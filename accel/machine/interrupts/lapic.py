@@ -269,6 +269,14 @@ class LocalApic:
         else:
             self.deadline = None
 
+    def _record_timer_run(self) -> None:
+        if self.initial_count:
+            self.timer_history.append(
+                (self._load_mode, self._period_ns(), self.load_ns, self.timer_fired,
+                 self.timer_first_ns, self.timer_last_ns)
+            )  # fmt: skip
+            del self.timer_history[:-8]
+
     def current_count(self) -> int:
         if self.initial_count == 0:
             return 0
@@ -354,16 +362,17 @@ class LocalApic:
             v = value & _LVT_WRITABLE[n]
             if not self.enabled:
                 v |= _MASKED
+            old = self.lvt[n]
             self.lvt[n] = v
             if n == LVT_TIMER:
+                if (old ^ v) & (3 << 17):
+                    # a mode change stops the timer and clears the initial count, as
+                    # KVM's LAPIC does (apic_update_lvtt); the next count write starts it
+                    self._record_timer_run()
+                    self.initial_count = 0
                 self._arm(self.clock())
         elif reg == 0x38:
-            if self.initial_count:
-                self.timer_history.append(
-                    (self._load_mode, self._period_ns(), self.load_ns, self.timer_fired,
-                     self.timer_first_ns, self.timer_last_ns)
-                )  # fmt: skip
-                del self.timer_history[:-8]
+            self._record_timer_run()
             self.initial_count = value
             self._load_mode = self.timer_mode
             self.load_ns = self.clock()
