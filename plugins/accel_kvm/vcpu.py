@@ -304,6 +304,9 @@ class KvmVcpu(KvmVcpuState, Vcpu):
             b.KVM_EXIT_SYSTEM_EVENT: self._exit_system_event,
             b.KVM_EXIT_IRQ_WINDOW_OPEN: self._exit_irq_window,
             b.KVM_EXIT_INTR: self._exit_continue,
+            # without the in-kernel LAPIC a CR8 write lowering the TPR exits here; KVM
+            # already holds the new CR8 (kvm_run.cr8 carries it into the next KVM_RUN)
+            b.KVM_EXIT_SET_TPR: self._exit_continue,
         }
 
     @property

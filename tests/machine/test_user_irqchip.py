@@ -18,7 +18,7 @@ from accel.machine import Machine, RunState
 from accel.machine.interrupts import MpState
 from accel.machine.multiboot import load_multiboot
 
-from .test_kernel_boot import KERNELS, accel_exe, boot
+from .test_kernel_boot import KERNELS, KUT, KUT_TESTS, accel_exe, boot, qemu_results, summary_line
 
 pytestmark = pytest.mark.kvm
 
@@ -199,3 +199,14 @@ def test_snapshot_carries_the_userspace_controllers() -> None:
             assert 0 < apic2.lapics[0].read(0x390) <= count  # the paused clock: no jump
     finally:
         acc.close()
+
+
+@pytest.mark.skipif(not (KUT / "results.tsv").exists(), reason=f"no kvm-unit-tests in {KUT}")
+@pytest.mark.parametrize(("test", "smp"), [*((t, 1) for t in KUT_TESTS), ("smptest", 2)])
+def test_kvm_unit_tests_pass_with_the_userspace_irqchip(test: str, smp: int) -> None:
+    """The shared kvm-unit-tests that give QEMU 7.2's result with the in-kernel irqchip
+    give it with kernel-irqchip=off too (the PIT's IRQ 0 through the userspace 8259
+    wakes realmode's ``sti; hlt``; the others enable and use the userspace LAPIC)."""
+    expected = qemu_results()[(test, "kvm", smp)]
+    status, output, _kind = boot("kvm", KUT / f"{test}.flat", memory="256", smp=smp, machine=OFF)
+    assert (status, summary_line(output)) == expected, output[-2000:]
