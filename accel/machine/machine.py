@@ -608,6 +608,7 @@ class Machine:
         #: The userspace interrupt router (None when the interrupt controller is in the
         #: accelerator, or there is none): see :mod:`accel.machine.interrupts`.
         self.interrupts: InterruptRouter | None = None
+        self._apic_device: ApicDevice | None = None
         self._tls = threading.local()
         self._cpu_events: list[threading.Event] = []
         self._cpu_running: list[bool] = []
@@ -693,6 +694,11 @@ class Machine:
             apic.lapics,
         )
         apic.current_cpu = self._current_cpu
+        if self.vm is not None and self.vm.check(Capability.VCPU_STATE).support is Support.YES:
+            apic.apic_base = self._apic_base
+        apic.get_cr8 = self._get_cr8
+        apic.set_cr8 = self._set_cr8
+        self._apic_device = apic
         self._cpu_events = [threading.Event() for _ in self.vcpus]
         self._cpu_running = [False] * len(self.vcpus)
         self.interrupts = router
@@ -706,6 +712,24 @@ class Machine:
                 yield
             finally:
                 self._tls.locked = False
+
+    def _apic_base(self, index: int) -> int | None:
+        """IA32_APIC_BASE of vCPU ``index`` (read on that vCPU's own thread, during its
+        exit); None where the vCPU does not give it."""
+        try:
+            return self.vcpus[index].get_msrs((0x1B,)).get(0x1B)
+        except AccelError:
+            return None
+
+    def _get_cr8(self, index: int) -> int:
+        return self.vcpus[index].get_sregs().cr8
+
+    def _set_cr8(self, index: int, value: int) -> None:
+        cpu = self.vcpus[index]
+        sregs = cpu.get_sregs()
+        if sregs.cr8 != value:
+            sregs.cr8 = value
+            cpu.set_sregs(sregs)
 
     def _current_cpu(self) -> int:
         return int(getattr(self._tls, "cpu", 0))
@@ -801,6 +825,8 @@ class Machine:
         if lapic.nmi_pending:
             lapic.nmi_pending = False
             cpu.inject_nmi()
+        if lapic.irr and self._apic_device is not None:
+            self._apic_device.sync_tpr(cpu.index)  # CR8 writes change what may go in
         if router.pending(cpu.index):
             if cpu.interrupt_ready():
                 vector = router.acknowledge(cpu.index)

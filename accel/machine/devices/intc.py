@@ -102,6 +102,13 @@ class ApicDevice(Device):
         self.lapics: list[LocalApic] = []
         #: The index of the vCPU whose exit is being handled (set by the machine).
         self.current_cpu: Callable[[], int] = lambda: 0
+        #: IA32_APIC_BASE of vCPU ``index`` (set by the machine where the accelerator
+        #: lets it read MSRs; None: taken as enabled).
+        self.apic_base: Callable[[int], int | None] = lambda index: None
+        #: CR8 of vCPU ``index``, read and written (set by the machine; None: the TPR
+        #: lives in the page only). CR8 is TPR[7:4] (the SDM's "CR8 and the TPR").
+        self.get_cr8: Callable[[int], int | None] = lambda index: None
+        self.set_cr8: Callable[[int, int], None] = lambda index, value: None
 
     def realize(self, machine: MachineServices) -> None:
         super().realize(machine)
@@ -113,11 +120,41 @@ class ApicDevice(Device):
         ]
         machine.register_mmio(int(self.props["base"]), 0x1000, self._read, self._write, self)
 
+    def _enabled(self, index: int) -> bool:
+        """IA32_APIC_BASE.EN of the accessing vCPU. A globally disabled APIC does not
+        answer its page (reads all ones, writes go nowhere); enabled again, it starts
+        from its reset state (the SDM: the APIC's state is lost when it is disabled)."""
+        base = self.apic_base(index)
+        lapic = self.lapics[index]
+        enabled = base is None or bool(base & (1 << 11))
+        if enabled and not lapic.hw_enabled:
+            lapic.reset()
+        lapic.hw_enabled = enabled
+        return enabled
+
+    def sync_tpr(self, index: int) -> None:
+        """The TPR from the vCPU's CR8 (the guest may have written either)."""
+        cr8 = self.get_cr8(index)
+        if cr8 is not None:
+            lapic = self.lapics[index]
+            if lapic.tpr >> 4 != cr8 & 0xF:
+                lapic.tpr = (cr8 & 0xF) << 4
+
     def _read(self, offset: int, size: int) -> int:
-        return self.lapics[self.current_cpu()].mmio_read(offset, size)
+        index = self.current_cpu()
+        if not self._enabled(index):
+            return 0xFFFFFFFF
+        if offset & 0xFF0 in (0x80, 0xA0):
+            self.sync_tpr(index)
+        return self.lapics[index].mmio_read(offset, size)
 
     def _write(self, offset: int, size: int, value: int) -> None:
-        self.lapics[self.current_cpu()].mmio_write(offset, size, value)
+        index = self.current_cpu()
+        if self._enabled(index):
+            lapic = self.lapics[index]
+            lapic.mmio_write(offset, size, value)
+            if offset == 0x80:
+                self.set_cr8(index, lapic.tpr >> 4)
 
     def state(self) -> dict[str, object]:
         return {"cpus": [a.state() for a in self.lapics]}

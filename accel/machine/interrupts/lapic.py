@@ -98,6 +98,9 @@ class LocalApic:
         self.bus = bus
         self.bsp = bsp
         self.apic_id = index
+        #: IA32_APIC_BASE.EN as last seen (a globally disabled APIC takes no interrupt
+        #: messages, and the 8259 then reaches the processor directly).
+        self.hw_enabled = True
         self.reset()
         self.mp_state = MpState.RUNNING if bsp else MpState.WAIT_SIPI
         self.sipi_vector: int | None = None
@@ -157,13 +160,18 @@ class LocalApic:
         return isrv & 0xF0
 
     def accepts_pic(self) -> bool:
-        """LINT0 takes the PIC's INT as ExtINT (unmasked, delivery mode ExtINT)."""
+        """LINT0 takes the PIC's INT as ExtINT (unmasked, delivery mode ExtINT), or the
+        APIC is globally disabled (the INTR pin is the 8259's then)."""
+        if not self.hw_enabled:
+            return True
         lint0 = self.lvt[LVT_LINT0]
         return not lint0 & _MASKED and (lint0 >> 8) & 7 == DeliveryMode.EXTINT
 
     # ------------------------------------------------------------------ interrupts in
     def deliver(self, mode: int, vector: int, level: bool) -> None:
         """An interrupt message for this APIC (from the IOAPIC or an IPI)."""
+        if not self.hw_enabled and mode != DeliveryMode.INIT:
+            return
         if mode in (DeliveryMode.FIXED, DeliveryMode.LOWEST):
             self.set_irr(vector, level)
         elif mode == DeliveryMode.NMI:
@@ -200,7 +208,7 @@ class LocalApic:
 
     def pending_vector(self) -> int | None:
         """The vector this APIC would present to its vCPU now (None for none)."""
-        if not self.enabled:
+        if not self.enabled or not self.hw_enabled:
             return None
         irrv = _highest(self.irr)
         if irrv < 0:
