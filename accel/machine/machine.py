@@ -51,12 +51,11 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import IO, TYPE_CHECKING, Any
 
 from ..accelerator import (
@@ -149,6 +148,25 @@ def _install_kick_handler() -> bool:
 
 def _on_kick_signal(signum: int, frame: object) -> None:
     """Nothing to do: the signal only interrupts the vCPU thread's blocking call."""
+
+
+class _DeviceLock:
+    """A machine's device lock as a context manager that marks it held on this thread
+    (so :meth:`Machine.set_irq` knows it may drive the interrupt controllers directly)."""
+
+    __slots__ = ("_lock", "_tls")
+
+    def __init__(self, lock: threading.Lock, tls: threading.local) -> None:
+        self._lock = lock
+        self._tls = tls
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._tls.locked = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._tls.locked = False
+        self._lock.release()
 
 
 class _Timer(threading.Timer):
@@ -610,6 +628,8 @@ class Machine:
         self.interrupts: InterruptRouter | None = None
         self._apic_device: ApicDevice | None = None
         self._tls = threading.local()
+        self._dlock = _DeviceLock(self._io_lock, self._tls)
+        self._window_asked: list[bool] = []
         self._cpu_events: list[threading.Event] = []
         self._cpu_running: list[bool] = []
         self._irq_queue: list[tuple[int, bool]] = []
@@ -701,17 +721,12 @@ class Machine:
         self._apic_device = apic
         self._cpu_events = [threading.Event() for _ in self.vcpus]
         self._cpu_running = [False] * len(self.vcpus)
+        self._window_asked = [False] * len(self.vcpus)
         self.interrupts = router
 
-    @contextlib.contextmanager
-    def _device_lock(self) -> Iterator[None]:
+    def _device_lock(self) -> _DeviceLock:
         """The machine's device lock (QEMU's big lock), marked held on this thread."""
-        with self._io_lock:
-            self._tls.locked = True
-            try:
-                yield
-            finally:
-                self._tls.locked = False
+        return self._dlock
 
     def _apic_base(self, index: int) -> int | None:
         """IA32_APIC_BASE of vCPU ``index`` (read on that vCPU's own thread, during its
@@ -818,8 +833,10 @@ class Machine:
         to run (waiting for SIPI)."""
         router = self.interrupts
         assert router is not None
-        self._drain_irqs()
-        lapic = router.lapics[cpu.index]
+        if self._irq_queue:
+            self._drain_irqs()
+        index = cpu.index
+        lapic = router.lapics[index]
         if lapic.mp_state is MpState.WAIT_SIPI:
             return False
         if lapic.nmi_pending:
@@ -827,17 +844,19 @@ class Machine:
             cpu.inject_nmi()
         if lapic.irr and self._apic_device is not None:
             self._apic_device.sync_tpr(cpu.index)  # CR8 writes change what may go in
-        if router.pending(cpu.index):
+        want = False
+        if router.pending(index):
             if cpu.interrupt_ready():
-                vector = router.acknowledge(cpu.index)
+                vector = router.acknowledge(index)
                 if vector is not None:
                     cpu.inject_interrupt(vector)
-                cpu.request_interrupt_window(router.pending(cpu.index))
+                want = router.pending(index)
             else:
-                cpu.request_interrupt_window(True)
-        else:
-            cpu.request_interrupt_window(False)
-        self._cpu_running[cpu.index] = True
+                want = True
+        if want or self._window_asked[index]:
+            cpu.request_interrupt_window(want)
+            self._window_asked[index] = want
+        self._cpu_running[index] = True
         return True
 
     def ram_regions(self, mtype: MachineType | None = None) -> list[tuple[int, int]]:
