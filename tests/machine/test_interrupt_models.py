@@ -392,3 +392,79 @@ def test_router_timer_thread_fires_against_the_clock() -> None:
         assert a.irr == 1 << 0x30 and woken
     finally:
         r.stop()
+
+
+def test_lapic_timer_mode_change_stops_it() -> None:
+    a, _, _clock = _apic()
+    a.write(0xF0, 0x1FF)
+    a.write(0x320, 0x30)
+    a.write(0x380, 1000)
+    assert a.deadline is not None
+    a.write(0x320, 0x20030)  # to periodic: stopped, initial count cleared (as KVM)
+    assert a.deadline is None and a.read(0x380) == 0
+    assert a.timer_history[-1][0] == 0  # the one-shot run, recorded
+
+
+def test_apic_device_follows_the_apic_base_msr() -> None:
+    from accel.machine.devices import ApicDevice
+
+    dev = ApicDevice(base=0xFEE00000)
+    clock = _Clock()
+    dev.lapics = [LocalApic(0, clock, _Bus(), bsp=True)]
+    base = [0xFEE00900]
+    dev.apic_base = lambda index: base[0]
+    cr8 = [0]
+    dev.get_cr8 = lambda index: cr8[0]
+    dev.set_cr8 = lambda index, value: cr8.__setitem__(0, value)
+    dev._write(0xF0, 4, 0x1FF)
+    dev._write(0x80, 4, 0x50)
+    assert cr8 == [5] and dev._read(0x80, 4) == 0x50
+    cr8[0] = 2  # the guest wrote CR8
+    assert dev._read(0x80, 4) == 0x20
+    base[0] = 0xFEE00100  # globally disabled: the page does not answer
+    assert dev._read(0x30, 4) == 0xFFFFFFFF
+    dev._write(0xF0, 4, 0x1FF)
+    assert not dev.lapics[0].hw_enabled and dev.lapics[0].accepts_pic()
+    base[0] = 0xFEE00900  # enabled again: from the reset state
+    assert dev._read(0xF0, 4) == 0xFF and dev._read(0x30, 4) == 0x00050014
+
+
+def test_pit_channel0_pulses_irq0_against_guest_time() -> None:
+    from accel.machine.devices import Pit
+
+    class _Services:
+        vm = None
+
+        def __init__(self) -> None:
+            self.ns = 0
+            self.lines: list[tuple[int, bool]] = []
+
+        def register_pio(self, *a: object) -> None: ...
+        def register_mmio(self, *a: object) -> None: ...
+        def console_write(self, data: bytes) -> None: ...
+        def request_stop(self, status: int, message: str, *, kind: str) -> None: ...
+        def guest_ns(self) -> int:
+            return self.ns
+
+        def set_irq(self, irq: int, level: bool) -> None:
+            self.lines.append((irq, level))
+
+    svc = _Services()
+    pit = Pit(iobase=0x40)
+    pit.realize(svc)  # type: ignore[arg-type]
+    try:
+        pit._write(0x43, 1, 0x34)  # channel 0, lo/hi, mode 2
+        pit._write(0x40, 1, 0xA9)
+        pit._write(0x40, 1, 0x04)  # 1193: ~1 ms
+        for _ in range(300):
+            svc.ns += 1_000_000  # the guest clock moves 1 ms at a time
+            threading.Event().wait(0.002)
+            if pit.irq0_pulses >= 3:
+                break
+        assert pit.irq0_pulses >= 3
+        assert svc.lines[:2] == [(0, True), (0, False)]
+        before = pit.irq0_pulses
+        threading.Event().wait(0.05)  # the guest clock stands still: no more pulses
+        assert pit.irq0_pulses == before
+    finally:
+        pit.unrealize()
