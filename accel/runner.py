@@ -29,7 +29,8 @@ Stopping and snapshots: ``stop_after`` ends the run after that many seconds with
 SIGINT with 130, SIGTERM with 143 and SIGHUP with 129 — each through
 :meth:`Machine.stop`, so the machine is paused at an instruction boundary. With ``save``
 the machine is paused and written atomically to that path whenever the run stops,
-however it stopped. :func:`restore_image` resumes such a snapshot; one taken after the
+however it stopped (a kernel boot's too: :func:`run_kernel`). :func:`restore_image`
+resumes such a snapshot; one taken after the
 guest ended its run (exit device, halt, shutdown) reports that same end again.
 """
 
@@ -303,15 +304,16 @@ def run_kernel(
     boot plan (NB_CPUS = ``smp``) and COM1 on ``kernel.serial`` (none for ``none``);
     ``console`` receives the serial port's output for ``stdio``, and bytes read from the
     file descriptor ``serial_input`` (standard input, for ``stdio``) reach its receiver.
+
+    With ``options.save`` the machine is saved whenever the run stops, as for an image
+    (:func:`run_machine`): every vCPU (the APs waiting for INIT/SIPI in their MP state),
+    COM1, fw-cfg (its items, the kernel among them, and its selection), the clock
+    devices and RAM; :func:`restore_image` rebuilds the same machine without reading
+    the kernel again.
     """
     check_smp(accelerator, kernel.smp)
     backend = parse_serial_backend(kernel.serial)
-    if options.save is not None:
-        raise ConfigError(
-            "--save is not supported with --kernel yet",
-            hint="snapshots restore flat-image machines only; drop --save",
-            argument="save",
-        )
+    check_save_target(options)
     type_name, _opts = parse_machine_spec(options.machine)
     mtype = resolve_machine_type(type_name)
     plan = load_multiboot(
@@ -331,11 +333,16 @@ def run_kernel(
     )  # fmt: skip
     with machine:
         if serial_input is not None and backend.kind is SerialBackendKind.STDIO:
-            for dev in machine.devices:
-                if isinstance(dev, SerialPort) and dev.backend.kind is SerialBackendKind.STDIO:
-                    dev.attach_input(serial_input)
-                    break
+            _attach_serial_input(machine, serial_input)
         return run_machine(machine, options)
+
+
+def _attach_serial_input(machine: Machine, fd: int) -> None:
+    """Standard input (``fd``) into the machine's first ``stdio`` serial port, if any."""
+    for dev in machine.devices:
+        if isinstance(dev, SerialPort) and dev.backend.kind is SerialBackendKind.STDIO:
+            dev.attach_input(fd)
+            return
 
 
 @contextmanager
@@ -424,6 +431,7 @@ def restore_image(
     console: Callable[[bytes], Any] | None = None,
     name: str | None = None,
     warnings: list[str] | None = None,
+    serial_input: int | None = None,
 ) -> RunResult:
     """Restore the machine snapshot in ``stream`` on ``accelerator`` and run it on (with
     ``options``' ``timeout``, ``stop_after`` and ``save``; the image, machine, CPU and
@@ -432,6 +440,8 @@ def restore_image(
     A snapshot taken after the guest ended its run gives that same result again (and is
     saved again with ``save``) without running the guest. ``name`` (the snapshot's file)
     prefixes the message of a :class:`~accel.errors.SnapshotError` of the restore.
+    A kernel machine's COM1 on ``stdio`` writes to ``console`` and reads the file
+    descriptor ``serial_input`` (as :func:`run_kernel`).
     """
     from .snapshot import naming, restore_machine
 
@@ -448,5 +458,7 @@ def restore_image(
                 ended, message=f"{ended.message} (the run had ended at the save)"
             )
             return save_after_run(machine, result, options)
+        if serial_input is not None:
+            _attach_serial_input(machine, serial_input)
         machine.resume()
         return run_machine(machine, options)

@@ -188,7 +188,8 @@ def add_kernel_options(parser: argparse.ArgumentParser) -> None:
         "Boot a Multiboot kernel (kvm-unit-tests' *.flat) directly, without firmware: COM1 "
         "(0x3f8, IRQ 4) and fw_cfg (0x510) are added, the machine type's kernel-irqchip is "
         "kept (on for pc and q35), and the run ends at isa-debug-exit (0xf4/4), shutdown "
-        "or --timeout.",
+        "or --timeout. --stop-after and --save work as for IMAGE (every vCPU, COM1 and "
+        "fw_cfg are saved; --restore does not read the kernel again).",
     )
     group.add_argument("--kernel", "-kernel", metavar="FILE", help="Multiboot kernel to boot")
     group.add_argument(
@@ -216,11 +217,12 @@ def _cmd_run_kernel(parser: argparse.ArgumentParser, args: argparse.Namespace, c
     """``accel run --kernel FILE``: boot a Multiboot kernel (:func:`run_kernel`)."""
     pairs = (
         ("IMAGE", args.image), ("--restore", args.restore), ("--restore-mode", args.restore_mode),
-        ("--load-addr", args.load_addr), ("--entry", args.entry), ("--save", args.save),
+        ("--load-addr", args.load_addr), ("--entry", args.entry),
     )  # fmt: skip
     given = [name for name, value in pairs if value is not None]
     if given:
         parser.error("--kernel boots the kernel file; drop " + ", ".join(given))
+    _check_save(args.save, args.kernel)
     kernel = KernelOptions(
         kernel=args.kernel, append=args.append, initrd=args.initrd,
         ram_size=args.memory if args.memory is not None else 128 << 20,
@@ -228,7 +230,7 @@ def _cmd_run_kernel(parser: argparse.ArgumentParser, args: argparse.Namespace, c
     )  # fmt: skip
     options = RunOptions(
         machine=args.machine or "pc", cpu=args.cpu, devices=args.device, timeout=args.timeout,
-        debug_devices=not args.no_debug_devices, stop_after=args.stop_after,
+        debug_devices=not args.no_debug_devices, stop_after=args.stop_after, save=args.save,
     )  # fmt: skip
     console = _console(ctx)
     acc = _open_with_fallback_notes(ctx, args.accel)
@@ -321,6 +323,7 @@ def _cmd_run_restore(
             result = restore_image(
                 acc, stream, options, mode=args.restore_mode, registry=ctx.registry,
                 console=console, name=args.restore, warnings=notes,
+                serial_input=_stdin_for_serial(),
             )  # fmt: skip
         finally:
             acc.close()

@@ -290,6 +290,58 @@ class FwCfg:
         """... and the offset of the next byte in it."""
         return self._offset
 
+    @property
+    def dma_address(self) -> int:
+        """The DMA address the guest has written so far (its high half, before the low
+        half starts a transfer)."""
+        return self._dma_address
+
+    def contents(self) -> dict[int, tuple[bytes, bool]]:
+        """Every item as ``key -> (bytes, writable)``, the directory and file items
+        included (what a snapshot saves: :meth:`restore` takes it back)."""
+        return {key: (bytes(item.data), item.writable) for key, item in self._items.items()}
+
+    def restore(
+        self,
+        contents: Mapping[int, tuple[bytes, bool]],
+        *,
+        selected: int = INVALID,
+        offset: int = 0,
+        dma_address: int = 0,
+    ) -> None:
+        """Replace every item with ``contents`` (as :meth:`contents` gives them) and set
+        the selection, offset and DMA address: the device as it was when saved. The file
+        list is read back from the FILE_DIR item. A key outside this device's range, or
+        a FILE_DIR that does not parse, is a :class:`~accel.errors.ConfigError` and
+        nothing changes."""
+        items: dict[int, _Item] = {}
+        for key, (data, writable) in contents.items():
+            if not 0 <= key <= 0xFFFF or key & WRITE_CHANNEL or key & ENTRY_MASK >= self._max_entry:
+                raise ConfigError(f"fw_cfg: key {key:#06x} is not an item key", key=key)
+            items[key] = _Item(bytes(data), bool(writable))
+        directory = items.get(Key.FILE_DIR)
+        raw = bytes(directory.data) if directory is not None else b"\0\0\0\0"
+        entries: list[FileEntry] = []
+        if len(raw) < 4:
+            raise ConfigError("fw_cfg: the FILE_DIR item is shorter than its count")
+        (count,) = struct.unpack_from(">I", raw)
+        if len(raw) != 4 + count * (8 + FILE_NAME_SIZE):
+            raise ConfigError(f"fw_cfg: the FILE_DIR item does not hold {count} entries")
+        for i in range(count):
+            size, select, _res = struct.unpack_from(">IHH", raw, 4 + i * (8 + FILE_NAME_SIZE))
+            name_at = 4 + i * (8 + FILE_NAME_SIZE) + 8
+            name = raw[name_at : name_at + FILE_NAME_SIZE].split(b"\0", 1)[0]
+            if select not in items:
+                raise ConfigError(f"fw_cfg: file {name!r} names key {select:#x}, which is absent")
+            entries.append(FileEntry(name.decode(errors="replace"), select, size))
+        if selected != INVALID and selected & ENTRY_MASK >= self._max_entry:
+            raise ConfigError(f"fw_cfg: selected key {selected:#06x} is out of range")
+        self._items = items
+        self._files = tuple(entries)
+        self._selected = selected & 0xFFFF
+        self._offset = max(0, offset)
+        self._dma_address = dma_address & (2**64 - 1)
+
     # ----------------------------------------------------------------- the device
 
     def select(self, key: int) -> bool:

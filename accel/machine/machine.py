@@ -555,7 +555,8 @@ class Machine:
     it, its writes go into RAM and vCPU 0 gets the hand-over state. ``serial`` is a
     ``-serial`` backend (``"stdio"``, ``"file:PATH"``, ``"null"``) for a COM1
     ``isa-serial`` the machine adds. A user device spec of type ``fw-cfg`` or
-    ``isa-serial`` takes the place of the machine's. Nothing touches the accelerator
+    ``isa-serial`` takes the place of the machine's. ``fw_cfg`` True adds that ``fw-cfg``
+    without a ``boot`` plan (a restored kernel machine). Nothing touches the accelerator
     until :meth:`init`.
     """
 
@@ -572,6 +573,7 @@ class Machine:
         console: IO[bytes] | Callable[[bytes], Any] | None = None,
         boot: BootPlan | None = None,
         serial: str | None = None,
+        fw_cfg: bool = False,
     ) -> None:
         _check_size_args(smp, ram_size)
         self.accelerator = accelerator
@@ -586,6 +588,9 @@ class Machine:
         self.boot = boot
         #: The ``-serial`` backend of the COM1 port :meth:`init` adds, or None for none.
         self.serial = serial
+        #: Add ``fw-cfg`` as a kernel boot does, without a plan (a restored kernel machine:
+        #: its contents come from the snapshot).
+        self.fw_cfg = fw_cfg
         self._irq_to_vm = False
         if console is None:
             self._console: Callable[[bytes], Any] | None = None
@@ -875,7 +880,7 @@ class Machine:
         """fw-cfg for a kernel boot, COM1 for a ``-serial`` backend (unless the user's
         device specs add their own)."""
         user_types = {parse_device_spec(spec)[0] for spec in self._user_devices}
-        if self.boot is not None and "fw-cfg" not in user_types:
+        if (self.boot is not None or self.fw_cfg) and "fw-cfg" not in user_types:
             decisions["fw-cfg"] = DeviceDecision(
                 "fw-cfg",
                 True,

@@ -47,6 +47,9 @@ __all__ = ["FEATURE_LEAVES", "check_carry", "check_cpuid", "missing_sections"]
 #: TSC_ADJUST are time, not configuration: not compared.
 _MSR_RESET = {0x1A0: 1, 0x277: 0x0007040600070406}
 _MSR_TIME = frozenset({0x10, 0x3B})
+#: MSRs the ``cpu-sregs`` section carries on every accelerator (EFER): an accelerator
+#: that does not list them among its MSRs still restores them.
+_MSR_IN_SREGS = frozenset({0xC0000080})
 #: The paravirtual clock MSRs whose bit 0 arms kvmclock.
 _PV_CLOCK_MSRS = (0x4B564D01, 0x12)
 
@@ -143,7 +146,7 @@ def check_carry(vm: VM, vcpus: dict[int, FullVcpuState], platform: PlatformState
                 except AccelError as exc:
                     raise _refuse(f"{name} cannot list the MSRs of {where}: {exc}") from exc
             for msr, value in sorted(st.msrs.items()):
-                if msr in _MSR_TIME or value == _MSR_RESET.get(msr, 0):
+                if msr in _MSR_TIME or msr in _MSR_IN_SREGS or value == _MSR_RESET.get(msr, 0):
                     continue
                 if held is None:
                     raise _refuse(

@@ -9,7 +9,7 @@ from typing import IO, Any
 from ..errors import SnapshotError
 from .cpu import CPU_SECTIONS, PLATFORM_SECTIONS, summary
 from .format import Header, Scan, scan
-from .machine import DEVICE_STATES, MACHINE
+from .machine import DEVICE_STATES, MACHINE, device_summary
 from .state import CLOCK, CPU_REGS, CPU_SREGS, VM_LAYOUT
 from .vmstate import VMStateDescription, decode, describe_fields
 
@@ -24,6 +24,8 @@ def _known() -> Mapping[str, VMStateDescription[Any]]:
     known.update(PLATFORM_SECTIONS)
     for name, codec in DEVICE_STATES.items():
         known[name] = codec.description
+        if codec.bulk_description is not None:
+            known[codec.bulk_description.name] = codec.bulk_description
     return known
 
 
@@ -112,7 +114,7 @@ def inspect(stream: IO[bytes]) -> SnapshotInfo:
             try:
                 obj = decode(desc, sec.payload, sec.version_id, instance=sec.instance)
                 entry.fields = describe_fields(desc, obj, sec.version_id)
-                entry.summary = summary(sec.name, obj)
+                entry.summary = summary(sec.name, obj) or device_summary(obj)
             except SnapshotError as exc:
                 entry.note = exc.message
         info.sections.append(entry)

@@ -38,6 +38,7 @@ from ..errors import (
     AccelError,
     ConfigError,
     SnapshotError,
+    SnapshotFormatError,
     SnapshotMismatchError,
     SnapshotVersionError,
 )
@@ -51,10 +52,13 @@ from ..machine.devices import (
     PicDevice,
     Pit,
     Rtc,
+    SerialPort,
 )
+from ..machine.devices.fw_cfg import FwCfgDevice
 from ..machine.interrupts import MpState, Pic
-from ..machine.machine import Machine, RunResult
+from ..machine.machine import Machine, MachinePlan, RunResult
 from ..machine.runstate import RunState
+from ..machine.serial import FIFO_SIZE, STATE_VERSION, Uart16550
 from ..machine.types import MachineType, machine_types, resolve_machine_type
 from ..registry import Registry
 from .core import DeviceState, RestoreMode, SaveResult, read, restored_clock, save
@@ -109,6 +113,9 @@ class MachineState:
     end_kind: str = ""
     end_status: int = 0
     end_message: str = ""
+    # subsection machine/kernel: a kernel boot's machine-added devices
+    serial: str = ""  # COM1's -serial backend ("" for no machine-added COM1)
+    boot_fw_cfg: bool = False  # fw-cfg added for the kernel boot
 
 
 _END_MESSAGE_MAX = 512
@@ -129,6 +136,19 @@ MACHINE_ENDED: VMStateDescription[MachineState] = VMStateDescription(
     doc="how the guest had ended its run",
 )
 
+#: Sent for a kernel boot's machine (``accel run --kernel``): the devices the machine
+#: added for it (COM1 on its ``-serial`` backend, fw-cfg), which a restore adds again.
+#: An older accel refuses it as an unknown subsection rather than build a machine
+#: without them.
+MACHINE_KERNEL: VMStateDescription[MachineState] = VMStateDescription(
+    "machine/kernel",
+    version_id=1,
+    minimum_version_id=1,
+    factory=MachineState,
+    fields=(Field("serial", Str(255)), Field("boot_fw_cfg", BOOL)),
+    doc="the devices a kernel boot added (COM1's backend, fw-cfg)",
+)
+
 MACHINE: VMStateDescription[MachineState] = VMStateDescription(
     "machine",
     version_id=1,
@@ -145,7 +165,10 @@ MACHINE: VMStateDescription[MachineState] = VMStateDescription(
         Field("guest_ns", U64),
         Field("saved_at", U64),
     ),
-    subsections=(Subsection(MACHINE_ENDED, lambda s: s.end_kind != ""),),
+    subsections=(
+        Subsection(MACHINE_ENDED, lambda s: s.end_kind != ""),
+        Subsection(MACHINE_KERNEL, lambda s: s.serial != "" or s.boot_fw_cfg),
+    ),
     doc="machine configuration and the device tree",
 )
 
@@ -164,15 +187,22 @@ class DeviceCodec:
     description: VMStateDescription[Any]
     take: Callable[[Any], Any]
     put: Callable[[Any, Any, RestoreContext], None]
+    #: Sections of bulk data beside the device's own (``fw-cfg-data``): the descriptions
+    #: a reader must know, and ``bulk(device, instance)`` -> ``[(instance, state)]``.
+    bulk_description: VMStateDescription[Any] | None = None
+    bulk: Callable[[Any, int], list[tuple[int, Any]]] | None = None
 
 
 @dataclass(frozen=True)
 class RestoreContext:
-    """What a device's ``put`` may need: the machine, the mode, wall time elapsed."""
+    """What a device's ``put`` may need: the machine, the mode, wall time elapsed, the
+    device's instance and the snapshot's decoded device sections (its bulk sections)."""
 
     machine: Machine
     mode: RestoreMode
     elapsed_ns: int  # wall time since the save (0 in RESUME mode)
+    instance: int = 0
+    sections: Mapping[tuple[str, int], Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -457,6 +487,240 @@ def _debugcon_put(dev: DebugCon, st: DebugConState, ctx: RestoreContext) -> None
     dev.output[:] = st.output
 
 
+@dataclass
+class UartState:
+    """The ``isa-serial`` section: the 16550A's registers and receive FIFO
+    (:meth:`~accel.machine.serial.Uart16550.state`), and the byte counters."""
+
+    divisor: int = 0x0C
+    rbr: int = 0
+    ier: int = 0
+    lcr: int = 0
+    mcr: int = 0x08
+    lsr: int = 0x60
+    msr: int = 0
+    scr: int = 0
+    fcr: int = 0
+    thr_ipending: bool = False
+    rx_idle: bool = True
+    modem_inputs: int = 0
+    rx_fifo: bytes = b""
+    transmitted: int = 0
+    received: int = 0
+
+    def as_uart(self) -> dict[str, object]:
+        """The dictionary :meth:`Uart16550.load_state` takes."""
+        out: dict[str, object] = {"version": STATE_VERSION}
+        for name in _UART_REGS:
+            out[name] = int(getattr(self, name))
+        out["rx_fifo"] = bytes(self.rx_fifo)
+        return out
+
+
+_UART_REGS = (
+    "divisor", "rbr", "ier", "lcr", "mcr", "lsr", "msr", "scr", "fcr", "thr_ipending",
+    "rx_idle", "modem_inputs",
+)  # fmt: skip
+
+
+def _serial_take(dev: SerialPort) -> UartState:
+    regs = dev.uart.state()
+    st = UartState(transmitted=dev.transmitted, received=dev.received)
+    for name in _UART_REGS:
+        value = regs[name]
+        setattr(st, name, bool(value) if name in ("thr_ipending", "rx_idle") else value)
+    st.rx_fifo = bytes(regs["rx_fifo"])
+    return st
+
+
+def _serial_check(st: UartState, version_id: int) -> None:
+    """Every value as :meth:`Uart16550.load_state` takes it, checked on a scratch UART
+    while the stream is read (so a bad value is refused before anything is applied)."""
+    Uart16550(lambda data: None, lambda level: None).load_state(st.as_uart())
+
+
+def _serial_put(dev: SerialPort, st: UartState, ctx: RestoreContext) -> None:
+    dev.uart.load_state(st.as_uart())
+    dev.transmitted, dev.received = st.transmitted, st.received
+
+
+@dataclass
+class FwCfgItemState:
+    """One fw-cfg item: its key, whether the guest may write it (DMA), its length (its
+    bytes follow the items' in key order, in the ``fw-cfg-data`` sections)."""
+
+    key: int = 0
+    writable: bool = False
+    length: int = 0
+
+
+@dataclass
+class FwCfgState:
+    """The ``fw-cfg`` section: every item (the kernel and boot information of a kernel
+    boot, the file directory and files), the selected key, the offset in it and the DMA
+    address register. The items' bytes, one after the other in key order, are carried
+    by ``fw-cfg-data`` sections of :data:`FW_CFG_PIECE` bytes (those all zero are left
+    out: the kernel's BSS), instance ``(device instance << 16) | piece``."""
+
+    selected: int = 0xFFFF
+    offset: int = 0
+    dma_address: int = 0
+    items: list[FwCfgItemState] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(item.length for item in self.items)
+
+
+@dataclass
+class FwCfgPiece:
+    """One ``fw-cfg-data`` section: bytes of the items' data at ``offset``."""
+
+    offset: int = 0
+    data: bytes = b""
+
+
+#: The size of one ``fw-cfg-data`` section's bytes.
+FW_CFG_PIECE = 256 << 10
+#: At most this many bytes of fw-cfg items (a kernel and its modules) in a snapshot.
+FW_CFG_MAX = FW_CFG_PIECE << 16
+
+
+def _fw_cfg_take(dev: FwCfgDevice) -> FwCfgState:
+    model = dev.model
+    if model is None:
+        raise SnapshotError("fw-cfg is not realised", section="fw-cfg")
+    items = [FwCfgItemState(k, w, len(d)) for k, (d, w) in sorted(model.contents().items())]
+    state = FwCfgState(model.selected, model.offset, model.dma_address, items)
+    if state.total > FW_CFG_MAX:
+        raise SnapshotError(
+            f"fw-cfg holds {state.total} bytes, more than a snapshot carries ({FW_CFG_MAX})",
+            section="fw-cfg",
+            hint="boot a smaller kernel and modules",
+        )
+    return state
+
+
+def _fw_cfg_bulk(dev: FwCfgDevice, instance: int) -> list[tuple[int, FwCfgPiece]]:
+    model = dev.model
+    assert model is not None
+    blob = b"".join(d for _k, (d, _w) in sorted(model.contents().items()))
+    pieces: list[tuple[int, FwCfgPiece]] = []
+    for n, at in enumerate(range(0, len(blob), FW_CFG_PIECE)):
+        part = blob[at : at + FW_CFG_PIECE]
+        if part.count(0) != len(part):
+            pieces.append(((instance << 16) | n, FwCfgPiece(at, part)))
+    return pieces
+
+
+def _fw_cfg_check(st: FwCfgState, version_id: int) -> None:
+    keys = [item.key for item in st.items]
+    if len(set(keys)) != len(keys):
+        raise SnapshotFormatError("section 'fw-cfg': an item key appears twice", section="fw-cfg")
+    if st.total > FW_CFG_MAX:
+        raise SnapshotFormatError(
+            f"section 'fw-cfg': items of {st.total} bytes, over the bound {FW_CFG_MAX}",
+            section="fw-cfg",
+        )
+
+
+def _fw_cfg_piece_check(st: FwCfgPiece, version_id: int) -> None:
+    if st.offset % FW_CFG_PIECE:
+        raise SnapshotFormatError(
+            f"section 'fw-cfg-data': offset {st.offset:#x} is not a multiple of {FW_CFG_PIECE:#x}",
+            section="fw-cfg-data",
+        )
+
+
+def check_fw_cfg_pieces(sections: Mapping[tuple[str, int], Any]) -> None:
+    """Every ``fw-cfg-data`` section belongs to a ``fw-cfg`` section, at the offset its
+    instance says and inside the items' bytes (checked before anything is applied)."""
+    for (name, instance), piece in sections.items():
+        if name != "fw-cfg-data":
+            continue
+        owner = sections.get(("fw-cfg", instance >> 16))
+        if (
+            owner is None
+            or piece.offset != (instance & 0xFFFF) * FW_CFG_PIECE
+            or piece.offset + len(piece.data) > owner.total
+            or (len(piece.data) != FW_CFG_PIECE and piece.offset + len(piece.data) != owner.total)
+        ):
+            raise SnapshotFormatError(
+                f"section 'fw-cfg-data' instance {instance:#x} does not fit a fw-cfg's items",
+                section="fw-cfg-data",
+                instance=instance,
+            )
+
+
+def _fw_cfg_put(dev: FwCfgDevice, st: FwCfgState, ctx: RestoreContext) -> None:
+    model = dev.model
+    assert model is not None
+    blob = bytearray(st.total)
+    for n in range((st.total + FW_CFG_PIECE - 1) // FW_CFG_PIECE):
+        piece = ctx.sections.get(("fw-cfg-data", (ctx.instance << 16) | n))
+        if piece is not None:
+            blob[piece.offset : piece.offset + len(piece.data)] = piece.data
+    contents: dict[int, tuple[bytes, bool]] = {}
+    at = 0
+    for item in st.items:
+        contents[item.key] = (bytes(blob[at : at + item.length]), item.writable)
+        at += item.length
+    try:
+        model.restore(contents, selected=st.selected, offset=st.offset, dma_address=st.dma_address)
+    except ConfigError as exc:
+        raise SnapshotMismatchError(f"section 'fw-cfg': {exc.message}", section="fw-cfg") from exc
+
+
+_FW_CFG_ITEM = VMStateDescription(
+    "fw-cfg-item",
+    1,
+    1,
+    FwCfgItemState,
+    fields=(Field("key", U16), Field("writable", BOOL), Field("length", U32)),
+)
+#: The ``fw-cfg-data`` description (bytes of fw-cfg items).
+FW_CFG_DATA: VMStateDescription[FwCfgPiece] = VMStateDescription(
+    "fw-cfg-data",
+    1,
+    1,
+    FwCfgPiece,
+    fields=(Field("offset", U64), Field("data", VarBytes(FW_CFG_PIECE))),
+    post_load=_fw_cfg_piece_check,
+    doc="bytes of the fw-cfg items",
+)
+_UART_TYPES = {"divisor": U16, "thr_ipending": BOOL, "rx_idle": BOOL}
+#: The ``isa-serial`` description (a 16550A UART).
+SERIAL_STATE: VMStateDescription[UartState] = VMStateDescription(
+    "isa-serial",
+    1,
+    1,
+    UartState,
+    fields=(
+        *(Field(name, _UART_TYPES.get(name, U8)) for name in _UART_REGS),
+        Field("rx_fifo", VarBytes(FIFO_SIZE)),
+        Field("transmitted", U64),
+        Field("received", U64),
+    ),
+    post_load=_serial_check,
+    doc="16550A UART registers, receive FIFO, byte counters",
+)
+#: The ``fw-cfg`` description.
+FW_CFG_STATE: VMStateDescription[FwCfgState] = VMStateDescription(
+    "fw-cfg",
+    1,
+    1,
+    FwCfgState,
+    fields=(
+        Field("selected", U16),
+        Field("offset", U32),
+        Field("dma_address", U64),
+        Field("items", Array(Nested(_FW_CFG_ITEM), 256)),
+    ),
+    post_load=_fw_cfg_check,
+    doc="fw_cfg items, selected key, offset, DMA address",
+)
+
+
 _TIMER = VMStateDescription(
     "hpet-timer", 1, 1, TimerReg, fields=(Field("offset", U16), Field("value", U64))
 )
@@ -529,6 +793,8 @@ DEVICE_STATES: Mapping[str, DeviceCodec] = {
         _debugcon_put,
     ),
     "isa-debug-exit": _no_state("isa-debug-exit"),
+    "isa-serial": DeviceCodec(SERIAL_STATE, _serial_take, _serial_put),
+    "fw-cfg": DeviceCodec(FW_CFG_STATE, _fw_cfg_take, _fw_cfg_put, FW_CFG_DATA, _fw_cfg_bulk),
     "isa-i8259": DeviceCodec(
         VMStateDescription(
             "isa-i8259", 1, 1, PicState, fields=(Field("chips", Array(Nested(_PIC_CHIP), 2)),)
@@ -565,6 +831,28 @@ DEVICE_STATES: Mapping[str, DeviceCodec] = {
 }
 
 
+def device_summary(obj: Any) -> str:
+    """One line about a decoded device section of this module (``accel snapshot inspect``)."""
+    if isinstance(obj, FwCfgState):
+        return (
+            f"{len(obj.items)} items, {obj.total} bytes, selected key {obj.selected:#x} at "
+            f"offset {obj.offset}"
+        )
+    if isinstance(obj, FwCfgPiece):
+        return f"{len(obj.data)} bytes of the items at {obj.offset:#x}"
+    if isinstance(obj, UartState):
+        return (
+            f"LCR {obj.lcr:#x}, IER {obj.ier:#x}, {len(obj.rx_fifo)} bytes waiting in the "
+            f"receive FIFO, {obj.transmitted} sent"
+        )
+    if isinstance(obj, MachineState):
+        text = f"{obj.machine_type}, cpu {obj.cpu}, devices: {', '.join(obj.devices)}"
+        if obj.serial or obj.boot_fw_cfg:
+            text += f"; kernel boot (COM1 on {obj.serial or 'none'})"
+        return text
+    return ""
+
+
 def _codec(dev: Any) -> DeviceCodec | None:
     own = getattr(dev, "vmstate", None)
     if isinstance(own, VMStateDescription):
@@ -582,6 +870,95 @@ def _put_attrs(desc: VMStateDescription[Any]) -> Callable[[Any, Any, RestoreCont
             setattr(dev, name, getattr(st, name))
 
     return put
+
+
+#: The userspace interrupt controllers: a machine moved from an accelerator that had none
+#: (no interrupt injection) gets them in their reset state, as a guest that never had an
+#: interrupt controller finds them at power-on.
+_USER_INTC = frozenset({"isa-i8259", "ioapic", "apic"})
+
+
+def _intc_unused(name: str, st: Any) -> bool:
+    """A userspace interrupt controller's section in its power-on state (never
+    programmed: PIC not initialised, every IOAPIC pin masked, no local APIC enabled or
+    holding an interrupt): a machine may go on without it."""
+    if isinstance(st, PicState):
+        return all(
+            (c.imr, c.isr, c.irq_base, c.init_state, c.flags) == (0, 0, 0, 0, 0) for c in st.chips
+        )
+    if isinstance(st, IoApicState):
+        return st.irr == 0 and all(e & (1 << 16) for e in st.table)
+    if isinstance(st, ApicState):
+        return all(
+            not c.svr & 0x100
+            and not any(c.irr + c.isr)
+            and c.initial_count == 0
+            and not (c.nmi_pending or c.extint_pending)
+            for c in st.cpus
+        )
+    return False
+
+
+def _accelerator_devices_moved(
+    plan: MachinePlan,
+    names: list[str],
+    saved: list[str],
+    sections: Mapping[tuple[str, int], Any],
+) -> list[str] | None:
+    """Whether the snapshot's device tree (``saved``) may become the target's (``names``)
+    across accelerators: notes saying what differs, or None when it may not.
+
+    They may differ only by devices that hold no state of their own in the snapshot:
+    the target may add devices its accelerator's plugin adds with no section here
+    (kvmclock, on a VM-clock section), and the snapshot may have such devices the
+    target lacks. The state such a device stands for is checked at the VM level, which
+    refuses naming it when the guest uses it (an armed kvmclock on an accelerator
+    without a paravirtual clock, the PIC/IOAPIC or PIT held in the accelerator).
+    """
+    if names == saved:
+        return []
+    added = [n for n in names if n not in saved]
+    dropped = [n for n in saved if n not in names]
+    by_name = {d.name: d for d in plan.decisions if d.present}
+    fresh = [n for n in added if n in _USER_INTC]
+    added = [n for n in added if n not in _USER_INTC]
+    for name in added:
+        d = by_name.get(name)
+        if d is None or d.origin != "accelerator" or name in DEVICE_STATES:
+            return None
+    for name in dropped:
+        if name in _USER_INTC and _intc_unused(name, sections.get((name, 0))):
+            continue
+        if name in DEVICE_STATES or any(key[0] == name for key in sections):
+            return None
+    if [n for n in names if n not in added and n not in fresh] != [
+        n for n in saved if n not in dropped
+    ]:
+        return None
+    notes = []
+    unused = [n for n in dropped if n in _USER_INTC]
+    if unused:
+        notes.append(
+            f"the snapshot's {', '.join(unused)} were never programmed by the guest: "
+            f"{plan.accelerator} goes on without them"
+        )
+        dropped = [n for n in dropped if n not in _USER_INTC]
+    if fresh:
+        notes.append(
+            f"{plan.accelerator} models {', '.join(fresh)} in userspace, which the "
+            "snapshot's machine had not: they start from their reset state"
+        )
+    if dropped:
+        notes.append(
+            f"the snapshot's {', '.join(dropped)} (no state of its own) is not on "
+            f"{plan.accelerator}: the machine goes on without it"
+        )
+    if added:
+        notes.append(
+            f"{plan.accelerator} adds {', '.join(added)} (no state in the snapshot), which "
+            "the guest had not"
+        )
+    return notes
 
 
 # --------------------------------------------------------------------------- save
@@ -628,6 +1005,9 @@ def save_machine(machine: Machine, stream: IO[bytes], *, chunk_size: int = RAM_C
             instance = counts.get(dev.type_name, 0)
             counts[dev.type_name] = instance + 1
             devices.append(DeviceState(codec.description, instance, codec.take(dev)))
+            if codec.bulk is not None and codec.bulk_description is not None:
+                for bulk_instance, bulk in codec.bulk(dev, instance):
+                    devices.append(DeviceState(codec.bulk_description, bulk_instance, bulk))
         state = MachineState(
             machine_type=plan.machine_type.name,
             options=_options(machine),
@@ -639,6 +1019,11 @@ def save_machine(machine: Machine, stream: IO[bytes], *, chunk_size: int = RAM_C
             guest_ns=machine.guest_ns(),
             saved_at=time.time_ns(),
         )
+        for d in plan.decisions:  # the devices a kernel boot added (Machine(serial=, boot=))
+            if d.present and d.origin == "machine" and d.name == "isa-serial":
+                state.serial = str(dict(d.properties).get("chardev", "stdio"))
+            if d.present and d.origin == "machine" and d.name == "fw-cfg":
+                state.boot_fw_cfg = True
         ended = machine.ended
         if ended is not None:
             state.end_kind = ended.kind[:32]
@@ -748,6 +1133,8 @@ def restore_machine(
     descs: dict[str, VMStateDescription[Any]] = {MACHINE.name: MACHINE}
     for name, codec in DEVICE_STATES.items():
         descs[name] = codec.description
+        if codec.bulk_description is not None:
+            descs[codec.bulk_description.name] = codec.bulk_description
     for name, dtype in DeviceRegistry(registry).types().items():
         own = getattr(dtype.factory, "vmstate", None)
         if isinstance(own, VMStateDescription) and name not in descs:
@@ -782,8 +1169,29 @@ def restore_machine(
                 f"{accel.name} cannot build the snapshot's machine ({spec}, cpu {ms.cpu}): {exc}",
                 section="machine",
             ) from exc
-        names = [d.name for d in plan.decisions if d.present]
-        if names != ms.devices:
+        kernel_added = {"fw-cfg": ms.boot_fw_cfg, "isa-serial": bool(ms.serial)}
+        names = [
+            d.name
+            for d in plan.decisions
+            if d.present or (d.origin == "machine" and kernel_added.get(d.name, False))
+        ]
+        moved_notes = _accelerator_devices_moved(plan, names, ms.devices, staged.devices)
+        used = [
+            n
+            for n in ms.devices
+            if n in _USER_INTC
+            and n not in names
+            and not _intc_unused(n, staged.devices.get((n, 0)))
+        ]
+        if moved_notes is None and used:
+            raise SnapshotMismatchError(
+                f"the guest programmed its {', '.join(used)} (modelled in userspace) and "
+                f"{accel.name} has no interrupt controller to hold them",
+                section=used[0],
+                hint="restore on an accelerator that takes injected interrupts "
+                "(interrupt-injection), or where the snapshot was taken",
+            )
+        if moved_notes is None:
             raise SnapshotMismatchError(
                 f"on {accel.name} this machine would have devices {names}; the snapshot "
                 f"has {ms.devices}",
@@ -802,6 +1210,7 @@ def restore_machine(
                     section=name,
                     instance=instance,
                 )
+        check_fw_cfg_pieces(staged.devices)
         restored_clock(staged.clock, mode)  # catch-up needs a wall-time base: check now
         max_vcpus = accel.capabilities().value(Capability.MAX_VCPUS)
         if max_vcpus is not None and ms.smp > max_vcpus:
@@ -820,6 +1229,8 @@ def restore_machine(
             ram_size=ms.ram_size,
             smp=ms.smp,
             console=console,
+            serial=ms.serial or None,
+            fw_cfg=ms.boot_fw_cfg,
         )
         try:
             try:
@@ -841,12 +1252,12 @@ def restore_machine(
                 ) from exc
             staged.apply(vm, mode, fresh=True)
             if warnings is not None:
+                warnings.extend(moved_notes)
                 warnings.extend(staged.warnings)
             machine.pause()  # created -> paused: devices re-read the restored clock
             elapsed = 0
             if mode is RestoreMode.CATCH_UP:
                 elapsed = max(0, time.time_ns() - ms.saved_at)
-            ctx = RestoreContext(machine, mode, elapsed)
             seen: dict[str, int] = {}
             for dev in machine.devices:
                 dev_codec = _codec(dev)
@@ -856,6 +1267,7 @@ def restore_machine(
                 seen[dev.type_name] = instance + 1
                 st = staged.devices.get((dev.type_name, instance))
                 if st is not None:
+                    ctx = RestoreContext(machine, mode, elapsed, instance, staged.devices)
                     dev_codec.put(dev, st, ctx)
             assert machine.state is RunState.PAUSED
             if ms.end_kind:

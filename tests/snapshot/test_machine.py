@@ -175,8 +175,12 @@ def test_kvm_machine_keeps_its_paravirtual_clock(kvm: Accelerator, tcg: Accelera
         assert st["clock"] == saved.clock and st["clock_valid"] and st["runstate_paused"]
         assert st["clock_is_reliable"] is saved.reliable
     buf.seek(0)
-    with pytest.raises(SnapshotMismatchError, match="kvmclock"):
-        restore_machine(buf, tcg)  # TCG would build the machine without kvmclock
+    notes: list[str] = []
+    # TCG builds the machine without kvmclock; the guest never armed it, so it moves and
+    # the restore says so (an armed one is refused: test_midrun_kernel.py)
+    with restore_machine(buf, tcg, warnings=notes) as m3:
+        assert "kvmclock" not in [d.type_name for d in m3.devices]
+    assert any("kvmclock" in n and "not on tcg" in n for n in notes), notes
 
 
 # --------------------------------------------------------------------------- malformed
