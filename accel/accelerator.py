@@ -572,11 +572,16 @@ class VmOptions:
     """What :meth:`Accelerator.create_vm` sets up.
 
     ``irqchip``: an in-accelerator interrupt controller (needs :attr:`Capability.IRQCHIP`);
-    ``pit``: an in-accelerator PIT (needs :attr:`Capability.PIT` and ``irqchip``).
+    ``pit``: an in-accelerator PIT (needs :attr:`Capability.PIT` and ``irqchip``);
+    ``cpu_cores``: the cores of one socket, one thread each, that the vCPUs' CPUID
+    topology describes (QEMU's ``-smp N`` gives N cores on 7.2's machine types, N
+    sockets on those before 6.2: the machine decides); accelerators that do not model
+    a topology ignore it.
     """
 
     irqchip: bool = False
     pit: bool = False
+    cpu_cores: int = 1
 
 
 class MemoryRegion:

@@ -41,6 +41,7 @@ import dataclasses
 import re
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -264,6 +265,78 @@ def run_image(
         return run_machine(machine, options)
 
 
+#: Where Linux says how it commits memory (read by :func:`host_ram_limit`).
+MEMINFO = "/proc/meminfo"
+OVERCOMMIT = "/proc/sys/vm/overcommit_memory"
+
+
+def host_ram_limit(meminfo: str = MEMINFO, overcommit: str = OVERCOMMIT) -> int | None:
+    """The most guest RAM, in bytes, this host can map, or None where it sets no limit.
+
+    Guest RAM is private anonymous memory. Under Linux's default overcommit heuristic
+    (``vm.overcommit_memory`` 0) a mapping larger than RAM + swap is refused; under strict
+    accounting (2) the commit limit (``CommitLimit``) bounds it; with 1 nothing does. The
+    process's address-space limit (RLIMIT_AS) bounds it too. None where nothing is known
+    (no ``/proc``).
+    """
+    found = _host_ram_limit(meminfo, overcommit)
+    return found[0] if found else None
+
+
+def _host_ram_limit(meminfo: str, overcommit: str) -> tuple[int, str] | None:
+    import resource
+
+    limits: list[tuple[int, str]] = []
+    soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    if soft != resource.RLIM_INFINITY:
+        limits.append((soft, "the address-space limit, ulimit -v"))
+    try:
+        with open(overcommit, encoding="ascii") as f:
+            mode = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        mode = 0
+    fields: dict[str, int] = {}
+    try:
+        with open(meminfo, encoding="ascii") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                words = rest.split()
+                if words and words[0].isdigit():
+                    fields[key] = int(words[0]) * 1024  # kB
+    except OSError:
+        pass
+    if mode == 2 and "CommitLimit" in fields:
+        limits.append((fields["CommitLimit"], "the commit limit, vm.overcommit_memory=2"))
+    elif mode == 0 and "MemTotal" in fields:
+        limits.append((fields["MemTotal"] + fields.get("SwapTotal", 0), "RAM + swap"))
+    return min(limits) if limits else None
+
+
+def check_ram_size(ram_size: int, *, meminfo: str = MEMINFO, overcommit: str = OVERCOMMIT) -> None:
+    """Refuse ``ram_size`` (``-m``) when it is more than the host can map
+    (:func:`host_ram_limit`): a :class:`ConfigError` before anything starts, rather than
+    a failed mapping after the VM exists."""
+    found = _host_ram_limit(meminfo, overcommit)
+    if found is not None and ram_size > found[0]:
+        limit, why = found
+        raise ConfigError(
+            f"-m {_size_text(ram_size)} is more guest RAM than this host can map "
+            f"(at most {_size_text(limit)}: {why})",
+            hint="give a smaller -m",
+            argument="memory",
+            value=ram_size,
+            limit=limit,
+        )
+
+
+def _size_text(size: int) -> str:
+    for shift, unit in ((30, "G"), (20, "M"), (10, "K")):
+        if size >= 1 << shift:
+            value = size / (1 << shift)
+            return f"{value:.0f}{unit}" if value == int(value) else f"{value:.1f}{unit}"
+    return f"{size}B"
+
+
 def check_smp(accelerator: Accelerator, smp: int) -> None:
     """Refuse ``smp`` vCPUs unless 1 <= smp <= the accelerator's
     :attr:`~accel.Capability.MAX_VCPUS` (:class:`ConfigError`, before anything starts)."""
@@ -293,7 +366,8 @@ def run_kernel(
 ) -> RunResult:
     """Boot a Multiboot kernel as QEMU's ``-kernel`` does and run it to its end.
 
-    Checks first (a :class:`ConfigError` before any VM exists): ``kernel.smp`` against the
+    Checks first (a :class:`ConfigError` before any VM exists): ``kernel.ram_size`` against
+    what the host can map (:func:`check_ram_size`), ``kernel.smp`` against the
     accelerator's MAX_VCPUS, the ``-serial`` backend, the machine type (pc or q35), the
     kernel and its modules (:func:`~accel.machine.multiboot.load_multiboot` with the
     machine's RAM layout). The machine keeps its type's ``kernel-irqchip`` (``on`` for
@@ -311,6 +385,7 @@ def run_kernel(
     devices and RAM; :func:`restore_image` rebuilds the same machine without reading
     the kernel again.
     """
+    check_ram_size(kernel.ram_size)
     check_smp(accelerator, kernel.smp)
     backend = parse_serial_backend(kernel.serial)
     check_save_target(options)
@@ -383,22 +458,70 @@ def run_machine(machine: Machine, options: RunOptions) -> RunResult:
     that could not be written is refused before the machine runs (:func:`check_save_target`).
     """
     check_save_target(options)
-    with _stopping_on_signals(machine):
-        timers: list[threading.Timer] = []
+    deadlines: list[tuple[float, Callable[[], object]]] = []
+    if options.timeout is not None:
+        t = options.timeout
+        msg = f"timeout: the guest was still running after {t:g} s"
+        deadlines.append((t, lambda: machine.stop(124, msg, kind="timeout")))
+    if options.stop_after is not None:
+        after = options.stop_after
+        note = f"stopped after {_seconds(after)} (--stop-after)"
+        deadlines.append((after, lambda: machine.stop(0, note, kind="stopped")))
+    with _stopping_on_signals(machine), _at_deadlines(deadlines):
+        result = machine.run()
+    return save_after_run(machine, result, options)
+
+
+@contextmanager
+def _at_deadlines(deadlines: Sequence[tuple[float, Callable[[], object]]]) -> Iterator[None]:
+    """While the block runs, call each ``fn`` of ``deadlines`` ``seconds`` after it began.
+
+    On the main thread, when the process has neither a SIGALRM handler of its own nor
+    ITIMER_REAL armed, through that timer (one ``setitimer`` per deadline: a run that a
+    test rig repeats thousands of times starts no thread); else a
+    :class:`threading.Timer` each. Either way ``fn`` runs as a signal handler or on
+    another thread, which :meth:`Machine.stop` allows. Afterwards the timer is disarmed
+    and the previous handler is back.
+    """
+    if not deadlines:
+        yield
+        return
+    if not _alarm_is_free():
+        timers = [_timer(seconds, fn) for seconds, fn in deadlines]
         try:
-            if options.timeout is not None:
-                t = options.timeout
-                msg = f"timeout: the guest was still running after {t:g} s"
-                timers.append(_timer(t, lambda: machine.stop(124, msg, kind="timeout")))
-            if options.stop_after is not None:
-                after = options.stop_after
-                note = f"stopped after {_seconds(after)} (--stop-after)"
-                timers.append(_timer(after, lambda: machine.stop(0, note, kind="stopped")))
-            result = machine.run()
+            yield
         finally:
             for timer in timers:
                 timer.cancel()
-        return save_after_run(machine, result, options)
+        return
+    start = time.monotonic()
+    pending = sorted(((start + s, i, fn) for i, (s, fn) in enumerate(deadlines)),
+                     key=lambda d: d[:2])  # fmt: skip
+
+    def on_alarm(signum: int, frame: object) -> None:
+        now = time.monotonic()
+        while pending and pending[0][0] <= now:
+            pending.pop(0)[2]()
+        if pending:
+            signal.setitimer(signal.ITIMER_REAL, max(pending[0][0] - now, 1e-6))
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, max(pending[0][0] - start, 1e-6))
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _alarm_is_free() -> bool:
+    """True on the main thread when SIGALRM has its default action and ITIMER_REAL is not
+    armed: nobody else in the process uses the real-time interval timer."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    return signal.getsignal(signal.SIGALRM) == signal.SIG_DFL and signal.getitimer(
+        signal.ITIMER_REAL
+    ) == (0.0, 0.0)
 
 
 def save_after_run(machine: Machine, result: RunResult, options: RunOptions) -> RunResult:

@@ -668,7 +668,10 @@ class Machine:
         irqchip = plan.irqchip_in_accelerator
         pit = irqchip and acc.capabilities()[Capability.PIT].support is Support.YES
         self._kernel_decisions(decisions)
-        self.vm = vm = acc.create_vm(VmOptions(irqchip=irqchip, pit=pit))
+        # QEMU 7.2's -smp N: N cores in one socket, but N sockets on types before 6.2.
+        version = plan.machine_type.version2
+        cores = self.smp if version is None or version >= (6, 2) else 1
+        self.vm = vm = acc.create_vm(VmOptions(irqchip=irqchip, pit=pit, cpu_cores=cores))
         try:
             # The accelerator's interrupt controller takes device interrupt lines only
             # when the machine put it there and the VM reports it.

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 
-from accel.accelerator import Accelerator, Availability, VmOptions
+from accel.accelerator import Accelerator, Availability, CpuSpec, VmOptions
 from accel.capabilities import Capability, CapabilityAnswer, CapabilitySet
 from accel.errors import (
     AcceleratorUnavailableError,
@@ -32,18 +32,22 @@ from .ioctls import (
     KVM_GET_MSR_INDEX_LIST,
     KVM_GET_SUPPORTED_CPUID,
     KVM_GET_VCPU_MMAP_SIZE,
+    KVM_X86_GET_MCE_CAP_SUPPORTED,
     NO_DEVICE_ERRNOS,
     PERMISSION_ERRNOS,
     HostSys,
     Sys,
     call,
 )
+from .vcpu import cpuid_buffer, filter_cpuid, hide_user_apic_features, mce_cap
 from .vm import KvmVM
 
 __all__ = ["KvmAccelerator"]
 
 _CPUID_START = 128
 _CPUID_MAX = 1 << 16
+#: How many (CPU spec, APIC ID) CPUID structs an accelerator keeps (vcpu_cpuid).
+_VCPU_CPUID_KEEP = 256
 
 
 class KvmAccelerator(Accelerator):
@@ -69,6 +73,9 @@ class KvmAccelerator(Accelerator):
         self._closed = False
         self._cpuid: tuple[b.CpuidEntry, ...] | None = None
         self._msr_list: tuple[int, ...] | None = None
+        self._mce_cap: int | None = None
+        # (CPU spec, APIC ID, cores) -> (KVM_SET_CPUID2 struct, MCG_CAP): see vcpu_cpuid.
+        self._vcpu_cpuid: dict[tuple[CpuSpec, int, int, bool], tuple[bytes, int]] = {}
         # The KVM_GET_SUPPORTED_CPUID result as the kernel wrote it (a struct kvm_cpuid2).
         self._cpuid_struct = b""
         self._mmap_size = 0
@@ -245,6 +252,57 @@ class KvmAccelerator(Accelerator):
             self._msr_list = tuple(words[1 : 1 + count])
             words.release()
         return self._msr_list
+
+    def mce_cap_supported(self) -> int:
+        """The MCG_CAP KVM can give a vCPU: KVM_X86_GET_MCE_CAP_SUPPORTED's capability bits
+        with the number of banks (KVM_CAP_MCE's value, as QEMU's kvm_get_mce_cap_supported)
+        in bits 0-7. Read once; 0 where KVM_CAP_MCE is absent."""
+        self._check_open()
+        if self._mce_cap is None:
+            banks = self.check_extension(b.KVM_CAP_MCE)
+            if banks <= 0:
+                self._mce_cap = 0
+            else:
+                buf = bytearray(8)
+                call(
+                    self._sys,
+                    "KVM_X86_GET_MCE_CAP_SUPPORTED",
+                    self._require(),
+                    KVM_X86_GET_MCE_CAP_SUPPORTED,
+                    buf,
+                )
+                self._mce_cap = (int.from_bytes(buf, "little") & ~0xFF) | (banks & 0xFF)
+        return self._mce_cap
+
+    def vcpu_cpuid(
+        self, cpu: CpuSpec, apic_id: int, cores: int = 1, *, user_apic: bool = False
+    ) -> tuple[bytes, int]:
+        """The ``struct kvm_cpuid2`` a vCPU of ``cpu`` with ``apic_id`` in a socket of
+        ``cores`` is given
+        (:func:`~accel_kvm.vcpu.filter_cpuid`; nothing filtered out: a copy of the kernel's
+        own struct, whose padding it zeroed) and its MCG_CAP (:func:`~accel_kvm.vcpu.mce_cap`,
+        0: no KVM_X86_SETUP_MCE). Both follow from host capabilities read once, so they
+        are computed once per (spec, APIC ID, cores) and kept (at most :data:`_VCPU_CPUID_KEEP`).
+        ``user_apic``: the vCPU's local APIC is modelled outside KVM (a VM without the
+        in-kernel irqchip), so x2APIC and TSC-deadline are hidden
+        (:func:`~accel_kvm.vcpu.hide_user_apic_features`)."""
+        key = (cpu, apic_id, cores, user_apic)
+        hit = self._vcpu_cpuid.get(key)
+        if hit is None:
+            supported = self.supported_cpuid()
+            entries = filter_cpuid(supported, cpu, apic_id=apic_id, cores=cores)
+            if user_apic:
+                entries = hide_user_apic_features(entries)
+            kernel_struct = self.supported_cpuid_struct()
+            if entries == list(supported) and kernel_struct:
+                struct = kernel_struct
+            else:
+                struct = bytes(cpuid_buffer(entries))
+            hit = (struct, mce_cap(entries, self.mce_cap_supported()))
+            if len(self._vcpu_cpuid) >= _VCPU_CPUID_KEEP:
+                self._vcpu_cpuid.clear()
+            self._vcpu_cpuid[key] = hit
+        return hit
 
     def supported_cpuid_struct(self) -> bytes:
         """KVM_GET_SUPPORTED_CPUID's result as the kernel wrote it (a ``struct kvm_cpuid2``)."""

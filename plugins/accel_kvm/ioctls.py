@@ -141,6 +141,16 @@ KVM_SET_PIT2: Final = _iow(0xA0, kvm_pit_state2)
 KVM_GET_TSC_KHZ: Final = _io(0xA3)
 KVM_SET_TSC_KHZ: Final = _io(0xA2)
 
+
+class _U64(ctypes.Structure):
+    """A bare ``__u64`` argument."""
+
+    _fields_ = [("value", ctypes.c_uint64)]
+
+
+KVM_X86_SETUP_MCE: Final = _iow(0x9C, _U64)
+KVM_X86_GET_MCE_CAP_SUPPORTED: Final = _ior(0x9D, _U64)
+
 #: Every ioctl the plugin issues, by name (the fault-injection tests cover each one).
 IOCTLS: Final[dict[str, int]] = {
     "KVM_GET_API_VERSION": KVM_GET_API_VERSION,
@@ -188,6 +198,8 @@ IOCTLS.update(
         "KVM_SET_PIT2": KVM_SET_PIT2,
         "KVM_GET_TSC_KHZ": KVM_GET_TSC_KHZ,
         "KVM_SET_TSC_KHZ": KVM_SET_TSC_KHZ,
+        "KVM_X86_SETUP_MCE": KVM_X86_SETUP_MCE,
+        "KVM_X86_GET_MCE_CAP_SUPPORTED": KVM_X86_GET_MCE_CAP_SUPPORTED,
     }
 )
 

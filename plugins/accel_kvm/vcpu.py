@@ -10,8 +10,9 @@ Made by :meth:`accel_kvm.KvmVM.create_vcpu`; it sees its VM only through the pub
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
-from typing import Final
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Final
 
 from accel.accelerator import (
     VM,
@@ -51,14 +52,19 @@ from .ioctls import (
     KVM_SET_CPUID2,
     KVM_SET_REGS,
     KVM_SET_SREGS,
+    KVM_X86_SETUP_MCE,
     Sys,
     call,
     release_mapping,
 )
 from .state import KvmVcpuState
 
+if TYPE_CHECKING:
+    from accel.machine.cpu import FeatureWord, ModelCpuidHost
+
 __all__ = [
     "CPU_FLAGS",
+    "KVM_MODEL_DEFAULTS",
     "NAMED_MODEL_PV_DEFAULT",
     "NAMED_PV_BITS",
     "PASSTHROUGH_MODELS",
@@ -68,6 +74,8 @@ __all__ = [
     "cpuid_buffer",
     "filter_cpuid",
     "hide_user_apic_features",
+    "mce_cap",
+    "model_host",
     "pv_features",
     "pv_hints",
 ]
@@ -177,23 +185,112 @@ def cpuid_buffer(entries: list[b.CpuidEntry]) -> bytearray:
     return buf
 
 
-def filter_cpuid(entries: tuple[b.CpuidEntry, ...], cpu: CpuSpec) -> list[b.CpuidEntry]:
-    """The supported CPUID with KVM's paravirtual leaf as QEMU 7.2 gives it for ``cpu``.
+#: QEMU 7.2's KVM defaults for a named model that are CPUID features (``kvm_default_props``
+#: in target/i386/kvm/kvm-cpu.c; its paravirtual ones are :data:`NAMED_MODEL_PV_DEFAULT`).
+KVM_MODEL_DEFAULTS: Final[Mapping[str, bool]] = MappingProxyType(
+    {"x2apic": True, "acpi": False, "monitor": False, "svm": False}
+)
 
-    ``-kvm`` hides the whole KVM leaf range (0x40000000..0x400000FF). Otherwise leaf
-    0x40000001 EAX is :func:`pv_features` of the supported one (a named model gets
-    QEMU's default set, ``host``/``max`` everything; a flag switched on that the host
-    does not support stays off). Other flags are not KVM's business here and are ignored.
+
+def model_host(entries: tuple[b.CpuidEntry, ...]) -> ModelCpuidHost:
+    """What KVM_GET_SUPPORTED_CPUID says, as :func:`accel.machine.cpu.model_cpuid` takes
+    it, with QEMU 7.2's fix-ups (``kvm_arch_get_supported_cpuid``): the hypervisor bit is
+    always supported, and CPUID[0x80000001].EDX also has the AMD aliases of CPUID[1].EDX;
+    the vendor is the host's (QEMU under KVM gives the host's vendor to every model)."""
+    # The machine layer's CPU models, imported with the first vCPU (registering the
+    # plugin imports nothing of the machine layer).
+    from accel.machine.cpu import FEATURE_BITS, ModelCpuidHost
+
+    regs = {(e[0], e[1]): e[3:] for e in entries}
+    supported: dict[FeatureWord, int] = {}
+    for word in {w for w, _bit in FEATURE_BITS.values()}:
+        leaf, sub, reg = word
+        values = regs.get((leaf, sub))
+        if values is not None:
+            supported[word] = values[("eax", "ebx", "ecx", "edx").index(reg)]
+    supported[(1, 0, "ecx")] = supported.get((1, 0, "ecx"), 0) | 1 << 31
+    aliases = supported.get((1, 0, "edx"), 0) & 0x0183F3FF
+    supported[(0x80000001, 0, "edx")] = supported.get((0x80000001, 0, "edx"), 0) | aliases
+    leaf0 = regs.get((0, 0), (0, 0, 0, 0))
+    vendor = b"".join(v.to_bytes(4, "little") for v in (leaf0[1], leaf0[3], leaf0[2]))
+    xsave = {
+        sub: (values[0], values[1])
+        for (leaf, sub), values in regs.items()
+        if leaf == 0xD and sub >= 2 and values[0]
+    }
+    xd = regs.get((0xD, 0), (0, 0, 0, 0))
+    return ModelCpuidHost(
+        supported,
+        KVM_MODEL_DEFAULTS,
+        vendor.rstrip(b"\0").decode("ascii", "replace") or None,
+        xsave,
+        xd[0] | xd[3] << 32,
+    )
+
+
+#: QEMU 7.2's MCG_CAP for every model: MCG_CTL_P | MCG_SER_P and 10 banks (MCE_CAP_DEF,
+#: MCE_BANKS_DEF in target/i386/cpu.h).
+MCE_CAP_DEFAULT: Final = (1 << 8) | (1 << 24)
+MCE_BANKS_DEFAULT: Final = 10
+
+
+def mce_cap(cpuid: list[b.CpuidEntry], supported: int) -> int:
+    """The MCG_CAP QEMU 7.2 gives a vCPU with ``cpuid`` (KVM_X86_SETUP_MCE's argument), or
+    0 for none: only for family 6 or later with both MCE and MCA in CPUID[1].EDX, where
+    KVM supports machine checks (``supported``: :meth:`KvmAccelerator.mce_cap_supported`,
+    its bank count in bits 0-7); the capability bits KVM lacks are dropped, the banks
+    capped at KVM's."""
+    leaf1 = next((e for e in cpuid if e[0] == 1 and e[1] == 0), None)
+    if leaf1 is None or not supported:
+        return 0
+    family = (leaf1[3] >> 8) & 0xF
+    mce_mca = (1 << 7) | (1 << 14)
+    if family < 6 or leaf1[6] & mce_mca != mce_mca:
+        return 0
+    return (MCE_CAP_DEFAULT & supported) | min(MCE_BANKS_DEFAULT, supported & 0xFF)
+
+
+def filter_cpuid(
+    entries: tuple[b.CpuidEntry, ...], cpu: CpuSpec, *, apic_id: int = 0, cores: int = 1
+) -> list[b.CpuidEntry]:
+    """The CPUID a vCPU of ``cpu`` gets, as QEMU 7.2 gives it under KVM.
+
+    A named model (:data:`accel.machine.cpu.CPU_DEFINITIONS`: qemu64, kvm64, Haswell,
+    ...) gets QEMU's CPUID for it (:func:`~accel.machine.cpu.model_cpuid`) filtered by
+    ``entries`` (the supported CPUID), with ``apic_id`` in leaves 1 and 0xB and the
+    topology of one socket of ``cores`` cores; ``host``,
+    ``max`` and any other model get ``entries`` themselves. Then KVM's paravirtual range:
+    ``-kvm`` hides it (0x40000000..0x400000FF); otherwise leaf 0x40000001 EAX is
+    :func:`pv_features` of the supported one (a named model gets QEMU's default set,
+    ``host``/``max`` everything; a flag switched on that the host does not support stays
+    off).
     """
+    from accel.machine.cpu import CPU_DEFINITIONS, model_cpuid
+
+    definition = CPU_DEFINITIONS.get(cpu.model)
+    base: list[b.CpuidEntry]
+    if definition is None:
+        base = [e for e in entries if not 0x40000000 <= e[0] <= 0x400000FF]
+    else:
+        base = model_cpuid(definition, cpu, model_host(entries), apic_id=apic_id, cores=cores)
     if cpu.flag("kvm", True) is False:
-        return [e for e in entries if not 0x40000000 <= e[0] <= 0x400000FF]
-    out: list[b.CpuidEntry] = []
+        return base
+    pv: list[b.CpuidEntry] = []
     for entry in entries:
+        if not 0x40000000 <= entry[0] <= 0x400000FF:
+            continue
         if entry[0] == b.KVM_CPUID_FEATURES:
             function, index, flags, eax, ebx, ecx, _hints = entry
             entry = (function, index, flags, pv_features(eax, cpu), ebx, ecx, pv_hints(cpu))
-        out.append(entry)
-    return out
+        pv.append(entry)
+    if definition is None:
+        # host/max: the supported CPUID in the kernel's order, the PV leaves in place.
+        out = list(entries)
+        at = {e[:2]: i for i, e in enumerate(out)}
+        for entry in pv:
+            out[at[entry[:2]]] = entry
+        return out
+    return pv + base
 
 
 #: CPUID.1:ECX bits a local APIC outside KVM cannot serve: x2APIC (bit 21; its MSRs
@@ -245,9 +342,11 @@ class KvmVcpu(KvmVcpuState, Vcpu):
         on_close: Callable[[KvmVcpu], None] | None = None,
         *,
         in_kernel_irqchip: bool = False,
+        mcg_cap: int = 0,
     ) -> None:
         """Take over vCPU ``fd`` (from KVM_CREATE_VCPU): map kvm_run, KVM_SET_CPUID2 with
-        ``cpuid`` (a ``struct kvm_cpuid2``, see :func:`cpuid_buffer`).
+        ``cpuid`` (a ``struct kvm_cpuid2``, see :func:`cpuid_buffer`), then
+        KVM_X86_SETUP_MCE with ``mcg_cap`` where it is not 0 (see :func:`mce_cap`).
 
         Made by :meth:`KvmVM.create_vcpu`; on failure ``fd`` is closed. ``on_close`` is
         called with the vCPU when it closes (the VM forgets it). ``in_kernel_irqchip``
@@ -278,6 +377,9 @@ class KvmVcpu(KvmVcpuState, Vcpu):
                 raise BackendCallError("mmap", exc.errno, accelerator=ACCEL_NAME) from exc
             try:
                 call(sys, "KVM_SET_CPUID2", fd, KVM_SET_CPUID2, cpuid)
+                if mcg_cap:
+                    arg = bytearray(mcg_cap.to_bytes(8, "little"))
+                    call(sys, "KVM_X86_SETUP_MCE", fd, KVM_X86_SETUP_MCE, arg)
             except BaseException:
                 mm.close()
                 raise

@@ -33,7 +33,7 @@ from .ioctls import (
     release_mapping,
 )
 from .state import KvmVmState
-from .vcpu import KvmVcpu, cpuid_buffer, filter_cpuid, hide_user_apic_features
+from .vcpu import KvmVcpu
 
 __all__ = ["KvmHost", "KvmVM", "buffer_address", "region_bytes"]
 
@@ -54,6 +54,12 @@ class KvmHost(Protocol):
     def supported_cpuid_struct(self) -> bytes: ...
 
     def msr_index_list(self) -> tuple[int, ...]: ...
+
+    def mce_cap_supported(self) -> int: ...
+
+    def vcpu_cpuid(
+        self, cpu: CpuSpec, apic_id: int, cores: int = 1, *, user_apic: bool = False
+    ) -> tuple[bytes, int]: ...
 
 
 def buffer_address(buf: _mmap.mmap) -> int:
@@ -262,17 +268,11 @@ class KvmVM(KvmVmState, VM):
         spec = cpu if cpu is not None else CpuSpec()
         acc = self._host
         size = acc.vcpu_mmap_size()
-        supported = acc.supported_cpuid()
-        cpuid = filter_cpuid(supported, spec)
-        if not self.options.irqchip:
-            cpuid = hide_user_apic_features(cpuid)
-        # Nothing filtered out: a copy of the kernel's own struct, whose padding it zeroed
-        # (a mutable buffer: fcntl.ioctl copies an immutable one only up to 1024 bytes).
-        kernel_struct = acc.supported_cpuid_struct()
-        if cpuid == list(supported) and kernel_struct:
-            struct = bytearray(kernel_struct)
-        else:
-            struct = cpuid_buffer(cpuid)
+        cpuid, mcg_cap = acc.vcpu_cpuid(
+            spec, index, max(1, self.options.cpu_cores), user_apic=not self.options.irqchip
+        )
+        # A mutable buffer: fcntl.ioctl copies an immutable one only up to 1024 bytes.
+        struct = bytearray(cpuid)
         fd = int(call(self._sys, "KVM_CREATE_VCPU", self._fd, KVM_CREATE_VCPU, index))
         # From here KVM holds vCPU ``index`` until the VM is closed, even if the rest fails.
         taken.add(index)
@@ -285,6 +285,7 @@ class KvmVM(KvmVmState, VM):
             size,
             struct,
             self._forget,
+            mcg_cap=mcg_cap,
             in_kernel_irqchip=self.options.irqchip,
         )
         self._vcpus.append(vcpu)

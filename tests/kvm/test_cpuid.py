@@ -11,16 +11,25 @@ qemu64,-kvmclock 0x01000072, host 0x01007afb.
 
 from __future__ import annotations
 
+import re
 import shutil
+import struct
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 from accel_kvm import KvmAccelerator, RecordingSys, bindings
-from accel_kvm.vcpu import NAMED_MODEL_PV_DEFAULT, NAMED_PV_BITS, PV_FLAGS, pv_features
+from accel_kvm.vcpu import (
+    NAMED_MODEL_PV_DEFAULT,
+    NAMED_PV_BITS,
+    PV_FLAGS,
+    mce_cap,
+    pv_features,
+)
 
-from accel import CpuSpec, PortIoExit
+from accel import CpuSpec, PortIoExit, VmOptions
+from accel.machine.cpu import CPU_DEFINITIONS, FEATURE_BITS, ModelCpuidHost, model_cpuid
 
 from .guests import boot, run_to_halt
 
@@ -41,7 +50,7 @@ def _set_cpuid2_leaves(model: str) -> list[dict[int, tuple[int, ...]]]:
 
     acc = KvmAccelerator(sys=RecordingSys(on_ioctl=watch))
     try:
-        with acc.create_vm() as vm:
+        with acc.create_vm(QEMU_VM) as vm:  # QEMU's: the in-kernel irqchip
             vm.create_vcpu(cpu=CpuSpec.parse(model))
     finally:
         acc.close()
@@ -247,3 +256,365 @@ def test_hint_leaf_is_qemus(model: str, edx: int) -> None:
     """QEMU 7.2 here: EDX 0 for host and qemu64, 1 with +kvm-hint-dedicated."""
     (leaves,) = _set_cpuid2_leaves(model)
     assert leaves[bindings.KVM_CPUID_FEATURES][6] == edx
+
+
+# --------------------------------------------------------------------------- named models
+# QEMU 7.2 gives a named model (qemu64, kvm64, Haswell, ...) its own CPUID (vendor of the
+# host under KVM, family/model/stepping, the model's feature words filtered by what KVM
+# supports, its levels, model-id, caches), not the host's supported set. Two oracles:
+# what a guest reads (tests/machine/kernels/cpuid.S dumps the leaves to debugcon under
+# both), and the KVM_SET_CPUID2 argument itself (QEMU's, read with strace).
+
+KERNELS = Path(__file__).resolve().parents[1] / "machine" / "kernels"
+DUMP_SOURCE = KERNELS / "cpuid.S"
+DUMP_IMAGE = KERNELS / "cpuid.bin"
+
+MODELS = [
+    "qemu64", "kvm64", "qemu32", "kvm32", "486", "pentium", "pentium2", "pentium3",
+    "core2duo", "Nehalem", "SandyBridge", "Haswell", "Skylake-Client", "EPYC",
+    "qemu64,-kvmclock,+avx,-x2apic", "Haswell,-rtm,+sse4a", "qemu32,+lm", "kvm64,+svm",
+]  # fmt: skip
+
+
+def _dump_leaves() -> list[tuple[int, int]]:
+    """The (leaf, subleaf) pairs cpuid.S dumps, in order (its ``leaves`` table)."""
+    text = DUMP_SOURCE.read_text()
+    table = text[text.index("leaves:") :]
+    pairs = [
+        (int(a, 0), int(b, 0))
+        for a, b in re.findall(r"\.long\s+(0x[0-9a-fA-F]+|\d+),\s*(0x[0-9a-fA-F]+|\d+)", table)
+    ]
+    return pairs[: pairs.index((0xFFFFFFFF, 0))]
+
+
+def _decode(raw: bytes) -> dict[tuple[int, int], tuple[int, ...]]:
+    leaves = _dump_leaves()
+    assert len(raw) == 16 * len(leaves), f"{len(raw)} bytes for {len(leaves)} leaves"
+    return {k: struct.unpack_from("<4I", raw, 16 * i) for i, k in enumerate(leaves)}
+
+
+def _qemu() -> str:
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        pytest.skip("qemu-system-x86_64 is not installed")
+    return qemu
+
+
+def _qemu_cmd(qemu: str, cpu: str, debugcon: str) -> list[str]:
+    return [qemu, "-accel", "kvm", "-M", "pc", "-display", "none", "-nodefaults",
+            "-bios", str(DUMP_IMAGE), "-device", "isa-debug-exit,iobase=0xf4,iosize=0x04",
+            "-debugcon", debugcon, "-cpu", cpu]  # fmt: skip
+
+
+#: A VM as QEMU 7.2's -accel kvm makes it: with the in-kernel irqchip.
+QEMU_VM = VmOptions(irqchip=True)
+
+
+def _ours(cpu: str) -> bytes:
+    import accel
+    from accel.runner import RunOptions, run_image
+
+    got: list[bytes] = []
+    acc = accel.open("kvm")
+    try:
+        # the in-kernel irqchip, as QEMU's -accel kvm (without it x2APIC and TSC-deadline
+        # are hidden, as QEMU does with kernel-irqchip=off)
+        run_image(acc, DUMP_IMAGE.read_bytes(),
+                  RunOptions(machine="pc,kernel-irqchip=on", cpu=cpu, timeout=30),
+                  console=got.append)  # fmt: skip
+    finally:
+        acc.close()
+    return b"".join(got)
+
+
+def _show(regs: tuple[int, ...] | None) -> str:
+    return "missing" if regs is None else " ".join(f"{r:08x}" for r in regs)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc and ld to rebuild")
+def test_cpuid_dump_builds_from_its_source(tmp_path: Path) -> None:
+    """The committed cpuid.bin is what cpuid.S builds to (the build line in it)."""
+    obj, out = tmp_path / "cpuid.o", tmp_path / "cpuid.bin"
+    subprocess.run(["gcc", "-c", "-o", str(obj), str(DUMP_SOURCE)], check=True)
+    subprocess.run(["ld", "-m", "elf_x86_64", "-Ttext=0", "--oformat", "binary", "-e",
+                    "_start", "-o", str(out), str(obj)], check=True)  # fmt: skip
+    assert out.read_bytes() == DUMP_IMAGE.read_bytes()
+    assert len(_dump_leaves()) > 30
+
+
+#: 486 has no local APIC: QEMU creates none (IA32_APIC_BASE 0), and KVM shows CPUID[1].EDX's
+#: APIC bit only while the APIC is enabled; accel's machines always give vCPUs an enabled
+#: local APIC, so the guest reads bit 9 set there (the KVM_SET_CPUID2 entries are equal).
+GUEST_MODELS = [m for m in MODELS if m != "486"]
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("cpu", GUEST_MODELS)
+def test_guest_reads_qemus_cpuid_leaf_by_leaf(cpu: str, tmp_path: Path) -> None:
+    """The dump a guest writes under accel equals the one it writes under QEMU 7.2 -accel
+    kvm with the same -cpu, leaf by leaf (0, 1, 2, 4, 5, 6, 7, 0xA, 0xB, 0xD, the KVM
+    leaves, 0x80000000-0x80000008, 0x8000000A, 0x8000001D/E)."""
+    out = tmp_path / "debugcon.bin"
+    done = subprocess.run(_qemu_cmd(_qemu(), cpu, f"file:{out}"), capture_output=True,
+                          timeout=60)  # fmt: skip
+    assert out.exists(), done.stderr.decode(errors="replace")
+    theirs, ours = _decode(out.read_bytes()), _decode(_ours(cpu))
+    wrong = [
+        f"{leaf:#x}.{sub}: QEMU {_show(theirs[leaf, sub])} accel {_show(ours[leaf, sub])}"
+        for leaf, sub in theirs
+        if theirs[leaf, sub] != ours[leaf, sub]
+    ]
+    assert not wrong, "\n".join(wrong)
+    if cpu == "qemu64":  # the oracle says what the model is: AMD family 15 model 107
+        assert theirs[1, 0][0] == 0x60FB1 and theirs[0x80000000, 0][0] == 0x8000000A
+
+
+_ENTRY = re.compile(
+    r"\{function=(\w+), index=(\w+), flags=[^,]*, eax=(\w+), ebx=(\w+), ecx=(\w+), edx=(\w+)\}"
+)
+
+
+def _nonzero(entries: list[tuple[int, ...]]) -> dict[tuple[int, int], tuple[int, ...]]:
+    return {(e[0], e[1]): tuple(e[-4:]) for e in entries if any(e[-4:])}
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize("cpu", MODELS)
+def test_set_cpuid2_entries_are_qemus(cpu: str, tmp_path: Path) -> None:
+    """The KVM_SET_CPUID2 argument accel passes equals QEMU 7.2's (read with strace) entry
+    by entry; an all-zero entry equals a missing one (KVM reads a missing leaf as zeros),
+    which is how QEMU leaves most of them out."""
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (it shows QEMU's KVM_SET_CPUID2 argument)")
+    trace = tmp_path / "trace.txt"
+    subprocess.run([strace, "-f", "-v", "-s", "100000", "-e", "trace=ioctl", "-o", str(trace),
+                    *_qemu_cmd(_qemu(), cpu, "null")], capture_output=True, timeout=60)  # fmt: skip
+    lines = [line for line in trace.read_text().splitlines() if "KVM_SET_CPUID2" in line]
+    assert len(lines) == 1, "QEMU made one vCPU"
+    theirs = _nonzero([tuple(int(v, 0) for v in m.groups()) for m in _ENTRY.finditer(lines[0])])
+    (ours_leaves,) = _set_cpuid2_entries(cpu)
+    ours = _nonzero(ours_leaves)
+    wrong = [
+        f"{k[0]:#x}.{k[1]}: QEMU {_show(theirs.get(k))} accel {_show(ours.get(k))}"
+        for k in sorted({*theirs, *ours})
+        if theirs.get(k) != ours.get(k)
+    ]
+    assert not wrong, "\n".join(wrong)
+    assert (0, 0) in theirs and (1, 0) in theirs
+
+
+def _set_cpuid2_entries(model: str) -> list[list[tuple[int, ...]]]:
+    seen: list[bytes] = []
+
+    def watch(name: str, fd: int, arg: Any) -> None:
+        if name == "KVM_SET_CPUID2":
+            seen.append(bytes(arg))
+
+    acc = KvmAccelerator(sys=RecordingSys(on_ioctl=watch))
+    try:
+        with acc.create_vm(QEMU_VM) as vm:  # QEMU's: the in-kernel irqchip
+            vm.create_vcpu(cpu=CpuSpec.parse(model))
+    finally:
+        acc.close()
+    out = []
+    for raw in seen:
+        words = memoryview(raw).cast("I")
+        step = bindings.CPUID_ENTRY2_WORDS
+        out.append([
+            tuple(words[bindings.CPUID2_HEADER_WORDS + i * step:][:7]) for i in range(words[0])
+        ])  # fmt: skip
+    return out
+
+
+def _host(**kw: Any) -> ModelCpuidHost:
+    """A host that supports every feature bit (so the model's own words show)."""
+    words = {word for word, _bit in FEATURE_BITS.values()}
+    return ModelCpuidHost({w: 0xFFFFFFFF for w in words}, **kw)
+
+
+def _leaves(model: str, host: ModelCpuidHost, apic_id: int = 0) -> dict[tuple[int, int], Any]:
+    cpu = CpuSpec.parse(model)
+    entries = model_cpuid(CPU_DEFINITIONS[cpu.model], cpu, host, apic_id=apic_id)
+    return {(e[0], e[1]): e[3:] for e in entries}
+
+
+def test_model_words_are_the_definition_filtered_by_the_host() -> None:
+    every = _leaves("qemu64", _host())
+    # PPRO + mtrr mca pse36 clflush; pni cx16 hypervisor; AMD: the aliases + syscall nx lm
+    assert every[1, 0][3] == 0x078BFBFD and every[1, 0][2] == 0x80002001
+    assert every[0x80000001, 0][3] == 0x2193FBFD and every[0x80000001, 0][2] == 0x5
+    assert every[0, 0] == (0xD, *struct.unpack("<3I", b"AuthenticAMD"[0:4] + b"cAMD" + b"enti"))
+    assert every[0x8000000A, 0][3] == 0  # svm on, but the model names no SVM feature
+    host = _host()
+    lacking = ModelCpuidHost({**host.supported, (1, 0, "ecx"): 0x80000000})
+    assert _leaves("qemu64", lacking)[1, 0][2] == 0x80000000  # pni, cx16 dropped
+
+
+def test_accelerator_defaults_then_user_flags() -> None:
+    host = _host(defaults={"x2apic": True, "svm": False})
+    leaves = _leaves("qemu64", host)
+    assert leaves[1, 0][2] & 1 << 21 and not leaves[0x80000001, 0][2] & 1 << 2
+    assert (0x8000000A, 0) not in leaves
+    assert not _leaves("qemu64,-x2apic", host)[1, 0][2] & 1 << 21
+    assert _leaves("qemu64,+svm", host)[0x80000001, 0][2] & 1 << 2
+    assert _leaves("qemu64,sse4_1=on", host)[1, 0][2] & 1 << 19  # canonical name
+
+
+def test_levels_rise_to_cover_the_features_in_use() -> None:
+    assert _leaves("qemu32", _host())[0, 0][0] == 4
+    raised = _leaves("qemu32,+avx2", _host())
+    assert raised[0, 0][0] == 7 and raised[7, 0][1] == 1 << 5
+    assert _leaves("pentium,+lm", _host())[0x80000000, 0][0] == 0x80000001
+
+
+def test_version_model_id_and_address_widths() -> None:
+    assert CPU_DEFINITIONS["qemu64"].version == 0x60FB1
+    assert CPU_DEFINITIONS["EPYC"].version == 0x800F12
+    assert CPU_DEFINITIONS["Haswell"].version == 0x306C4
+    hw = _leaves("Haswell", _host())
+    text = b"".join(struct.pack("<4I", *hw[leaf, 0]) for leaf in (0x80000002, 0x80000003))
+    assert text.rstrip(b"\0") == b"Intel Core Processor (Haswell)"
+    assert _leaves("qemu64", _host())[0x80000008, 0][0] == 0x3028  # 40 physical, 48 virtual
+    assert _leaves("qemu64,+la57", _host())[0x80000008, 0][0] == 0x3928
+    assert _leaves("kvm32", _host())[0x80000008, 0][0] == 36  # 32-bit, PSE36
+    assert _leaves("kvm32,-pse36", _host())[0x80000008, 0][0] == 32
+
+
+def test_apic_id_and_topology_leaves() -> None:
+    leaves = _leaves("qemu64", _host(), apic_id=3)
+    assert leaves[1, 0][1] == 3 << 24 | 0x800
+    assert leaves[0xB, 0] == (0, 1, 0x100, 3) and leaves[0xB, 1] == (0, 1, 0x201, 3)
+
+
+def test_intel_vendor_gets_the_legacy_cache_leaves() -> None:
+    """On an Intel host (vendor GenuineIntel) QEMU 7.2 describes its legacy caches in
+    leaves 2 and 4 and leaves 0x80000005 empty."""
+    leaves = _leaves("Haswell", _host(vendor="GenuineIntel"))
+    assert leaves[2, 0] == (1, 0, 0x4D, 0x2C307D)
+    assert leaves[4, 0] == (0x121, 0x01C0003F, 0x3F, 1)  # L1d 32 KiB 8-way
+    assert leaves[4, 2] == (0x143, 0x03C0003F, 0xFFF, 1)  # L2 4 MiB 16-way
+    assert leaves[4, 3] == (0x163, 0x03C0003F, 0x3FFF, 6)  # L3 16 MiB, inclusive
+    assert leaves[4, 4] == (0, 0, 0, 0) and (0x80000005, 0) not in leaves
+    amd = _leaves("Haswell", _host(vendor="AuthenticAMD"))
+    assert amd[2, 0] == (0, 0, 0, 0) and amd[0x80000005, 0][2] == 0x40020140
+
+
+def test_xsave_leaf_follows_the_enabled_components() -> None:
+    host = _host(xsave={2: (0x100, 0x240), 5: (0x40, 0x340)}, xcr0=0xE7)
+    leaves = _leaves("SandyBridge", host)
+    assert leaves[0xD, 0] == (0x7, 0x340, 0x340, 0)  # x87, SSE, AVX
+    assert leaves[0xD, 1][0] == 1 and leaves[0xD, 2][:2] == (0x100, 0x240)
+    assert (0xD, 0) not in _leaves("SandyBridge,-xsave", host)
+
+
+def test_mce_is_set_up_as_qemu_does() -> None:
+    """QEMU 7.2 gives family >= 6 models with MCE and MCA 10 banks (MCG_CTL_P | MCG_SER_P
+    where KVM has them): kvm-unit-tests' msr test counts the banks."""
+    calls: list[tuple[str, bytes]] = []
+
+    def watch(name: str, fd: int, arg: Any) -> None:
+        if name == "KVM_X86_SETUP_MCE":
+            calls.append((name, bytes(arg)))
+
+    acc = KvmAccelerator(sys=RecordingSys(on_ioctl=watch))
+    try:
+        supported = acc.mce_cap_supported()
+        if not supported:
+            pytest.skip("this host's KVM has no KVM_CAP_MCE")
+        with acc.create_vm(QEMU_VM) as vm:  # QEMU's: the in-kernel irqchip
+            vm.create_vcpu(cpu=CpuSpec.parse("qemu64"))
+            vm.create_vcpu(cpu=CpuSpec.parse("pentium3,-mca"))
+    finally:
+        acc.close()
+    expected = ((1 << 8 | 1 << 24) & supported) | min(10, supported & 0xFF)
+    assert [int.from_bytes(raw, "little") for _n, raw in calls] == [expected]
+    assert mce_cap([(1, 0, 0, 0x600, 0, 0, 1 << 7 | 1 << 14)], 0x01000120) == 0x0100010A
+    assert mce_cap([(1, 0, 0, 0x500, 0, 0, 1 << 7 | 1 << 14)], 0x01000120) == 0
+
+
+# mov ecx, 0x179 (MCG_CAP); rdmsr; out 0x10, eax; hlt
+RDMSR_MCG_CAP = bytes.fromhex("66 b9 79 01 00 00 0f 32 66 e7 10 f4")
+
+
+def test_guest_reads_ten_machine_check_banks() -> None:
+    got: list[int] = []
+
+    def out(ex: object) -> None:
+        assert isinstance(ex, PortIoExit) and ex.port == 0x10
+        got.append(int.from_bytes(ex.data, "little"))
+
+    with KvmAccelerator() as acc:
+        if not acc.mce_cap_supported():
+            pytest.skip("this host's KVM has no KVM_CAP_MCE")
+        vm, vcpu = boot(acc, RDMSR_MCG_CAP, cpu=CpuSpec.parse("qemu64"))
+        try:
+            run_to_halt(vcpu, out)
+        finally:
+            vm.close()
+    assert len(got) == 1 and got[0] & 0xFF == 10
+
+
+@pytest.mark.qemu
+@pytest.mark.parametrize(
+    ("machine", "smp", "cpu"),
+    [("pc", 2, "qemu64"), ("pc", 3, "EPYC"), ("q35", 2, "Haswell"),
+     ("pc-i440fx-6.1", 2, "EPYC")],
+)  # fmt: skip
+def test_smp_topology_is_qemus(machine: str, smp: int, cpu: str, tmp_path: Path) -> None:
+    """With -smp N QEMU 7.2 describes N cores in one socket on its 7.2 machine types (N
+    sockets before 6.2): leaves 1 (logical count, HT), 4, 0xB, 0x80000001 (CmpLegacy),
+    0x80000008, 0x8000001D/E of every vCPU, compared entry by entry with the machine's."""
+    from accel.machine import Machine
+
+    strace = shutil.which("strace")
+    if strace is None:
+        pytest.skip("strace is not installed (it shows QEMU's KVM_SET_CPUID2 argument)")
+    trace = tmp_path / "trace.txt"
+    subprocess.run([strace, "-f", "-v", "-s", "100000", "-e", "trace=ioctl", "-o", str(trace),
+                    *_qemu_cmd(_qemu(), cpu, "null"), "-M", machine, "-smp", str(smp)],
+                   capture_output=True, timeout=60)  # fmt: skip
+    lines = [line for line in trace.read_text().splitlines() if "KVM_SET_CPUID2" in line]
+    theirs = [
+        _nonzero([tuple(int(v, 0) for v in m.groups()) for m in _ENTRY.finditer(line)])
+        for line in lines
+    ]
+    seen: list[bytes] = []
+
+    def watch(name: str, fd: int, arg: Any) -> None:
+        if name == "KVM_SET_CPUID2":
+            seen.append(bytes(arg))
+
+    acc = KvmAccelerator(sys=RecordingSys(on_ioctl=watch))
+    try:
+        with Machine(acc, machine, cpu, smp=smp):
+            pass
+    finally:
+        acc.close()
+    ours = []
+    for raw in seen:
+        words = memoryview(raw).cast("I")
+        step = bindings.CPUID_ENTRY2_WORDS
+        ours.append(_nonzero([
+            tuple(words[bindings.CPUID2_HEADER_WORDS + i * step:][:7]) for i in range(words[0])
+        ]))  # fmt: skip
+    assert len(theirs) == len(ours) == smp
+    for index, (q, a) in enumerate(zip(theirs, ours, strict=True)):
+        wrong = [f"vCPU {index} {k[0]:#x}.{k[1]}: QEMU {_show(q.get(k))} accel {_show(a.get(k))}"
+                 for k in sorted({*q, *a}) if q.get(k) != a.get(k)]  # fmt: skip
+        assert not wrong, "\n".join(wrong)
+
+
+def test_topology_fields_for_n_cores() -> None:
+    two = _leaves("EPYC", _host(), apic_id=1)
+    assert two[1, 0][1] == 1 << 24 | 0x800 and not two[1, 0][3] & 1 << 28  # one per socket
+    cores = CpuSpec("EPYC")
+    three = {
+        (e[0], e[1]): e[3:]
+        for e in model_cpuid(CPU_DEFINITIONS["EPYC"], cores, _host(), apic_id=2, cores=3)
+    }
+    assert three[1, 0][1] == 2 << 24 | 3 << 16 | 0x800 and three[1, 0][3] & 1 << 28
+    assert three[0xB, 1] == (2, 3, 0x201, 2)  # two bits of core ID
+    assert three[0x80000008, 0][2] == 2 | 2 << 12
+    assert three[0x8000001D, 3][0] >> 14 & 0xFFF == 2 and three[0x8000001D, 0][0] >> 14 == 0
+    assert three[0x8000001E, 0][:3] == (2, 2, 0)

@@ -291,6 +291,8 @@ SCENARIOS: dict[str, Callable[[FaultInjector, int], None]] = {
     "KVM_GET_SREGS": s_get_sregs,
     "KVM_SET_SREGS": s_set_sregs,
     "KVM_SET_CPUID2": _create_vcpu_with("KVM_SET_CPUID2"),
+    "KVM_X86_GET_MCE_CAP_SUPPORTED": _create_vcpu_with("KVM_X86_GET_MCE_CAP_SUPPORTED"),
+    "KVM_X86_SETUP_MCE": _create_vcpu_with("KVM_X86_SETUP_MCE"),
     "KVM_KVMCLOCK_CTRL": s_kvmclock_ctrl,
     "KVM_INTERRUPT": s_interrupt,
     "KVM_NMI": s_nmi,

@@ -201,8 +201,13 @@ def test_snapshot_carries_the_userspace_controllers() -> None:
         acc.close()
 
 
+#: msr: QEMU's row is with x2APIC; without the in-kernel irqchip the guest has none (as
+#: under QEMU's kernel-irqchip=off), so its x2APIC MSR tests are not run: another count.
+USER_IRQCHIP_KUT = [t for t in KUT_TESTS if t != "msr"]
+
+
 @pytest.mark.skipif(not (KUT / "results.tsv").exists(), reason=f"no kvm-unit-tests in {KUT}")
-@pytest.mark.parametrize(("test", "smp"), [*((t, 1) for t in KUT_TESTS), ("smptest", 2)])
+@pytest.mark.parametrize(("test", "smp"), [*((t, 1) for t in USER_IRQCHIP_KUT), ("smptest", 2)])
 def test_kvm_unit_tests_pass_with_the_userspace_irqchip(test: str, smp: int) -> None:
     """The shared kvm-unit-tests that give QEMU 7.2's result with the in-kernel irqchip
     give it with kernel-irqchip=off too (the PIT's IRQ 0 through the userspace 8259
