@@ -1040,6 +1040,11 @@ class Machine:
                 for i in range(len(self._cpu_events)):
                     self._wake_cpu(i)
 
+    def irq_routed(self) -> bool:
+        """Interrupt lines reach an interrupt controller (the accelerator's, or the
+        userspace one): a device need not drive a line nothing listens to."""
+        return self._irq_to_vm or self.interrupts is not None
+
     def request_stop(self, status: int, message: str, *, kind: str) -> None:
         """End the current :meth:`run` after this exit with ``status``."""
         if self._stop is None:

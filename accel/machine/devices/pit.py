@@ -6,8 +6,9 @@ counter-latch command and the read-back command, lo/hi byte access.
 Channel 0 drives ISA IRQ 0 (:meth:`MachineServices.set_irq`): in modes 2 and 3 (rate
 generator, square wave) a thread of this device pulses the line once per period of guest
 time (missed periods coalesce into one pulse, as an edge-triggered line would). The
-thread starts at the first programming of channel 0 and ends with the device; with no
-interrupt controller the pulses go nowhere.
+thread starts at the first programming of channel 0 and ends with the device; a machine
+whose interrupt lines go nowhere (:meth:`Machine.irq_routed
+<accel.machine.Machine.irq_routed>` false) starts none.
 """
 
 from __future__ import annotations
@@ -60,7 +61,12 @@ class Pit(Device):
         super().unrealize()
 
     def _channel0_changed(self) -> None:
-        if self._ticker is None and self._machine is not None:
+        machine = self._machine
+        # no thread where the line goes nowhere (a machine without interrupt controller)
+        routed = getattr(machine, "irq_routed", None)
+        if routed is not None and not routed():
+            return
+        if self._ticker is None and machine is not None:
             self._ending.clear()
             self._ticker = threading.Thread(target=self._tick, name="isa-pit irq0", daemon=True)
             self._ticker.start()
