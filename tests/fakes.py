@@ -78,7 +78,8 @@ FAKE_CPUID = (CpuidEntry(1, 0, 0x306A9, 0, 0, 0x311), CpuidEntry(0x40000001, 0, 
 def all_answers(
     default: CapabilityAnswer | None = None, /, **overrides: CapabilityAnswer | bool
 ) -> CapabilitySet:
-    """``default`` (yes) for every capability except the valued ones and ``overrides``.
+    """``default`` (yes) for every capability except the valued ones, interrupt injection
+    (no: the fake vCPU does not implement it) and ``overrides``.
 
     Valued answers: max-vcpus and nr-vcpus 8, tsc-khz 1000, adjust-clock ``TSC_STABLE``.
     An override is named like the member, in either case (``IRQCHIP=...``,
@@ -94,6 +95,9 @@ def all_answers(
     answers = {cap: base for cap in Capability}
     for cap, value in valued.items():
         answers[cap] = CapabilityAnswer.yes(value, "fake")
+    # the fake vCPU has no interrupt injection (a machine then models no interrupt
+    # controller of its own): say so unless a test overrides it
+    answers[Capability.INTERRUPT_INJECTION] = CapabilityAnswer.no("fake: no injection")
     for name, answer in overrides.items():
         cap = Capability[name.upper()]
         if answer is True:

@@ -62,9 +62,11 @@ from ..accelerator import (
     VM,
     Accelerator,
     CpuSpec,
+    Exit,
     HaltExit,
     InternalErrorExit,
     InterruptedExit,
+    InterruptWindowExit,
     IoDirection,
     MmioExit,
     PortIoExit,
@@ -78,6 +80,7 @@ from ..capabilities import Capability, Support
 from ..errors import (
     AccelError,
     ConfigError,
+    HandleClosedError,
     InvalidArgumentError,
     UnknownAcceleratorError,
     VcpuStateError,
@@ -90,7 +93,9 @@ from .cpu import resolve_cpu as resolve_cpu
 from .device import DeviceRegistry, parse_device_spec
 from .devices.base import Device, PioRead, PioWrite
 from .devices.fw_cfg import FwCfgDevice
+from .devices.intc import ApicDevice, IoApicDevice, PicDevice
 from .fw_cfg import FwCfg
+from .interrupts import InterruptRouter, LocalApic, MpState
 from .multiboot import (
     BootPlan,
     MachineFamily,
@@ -143,6 +148,25 @@ def _install_kick_handler() -> bool:
 
 def _on_kick_signal(signum: int, frame: object) -> None:
     """Nothing to do: the signal only interrupts the vCPU thread's blocking call."""
+
+
+class _DeviceLock:
+    """A machine's device lock as a context manager that marks it held on this thread
+    (so :meth:`Machine.set_irq` knows it may drive the interrupt controllers directly)."""
+
+    __slots__ = ("_lock", "_tls")
+
+    def __init__(self, lock: threading.Lock, tls: threading.local) -> None:
+        self._lock = lock
+        self._tls = tls
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._tls.locked = True
+
+    def __exit__(self, *exc: object) -> None:
+        self._tls.locked = False
+        self._lock.release()
 
 
 class _Timer(threading.Timer):
@@ -361,8 +385,50 @@ def _plan_platform(
         decisions["irqchip"] = DeviceDecision(
             "irqchip", False, f"interrupt controller not in the accelerator ({why})", "machine"
         )
+        _plan_user_irqchip(decisions, mtype, caps, why)
 
     return plan, decisions
+
+
+#: The userspace interrupt controllers and the machine families QEMU 7.2 gives them.
+_USER_INTC: tuple[tuple[str, frozenset[str], str, tuple[tuple[str, object], ...]], ...] = (
+    ("isa-i8259", frozenset({"pc", "q35", "isapc", "microvm"}), "the 8259 PIC pair",
+     (("iobase", 0x20), ("slave-iobase", 0xA0), ("elcr-iobase", 0x4D0))),
+    ("ioapic", frozenset({"pc", "q35", "microvm"}), "the I/O APIC", (("base", 0xFEC00000),)),
+    ("apic", frozenset({"pc", "q35", "isapc", "microvm"}), "the vCPUs' local APICs",
+     (("base", 0xFEE00000),)),
+)  # fmt: skip
+
+
+def _plan_user_irqchip(
+    decisions: dict[str, DeviceDecision], mtype: MachineType, caps: Any, why: str
+) -> None:
+    """Without the accelerator's irqchip: the userspace PIC pair, IOAPIC and local APICs
+    when the accelerator takes injected interrupts (decided by
+    :attr:`Capability.INTERRUPT_INJECTION`, never by the accelerator's name)."""
+    inject = caps[Capability.INTERRUPT_INJECTION]
+    for name, families, what, props in _USER_INTC:
+        if inject.support is not Support.YES:
+            decisions[name] = DeviceDecision(
+                name,
+                False,
+                f"{what} would be modelled here ({why}), but the accelerator cannot take "
+                f"injected interrupts (interrupt-injection: {inject.support.value}"
+                + (f", {inject.source}" if inject.source else "")
+                + ")",
+                "machine",
+            )
+        elif mtype.family not in families:
+            decisions[name] = DeviceDecision(name, False, f"{mtype.name} has no {name}", "machine")
+        else:
+            decisions[name] = DeviceDecision(
+                name,
+                True,
+                f"{what} modelled in userspace ({why}); interrupts are injected into the "
+                "vCPUs (interrupt-injection)",
+                "machine",
+                props,
+            )
 
 
 def _plan_devices(
@@ -562,6 +628,17 @@ class Machine:
         self._ap_exit = threading.Event()
         self._ap_cond = threading.Condition()
         self._ap_parked = 0
+        #: The userspace interrupt router (None when the interrupt controller is in the
+        #: accelerator, or there is none): see :mod:`accel.machine.interrupts`.
+        self.interrupts: InterruptRouter | None = None
+        self._apic_device: ApicDevice | None = None
+        self._tls = threading.local()
+        self._dlock = _DeviceLock(self._io_lock, self._tls)
+        self._window_asked: list[bool] = []
+        self._cpu_events: list[threading.Event] = []
+        self._cpu_running: list[bool] = []
+        self._irq_queue: list[tuple[int, bool]] = []
+        self._irq_queue_lock = threading.Lock()
 
     # ------------------------------------------------------------------ planning
 
@@ -622,6 +699,7 @@ class Machine:
                 dev.id = d.name
                 dev.realize(self)
                 self.devices.append(dev)
+            self._wire_interrupts()
             self._declare_platform_window()
             if self.boot is not None:
                 self._apply_boot(self.boot)
@@ -629,6 +707,165 @@ class Machine:
             self.close()
             raise
         return self
+
+    def _wire_interrupts(self) -> None:
+        """Connect the userspace interrupt controllers' models through a router."""
+        pic = next((d for d in self.devices if isinstance(d, PicDevice)), None)
+        ioapic = next((d for d in self.devices if isinstance(d, IoApicDevice)), None)
+        apic = next((d for d in self.devices if isinstance(d, ApicDevice)), None)
+        if apic is None:
+            return
+        router = InterruptRouter(self._io_lock, self.guest_ns, self._wake_cpu)
+        router.attach(
+            pic.model if pic is not None else None,
+            ioapic.model if ioapic is not None else None,
+            apic.lapics,
+        )
+        apic.current_cpu = self._current_cpu
+        if self.vm is not None and self.vm.check(Capability.VCPU_STATE).support is Support.YES:
+            apic.apic_base = self._apic_base
+        apic.get_cr8 = self._get_cr8
+        apic.set_cr8 = self._set_cr8
+        self._apic_device = apic
+        self._cpu_events = [threading.Event() for _ in self.vcpus]
+        self._cpu_running = [False] * len(self.vcpus)
+        self._window_asked = [False] * len(self.vcpus)
+        self.interrupts = router
+
+    def _device_lock(self) -> _DeviceLock:
+        """The machine's device lock (QEMU's big lock), marked held on this thread."""
+        return self._dlock
+
+    def _apic_base(self, index: int) -> int | None:
+        """IA32_APIC_BASE of vCPU ``index`` (read on that vCPU's own thread, during its
+        exit); None where the vCPU does not give it."""
+        try:
+            return self.vcpus[index].get_msrs((0x1B,)).get(0x1B)
+        except AccelError:
+            return None
+
+    def _get_cr8(self, index: int) -> int:
+        return self.vcpus[index].get_sregs().cr8
+
+    def _set_cr8(self, index: int, value: int) -> None:
+        cpu = self.vcpus[index]
+        sregs = cpu.get_sregs()
+        if sregs.cr8 != value:
+            sregs.cr8 = value
+            cpu.set_sregs(sregs)
+
+    def _current_cpu(self) -> int:
+        return int(getattr(self._tls, "cpu", 0))
+
+    def _wake_cpu(self, index: int) -> None:
+        """The router's wake-up: vCPU ``index`` leaves a HLT / SIPI wait, or its run call
+        (so it injects what is pending)."""
+        if index >= len(self._cpu_events):
+            return
+        self._cpu_events[index].set()
+        if self._cpu_running[index]:
+            self._kick_cpu(index)
+
+    def _kick_cpu(self, index: int) -> None:
+        if index == 0:
+            self.kick()
+            return
+        self.vcpus[index].kick()
+        ident = self._ap_idents.get(index)
+        if ident is not None and self._can_signal and ident != threading.get_ident():
+            signal.pthread_kill(ident, KICK_SIGNAL)
+
+    def _drain_irqs(self) -> None:
+        """Apply line changes queued by threads that do not hold the device lock (the
+        serial input reader); the caller holds it."""
+        with self._irq_queue_lock:
+            queued, self._irq_queue = self._irq_queue, []
+        router = self.interrupts
+        assert router is not None
+        for irq, level in queued:
+            router.set_irq(irq, level)
+
+    def _lapic(self, cpu: Vcpu) -> LocalApic:
+        assert self.interrupts is not None
+        return self.interrupts.lapics[cpu.index]
+
+    def _user_irq_wait(self, cpu: Vcpu, halted: bool, go_on: Callable[[], bool]) -> None:
+        """Hold ``cpu`` while its local APIC waits for INIT/SIPI, or (``halted``) in HLT
+        until an interrupt (or NMI, INIT, SIPI) is pending for it, or ``go_on()`` says
+        the vCPU must leave the wait (pause, stop, end of the run)."""
+        router = self.interrupts
+        assert router is not None
+        lapic = router.lapics[cpu.index]
+        event = self._cpu_events[cpu.index]
+        while True:
+            with self._device_lock():
+                self._drain_irqs()
+                event.clear()
+                if lapic.mp_state is MpState.WAIT_SIPI:
+                    if lapic.sipi_vector is not None:
+                        self._start_at_sipi(cpu, lapic)
+                        return
+                elif not halted or router.pending(cpu.index) or lapic.nmi_pending:
+                    return
+            if go_on():
+                return
+            event.wait(0.05)
+
+    def _halt_forever(self, cpu: Vcpu) -> bool:
+        """A HLT nothing can end: interrupts disabled on the only vCPU with no NMI
+        pending (only another processor's NMI, INIT or SIPI IPI could wake it). The run
+        then ends as "guest halted with interrupts disabled", as without an interrupt
+        controller."""
+        if len(self.vcpus) > 1 or cpu.get_regs().rflags & 0x200:
+            return False
+        with self._device_lock():
+            return not self._lapic(cpu).nmi_pending
+
+    def _start_at_sipi(self, cpu: Vcpu, lapic: LocalApic) -> None:
+        """A SIPI with vector V: the vCPU starts in real mode at V << 8 : 0."""
+        vector = lapic.sipi_vector
+        assert vector is not None
+        lapic.sipi_vector = None
+        lapic.mp_state = MpState.RUNNING
+        sregs = real_mode_sregs(cpu.get_sregs(), cs=vector << 8, ds=0)
+        sregs.cr0 = 0x60000010
+        sregs.cr4 = 0
+        sregs.efer = 0
+        cpu.set_sregs(sregs)
+        cpu.set_regs(Registers(rip=0, rflags=0x2))
+
+    def _user_irq_inject(self, cpu: Vcpu) -> bool:
+        """Before ``cpu`` runs (device lock held): an NMI, then the pending external
+        interrupt if the vCPU can take it now, else an interrupt window request. Marks
+        the vCPU running (a wake-up from now on kicks it). False when the vCPU is not
+        to run (waiting for SIPI)."""
+        router = self.interrupts
+        assert router is not None
+        if self._irq_queue:
+            self._drain_irqs()
+        index = cpu.index
+        lapic = router.lapics[index]
+        if lapic.mp_state is MpState.WAIT_SIPI:
+            return False
+        if lapic.nmi_pending:
+            lapic.nmi_pending = False
+            cpu.inject_nmi()
+        if lapic.irr and self._apic_device is not None:
+            self._apic_device.sync_tpr(cpu.index)  # CR8 writes change what may go in
+        want = False
+        if router.pending(index):
+            if cpu.interrupt_ready():
+                vector = router.acknowledge(index)
+                if vector is not None:
+                    cpu.inject_interrupt(vector)
+                want = router.pending(index)
+            else:
+                want = True
+        if want or self._window_asked[index]:
+            cpu.request_interrupt_window(want)
+            self._window_asked[index] = want
+        self._cpu_running[index] = True
+        return True
 
     def ram_regions(self, mtype: MachineType | None = None) -> list[tuple[int, int]]:
         """Guest RAM as ``[(base, size), ...]``: QEMU 7.2's split for pc and q35 (the part
@@ -789,6 +1026,24 @@ class Machine:
         interrupt controller modelled here and the level goes nowhere."""
         if self._irq_to_vm and self.vm is not None:
             self.vm.set_irq_line(irq, level)
+        elif self.interrupts is not None:
+            if getattr(self._tls, "locked", False):
+                self.interrupts.set_irq(irq, level)
+            elif self._io_lock.acquire(blocking=False):
+                try:
+                    self.interrupts.set_irq(irq, level)
+                finally:
+                    self._io_lock.release()
+            else:  # a thread without the device lock (serial input): the vCPUs apply it
+                with self._irq_queue_lock:
+                    self._irq_queue.append((irq, level))
+                for i in range(len(self._cpu_events)):
+                    self._wake_cpu(i)
+
+    def irq_routed(self) -> bool:
+        """Interrupt lines reach an interrupt controller (the accelerator's, or the
+        userspace one): a device need not drive a line nothing listens to."""
+        return self._irq_to_vm or self.interrupts is not None
 
     def request_stop(self, status: int, message: str, *, kind: str) -> None:
         """End the current :meth:`run` after this exit with ``status``."""
@@ -914,27 +1169,57 @@ class Machine:
         # The application processors run on threads of their own while this run lasts,
         # when they can wait for INIT/SIPI in the accelerator's local APICs; device
         # handlers then run under one lock (QEMU's big lock).
-        lock = self._io_lock if self._start_aps() else None
+        router = self.interrupts
+        started = self._start_aps()
+        lock = self._device_lock if started or router is not None else None
+        if router is not None:
+            self._tls.cpu = 0
+            router.start()
+
+        def stopping() -> bool:
+            return self._pause_req.is_set() or self._stop is not None
+
         after_io = False
         io_rip: int | None = None  # where a possibly unfinished port/MMIO instruction is
         retries = 0
         try:
             while True:
-                ex = vcpu.run()
-                t = type(ex)
+                ex: Exit
+                t: type[Exit]
+                if router is not None:
+                    with self._device_lock():
+                        runnable = self._user_irq_inject(vcpu)
+                    if not runnable:  # INIT: wait for the SIPI
+                        self._user_irq_wait(vcpu, False, stopping)
+                        if self._pause_req.is_set():
+                            ex = InterruptedExit()
+                            t = InterruptedExit
+                        else:
+                            continue
+                    else:
+                        ex = vcpu.run()
+                        self._cpu_running[0] = False
+                        t = type(ex)
+                        if t is HaltExit and not self._halt_forever(vcpu):
+                            # HLT waits in the userspace local APIC for an interrupt
+                            self._user_irq_wait(vcpu, True, stopping)
+                            t = InterruptedExit if stopping() else InterruptWindowExit
+                else:
+                    ex = vcpu.run()
+                    t = type(ex)
                 if t is PortIoExit:
                     assert isinstance(ex, PortIoExit)
                     if lock is None:
                         self._port_io(ex)
                     else:
-                        with lock:
+                        with lock():
                             self._port_io(ex)
                 elif t is MmioExit:
                     assert isinstance(ex, MmioExit)
                     if lock is None:
                         self._mmio_access(ex)
                     else:
-                        with lock:
+                        with lock():
                             self._mmio_access(ex)
                 elif t is HaltExit:
                     if vcpu.get_regs().rflags & 0x200:
@@ -996,6 +1281,8 @@ class Machine:
                     return self._stop
         finally:
             self._stop_aps()
+            if router is not None:
+                router.stop()
             self._run_thread = None
             self._paused_ack.set()  # a pause() waiting from another thread must not hang
             if timer is not None:
@@ -1035,7 +1322,7 @@ class Machine:
         handler (a machine made outside the main thread), since only the signal gets a
         vCPU out of such a wait. True when threads were started."""
         aps = self.vcpus[1:]
-        if not aps or not self._irq_to_vm or not self._can_signal:
+        if not aps or not (self._irq_to_vm or self.interrupts is not None) or not self._can_signal:
             return False
         self._ap_exit.clear()
         self._ap_gate.set()
@@ -1051,6 +1338,8 @@ class Machine:
         return True
 
     def _kick_aps(self) -> None:
+        for event in self._cpu_events[1:]:
+            event.set()
         for cpu in self.vcpus[1:]:
             cpu.kick()
             ident = self._ap_idents.get(cpu.index)
@@ -1090,7 +1379,13 @@ class Machine:
         with self._ap_cond:
             self._ap_idents[cpu.index] = threading.get_ident()
             self._ap_cond.notify_all()
-        lock = self._io_lock
+        lock = self._device_lock
+        router = self.interrupts
+        self._tls.cpu = cpu.index
+
+        def leave() -> bool:
+            return self._ap_exit.is_set() or not self._ap_gate.is_set() or self._stop is not None
+
         while not self._ap_exit.is_set():
             if not self._ap_gate.is_set():
                 with self._ap_cond:
@@ -1102,19 +1397,29 @@ class Machine:
                 continue
             end: RunResult | None = None
             try:
+                if router is not None:
+                    with lock():
+                        runnable = self._user_irq_inject(cpu)
+                    if not runnable:  # waiting for INIT/SIPI in the userspace APIC
+                        self._user_irq_wait(cpu, False, leave)
+                        continue
                 ex = cpu.run()
+                if router is not None:
+                    self._cpu_running[cpu.index] = False
             except AccelError as exc:
                 end = RunResult(125, "internal-error", f"vCPU {cpu.index}: {exc}")
             else:
                 t = type(ex)
                 if t is PortIoExit:
                     assert isinstance(ex, PortIoExit)
-                    with lock:
+                    with lock():
                         self._port_io(ex)
                 elif t is MmioExit:
                     assert isinstance(ex, MmioExit)
-                    with lock:
+                    with lock():
                         self._mmio_access(ex)
+                elif t is HaltExit and router is not None:
+                    self._user_irq_wait(cpu, True, leave)
                 elif t is ShutdownExit:
                     assert isinstance(ex, ShutdownExit)
                     end = RunResult(0, "shutdown", f"guest shut down ({ex.reason}) on vCPU "
@@ -1127,7 +1432,7 @@ class Machine:
                         f"(code {ex.code:#x}) {ex.detail}".rstrip(),
                     )  # fmt: skip
             if end is not None:
-                with lock:
+                with lock():
                     if self._stop is None:
                         self._stop = end
             if self._stop is not None:
@@ -1145,7 +1450,12 @@ class Machine:
         :data:`KICK_SIGNAL` to the thread in :meth:`run` so a blocking call returns."""
         if not self.vcpus:
             return
-        self.vcpus[0].kick()
+        if self._cpu_events:
+            self._cpu_events[0].set()
+        try:
+            self.vcpus[0].kick()
+        except HandleClosedError:  # a late kick (a retry timer) after the machine closed
+            return
         thread = self._run_thread
         if thread is not None and self._can_signal and thread != threading.get_ident():
             signal.pthread_kill(thread, KICK_SIGNAL)

@@ -43,8 +43,19 @@ from ..errors import (
     SnapshotVersionError,
 )
 from ..machine.device import DeviceRegistry
-from ..machine.devices import HPET_PERIOD_FS, DebugCon, Hpet, Pit, Rtc, SerialPort
+from ..machine.devices import (
+    HPET_PERIOD_FS,
+    ApicDevice,
+    DebugCon,
+    Hpet,
+    IoApicDevice,
+    PicDevice,
+    Pit,
+    Rtc,
+    SerialPort,
+)
 from ..machine.devices.fw_cfg import FwCfgDevice
+from ..machine.interrupts import MpState, Pic
 from ..machine.machine import Machine, MachinePlan, RunResult
 from ..machine.runstate import RunState
 from ..machine.serial import FIFO_SIZE, STATE_VERSION, Uart16550
@@ -60,6 +71,7 @@ from .vmstate import (
     U32,
     U64,
     Array,
+    Bytes,
     Field,
     Nested,
     Str,
@@ -306,6 +318,169 @@ def _pit_put(dev: Pit, st: PitState, ctx: RestoreContext) -> None:
         ch.reload, ch.mode, ch.access = s.reload, s.mode, s.access
         ch.start = now - s.elapsed_ns - ctx.elapsed_ns
         ch.latch, ch.latched, ch.read_hi, ch.write_hi = s.latch, s.latched, s.read_hi, s.write_hi
+
+
+# --------------------------------------------------------------------------- interrupt controllers
+# The userspace PIC pair, IOAPIC and local APICs (accel.machine.interrupts): every
+# register; the APIC timer as the guest ns since its count was loaded, as the PIT's.
+
+_PIC_FLAGS = (
+    "read_reg_select",
+    "poll",
+    "special_mask",
+    "auto_eoi",
+    "rotate_on_auto_eoi",
+    "special_fully_nested",
+    "init4",
+    "single_mode",
+)
+
+
+@dataclass
+class PicChipState:
+    irr: int = 0
+    imr: int = 0
+    isr: int = 0
+    last_irr: int = 0
+    priority_add: int = 0
+    irq_base: int = 0
+    init_state: int = 0
+    elcr: int = 0
+    flags: int = 0  # _PIC_FLAGS, bit by bit
+
+
+@dataclass
+class PicState:
+    """The ``isa-i8259`` section: master, then slave."""
+
+    chips: list[PicChipState] = field(default_factory=list)
+
+
+@dataclass
+class IoApicState:
+    """The ``ioapic`` section."""
+
+    id: int = 0
+    ioregsel: int = 0
+    irr: int = 0
+    levels: int = 0
+    table: list[int] = field(default_factory=list)
+
+
+@dataclass
+class LapicModelState:
+    apic_id: int = 0
+    tpr: int = 0
+    svr: int = 0xFF
+    ldr: int = 0
+    dfr: int = 0xFFFFFFFF
+    esr: int = 0
+    icr_lo: int = 0
+    icr_hi: int = 0
+    irr: bytes = bytes(32)
+    isr: bytes = bytes(32)
+    tmr: bytes = bytes(32)
+    lvt: list[int] = field(default_factory=list)
+    divide: int = 0
+    initial_count: int = 0
+    elapsed_ns: int = 0
+    load_mode: int = 0
+    wait_sipi: bool = False
+    sipi_vector: int = 0x100  # 0x100: none received
+    nmi_pending: bool = False
+    extint_pending: bool = False
+
+
+@dataclass
+class ApicState:
+    """The ``apic`` section: one entry per vCPU."""
+
+    cpus: list[LapicModelState] = field(default_factory=list)
+
+
+def _pic_chip_take(c: Pic) -> PicChipState:
+    flags = sum(1 << i for i, n in enumerate(_PIC_FLAGS) if getattr(c, n))
+    return PicChipState(c.irr, c.imr, c.isr, c.last_irr, c.priority_add, c.irq_base,
+                        c.init_state, c.elcr, flags)  # fmt: skip
+
+
+def _pic_put(dev: PicDevice, st: PicState, ctx: RestoreContext) -> None:
+    if len(st.chips) != 2:
+        raise SnapshotMismatchError(
+            f"isa-i8259 has 2 chips, the snapshot {len(st.chips)}", section="isa-i8259"
+        )
+    for chip, s in zip(dev.model.chips, st.chips, strict=True):
+        chip.irr, chip.imr, chip.isr, chip.last_irr = s.irr, s.imr, s.isr, s.last_irr
+        chip.priority_add, chip.irq_base, chip.init_state = s.priority_add, s.irq_base, s.init_state
+        chip.elcr = s.elcr & chip.elcr_mask
+        for i, name in enumerate(_PIC_FLAGS):
+            setattr(chip, name, bool(s.flags >> i & 1))
+
+
+def _ioapic_put(dev: IoApicDevice, st: IoApicState, ctx: RestoreContext) -> None:
+    m = dev.model
+    if len(st.table) != len(m.table):
+        raise SnapshotMismatchError(
+            f"ioapic has {len(m.table)} pins, the snapshot {len(st.table)}", section="ioapic"
+        )
+    m.id, m.ioregsel, m.irr, m.levels = st.id, st.ioregsel, st.irr, st.levels
+    m.table = list(st.table)
+
+
+def _apic_take(dev: ApicDevice) -> ApicState:
+    now = dev.machine.guest_ns()
+    out = []
+    for a in dev.lapics:
+        out.append(LapicModelState(
+            a.apic_id, a.tpr, a.svr, a.ldr, a.dfr, a.esr, a.icr_lo, a.icr_hi,
+            a.irr.to_bytes(32, "little"), a.isr.to_bytes(32, "little"),
+            a.tmr.to_bytes(32, "little"), list(a.lvt), a.divide, a.initial_count,
+            max(0, now - a.load_ns), a._load_mode, a.mp_state is MpState.WAIT_SIPI,
+            0x100 if a.sipi_vector is None else a.sipi_vector, a.nmi_pending,
+            a.extint_pending,
+        ))  # fmt: skip
+    return ApicState(out)
+
+
+def _apic_put(dev: ApicDevice, st: ApicState, ctx: RestoreContext) -> None:
+    if len(st.cpus) != len(dev.lapics):
+        raise SnapshotMismatchError(
+            f"apic has {len(dev.lapics)} local APICs, the snapshot {len(st.cpus)}",
+            section="apic",
+        )
+    now = ctx.machine.guest_ns()
+    for a, s in zip(dev.lapics, st.cpus, strict=True):
+        a.apic_id, a.tpr, a.svr, a.ldr, a.dfr, a.esr = s.apic_id, s.tpr, s.svr, s.ldr, s.dfr, s.esr
+        a.icr_lo, a.icr_hi = s.icr_lo, s.icr_hi
+        a.irr = int.from_bytes(s.irr, "little")
+        a.isr = int.from_bytes(s.isr, "little")
+        a.tmr = int.from_bytes(s.tmr, "little")
+        a.lvt = list(s.lvt)
+        a.divide, a.initial_count, a._load_mode = s.divide, s.initial_count, s.load_mode
+        a.load_ns = now - s.elapsed_ns - ctx.elapsed_ns
+        a.mp_state = MpState.WAIT_SIPI if s.wait_sipi else MpState.RUNNING
+        a.sipi_vector = None if s.sipi_vector > 0xFF else s.sipi_vector
+        a.nmi_pending, a.extint_pending = s.nmi_pending, s.extint_pending
+        a.deadline = None
+        a._arm(now)
+
+
+_PIC_CHIP = VMStateDescription(
+    "i8259-chip", 1, 1, PicChipState,
+    fields=tuple(Field(n, U8) for n in ("irr", "imr", "isr", "last_irr", "priority_add",
+                                        "irq_base", "init_state", "elcr", "flags")),
+)  # fmt: skip
+_LAPIC = VMStateDescription(
+    "lapic", 1, 1, LapicModelState,
+    fields=(
+        Field("apic_id", U32), Field("tpr", U8), Field("svr", U32), Field("ldr", U32),
+        Field("dfr", U32), Field("esr", U32), Field("icr_lo", U32), Field("icr_hi", U32),
+        Field("irr", Bytes(32)), Field("isr", Bytes(32)), Field("tmr", Bytes(32)),
+        Field("lvt", Array(U32, 6)), Field("divide", U32), Field("initial_count", U32),
+        Field("elapsed_ns", U64), Field("load_mode", U8), Field("wait_sipi", BOOL),
+        Field("sipi_vector", U16), Field("nmi_pending", BOOL), Field("extint_pending", BOOL),
+    ),
+)  # fmt: skip
 
 
 def _debugcon_put(dev: DebugCon, st: DebugConState, ctx: RestoreContext) -> None:
@@ -620,6 +795,39 @@ DEVICE_STATES: Mapping[str, DeviceCodec] = {
     "isa-debug-exit": _no_state("isa-debug-exit"),
     "isa-serial": DeviceCodec(SERIAL_STATE, _serial_take, _serial_put),
     "fw-cfg": DeviceCodec(FW_CFG_STATE, _fw_cfg_take, _fw_cfg_put, FW_CFG_DATA, _fw_cfg_bulk),
+    "isa-i8259": DeviceCodec(
+        VMStateDescription(
+            "isa-i8259", 1, 1, PicState, fields=(Field("chips", Array(Nested(_PIC_CHIP), 2)),)
+        ),
+        lambda dev: PicState([_pic_chip_take(c) for c in dev.model.chips]),
+        _pic_put,
+    ),
+    "ioapic": DeviceCodec(
+        VMStateDescription(
+            "ioapic",
+            1,
+            1,
+            IoApicState,
+            fields=(
+                Field("id", U8),
+                Field("ioregsel", U8),
+                Field("irr", U32),
+                Field("levels", U32),
+                Field("table", Array(U64, 24)),
+            ),
+        ),
+        lambda dev: IoApicState(
+            dev.model.id, dev.model.ioregsel, dev.model.irr, dev.model.levels, list(dev.model.table)
+        ),
+        _ioapic_put,
+    ),
+    "apic": DeviceCodec(
+        VMStateDescription(
+            "apic", 1, 1, ApicState, fields=(Field("cpus", Array(Nested(_LAPIC), 1024)),)
+        ),
+        _apic_take,
+        _apic_put,
+    ),
 }
 
 
@@ -664,6 +872,33 @@ def _put_attrs(desc: VMStateDescription[Any]) -> Callable[[Any, Any, RestoreCont
     return put
 
 
+#: The userspace interrupt controllers: a machine moved from an accelerator that had none
+#: (no interrupt injection) gets them in their reset state, as a guest that never had an
+#: interrupt controller finds them at power-on.
+_USER_INTC = frozenset({"isa-i8259", "ioapic", "apic"})
+
+
+def _intc_unused(name: str, st: Any) -> bool:
+    """A userspace interrupt controller's section in its power-on state (never
+    programmed: PIC not initialised, every IOAPIC pin masked, no local APIC enabled or
+    holding an interrupt): a machine may go on without it."""
+    if isinstance(st, PicState):
+        return all(
+            (c.imr, c.isr, c.irq_base, c.init_state, c.flags) == (0, 0, 0, 0, 0) for c in st.chips
+        )
+    if isinstance(st, IoApicState):
+        return st.irr == 0 and all(e & (1 << 16) for e in st.table)
+    if isinstance(st, ApicState):
+        return all(
+            not c.svr & 0x100
+            and not any(c.irr + c.isr)
+            and c.initial_count == 0
+            and not (c.nmi_pending or c.extint_pending)
+            for c in st.cpus
+        )
+    return False
+
+
 def _accelerator_devices_moved(
     plan: MachinePlan,
     names: list[str],
@@ -685,16 +920,34 @@ def _accelerator_devices_moved(
     added = [n for n in names if n not in saved]
     dropped = [n for n in saved if n not in names]
     by_name = {d.name: d for d in plan.decisions if d.present}
+    fresh = [n for n in added if n in _USER_INTC]
+    added = [n for n in added if n not in _USER_INTC]
     for name in added:
         d = by_name.get(name)
         if d is None or d.origin != "accelerator" or name in DEVICE_STATES:
             return None
     for name in dropped:
+        if name in _USER_INTC and _intc_unused(name, sections.get((name, 0))):
+            continue
         if name in DEVICE_STATES or any(key[0] == name for key in sections):
             return None
-    if [n for n in names if n not in added] != [n for n in saved if n not in dropped]:
+    if [n for n in names if n not in added and n not in fresh] != [
+        n for n in saved if n not in dropped
+    ]:
         return None
     notes = []
+    unused = [n for n in dropped if n in _USER_INTC]
+    if unused:
+        notes.append(
+            f"the snapshot's {', '.join(unused)} were never programmed by the guest: "
+            f"{plan.accelerator} goes on without them"
+        )
+        dropped = [n for n in dropped if n not in _USER_INTC]
+    if fresh:
+        notes.append(
+            f"{plan.accelerator} models {', '.join(fresh)} in userspace, which the "
+            "snapshot's machine had not: they start from their reset state"
+        )
     if dropped:
         notes.append(
             f"the snapshot's {', '.join(dropped)} (no state of its own) is not on "
@@ -923,6 +1176,21 @@ def restore_machine(
             if d.present or (d.origin == "machine" and kernel_added.get(d.name, False))
         ]
         moved_notes = _accelerator_devices_moved(plan, names, ms.devices, staged.devices)
+        used = [
+            n
+            for n in ms.devices
+            if n in _USER_INTC
+            and n not in names
+            and not _intc_unused(n, staged.devices.get((n, 0)))
+        ]
+        if moved_notes is None and used:
+            raise SnapshotMismatchError(
+                f"the guest programmed its {', '.join(used)} (modelled in userspace) and "
+                f"{accel.name} has no interrupt controller to hold them",
+                section=used[0],
+                hint="restore on an accelerator that takes injected interrupts "
+                "(interrupt-injection), or where the snapshot was taken",
+            )
         if moved_notes is None:
             raise SnapshotMismatchError(
                 f"on {accel.name} this machine would have devices {names}; the snapshot "

@@ -55,9 +55,6 @@ def accel_accelerators() -> list[AcceleratorInfo]:
             priority=100,
             factory=KvmAccelerator,
             hardware=True,
-            unsupported={
-                "interrupt-injection": "KVM_INTERRUPT / KVM_NMI are not yet driven",
-            },
             cpu_flags=CPU_FLAGS,
         )
     ]

@@ -39,7 +39,7 @@ from .ioctls import (
     Sys,
     call,
 )
-from .vcpu import cpuid_buffer, filter_cpuid, mce_cap
+from .vcpu import cpuid_buffer, filter_cpuid, hide_user_apic_features, mce_cap
 from .vm import KvmVM
 
 __all__ = ["KvmAccelerator"]
@@ -75,7 +75,7 @@ class KvmAccelerator(Accelerator):
         self._msr_list: tuple[int, ...] | None = None
         self._mce_cap: int | None = None
         # (CPU spec, APIC ID, cores) -> (KVM_SET_CPUID2 struct, MCG_CAP): see vcpu_cpuid.
-        self._vcpu_cpuid: dict[tuple[CpuSpec, int, int], tuple[bytes, int]] = {}
+        self._vcpu_cpuid: dict[tuple[CpuSpec, int, int, bool], tuple[bytes, int]] = {}
         # The KVM_GET_SUPPORTED_CPUID result as the kernel wrote it (a struct kvm_cpuid2).
         self._cpuid_struct = b""
         self._mmap_size = 0
@@ -274,18 +274,25 @@ class KvmAccelerator(Accelerator):
                 self._mce_cap = (int.from_bytes(buf, "little") & ~0xFF) | (banks & 0xFF)
         return self._mce_cap
 
-    def vcpu_cpuid(self, cpu: CpuSpec, apic_id: int, cores: int = 1) -> tuple[bytes, int]:
+    def vcpu_cpuid(
+        self, cpu: CpuSpec, apic_id: int, cores: int = 1, *, user_apic: bool = False
+    ) -> tuple[bytes, int]:
         """The ``struct kvm_cpuid2`` a vCPU of ``cpu`` with ``apic_id`` in a socket of
         ``cores`` is given
         (:func:`~accel_kvm.vcpu.filter_cpuid`; nothing filtered out: a copy of the kernel's
         own struct, whose padding it zeroed) and its MCG_CAP (:func:`~accel_kvm.vcpu.mce_cap`,
         0: no KVM_X86_SETUP_MCE). Both follow from host capabilities read once, so they
-        are computed once per (spec, APIC ID, cores) and kept (at most :data:`_VCPU_CPUID_KEEP`)."""
-        key = (cpu, apic_id, cores)
+        are computed once per (spec, APIC ID, cores) and kept (at most :data:`_VCPU_CPUID_KEEP`).
+        ``user_apic``: the vCPU's local APIC is modelled outside KVM (a VM without the
+        in-kernel irqchip), so x2APIC and TSC-deadline are hidden
+        (:func:`~accel_kvm.vcpu.hide_user_apic_features`)."""
+        key = (cpu, apic_id, cores, user_apic)
         hit = self._vcpu_cpuid.get(key)
         if hit is None:
             supported = self.supported_cpuid()
             entries = filter_cpuid(supported, cpu, apic_id=apic_id, cores=cores)
+            if user_apic:
+                entries = hide_user_apic_features(entries)
             kernel_struct = self.supported_cpuid_struct()
             if entries == list(supported) and kernel_struct:
                 struct = kernel_struct

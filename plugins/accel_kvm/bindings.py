@@ -37,6 +37,7 @@ KVM_EXIT_IRQ_WINDOW_OPEN: Final = 7
 KVM_EXIT_SHUTDOWN: Final = 8
 KVM_EXIT_FAIL_ENTRY: Final = 9
 KVM_EXIT_INTR: Final = 10
+KVM_EXIT_SET_TPR: Final = 11
 KVM_EXIT_INTERNAL_ERROR: Final = 17
 KVM_EXIT_SYSTEM_EVENT: Final = 24
 KVM_EXIT_IO_IN: Final = 0
@@ -178,6 +179,12 @@ class kvm_irq_level(ctypes.Structure):
     """``struct kvm_irq_level`` (KVM_IRQ_LINE): ``irq`` (a union with ``status``), ``level``."""
 
     _fields_ = [("irq", ctypes.c_uint32), ("level", ctypes.c_uint32)]
+
+
+class kvm_interrupt(ctypes.Structure):
+    """``struct kvm_interrupt`` (KVM_INTERRUPT): the vector to inject."""
+
+    _fields_ = [("irq", ctypes.c_uint32)]
 
 
 class kvm_cpuid_entry2(ctypes.Structure):
@@ -502,6 +509,7 @@ STRUCTS: Final[dict[str, type[ctypes.Structure]]] = {
     "kvm_clock_data": kvm_clock_data,
     "kvm_pit_config": kvm_pit_config,
     "kvm_irq_level": kvm_irq_level,
+    "kvm_interrupt": kvm_interrupt,
     "kvm_cpuid_entry2": kvm_cpuid_entry2,
     "kvm_cpuid2": kvm_cpuid2,
     "kvm_msr_entry": kvm_msr_entry,
@@ -543,6 +551,9 @@ CpuidEntry = tuple[int, int, int, int, int, int, int]
 _U: Final = kvm_run.u.offset
 RUN_IMMEDIATE_EXIT: Final = kvm_run.immediate_exit.offset
 RUN_EXIT_REASON: Final = kvm_run.exit_reason.offset
+RUN_REQUEST_INTERRUPT_WINDOW: Final = kvm_run.request_interrupt_window.offset
+RUN_READY_FOR_INTERRUPT_INJECTION: Final = kvm_run.ready_for_interrupt_injection.offset
+RUN_IF_FLAG: Final = kvm_run.if_flag.offset
 RUN_IO_DIRECTION: Final = _U + kvm_run_io.direction.offset
 RUN_IO_SIZE: Final = _U + kvm_run_io.size.offset
 RUN_IO_PORT: Final = _U + kvm_run_io.port.offset

@@ -89,8 +89,9 @@ def pv_clock_answers(
 def plugin_answers() -> dict[Capability, CapabilityAnswer]:
     """The answers that depend on what this plugin drives, not on a KVM_CAP."""
     return {
-        Capability.INTERRUPT_INJECTION: CapabilityAnswer.no(
-            "this plugin does not yet drive KVM_INTERRUPT / KVM_NMI"
+        Capability.INTERRUPT_INJECTION: CapabilityAnswer.yes(
+            source="KVM_INTERRUPT, KVM_NMI, kvm_run.request_interrupt_window (a VM "
+            "without the in-kernel irqchip)"
         ),
         Capability.VCPU_STATE: CapabilityAnswer.yes(
             source="KVM_GET/SET_MSRS, XSAVE/XCRS, DEBUGREGS, VCPU_EVENTS, MP_STATE"

@@ -27,6 +27,7 @@ from .bindings import (
     kvm_clock_data,
     kvm_cpuid2,
     kvm_debugregs,
+    kvm_interrupt,
     kvm_irq_level,
     kvm_irqchip,
     kvm_lapic_state,
@@ -115,6 +116,8 @@ KVM_GET_SREGS: Final = _ior(0x83, kvm_sregs)
 KVM_SET_SREGS: Final = _iow(0x84, kvm_sregs)
 KVM_SET_CPUID2: Final = _iow(0x90, kvm_cpuid2)
 KVM_KVMCLOCK_CTRL: Final = _io(0xAD)
+KVM_INTERRUPT: Final = _iow(0x86, kvm_interrupt)
+KVM_NMI: Final = _io(0x9A)
 # vCPU and irqchip state (accel_kvm.state)
 KVM_GET_MSR_INDEX_LIST: Final = _iowr(0x02, kvm_msr_list)
 KVM_GET_MSRS: Final = _iowr(0x88, kvm_msrs)
@@ -169,6 +172,8 @@ IOCTLS: Final[dict[str, int]] = {
     "KVM_SET_SREGS": KVM_SET_SREGS,
     "KVM_SET_CPUID2": KVM_SET_CPUID2,
     "KVM_KVMCLOCK_CTRL": KVM_KVMCLOCK_CTRL,
+    "KVM_INTERRUPT": KVM_INTERRUPT,
+    "KVM_NMI": KVM_NMI,
 }
 IOCTLS.update(
     {

@@ -22,6 +22,7 @@ from accel.accelerator import (
     HaltExit,
     InternalErrorExit,
     InterruptedExit,
+    InterruptWindowExit,
     IoDirection,
     MmioExit,
     PortIoExit,
@@ -31,14 +32,22 @@ from accel.accelerator import (
     SpecialRegisters,
     Vcpu,
 )
-from accel.errors import BackendCallError, HandleClosedError, VcpuStateError
+from accel.errors import (
+    BackendCallError,
+    HandleClosedError,
+    InvalidArgumentError,
+    UnsupportedError,
+    VcpuStateError,
+)
 
 from . import bindings as b
 from .ioctls import (
     ACCEL_NAME,
     KVM_GET_REGS,
     KVM_GET_SREGS,
+    KVM_INTERRUPT,
     KVM_KVMCLOCK_CTRL,
+    KVM_NMI,
     KVM_RUN,
     KVM_SET_CPUID2,
     KVM_SET_REGS,
@@ -64,6 +73,7 @@ __all__ = [
     "KvmVcpu",
     "cpuid_buffer",
     "filter_cpuid",
+    "hide_user_apic_features",
     "mce_cap",
     "model_host",
     "pv_features",
@@ -283,6 +293,25 @@ def filter_cpuid(
     return pv + base
 
 
+#: CPUID.1:ECX bits a local APIC outside KVM cannot serve: x2APIC (bit 21; its MSRs
+#: reach userspace only with KVM_CAP_X86_USER_SPACE_MSR, which this plugin does not use)
+#: and the TSC-deadline timer (bit 24; IA32_TSC_DEADLINE is KVM's in-kernel LAPIC's).
+#: QEMU 7.2 clears both without the in-kernel irqchip (kvm_arch_get_supported_cpuid).
+USER_APIC_HIDDEN_ECX: Final = (1 << 21) | (1 << 24)
+
+
+def hide_user_apic_features(entries: list[b.CpuidEntry]) -> list[b.CpuidEntry]:
+    """``entries`` without x2APIC and TSC-deadline (:data:`USER_APIC_HIDDEN_ECX`): the
+    CPUID of a vCPU whose local APIC is modelled outside KVM."""
+    out: list[b.CpuidEntry] = []
+    for entry in entries:
+        if entry[0] == 1:
+            function, index, flags, eax, ebx, ecx, edx = entry
+            entry = (function, index, flags, eax, ebx, ecx & ~USER_APIC_HIDDEN_ECX, edx)
+        out.append(entry)
+    return out
+
+
 _EXIT_NAMES = {
     b.KVM_EXIT_UNKNOWN: "unknown",
     b.KVM_EXIT_EXCEPTION: "exception",
@@ -312,6 +341,7 @@ class KvmVcpu(KvmVcpuState, Vcpu):
         cpuid: bytearray,
         on_close: Callable[[KvmVcpu], None] | None = None,
         *,
+        in_kernel_irqchip: bool = False,
         mcg_cap: int = 0,
     ) -> None:
         """Take over vCPU ``fd`` (from KVM_CREATE_VCPU): map kvm_run, KVM_SET_CPUID2 with
@@ -319,8 +349,11 @@ class KvmVcpu(KvmVcpuState, Vcpu):
         KVM_X86_SETUP_MCE with ``mcg_cap`` where it is not 0 (see :func:`mce_cap`).
 
         Made by :meth:`KvmVM.create_vcpu`; on failure ``fd`` is closed. ``on_close`` is
-        called with the vCPU when it closes (the VM forgets it).
+        called with the vCPU when it closes (the VM forgets it). ``in_kernel_irqchip``
+        says the VM has KVM_CREATE_IRQCHIP's LAPIC (then interrupts are not injected
+        from userspace).
         """
+        self._in_kernel_irqchip = in_kernel_irqchip
         self.vm = vm
         self._on_close = on_close
         self.index = index
@@ -332,6 +365,11 @@ class KvmVcpu(KvmVcpuState, Vcpu):
         # The last run() ended at HLT with no in-kernel LAPIC: KVM reports such a vCPU
         # RUNNABLE (userspace holds the halt), so get_mp_state says HALTED from this flag.
         self._user_halted = False
+        # Interrupt injection without the in-kernel irqchip: an interrupt queued with
+        # KVM_INTERRUPT and not yet entered (kvm_run's ready flag is stale until the next
+        # KVM_RUN), and whether an interrupt window exit was asked for.
+        self._irq_queued = False
+        self._window_wanted = False
         try:
             try:
                 mm = sys.mmap(fd, mmap_size)
@@ -366,8 +404,11 @@ class KvmVcpu(KvmVcpuState, Vcpu):
             b.KVM_EXIT_FAIL_ENTRY: self._exit_fail_entry,
             b.KVM_EXIT_INTERNAL_ERROR: self._exit_internal,
             b.KVM_EXIT_SYSTEM_EVENT: self._exit_system_event,
-            b.KVM_EXIT_IRQ_WINDOW_OPEN: self._exit_continue,
+            b.KVM_EXIT_IRQ_WINDOW_OPEN: self._exit_irq_window,
             b.KVM_EXIT_INTR: self._exit_continue,
+            # without the in-kernel LAPIC a CR8 write lowering the TPR exits here; KVM
+            # already holds the new CR8 (kvm_run.cr8 carries it into the next KVM_RUN)
+            b.KVM_EXIT_SET_TPR: self._exit_continue,
         }
 
     @property
@@ -466,6 +507,7 @@ class KvmVcpu(KvmVcpuState, Vcpu):
                 accelerator=ACCEL_NAME,
             )
         self._user_halted = False
+        self._irq_queued = False
         ioctl = self._ioctl
         fd = self._fd
         dispatch = self._dispatch
@@ -566,6 +608,71 @@ class KvmVcpu(KvmVcpuState, Vcpu):
             self._mv[b.RUN_IMMEDIATE_EXIT] = 0
             return InterruptedExit()
         return None
+
+    def _exit_irq_window(self) -> Exit | None:
+        if self._window_wanted:
+            return InterruptWindowExit()
+        return self._exit_continue()
+
+    # ------------------------------------------------------------------ interrupt injection
+    # Only for a VM without the in-kernel irqchip (KVM's "userspace irqchip" mode, as
+    # QEMU's kernel-irqchip=off): KVM_INTERRUPT queues an external interrupt for the next
+    # KVM_RUN, KVM_NMI an NMI, and kvm_run's request_interrupt_window makes KVM_RUN exit
+    # with KVM_EXIT_IRQ_WINDOW_OPEN once the guest can take one. After every exit KVM
+    # fills in ready_for_interrupt_injection and if_flag.
+    def _require_user_irqchip(self, what: str) -> None:
+        self._check_open()
+        if self._in_kernel_irqchip:
+            raise UnsupportedError(
+                f"{ACCEL_NAME} vcpu {self.index} cannot {what}: its VM has the in-kernel "
+                "irqchip, which delivers interrupts itself",
+                hint="raise interrupt lines with vm.set_irq_line, or create the VM without "
+                "the irqchip (VmOptions(irqchip=False))",
+                accelerator=ACCEL_NAME,
+                feature="interrupt-injection",
+            )
+
+    def interrupt_ready(self) -> bool:
+        """kvm_run.ready_for_interrupt_injection and if_flag of the last exit, and no
+        interrupt queued since (False before the first run: KVM has said nothing yet)."""
+        self._require_user_irqchip("report whether it can take an interrupt")
+        if self._irq_queued:
+            return False
+        mv = self._mv
+        return bool(mv[b.RUN_READY_FOR_INTERRUPT_INJECTION]) and bool(mv[b.RUN_IF_FLAG])
+
+    def inject_interrupt(self, vector: int) -> None:
+        """KVM_INTERRUPT with ``vector``: taken before the next guest instruction."""
+        self._require_user_irqchip("take an injected interrupt")
+        if not isinstance(vector, int) or isinstance(vector, bool) or not 0 <= vector <= 255:
+            raise InvalidArgumentError(
+                f"interrupt vector must be an int in 0..255, not {vector!r}",
+                hint="external interrupts use vectors 32..255",
+                argument="vector",
+                value=vector,
+            )
+        if not self.interrupt_ready():
+            raise VcpuStateError(
+                f"vcpu {self.index} cannot take interrupt {vector:#x} now (interrupts "
+                "disabled, an STI/MOV SS shadow, or an interrupt already queued)",
+                hint="check interrupt_ready() first, or request_interrupt_window(True) and "
+                "inject at the InterruptWindowExit",
+                accelerator=ACCEL_NAME,
+            )
+        call(self._sys, "KVM_INTERRUPT", self._fd, KVM_INTERRUPT, b.kvm_interrupt(vector))
+        self._irq_queued = True
+
+    def inject_nmi(self) -> None:
+        """KVM_NMI: KVM holds it while NMIs are blocked."""
+        self._require_user_irqchip("take an injected NMI")
+        call(self._sys, "KVM_NMI", self._fd, KVM_NMI, 0)
+
+    def request_interrupt_window(self, wanted: bool) -> None:
+        """kvm_run.request_interrupt_window: KVM_RUN returns KVM_EXIT_IRQ_WINDOW_OPEN
+        (:class:`~accel.InterruptWindowExit`) as soon as the guest can take an interrupt."""
+        self._require_user_irqchip("report an interrupt window")
+        self._window_wanted = bool(wanted)
+        self._mv[b.RUN_REQUEST_INTERRUPT_WINDOW] = 1 if wanted else 0
 
     def _exit_unknown(self) -> Exit:
         reason = self._u32[b.RUN_EXIT_REASON >> 2]

@@ -57,7 +57,9 @@ class KvmHost(Protocol):
 
     def mce_cap_supported(self) -> int: ...
 
-    def vcpu_cpuid(self, cpu: CpuSpec, apic_id: int, cores: int = 1) -> tuple[bytes, int]: ...
+    def vcpu_cpuid(
+        self, cpu: CpuSpec, apic_id: int, cores: int = 1, *, user_apic: bool = False
+    ) -> tuple[bytes, int]: ...
 
 
 def buffer_address(buf: _mmap.mmap) -> int:
@@ -266,14 +268,25 @@ class KvmVM(KvmVmState, VM):
         spec = cpu if cpu is not None else CpuSpec()
         acc = self._host
         size = acc.vcpu_mmap_size()
-        cpuid, mcg_cap = acc.vcpu_cpuid(spec, index, max(1, self.options.cpu_cores))
+        cpuid, mcg_cap = acc.vcpu_cpuid(
+            spec, index, max(1, self.options.cpu_cores), user_apic=not self.options.irqchip
+        )
         # A mutable buffer: fcntl.ioctl copies an immutable one only up to 1024 bytes.
         struct = bytearray(cpuid)
         fd = int(call(self._sys, "KVM_CREATE_VCPU", self._fd, KVM_CREATE_VCPU, index))
         # From here KVM holds vCPU ``index`` until the VM is closed, even if the rest fails.
         taken.add(index)
         vcpu = KvmVcpu(
-            self, index, fd, spec, self._sys, size, struct, self._forget, mcg_cap=mcg_cap
+            self,
+            index,
+            fd,
+            spec,
+            self._sys,
+            size,
+            struct,
+            self._forget,
+            mcg_cap=mcg_cap,
+            in_kernel_irqchip=self.options.irqchip,
         )
         self._vcpus.append(vcpu)
         return vcpu

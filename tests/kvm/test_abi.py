@@ -32,6 +32,9 @@ def _c_program() -> str:
     run_fields = {
         "RUN_IMMEDIATE_EXIT": "immediate_exit",
         "RUN_EXIT_REASON": "exit_reason",
+        "RUN_REQUEST_INTERRUPT_WINDOW": "request_interrupt_window",
+        "RUN_READY_FOR_INTERRUPT_INJECTION": "ready_for_interrupt_injection",
+        "RUN_IF_FLAG": "if_flag",
         "RUN_IO_DIRECTION": "io.direction",
         "RUN_IO_SIZE": "io.size",
         "RUN_IO_PORT": "io.port",

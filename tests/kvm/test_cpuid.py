@@ -28,7 +28,7 @@ from accel_kvm.vcpu import (
     pv_features,
 )
 
-from accel import CpuSpec, PortIoExit
+from accel import CpuSpec, PortIoExit, VmOptions
 from accel.machine.cpu import CPU_DEFINITIONS, FEATURE_BITS, ModelCpuidHost, model_cpuid
 
 from .guests import boot, run_to_halt
@@ -50,7 +50,7 @@ def _set_cpuid2_leaves(model: str) -> list[dict[int, tuple[int, ...]]]:
 
     acc = KvmAccelerator(sys=RecordingSys(on_ioctl=watch))
     try:
-        with acc.create_vm() as vm:
+        with acc.create_vm(QEMU_VM) as vm:  # QEMU's: the in-kernel irqchip
             vm.create_vcpu(cpu=CpuSpec.parse(model))
     finally:
         acc.close()
@@ -306,6 +306,10 @@ def _qemu_cmd(qemu: str, cpu: str, debugcon: str) -> list[str]:
             "-debugcon", debugcon, "-cpu", cpu]  # fmt: skip
 
 
+#: A VM as QEMU 7.2's -accel kvm makes it: with the in-kernel irqchip.
+QEMU_VM = VmOptions(irqchip=True)
+
+
 def _ours(cpu: str) -> bytes:
     import accel
     from accel.runner import RunOptions, run_image
@@ -313,7 +317,10 @@ def _ours(cpu: str) -> bytes:
     got: list[bytes] = []
     acc = accel.open("kvm")
     try:
-        run_image(acc, DUMP_IMAGE.read_bytes(), RunOptions(machine="pc", cpu=cpu, timeout=30),
+        # the in-kernel irqchip, as QEMU's -accel kvm (without it x2APIC and TSC-deadline
+        # are hidden, as QEMU does with kernel-irqchip=off)
+        run_image(acc, DUMP_IMAGE.read_bytes(),
+                  RunOptions(machine="pc,kernel-irqchip=on", cpu=cpu, timeout=30),
                   console=got.append)  # fmt: skip
     finally:
         acc.close()
@@ -406,7 +413,7 @@ def _set_cpuid2_entries(model: str) -> list[list[tuple[int, ...]]]:
 
     acc = KvmAccelerator(sys=RecordingSys(on_ioctl=watch))
     try:
-        with acc.create_vm() as vm:
+        with acc.create_vm(QEMU_VM) as vm:  # QEMU's: the in-kernel irqchip
             vm.create_vcpu(cpu=CpuSpec.parse(model))
     finally:
         acc.close()
@@ -515,7 +522,7 @@ def test_mce_is_set_up_as_qemu_does() -> None:
         supported = acc.mce_cap_supported()
         if not supported:
             pytest.skip("this host's KVM has no KVM_CAP_MCE")
-        with acc.create_vm() as vm:
+        with acc.create_vm(QEMU_VM) as vm:  # QEMU's: the in-kernel irqchip
             vm.create_vcpu(cpu=CpuSpec.parse("qemu64"))
             vm.create_vcpu(cpu=CpuSpec.parse("pentium3,-mca"))
     finally:

@@ -249,6 +249,29 @@ def s_irq_line(inj: FaultInjector, err: int) -> None:
         vm.set_irq_line(4, False)
 
 
+def s_interrupt(inj: FaultInjector, err: int) -> None:
+    with KvmAccelerator(sys=inj) as acc:
+        _vm, cpu = boot(acc, guests.HALT)
+        cpu.set_regs(Registers(rip=ORG, rflags=0x202))
+        assert isinstance(cpu.run(), HaltExit)
+        assert cpu.interrupt_ready()
+        inj.fail = {"KVM_INTERRUPT": err}
+        expect("KVM_INTERRUPT", err, lambda: cpu.inject_interrupt(0x20))
+        assert cpu.interrupt_ready()  # nothing was queued
+        inj.fail = {}
+        cpu.inject_interrupt(0x20)
+        assert not cpu.interrupt_ready()
+
+
+def s_nmi(inj: FaultInjector, err: int) -> None:
+    with KvmAccelerator(sys=inj) as acc:
+        _vm, cpu = boot(acc, guests.HALT)
+        inj.fail = {"KVM_NMI": err}
+        expect("KVM_NMI", err, cpu.inject_nmi)
+        inj.fail = {}
+        cpu.inject_nmi()
+
+
 SCENARIOS: dict[str, Callable[[FaultInjector, int], None]] = {
     "KVM_GET_API_VERSION": s_get_api_version,
     "KVM_CREATE_VM": s_create_vm,
@@ -271,6 +294,8 @@ SCENARIOS: dict[str, Callable[[FaultInjector, int], None]] = {
     "KVM_X86_GET_MCE_CAP_SUPPORTED": _create_vcpu_with("KVM_X86_GET_MCE_CAP_SUPPORTED"),
     "KVM_X86_SETUP_MCE": _create_vcpu_with("KVM_X86_SETUP_MCE"),
     "KVM_KVMCLOCK_CTRL": s_kvmclock_ctrl,
+    "KVM_INTERRUPT": s_interrupt,
+    "KVM_NMI": s_nmi,
     **STATE_SCENARIOS,
 }
 

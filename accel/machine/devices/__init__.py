@@ -16,6 +16,9 @@ port space (:func:`~accel.machine.devices.base.port_span_check`).
   transmitted bytes go to the console, a file or nowhere (``chardev``).
 * ``fw-cfg`` (:mod:`.fw_cfg`) — QEMU's firmware configuration device on ports
   0x510/0x511, DMA at 0x514.
+* ``isa-i8259``, ``ioapic``, ``apic`` (:mod:`.intc`) — the userspace interrupt
+  controllers (8259 PIC pair, I/O APIC, the vCPUs' local APICs), created by the machine
+  when the accelerator has no in-kernel irqchip but takes injected interrupts.
 * ``irqchip`` (:mod:`.irqchip`) — marks the accelerator's in-kernel interrupt controller
   (created by the machine when the accelerator provides it; not user-creatable).
 
@@ -34,12 +37,16 @@ from .base import PropValue, port_span_check
 from .debug import DebugCon, DebugExit
 from .fw_cfg import FwCfgDevice
 from .hpet import HPET_BASE, HPET_MAX_TIMERS, HPET_MIN_TIMERS, HPET_PERIOD_FS, HPET_SIZE, Hpet
+from .intc import ApicDevice, IoApicDevice, PicDevice
 from .irqchip import Irqchip
 from .pit import PIT_HZ, Pit
 from .rtc import Rtc
 from .serial import SerialPort
 
 __all__ = [
+    "ApicDevice",
+    "IoApicDevice",
+    "PicDevice",
     "HPET_BASE",
     "HPET_MAX_TIMERS",
     "HPET_MIN_TIMERS",
@@ -67,6 +74,10 @@ def _debug_exit_check(props: Mapping[str, PropValue]) -> str | None:
 
 
 _NOT_USER = "created by the machine when the accelerator provides an in-kernel irqchip"
+_NOT_USER_INTC = (
+    "created by the machine when the interrupt controller is not in the accelerator "
+    "(kernel-irqchip=off, or no irqchip capability) and it takes injected interrupts"
+)
 
 
 def builtin_device_types() -> list[DeviceType]:
@@ -86,6 +97,15 @@ def builtin_device_types() -> list[DeviceType]:
                    check=port_span_check(8)),
         DeviceType("fw-cfg", "QEMU firmware configuration on ports 0x510/0x511, DMA 0x514",
                    FwCfgDevice, FwCfgDevice.PROPERTIES, check=port_span_check(12)),
+        DeviceType("isa-i8259", "8259 PIC pair (0x20/0x21, 0xa0/0xa1, ELCR 0x4d0/0x4d1) "
+                   "modelled in userspace", PicDevice, PicDevice.PROPERTIES,
+                   user_creatable=False, not_creatable_reason=_NOT_USER_INTC),
+        DeviceType("ioapic", "24-pin I/O APIC at 0xfec00000 modelled in userspace",
+                   IoApicDevice, IoApicDevice.PROPERTIES, user_creatable=False,
+                   not_creatable_reason=_NOT_USER_INTC),
+        DeviceType("apic", "the vCPUs' local APICs (xAPIC page at 0xfee00000) modelled "
+                   "in userspace", ApicDevice, ApicDevice.PROPERTIES, user_creatable=False,
+                   not_creatable_reason=_NOT_USER_INTC),
         DeviceType("irqchip", "the accelerator's in-kernel interrupt controller", Irqchip,
                    (), user_creatable=False, not_creatable_reason=_NOT_USER),
     ]  # fmt: skip

@@ -2,9 +2,18 @@
 
 Three channels counting at 1.193182 MHz of guest time: mode/reload writes, the
 counter-latch command and the read-back command, lo/hi byte access.
+
+Channel 0 drives ISA IRQ 0 (:meth:`MachineServices.set_irq`): in modes 2 and 3 (rate
+generator, square wave) a thread of this device pulses the line once per period of guest
+time (missed periods coalesce into one pulse, as an edge-triggered line would). The
+thread starts at the first programming of channel 0 and ends with the device; a machine
+whose interrupt lines go nowhere (:meth:`Machine.irq_routed
+<accel.machine.Machine.irq_routed>` false) starts none.
 """
 
 from __future__ import annotations
+
+import threading
 
 from .base import Device, MachineServices, PropValue, port_property
 
@@ -37,6 +46,58 @@ class Pit(Device):
     def __init__(self, **props: PropValue) -> None:
         super().__init__(**props)
         self.channels = [_PitChannel() for _ in range(3)]
+        #: IRQ 0 pulses sent (for people and tests).
+        self.irq0_pulses = 0
+        self._ticker: threading.Thread | None = None
+        self._changed = threading.Event()
+        self._ending = threading.Event()
+
+    def unrealize(self) -> None:
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            self._ending.set()
+            self._changed.set()
+            ticker.join()
+        super().unrealize()
+
+    def _channel0_changed(self) -> None:
+        machine = self._machine
+        # no thread where the line goes nowhere (a machine without interrupt controller)
+        routed = getattr(machine, "irq_routed", None)
+        if routed is not None and not routed():
+            return
+        if self._ticker is None and machine is not None:
+            self._ending.clear()
+            self._ticker = threading.Thread(target=self._tick, name="isa-pit irq0", daemon=True)
+            self._ticker.start()
+        self._changed.set()
+
+    def _tick(self) -> None:
+        """Pulse IRQ 0 once per channel 0 period (modes 2 and 3) of guest time."""
+        machine = self._machine
+        if machine is None:
+            return
+        ch = self.channels[0]
+        last = None  # the period index of the last pulse
+        while not self._ending.is_set():
+            self._changed.clear()
+            start, reload, mode = ch.start, ch.reload, ch.mode
+            if mode not in (2, 3):
+                self._changed.wait()
+                last = None
+                continue
+            period = reload * 1_000_000_000 / PIT_HZ
+            now = machine.guest_ns()
+            k = int((now - start) // period)
+            if last is None or last > k:
+                last = k
+            if k > last:
+                last = k
+                self.irq0_pulses += 1
+                machine.set_irq(0, True)
+                machine.set_irq(0, False)
+            wait = (start + (k + 1) * period - now) / 1e9
+            self._changed.wait(max(wait, 0.0005))
 
     def realize(self, machine: MachineServices) -> None:
         super().realize(machine)
@@ -116,6 +177,8 @@ class Pit(Device):
             reload = (ch.reload & 0x00FF) | (value << 8)
         ch.reload = (reload & 0xFFFF) or 0x10000
         ch.start = self.machine.guest_ns()
+        if n == 0:
+            self._channel0_changed()
 
     def state(self) -> dict[str, object]:
         return {"iobase": self.props["iobase"], "channel0_reload": self.channels[0].reload}
