@@ -42,7 +42,7 @@ from accel.runner import KernelOptions, RunOptions, check_smp, run_kernel
 ROOT = Path(__file__).resolve().parents[2]
 KERNELS = Path(__file__).resolve().parent / "kernels"
 REPORT = KERNELS / "report.elf"
-KUT = Path("/work/shared/kut")
+KUT = Path(__file__).resolve().parents[3] / "shared" / "kut"  # ../shared beside the checkout
 ACCELS = [pytest.param("kvm", marks=pytest.mark.kvm), "tcg"]
 #: The kvm-unit-tests whose QEMU 7.2 result under KVM on this kind of host accel
 #: reproduces: passes, a skip (tsc: 77) and two unhandled exceptions this host's KVM

@@ -39,7 +39,7 @@ from accel.machine.multiboot import (
 )
 
 KiB, MiB, GiB = 1 << 10, 1 << 20, 1 << 30
-KUT = Path("/work/shared/kut")
+KUT = Path(__file__).resolve().parents[3] / "shared" / "kut"  # ../shared beside the checkout
 
 # 32-bit code: mov edx,0xe0; out dx,eax; mov eax,ebx; out dx,eax; mov eax,[ebx]; out dx,eax;
 # hlt. It reports the boot loader's magic, the info address and the info flags.
