@@ -843,7 +843,11 @@ def check_interrupt_injection(vm: VM) -> None:
     take an interrupt (``interrupt_ready()`` is false); a window is asked for and must
     open only after ``STI`` *and the instruction in its shadow* (``InterruptWindowExit``
     with RIP = 0x100b); vector 0x30 injected there is taken before that instruction (its
-    handler reports the pushed RIP 0x100b). Then the guest halts with IF = 1, and an
+    handler reports the pushed RIP 0x100b). An accelerator may instead report the window
+    at the guest's next exit (its second report; then the next ``run()`` must give the
+    window at once, at RIP 0x1012, where the injected vector's handler reports 0x1012):
+    some hosts' KVM never exits with KVM_EXIT_IRQ_WINDOW_OPEN. A window inside the
+    shadow fails either way. Then the guest halts with IF = 1, and an
     interrupt injected at the HaltExit wakes it (the pushed RIP is after the HLT, 0x1013).
 
     An accelerator that answers ``interrupt-injection`` no must refuse every one of these
@@ -871,23 +875,34 @@ def check_interrupt_injection(vm: VM) -> None:
         raise _fail(f"{where}: interrupt_ready() is true with RFLAGS.IF = 0")
     cpu.request_interrupt_window(True)
     ex = cpu.run()
+    late = (
+        isinstance(ex, PortIoExit) and ex.port == _LM_PORT and ex.is_write and ex.value() == 2
+    )
+    if late:
+        # The accelerator let the guest run on to its next exit (a host whose KVM never
+        # exits with KVM_EXIT_IRQ_WINDOW_OPEN): allowed, if the next run() reports the
+        # window at once, the guest being able to take an interrupt there.
+        ex = cpu.run()
     if not isinstance(ex, InterruptWindowExit):
         raise _fail(f"{where}: with a window requested, IF = 0 then STI gave {ex!r}")
     rip = cpu.get_regs().rip
-    if rip != 0x100B:
+    want = 0x1012 if late else 0x100B
+    if rip != want:
         raise _fail(
-            f"{where}: the window opened at rip {rip:#x}, not 0x100b (after STI and the "
-            "instruction in its shadow)"
+            f"{where}: the window opened at rip {rip:#x}, not {want:#x} (after STI and the "
+            "instruction in its shadow" + (", at the guest's next exit)" if late else ")")
         )
     if not cpu.interrupt_ready():
         raise _fail(f"{where}: interrupt_ready() is false at an open window")
     cpu.request_interrupt_window(False)
     cpu.inject_interrupt(_INJ_VECTOR)
-    got = _reports(vm, cpu, 2, where)
-    if got != [0x100B, 2]:
+    expected = [0x1012] if late else [0x100B, 2]
+    got = _reports(vm, cpu, len(expected), where)
+    if got != expected:
         raise _fail(
             f"{where}: after injecting vector {_INJ_VECTOR:#x} at the window the guest "
-            f"reported {[hex(v) for v in got]}, not [0x100b (the handler), 0x2]"
+            f"reported {[hex(v) for v in got]}, not {[hex(v) for v in expected]} (the "
+            "handler's pushed RIP" + (")" if late else ", then 0x2)")
         )
     ex = cpu.run()
     if not isinstance(ex, HaltExit):
