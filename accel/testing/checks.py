@@ -875,9 +875,7 @@ def check_interrupt_injection(vm: VM) -> None:
         raise _fail(f"{where}: interrupt_ready() is true with RFLAGS.IF = 0")
     cpu.request_interrupt_window(True)
     ex = cpu.run()
-    late = (
-        isinstance(ex, PortIoExit) and ex.port == _LM_PORT and ex.is_write and ex.value() == 2
-    )
+    late = isinstance(ex, PortIoExit) and ex.port == _LM_PORT and ex.is_write and ex.value() == 2
     if late:
         # The accelerator let the guest run on to its next exit (a host whose KVM never
         # exits with KVM_EXIT_IRQ_WINDOW_OPEN): allowed, if the next run() reports the
