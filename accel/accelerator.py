@@ -934,7 +934,10 @@ class Vcpu(_Handle):
 
     def request_interrupt_window(self, wanted: bool) -> None:
         """While ``wanted``, :meth:`run` returns :class:`InterruptWindowExit` as soon as the
-        guest can take an external interrupt (at once when it already can)."""
+        guest can take an external interrupt (at once when it already can). Where the
+        hardware does not report the window itself (some hosts' KVM), the window may
+        first be seen at the guest's next exit: the next :meth:`run` then returns it at
+        once. It never opens inside an STI / MOV SS shadow."""
         raise self._unsupported("interrupt-injection", "report an interrupt window")
 
     # -- state beyond the registers (Capability.VCPU_STATE): see accel.cpustate.
