@@ -41,27 +41,12 @@ QEMU64_NO_KVMCLOCK = 0x01000072
 
 
 def _set_cpuid2_leaves(model: str) -> list[dict[int, tuple[int, ...]]]:
-    """The entries of every KVM_SET_CPUID2 argument passed for ``model``'s vCPU."""
-    seen: list[bytes] = []
-
-    def watch(name: str, fd: int, arg: Any) -> None:
-        if name == "KVM_SET_CPUID2":
-            seen.append(bytes(arg))
-
-    acc = KvmAccelerator(sys=RecordingSys(on_ioctl=watch))
-    try:
-        with acc.create_vm(QEMU_VM) as vm:  # QEMU's: the in-kernel irqchip
-            vm.create_vcpu(cpu=CpuSpec.parse(model))
-    finally:
-        acc.close()
+    """The entries of every KVM_SET_CPUID2 argument passed for ``model``'s vCPU, by leaf
+    (the first entry of each leaf: index 0)."""
     out = []
-    for raw in seen:
-        words = memoryview(raw).cast("I")
-        n = words[0]
+    for entries in _set_cpuid2_entries(model):
         leaves: dict[int, tuple[int, ...]] = {}
-        for i in range(n):
-            base = bindings.CPUID2_HEADER_WORDS + i * bindings.CPUID_ENTRY2_WORDS
-            entry = tuple(words[base : base + bindings.CPUID_ENTRY2_WORDS])
+        for entry in entries:
             leaves.setdefault(entry[0], entry)
         out.append(leaves)
     return out
