@@ -345,18 +345,6 @@ def test_every_vcpu_runs_and_reports_its_apic_id(smp: int) -> None:
     assert sorted(int(x.split("=")[1]) for x in lines if x.startswith("ap=")) == list(range(1, smp))
 
 
-@pytest.mark.parametrize("smp", [2, 4])
-def test_tcg_application_processors_start_through_the_userspace_apic(smp: int) -> None:
-    """smp.elf on TCG (no irqchip in the accelerator, interrupt injection yes): the
-    machine's own local APICs carry the boot processor's INIT/SIPI, and every vCPU
-    reports its APIC ID."""
-    status, output, kind = boot("tcg", KERNELS / "smp.elf", memory="64", smp=smp, timeout=60)
-    assert (status, kind) == (33, "debug-exit"), output
-    lines = output.splitlines()
-    assert lines[:2] == [f"cpus={smp}", "bsp=0"] and lines[-1] == "done"
-    assert sorted(int(x.split("=")[1]) for x in lines if x.startswith("ap=")) == list(range(1, smp))
-
-
 @pytest.mark.kvm
 def test_pause_resume_and_stop_act_on_every_vcpu() -> None:
     """echo.elf waits for input on vCPU 0 while vCPUs 1-2 wait for SIPI in KVM: a pause
