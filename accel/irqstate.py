@@ -95,6 +95,9 @@ class PicState:
     init4: int = 0
     elcr: int = 0
     elcr_mask: int = 0
+    #: ICW1's SNGL bit: QEMU's i8259 saves it; KVM's ``kvm_pic_state`` has no such
+    #: field (so it is not in :attr:`FIELDS`, which are KVM's, in its order).
+    single_mode: int = 0
 
     FIELDS = (
         "last_irr",

@@ -42,6 +42,7 @@ from ..errors import (
     SnapshotMismatchError,
     SnapshotVersionError,
 )
+from ..irqstate import PicState
 from ..machine.device import DeviceRegistry
 from ..machine.devices import (
     HPET_PERIOD_FS,
@@ -55,7 +56,7 @@ from ..machine.devices import (
     SerialPort,
 )
 from ..machine.devices.fw_cfg import FwCfgDevice
-from ..machine.interrupts import MpState, Pic
+from ..machine.interrupts import MpState
 from ..machine.machine import Machine, MachinePlan, RunResult
 from ..machine.runstate import RunState
 from ..machine.serial import FIFO_SIZE, STATE_VERSION, Uart16550
@@ -324,36 +325,13 @@ def _pit_put(dev: Pit, st: PitState, ctx: RestoreContext) -> None:
 # The userspace PIC pair, IOAPIC and local APICs (accel.machine.interrupts): every
 # register; the APIC timer as the guest ns since its count was loaded, as the PIT's.
 
-_PIC_FLAGS = (
-    "read_reg_select",
-    "poll",
-    "special_mask",
-    "auto_eoi",
-    "rotate_on_auto_eoi",
-    "special_fully_nested",
-    "init4",
-    "single_mode",
-)
-
 
 @dataclass
-class PicChipState:
-    irr: int = 0
-    imr: int = 0
-    isr: int = 0
-    last_irr: int = 0
-    priority_add: int = 0
-    irq_base: int = 0
-    init_state: int = 0
-    elcr: int = 0
-    flags: int = 0  # _PIC_FLAGS, bit by bit
+class PicPairState:
+    """The ``isa-i8259`` section: master, then slave, each as
+    :class:`accel.irqstate.PicState` (the record of KVM's in-kernel PIC too)."""
 
-
-@dataclass
-class PicState:
-    """The ``isa-i8259`` section: master, then slave."""
-
-    chips: list[PicChipState] = field(default_factory=list)
+    chips: list[PicState] = field(default_factory=list)
 
 
 @dataclass
@@ -398,23 +376,13 @@ class ApicState:
     cpus: list[LapicModelState] = field(default_factory=list)
 
 
-def _pic_chip_take(c: Pic) -> PicChipState:
-    flags = sum(1 << i for i, n in enumerate(_PIC_FLAGS) if getattr(c, n))
-    return PicChipState(c.irr, c.imr, c.isr, c.last_irr, c.priority_add, c.irq_base,
-                        c.init_state, c.elcr, flags)  # fmt: skip
-
-
-def _pic_put(dev: PicDevice, st: PicState, ctx: RestoreContext) -> None:
+def _pic_put(dev: PicDevice, st: PicPairState, ctx: RestoreContext) -> None:
     if len(st.chips) != 2:
         raise SnapshotMismatchError(
             f"isa-i8259 has 2 chips, the snapshot {len(st.chips)}", section="isa-i8259"
         )
     for chip, s in zip(dev.model.chips, st.chips, strict=True):
-        chip.irr, chip.imr, chip.isr, chip.last_irr = s.irr, s.imr, s.isr, s.last_irr
-        chip.priority_add, chip.irq_base, chip.init_state = s.priority_add, s.irq_base, s.init_state
-        chip.elcr = s.elcr & chip.elcr_mask
-        for i, name in enumerate(_PIC_FLAGS):
-            setattr(chip, name, bool(s.flags >> i & 1))
+        chip.load(s)
 
 
 def _ioapic_put(dev: IoApicDevice, st: IoApicState, ctx: RestoreContext) -> None:
@@ -466,9 +434,8 @@ def _apic_put(dev: ApicDevice, st: ApicState, ctx: RestoreContext) -> None:
 
 
 _PIC_CHIP = VMStateDescription(
-    "i8259-chip", 1, 1, PicChipState,
-    fields=tuple(Field(n, U8) for n in ("irr", "imr", "isr", "last_irr", "priority_add",
-                                        "irq_base", "init_state", "elcr", "flags")),
+    "i8259-chip", 1, 1, PicState,
+    fields=tuple(Field(n, U8) for n in (*PicState.FIELDS, "single_mode")),
 )  # fmt: skip
 _LAPIC = VMStateDescription(
     "lapic", 1, 1, LapicModelState,
@@ -797,9 +764,9 @@ DEVICE_STATES: Mapping[str, DeviceCodec] = {
     "fw-cfg": DeviceCodec(FW_CFG_STATE, _fw_cfg_take, _fw_cfg_put, FW_CFG_DATA, _fw_cfg_bulk),
     "isa-i8259": DeviceCodec(
         VMStateDescription(
-            "isa-i8259", 1, 1, PicState, fields=(Field("chips", Array(Nested(_PIC_CHIP), 2)),)
+            "isa-i8259", 1, 1, PicPairState, fields=(Field("chips", Array(Nested(_PIC_CHIP), 2)),)
         ),
-        lambda dev: PicState([_pic_chip_take(c) for c in dev.model.chips]),
+        lambda dev: PicPairState([c.state() for c in dev.model.chips]),
         _pic_put,
     ),
     "ioapic": DeviceCodec(
@@ -882,9 +849,13 @@ def _intc_unused(name: str, st: Any) -> bool:
     """A userspace interrupt controller's section in its power-on state (never
     programmed: PIC not initialised, every IOAPIC pin masked, no local APIC enabled or
     holding an interrupt): a machine may go on without it."""
-    if isinstance(st, PicState):
+    if isinstance(st, PicPairState):
         return all(
-            (c.imr, c.isr, c.irq_base, c.init_state, c.flags) == (0, 0, 0, 0, 0) for c in st.chips
+            (c.imr, c.isr, c.irq_base, c.init_state) == (0, 0, 0, 0)
+            and not (c.read_reg_select or c.poll or c.special_mask or c.auto_eoi)
+            and not (c.rotate_on_auto_eoi or c.special_fully_nested_mode or c.init4)
+            and not c.single_mode
+            for c in st.chips
         )
     if isinstance(st, IoApicState):
         return st.irr == 0 and all(e & (1 << 16) for e in st.table)

@@ -468,3 +468,22 @@ def test_pit_channel0_pulses_irq0_against_guest_time() -> None:
         assert pit.irq0_pulses == before
     finally:
         pit.unrealize()
+
+
+def test_pic_state_is_the_neutral_record_both_ways() -> None:
+    """A chip's state is :class:`accel.irqstate.PicState` (what KVM's in-kernel PIC is
+    read into too), single_mode included, and loads back into an equal chip."""
+    from accel.irqstate import PicState
+    from accel.machine.interrupts import Pic
+
+    chip = Pic(master=False)
+    chip.elcr_mask = 0xDE
+    for port, value in ((0, 0x13), (1, 0x28), (1, 0x01), (1, 0xFB)):  # ICW1 SNGL+IC4, ICW2-4, OCW1
+        chip.write(port, value)
+    st = chip.state()
+    assert isinstance(st, PicState)
+    assert (st.irq_base, st.imr, st.single_mode, st.init_state) == (0x28, 0xFB, 1, 0)
+    other = Pic(master=False)
+    other.elcr_mask = 0xDE
+    other.load(st)
+    assert other.state() == st

@@ -16,6 +16,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+from ...irqstate import PicState
+
 __all__ = ["ELCR_MASKS", "Pic", "PicPair"]
 
 #: Bits of ELCR1/ELCR2 a PIIX lets software set (IRQ 0, 1, 2, 8 and 13 are always edge).
@@ -44,6 +46,30 @@ class Pic:
     elcr: int = 0
     elcr_mask: int = 0xFF
     master: bool = True
+
+    def state(self) -> PicState:
+        """This chip as :class:`accel.irqstate.PicState` (the record KVM's in-kernel PIC
+        is read into too)."""
+        return PicState(
+            self.last_irr, self.irr, self.imr, self.isr, self.priority_add, self.irq_base,
+            int(self.read_reg_select), int(self.poll), int(self.special_mask),
+            self.init_state, int(self.auto_eoi), int(self.rotate_on_auto_eoi),
+            int(self.special_fully_nested), int(self.init4), self.elcr, self.elcr_mask,
+            int(self.single_mode),
+        )  # fmt: skip
+
+    def load(self, st: PicState) -> None:
+        """Take ``st`` (:meth:`state`'s record); the ELCR keeps this chip's mask."""
+        self.last_irr, self.irr, self.imr, self.isr = st.last_irr, st.irr, st.imr, st.isr
+        self.priority_add, self.irq_base, self.init_state = (
+            st.priority_add, st.irq_base, st.init_state,
+        )  # fmt: skip
+        self.read_reg_select, self.poll = bool(st.read_reg_select), bool(st.poll)
+        self.special_mask, self.auto_eoi = bool(st.special_mask), bool(st.auto_eoi)
+        self.rotate_on_auto_eoi = bool(st.rotate_on_auto_eoi)
+        self.special_fully_nested = bool(st.special_fully_nested_mode)
+        self.init4, self.single_mode = bool(st.init4), bool(st.single_mode)
+        self.elcr = st.elcr & self.elcr_mask
 
     def reset(self) -> None:
         """ICW1 (and power-on): everything but the ELCR; a level line stays requested."""
